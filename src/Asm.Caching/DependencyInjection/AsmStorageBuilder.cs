@@ -1,0 +1,6 @@
+namespace Microsoft.Extensions.DependencyInjection;
+
+internal sealed class AsmStorageBuilder(IServiceCollection services) : IAsmStorageBuilder
+{
+    public IServiceCollection Services { get; } = services;
+}

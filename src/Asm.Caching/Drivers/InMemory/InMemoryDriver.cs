@@ -1,0 +1,205 @@
+using System.Collections.Concurrent;
+using Asm.Caching.Caching;
+using Asm.Caching.Locking;
+using Asm.Caching.Records;
+using Asm.Caching.Sessions;
+
+namespace Asm.Caching.Drivers.InMemory;
+
+/// <summary>
+/// Keeps sessions and cache entries in this process. Thread-safe; expired entries are dropped when they are met and
+/// by the sweeper, so the store never grows past the live entries.
+/// </summary>
+internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver, ICacheDriver, ISweepableDriver
+{
+    private readonly ConcurrentDictionary<string, SessionRecord> _sessions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, CacheEntry> _entries = new(StringComparer.Ordinal);
+    private readonly LockReleaseSignals _signals = new(timeProvider);
+
+    internal int Count => _sessions.Count + _entries.Count;
+
+    public ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_sessions.TryGetValue(request.Key.Id, out var record))
+        {
+            return ValueTask.FromResult(SessionLoadResult.Of(SessionLoadStatus.Unknown));
+        }
+
+        lock (record)
+        {
+            return ValueTask.FromResult(record.Load(request));
+        }
+    }
+
+    public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        SessionCommitStatus status;
+        if (request.CreateWithSecret is not null)
+        {
+            status = _sessions.TryAdd(request.SessionId, SessionRecord.Create(request))
+                ? SessionCommitStatus.Committed
+                : SessionCommitStatus.NotFound;
+        }
+        else if (_sessions.TryGetValue(request.SessionId, out var record))
+        {
+            lock (record)
+            {
+                status = record.Commit(request);
+            }
+        }
+        else
+        {
+            status = SessionCommitStatus.NotFound;
+        }
+
+        if (request.ReleaseLock && status == SessionCommitStatus.Committed)
+        {
+            _signals.Signal(request.SessionId);
+        }
+
+        return ValueTask.FromResult(status);
+    }
+
+    public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_sessions.TryGetValue(sessionId, out var record))
+        {
+            return ValueTask.FromResult(false);
+        }
+
+        lock (record)
+        {
+            return ValueTask.FromResult(record.Renew(lease, SessionRecord.Ms(now)));
+        }
+    }
+
+    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (_sessions.TryGetValue(sessionId, out var record))
+        {
+            bool released;
+            lock (record)
+            {
+                released = record.Release(lease);
+            }
+
+            if (released)
+            {
+                _signals.Signal(sessionId);
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_sessions.TryGetValue(request.Key.Id, out var record))
+        {
+            return ValueTask.FromResult(SessionCommitStatus.NotFound);
+        }
+
+        lock (record)
+        {
+            return ValueTask.FromResult(record.Regenerate(request));
+        }
+    }
+
+    public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var purgeAt = SessionRecord.Ms(tombstoneExpiresAt);
+        var record = _sessions.GetOrAdd(sessionId, _ => SessionRecord.Tombstone(purgeAt));
+        lock (record)
+        {
+            // A request holding the old record object sees the tombstone too: nothing it commits survives.
+            record.Destroy(purgeAt);
+        }
+
+        _signals.Signal(sessionId);
+        return ValueTask.CompletedTask;
+    }
+
+    public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>
+        _signals.WaitAsync(sessionId, maxWait, cancellationToken);
+
+    public ValueTask<byte[]?> GetAsync(string key, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult(Slide(key, now)?.Value);
+    }
+
+    public ValueTask SetAsync(string key, byte[] value, CacheEntryExpiration expiration, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        _entries[key] = new CacheEntry(value, expiration.AbsoluteExpiresAt, expiration.Sliding, expiration.ExpiresAt);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask RefreshAsync(string key, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Slide(key, now);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask RemoveAsync(string key, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        _entries.TryRemove(key, out _);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<int> SweepAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var removed = 0;
+        var ms = SessionRecord.Ms(now);
+        foreach (var (id, record) in _sessions)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (record.PurgeAt <= ms && _sessions.TryRemove(new KeyValuePair<string, SessionRecord>(id, record)))
+            {
+                removed++;
+            }
+        }
+
+        foreach (var (key, entry) in _entries)
+        {
+            if (entry.ExpiresAt <= now && _entries.TryRemove(new KeyValuePair<string, CacheEntry>(key, entry)))
+            {
+                removed++;
+            }
+        }
+
+        return ValueTask.FromResult(removed);
+    }
+
+    private CacheEntry? Slide(string key, DateTimeOffset now)
+    {
+        if (!_entries.TryGetValue(key, out var entry))
+        {
+            return null;
+        }
+
+        if (entry.ExpiresAt <= now)
+        {
+            _entries.TryRemove(new KeyValuePair<string, CacheEntry>(key, entry));
+            return null;
+        }
+
+        if (entry.Sliding is not null)
+        {
+            var slid = entry with { ExpiresAt = CacheEntryExpiration.NextExpiry(now, entry.AbsoluteExpiresAt, entry.Sliding) };
+            _entries.TryUpdate(key, slid, entry);
+        }
+
+        return entry;
+    }
+
+    private sealed record CacheEntry(byte[] Value, DateTimeOffset? AbsoluteExpiresAt, TimeSpan? Sliding, DateTimeOffset? ExpiresAt);
+}

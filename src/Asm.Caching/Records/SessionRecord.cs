@@ -1,0 +1,260 @@
+using System.Security.Cryptography;
+using System.Text;
+using Asm.Caching.Sessions;
+
+namespace Asm.Caching.Records;
+
+/// <summary>
+/// One stored session and the rules of every session operation on it, for drivers that keep records as objects
+/// or files (in-memory and filesystem). The Redis driver's Lua scripts follow the same rules, step for step.
+/// </summary>
+/// <remarks>Not thread-safe: a driver serializes the operations on one record (a lock, a file lock).</remarks>
+internal sealed class SessionRecord
+{
+    /// <summary>Milliseconds since the Unix epoch; <see cref="long.MaxValue"/> for never.</summary>
+    public const long Never = long.MaxValue;
+
+    public string Secret { get; set; } = "";
+
+    public long CreatedAt { get; set; }
+
+    public long IdleExpiresAt { get; set; }
+
+    public long AbsoluteExpiresAt { get; set; } = Never;
+
+    /// <summary>The last fencing value issued; increases with every lease granted.</summary>
+    public long Fence { get; set; }
+
+    public string? LockToken { get; set; }
+
+    public long LockExpiresAt { get; set; }
+
+    /// <summary>A destroyed record is a tombstone: it holds nothing but refuses every use until it is purged.</summary>
+    public bool Destroyed { get; set; }
+
+    /// <summary>When the record may be deleted from storage.</summary>
+    public long PurgeAt { get; set; }
+
+    /// <summary>Former secrets with the end of their window, oldest first.</summary>
+    public List<(string Secret, long ExpiresAt)> Zombies { get; } = [];
+
+    /// <summary>Client profiles, oldest first.</summary>
+    public List<string> Profiles { get; } = [];
+
+    public Dictionary<string, byte[]> Values { get; } = new(StringComparer.Ordinal);
+
+    public static long Ms(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
+
+    public static long Ms(TimeSpan span) => (long)span.TotalMilliseconds;
+
+    public static SessionRecord Tombstone(long purgeAt) => new() { Destroyed = true, PurgeAt = purgeAt };
+
+    /// <summary>Turns this record into a tombstone: everything it stored is dropped.</summary>
+    public void Destroy(long purgeAt)
+    {
+        Destroyed = true;
+        PurgeAt = purgeAt;
+        Secret = "";
+        LockToken = null;
+        LockExpiresAt = 0;
+        Zombies.Clear();
+        Profiles.Clear();
+        Values.Clear();
+    }
+
+    /// <summary>
+    /// Loads the record for <paramref name="request"/>: checks the secret (current, zombie), the timeouts, and
+    /// takes the lease when asked. Slides the idle expiry when the session is usable.
+    /// </summary>
+    public SessionLoadResult Load(SessionLoadRequest request)
+    {
+        var now = Ms(request.Now);
+        var status = Authenticate(request.Key.Secret, now);
+        if (status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
+        {
+            return SessionLoadResult.Of(status);
+        }
+
+        SessionLease? lease = null;
+        if (request.Lease is { } wanted)
+        {
+            if (LockToken is not null && LockToken != wanted.Token && LockExpiresAt > now)
+            {
+                return SessionLoadResult.Of(SessionLoadStatus.LockBusy);
+            }
+
+            Fence++;
+            LockToken = wanted.Token;
+            LockExpiresAt = now + Ms(wanted.Duration);
+            lease = wanted with { Fence = Fence };
+        }
+
+        Touch(now, Ms(request.IdleTimeout));
+        return new SessionLoadResult
+        {
+            Status = status,
+            Values = new Dictionary<string, byte[]>(Values, StringComparer.Ordinal),
+            CurrentSecret = status == SessionLoadStatus.Zombie ? Secret : null,
+            CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
+            Profiles = [.. Profiles],
+            Lease = lease,
+        };
+    }
+
+    /// <summary>Creates the record of a new session from its first commit.</summary>
+    public static SessionRecord Create(SessionCommitRequest request)
+    {
+        var now = Ms(request.Now);
+        var record = new SessionRecord
+        {
+            Secret = request.CreateWithSecret!,
+            CreatedAt = now,
+            AbsoluteExpiresAt = request.AbsoluteExpiresAt is { } absolute ? Ms(absolute) : Never,
+        };
+        record.Apply(request, now);
+        return record;
+    }
+
+    /// <summary>Applies a commit to an existing record.</summary>
+    public SessionCommitStatus Commit(SessionCommitRequest request)
+    {
+        var now = Ms(request.Now);
+        if (request.CreateWithSecret is not null || !IsLive(now))
+        {
+            return SessionCommitStatus.NotFound;
+        }
+
+        if (request.Lease is { } lease && lease.Fence != Fence)
+        {
+            return SessionCommitStatus.LockLost;
+        }
+
+        Apply(request, now);
+        return SessionCommitStatus.Committed;
+    }
+
+    /// <summary>Extends a lease that is still held.</summary>
+    public bool Renew(SessionLease lease, long now)
+    {
+        if (!IsLive(now) || LockToken != lease.Token || Fence != lease.Fence)
+        {
+            return false;
+        }
+
+        LockExpiresAt = now + Ms(lease.Duration);
+        return true;
+    }
+
+    /// <summary>Releases a lease if it is still held; returns whether it was.</summary>
+    public bool Release(SessionLease lease)
+    {
+        if (LockToken != lease.Token || Fence != lease.Fence)
+        {
+            return false;
+        }
+
+        LockToken = null;
+        LockExpiresAt = 0;
+        return true;
+    }
+
+    /// <summary>Replaces the secret; the old one becomes a zombie.</summary>
+    public SessionCommitStatus Regenerate(SessionRegenerateRequest request)
+    {
+        var now = Ms(request.Now);
+        if (Authenticate(request.Key.Secret, now) is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
+        {
+            return SessionCommitStatus.NotFound;
+        }
+
+        Zombies.Add((Secret, Ms(request.ZombieExpiresAt)));
+        if (Zombies.Count > request.MaxZombies)
+        {
+            Zombies.RemoveRange(0, Zombies.Count - request.MaxZombies);
+        }
+
+        Secret = request.NewSecret;
+        PurgeAt = Math.Max(PurgeAt, Ms(request.ZombieExpiresAt));
+        return SessionCommitStatus.Committed;
+    }
+
+    private SessionLoadStatus Authenticate(string secret, long now)
+    {
+        if (Destroyed)
+        {
+            return SessionLoadStatus.Destroyed;
+        }
+
+        SessionLoadStatus status;
+        if (FixedTimeEquals(Secret, secret))
+        {
+            status = SessionLoadStatus.Found;
+        }
+        else
+        {
+            var zombie = Zombies.FindIndex(z => FixedTimeEquals(z.Secret, secret));
+            if (zombie < 0)
+            {
+                return SessionLoadStatus.Unknown;
+            }
+
+            status = Zombies[zombie].ExpiresAt > now ? SessionLoadStatus.Zombie : SessionLoadStatus.ZombieExpired;
+        }
+
+        return IsLive(now) || status == SessionLoadStatus.ZombieExpired ? status : SessionLoadStatus.Expired;
+    }
+
+    private bool IsLive(long now) => !Destroyed && IdleExpiresAt > now && AbsoluteExpiresAt > now;
+
+    private void Apply(SessionCommitRequest request, long now)
+    {
+        if (request.Clear)
+        {
+            Values.Clear();
+        }
+
+        foreach (var (name, value) in request.Changes)
+        {
+            if (value is null)
+            {
+                Values.Remove(name);
+            }
+            else
+            {
+                Values[name] = value;
+            }
+        }
+
+        foreach (var profile in request.AddProfiles)
+        {
+            Profiles.Remove(profile);
+            Profiles.Add(profile);
+        }
+
+        if (Profiles.Count > request.MaxProfiles)
+        {
+            Profiles.RemoveRange(0, Profiles.Count - request.MaxProfiles);
+        }
+
+        if (request.ReleaseLock && request.Lease is { } lease)
+        {
+            Release(lease);
+        }
+
+        Touch(now, Ms(request.IdleTimeout));
+    }
+
+    /// <summary>
+    /// Slides the idle expiry. The record is kept for one more idle period after it expires, so that a late
+    /// cookie is told it expired rather than that it is unknown.
+    /// </summary>
+    private void Touch(long now, long idleTimeout)
+    {
+        IdleExpiresAt = Math.Min(now + idleTimeout, AbsoluteExpiresAt);
+        var zombieEnd = Zombies.Count == 0 ? 0 : Zombies.Max(z => z.ExpiresAt);
+        PurgeAt = Math.Max(IdleExpiresAt + idleTimeout, zombieEnd);
+    }
+
+    private static bool FixedTimeEquals(string a, string b) =>
+        CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(a), Encoding.ASCII.GetBytes(b));
+}

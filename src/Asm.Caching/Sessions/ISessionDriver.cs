@@ -1,0 +1,56 @@
+namespace Asm.Caching.Sessions;
+
+/// <summary>
+/// The storage seam of Asm sessions: a handful of atomic operations on one session record.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A session record is addressed by a stable session id and guarded by a secret: the cookie key is the two
+/// concatenated (see <see cref="SessionKey"/>). Regeneration replaces the secret and keeps the id, so the record,
+/// its lock and its data never move, and every operation touches one record (one Redis slot, one file).
+/// </para>
+/// <para>
+/// Every operation is atomic and, on a networked driver, one round trip. Times come from the caller
+/// (<see cref="SessionLoadRequest.Now"/> and friends), so that idle and absolute timeouts, lock leases and zombie
+/// windows all follow the application's <see cref="TimeProvider"/>. Nothing here knows about HTTP.
+/// </para>
+/// </remarks>
+public interface ISessionDriver
+{
+    /// <summary>
+    /// Loads a session, slides its idle expiry and, when <see cref="SessionLoadRequest.Lease"/> is set,
+    /// acquires its lock in the same atomic step.
+    /// </summary>
+    ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Writes a session: creates it, or applies a delta of changed values to the stored record, and optionally
+    /// releases the lock. A delta guarded by a lease is refused when the lease was lost.
+    /// </summary>
+    ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken);
+
+    /// <summary>Extends a lease the caller still holds. Returns <see langword="false"/> when the lease was lost.</summary>
+    ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Releases a lease the caller holds; does nothing when the lease was already lost.</summary>
+    ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Replaces the secret of a live session; the presented secret becomes a zombie until
+    /// <see cref="SessionRegenerateRequest.ZombieExpiresAt"/>.
+    /// </summary>
+    ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Removes everything a session stored (values, lock, zombies, profiles) and leaves a tombstone until
+    /// <paramref name="tombstoneExpiresAt"/>, so that in-flight commits are refused and a returning cookie is told apart
+    /// from an unknown one.
+    /// </summary>
+    ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Completes when the lock of <paramref name="sessionId"/> may have been released, or after
+    /// <paramref name="maxWait"/>. Waiting never spins; a driver wakes waiters on release where it can.
+    /// </summary>
+    Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken);
+}

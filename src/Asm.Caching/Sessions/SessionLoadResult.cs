@@ -1,0 +1,28 @@
+namespace Asm.Caching.Sessions;
+
+/// <summary>What <see cref="ISessionDriver.LoadAsync"/> found.</summary>
+public sealed class SessionLoadResult
+{
+    private static readonly Dictionary<string, byte[]> NoValues = new(StringComparer.Ordinal);
+
+    /// <summary>The outcome.</summary>
+    public required SessionLoadStatus Status { get; init; }
+
+    /// <summary>The stored values (opaque bytes, as committed), when the session was loaded.</summary>
+    public IReadOnlyDictionary<string, byte[]> Values { get; init; } = NoValues;
+
+    /// <summary>The current secret of the session, when it was loaded through a zombie secret.</summary>
+    public string? CurrentSecret { get; init; }
+
+    /// <summary>When the session was created.</summary>
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>The client profiles the session has been used from, oldest first.</summary>
+    public IReadOnlyList<string> Profiles { get; init; } = [];
+
+    /// <summary>The granted lease (with its fencing value), when one was asked for and acquired.</summary>
+    public SessionLease? Lease { get; init; }
+
+    /// <summary>Creates a result that carries only a status.</summary>
+    public static SessionLoadResult Of(SessionLoadStatus status) => new() { Status = status };
+}

@@ -1,0 +1,1 @@
+namespace Asm.SessionAdapter; internal static class Placeholder { }

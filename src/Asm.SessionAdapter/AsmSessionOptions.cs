@@ -1,0 +1,99 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Asm.SessionAdapter;
+
+/// <summary>
+/// Everything Asm sessions can be told, each default set here and stated in its docs. Validated at start-up.
+/// </summary>
+public sealed class AsmSessionOptions
+{
+    /// <summary>The default cookie name: the stock session's, so that swapping providers keeps the same cookie slot.</summary>
+    public const string DefaultCookieName = ".AspNetCore.Session";
+
+    /// <summary>How long a session lives without being used. Every access slides it.</summary>
+    /// <value>The default value is 20 minutes, as for the stock session.</value>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(20);
+
+    /// <summary>How long a session lives from its creation however active it is; <see langword="null"/> turns the limit off.</summary>
+    /// <value>The default value is 8 hours.</value>
+    public TimeSpan? AbsoluteTimeout { get; set; } = TimeSpan.FromHours(8);
+
+    /// <summary>How long one storage operation may take before it is cancelled.</summary>
+    /// <value>The default value is 1 minute, as for the stock session.</value>
+    public TimeSpan IOTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// The session cookie. Defaults: name <see cref="DefaultCookieName"/>, <c>HttpOnly</c>, <c>SameSite=Lax</c>,
+    /// <c>SecurePolicy=SameAsRequest</c>, <c>Path=/</c>, not essential. The cookie carries the key protected by
+    /// ASP.NET Core Data Protection, as the stock session's does.
+    /// </summary>
+    public CookieBuilder Cookie { get; set; } = new()
+    {
+        Name = DefaultCookieName,
+        Path = "/",
+        HttpOnly = true,
+        SameSite = SameSiteMode.Lax,
+        SecurePolicy = CookieSecurePolicy.SameAsRequest,
+        IsEssential = false,
+    };
+
+    /// <summary>
+    /// Whether the cookie name gets the <c>__Host-</c> prefix, which browsers accept only on a secure, host-only
+    /// cookie with <c>Path=/</c> (so <c>SecurePolicy</c> becomes <c>Always</c>).
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool UseHostPrefix { get; set; }
+
+    /// <summary>How endpoints without <see cref="SessionLockAttribute"/> lock their session.</summary>
+    /// <value>The default value is <see cref="SessionLockMode.Exclusive"/>.</value>
+    public SessionLockMode DefaultLockMode { get; set; } = SessionLockMode.Exclusive;
+
+    /// <summary>How long a lock lease lasts; it is renewed in the background every third of it while the request runs.
+    /// A holder that dies blocks the session for at most this long.</summary>
+    /// <value>The default value is 30 seconds.</value>
+    public TimeSpan LockLease { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a request waits for its session lock.</summary>
+    /// <value>The default value is 10 seconds.</value>
+    public TimeSpan LockWaitTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>What a request does when the lock wait times out.</summary>
+    /// <value>The default value is <see cref="SessionAdapter.LockWaitFailure.Throw"/>.</value>
+    public LockWaitFailure LockWaitFailure { get; set; } = LockWaitFailure.Throw;
+
+    /// <summary>How long a key replaced by <see cref="IAsmSession.RegenerateIdAsync"/> keeps working.</summary>
+    /// <value>The default value is 30 seconds.</value>
+    public TimeSpan ZombieLifetime { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Describes the client of a request; a session used from a profile it has not seen raises
+    /// <see cref="AsmSessionEvents.OnProfileChanged"/>. Returning <see langword="null"/> (or setting this to
+    /// <see langword="null"/>) skips the check.
+    /// </summary>
+    /// <value>The default is the client IP address and the User-Agent header.</value>
+    public Func<HttpContext, string?>? ProfileProvider { get; set; } = DefaultProfile;
+
+    /// <summary>How many client profiles a session remembers (the most recent are kept).</summary>
+    /// <value>The default value is 8.</value>
+    public int MaxProfiles { get; set; } = 8;
+
+    /// <summary>
+    /// Whether every stored value (and profile) is encrypted and authenticated with ASP.NET Core Data Protection,
+    /// whatever the driver.
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool EncryptAtRest { get; set; }
+
+    /// <summary>The session event callbacks.</summary>
+    public AsmSessionEvents Events { get; set; } = new();
+
+    /// <summary>The client profile used when <see cref="ProfileProvider"/> is not replaced.</summary>
+    public static string DefaultProfile(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return $"{context.Connection.RemoteIpAddress}|{context.Request.Headers.UserAgent}";
+    }
+
+    /// <summary>The name of the cookie as sent, with the <c>__Host-</c> prefix when <see cref="UseHostPrefix"/> is set.</summary>
+    internal string CookieName => UseHostPrefix ? "__Host-" + Cookie.Name : Cookie.Name!;
+}

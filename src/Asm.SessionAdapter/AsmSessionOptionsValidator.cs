@@ -1,0 +1,65 @@
+using Microsoft.Extensions.Options;
+
+namespace Asm.SessionAdapter;
+
+/// <summary>Checks <see cref="AsmSessionOptions"/> at start-up; every message names the option and why.</summary>
+internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AsmSessionOptions options)
+    {
+        List<string> failures = [];
+        void Positive(TimeSpan value, string option)
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                failures.Add($"AsmSessionOptions.{option} must be positive; it is {value}.");
+            }
+        }
+
+        Positive(options.IdleTimeout, nameof(options.IdleTimeout));
+        Positive(options.IOTimeout, nameof(options.IOTimeout));
+        Positive(options.LockLease, nameof(options.LockLease));
+        if (options.AbsoluteTimeout is { } absolute)
+        {
+            Positive(absolute, nameof(options.AbsoluteTimeout));
+        }
+
+        if (options.LockWaitTimeout < TimeSpan.Zero)
+        {
+            failures.Add($"AsmSessionOptions.LockWaitTimeout must not be negative; it is {options.LockWaitTimeout}.");
+        }
+
+        if (options.ZombieLifetime < TimeSpan.Zero)
+        {
+            failures.Add($"AsmSessionOptions.ZombieLifetime must not be negative; it is {options.ZombieLifetime}.");
+        }
+
+        if (options.LockLease < TimeSpan.FromSeconds(1))
+        {
+            failures.Add($"AsmSessionOptions.LockLease is {options.LockLease}: a lease under 1 second is renewed so often " +
+                "that a slow storage round trip loses it. Use at least 1 second.");
+        }
+
+        if (options.MaxProfiles is < 1 or > 64)
+        {
+            failures.Add($"AsmSessionOptions.MaxProfiles must be between 1 and 64; it is {options.MaxProfiles}.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Cookie?.Name))
+        {
+            failures.Add("AsmSessionOptions.Cookie.Name must be set.");
+        }
+
+        if (options.UseHostPrefix && (!string.IsNullOrEmpty(options.Cookie?.Domain) || options.Cookie?.Path is not (null or "/")))
+        {
+            failures.Add("AsmSessionOptions.UseHostPrefix needs a host-only cookie with Path=/: clear Cookie.Domain and set Cookie.Path to \"/\".");
+        }
+
+        if (options.Events is null)
+        {
+            failures.Add("AsmSessionOptions.Events must not be null.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

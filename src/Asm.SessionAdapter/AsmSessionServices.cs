@@ -1,0 +1,33 @@
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Encryption;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Asm.SessionAdapter;
+
+/// <summary>What every session of the application shares, resolved once.</summary>
+internal sealed class AsmSessionServices(
+    IOptions<AsmSessionOptions> options,
+    IOptions<SessionOptions> sessionOptions,
+    ISessionDriver driver,
+    IDataProtectionProvider dataProtection,
+    TimeProvider timeProvider,
+    AsmSessionMetrics metrics,
+    ILogger<AsmSessionStore> logger)
+{
+    public AsmSessionOptions Options { get; } = options.Value;
+
+    public ISessionDriver Driver { get; } = options.Value.EncryptAtRest ? new EncryptingSessionDriver(driver, dataProtection) : driver;
+
+    public TimeProvider Time { get; } = timeProvider;
+
+    public AsmSessionMetrics Metrics { get; } = metrics;
+
+    public ILogger Logger { get; } = logger;
+
+    public SessionCookie Cookie { get; } = new(sessionOptions.Value.Cookie, dataProtection);
+}

@@ -1,0 +1,6 @@
+namespace Microsoft.Extensions.DependencyInjection;
+
+internal sealed class AsmSessionBuilder(IServiceCollection services) : IAsmSessionBuilder
+{
+    public IServiceCollection Services { get; } = services;
+}

@@ -1,0 +1,61 @@
+using Asm.SessionAdapter;
+using Asm.SessionAdapter.Diagnostics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Session;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers Asm sessions.</summary>
+public static class AsmSessionServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers Asm as the application's session store, in place of <c>AddSession()</c>. Keep <c>app.UseSession()</c>
+    /// and <c>HttpContext.Session</c> as they are. Sessions are kept in memory unless the returned builder chooses
+    /// another driver.
+    /// </summary>
+    public static IAsmSessionBuilder AddAsmSession(this IServiceCollection services, Action<AsmSessionOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var options = services.AddOptions<AsmSessionOptions>();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AsmSessionOptions>, AsmSessionOptionsValidator>());
+
+        // The stock middleware reads the cookie, the timeouts and the key length from SessionOptions.
+        services.AddOptions<SessionOptions>().Configure<IOptions<AsmSessionOptions>>((session, asm) => CopyTo(asm.Value, session));
+
+        services.AddAsmStorageCore();
+        services.AddDataProtection();
+        services.AddHttpContextAccessor();
+        services.AddMetrics();
+        services.TryAddSingleton<AsmSessionMetrics>();
+        services.TryAddSingleton<AsmSessionServices>();
+        services.TryAddTransient<ISessionStore, AsmSessionStore>();
+        return new AsmSessionBuilder(services);
+    }
+
+    private static void CopyTo(AsmSessionOptions asm, SessionOptions session)
+    {
+        var cookie = asm.Cookie;
+        session.Cookie = new CookieBuilder
+        {
+            Name = asm.CookieName,
+            Path = asm.UseHostPrefix ? "/" : cookie.Path,
+            Domain = asm.UseHostPrefix ? null : cookie.Domain,
+            HttpOnly = cookie.HttpOnly,
+            SameSite = cookie.SameSite,
+            SecurePolicy = asm.UseHostPrefix ? CookieSecurePolicy.Always : cookie.SecurePolicy,
+            IsEssential = cookie.IsEssential,
+            MaxAge = cookie.MaxAge,
+        };
+        session.IdleTimeout = asm.IdleTimeout;
+        session.IOTimeout = asm.IOTimeout;
+    }
+}

@@ -1,0 +1,43 @@
+using Microsoft.Extensions.Logging;
+
+namespace Asm.SessionAdapter.Diagnostics;
+
+/// <summary>Asm's log messages. Sessions appear as short hashes, never as keys.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Session {Session} was created.")]
+    public static partial void SessionCreated(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "A session cookie was not adopted ({Reason}); the request gets a new session.")]
+    public static partial void InvalidSession(ILogger logger, InvalidSessionReason reason);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Loading session {Session} failed; it is unavailable for this request.")]
+    public static partial void LoadFailed(ILogger logger, string session, Exception exception);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "The lock lease on session {Session} was lost; the commit was refused and nothing was written.")]
+    public static partial void LockLost(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Session {Session} was destroyed or expired while this request ran; its changes were not written.")]
+    public static partial void CommitRefused(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Session {Session} was served through a zombie key.")]
+    public static partial void ZombieHit(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Session {Session} got a new key.")]
+    public static partial void Regenerated(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Session {Session} was destroyed.")]
+    public static partial void Destroyed(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Session {Session} was used from a new client profile; it was {Outcome}.")]
+    public static partial void ProfileChanged(ILogger logger, string session, string outcome);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "Waited {Waited} for the {Mode} lock of session {Session} without getting it.")]
+    public static partial void LockTimeout(ILogger logger, TimeSpan waited, SessionLockMode mode, string session);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "Renewing the lock lease on session {Session} failed; the next renewal tries again.")]
+    public static partial void RenewFailed(ILogger logger, string session, Exception exception);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "A new session could not be stored: its id {Session} is already taken.")]
+    public static partial void CreateCollision(ILogger logger, string session);
+}

@@ -1,0 +1,155 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using Asm.Caching.Sessions;
+using Microsoft.AspNetCore.DataProtection;
+
+namespace Asm.SessionAdapter.Encryption;
+
+/// <summary>
+/// Encrypts and authenticates every value and profile a session stores, around any driver, with ASP.NET Core
+/// Data Protection under a purpose of Asm's own and the session id.
+/// </summary>
+/// <remarks>
+/// Stored value: <c>Protect([1: format version][4: name byte count, big-endian][name UTF-8][value])</c>.
+/// The name inside the ciphertext binds a value to its name, and the session id in the purpose binds it to its
+/// session, so that values moved between names or sessions fail to open. A value that fails to open makes the
+/// whole load <see cref="SessionLoadStatus.Corrupt"/>. Profiles are stored as
+/// <c>Protect([1: format version][profile UTF-8])</c>, base64, and are never compared by the driver.
+/// </remarks>
+internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtectionProvider dataProtection) : ISessionDriver
+{
+    private const string Purpose = "Asm.SessionAdapter.EncryptAtRest";
+    private const byte FormatVersion = 1;
+
+    private readonly IDataProtector _protector = dataProtection.CreateProtector(Purpose);
+
+    public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+    {
+        var result = await inner.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+        if (result.Status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
+        {
+            return result;
+        }
+
+        var protector = For(request.Key.Id);
+        try
+        {
+            var values = new Dictionary<string, byte[]>(result.Values.Count, StringComparer.Ordinal);
+            foreach (var (name, stored) in result.Values)
+            {
+                values[name] = OpenValue(protector, name, stored);
+            }
+
+            var profiles = result.Profiles.Select(p => OpenProfile(protector, p)).ToList();
+            return new SessionLoadResult
+            {
+                Status = result.Status,
+                Values = values,
+                CurrentSecret = result.CurrentSecret,
+                CreatedAt = result.CreatedAt,
+                Profiles = profiles,
+                Lease = result.Lease,
+            };
+        }
+        catch (Exception ex) when (ex is CryptographicException or FormatException)
+        {
+            if (result.Lease is { } lease)
+            {
+                await inner.ReleaseLockAsync(request.Key.Id, lease, cancellationToken).ConfigureAwait(false);
+            }
+
+            return SessionLoadResult.Of(SessionLoadStatus.Corrupt);
+        }
+    }
+
+    public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
+    {
+        var protector = For(request.SessionId);
+        var changes = new Dictionary<string, byte[]?>(request.Changes.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in request.Changes)
+        {
+            changes[name] = value is null ? null : SealValue(protector, name, value);
+        }
+
+        var sealedRequest = new SessionCommitRequest
+        {
+            SessionId = request.SessionId,
+            Now = request.Now,
+            IdleTimeout = request.IdleTimeout,
+            CreateWithSecret = request.CreateWithSecret,
+            AbsoluteExpiresAt = request.AbsoluteExpiresAt,
+            Lease = request.Lease,
+            ReleaseLock = request.ReleaseLock,
+            Clear = request.Clear,
+            Changes = changes,
+            AddProfiles = request.AddProfiles.Select(p => SealProfile(protector, p)).ToList(),
+            MaxProfiles = request.MaxProfiles,
+        };
+        return inner.CommitAsync(sealedRequest, cancellationToken);
+    }
+
+    public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+        inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
+
+    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
+        inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
+
+    public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) =>
+        inner.RegenerateAsync(request, cancellationToken);
+
+    public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
+        inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
+
+    public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>
+        inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
+
+    private IDataProtector For(string sessionId) => _protector.CreateProtector(sessionId);
+
+    private static byte[] SealValue(IDataProtector protector, string name, byte[] value)
+    {
+        var nameLength = Encoding.UTF8.GetByteCount(name);
+        var plain = new byte[1 + 4 + nameLength + value.Length];
+        plain[0] = FormatVersion;
+        BinaryPrimitives.WriteInt32BigEndian(plain.AsSpan(1), nameLength);
+        Encoding.UTF8.GetBytes(name, plain.AsSpan(5));
+        value.CopyTo(plain.AsSpan(5 + nameLength));
+        return protector.Protect(plain);
+    }
+
+    private static byte[] OpenValue(IDataProtector protector, string name, byte[] stored)
+    {
+        var plain = protector.Unprotect(stored).AsSpan();
+        if (plain.Length < 5 || plain[0] != FormatVersion)
+        {
+            throw new FormatException("Unknown encrypted value format.");
+        }
+
+        var nameLength = BinaryPrimitives.ReadInt32BigEndian(plain[1..]);
+        if (nameLength < 0 || nameLength > plain.Length - 5 || !Encoding.UTF8.GetString(plain.Slice(5, nameLength)).Equals(name, StringComparison.Ordinal))
+        {
+            throw new FormatException("The encrypted value belongs to another name.");
+        }
+
+        return plain[(5 + nameLength)..].ToArray();
+    }
+
+    private static string SealProfile(IDataProtector protector, string profile)
+    {
+        var plain = new byte[1 + Encoding.UTF8.GetByteCount(profile)];
+        plain[0] = FormatVersion;
+        Encoding.UTF8.GetBytes(profile, plain.AsSpan(1));
+        return Convert.ToBase64String(protector.Protect(plain));
+    }
+
+    private static string OpenProfile(IDataProtector protector, string stored)
+    {
+        var plain = protector.Unprotect(Convert.FromBase64String(stored));
+        if (plain.Length < 1 || plain[0] != FormatVersion)
+        {
+            throw new FormatException("Unknown encrypted profile format.");
+        }
+
+        return Encoding.UTF8.GetString(plain.AsSpan(1));
+    }
+}

@@ -1,0 +1,13 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Asm.SessionAdapter;
+
+/// <summary>
+/// A request presented a session cookie that was not adopted; it gets a fresh session under a new key.
+/// Throw from the handler to refuse the request.
+/// </summary>
+public sealed class InvalidSessionContext(HttpContext httpContext, InvalidSessionReason reason) : AsmSessionEventContext(httpContext)
+{
+    /// <summary>Why the cookie was not adopted.</summary>
+    public InvalidSessionReason Reason { get; } = reason;
+}

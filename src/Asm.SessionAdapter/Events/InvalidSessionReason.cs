@@ -1,0 +1,23 @@
+namespace Asm.SessionAdapter;
+
+/// <summary>Why a presented session cookie was not adopted.</summary>
+public enum InvalidSessionReason
+{
+    /// <summary>The cookie does not unprotect, or does not hold a well-formed key.</summary>
+    Malformed,
+
+    /// <summary>No session answers to the key.</summary>
+    Unknown,
+
+    /// <summary>The session passed its idle or absolute timeout.</summary>
+    Expired,
+
+    /// <summary>The session was destroyed.</summary>
+    Destroyed,
+
+    /// <summary>The stored session could not be read or decrypted.</summary>
+    Corrupt,
+
+    /// <summary>The key was replaced by a regeneration and its zombie window has closed: reuse after the window is a hijack signal.</summary>
+    ZombieExpired,
+}

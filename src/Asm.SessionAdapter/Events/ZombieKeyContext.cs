@@ -1,0 +1,13 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Asm.SessionAdapter;
+
+/// <summary>
+/// A request presented a key that a regeneration replaced, inside its zombie window: it is served the live session
+/// and receives the current key. Throw from the handler to refuse the request.
+/// </summary>
+public sealed class ZombieKeyContext(HttpContext httpContext, string sessionHash) : AsmSessionEventContext(httpContext)
+{
+    /// <summary>A short hash of the session id, for logs (never the key itself).</summary>
+    public string SessionHash { get; } = sessionHash;
+}

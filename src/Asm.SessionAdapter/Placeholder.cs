@@ -1,1 +1,0 @@
-namespace Asm.SessionAdapter; internal static class Placeholder { }

@@ -1,0 +1,342 @@
+using System.Net;
+using Asm.Testing;
+using Asm.Testing.Drivers;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Asm.SessionAdapter.Tests.Locking;
+
+/// <summary>The lock modes, end to end through the stock session middleware, on every driver.</summary>
+public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixture<TDriver>
+    where TDriver : class, IDriverFixture
+{
+    private readonly string _scope = Guid.NewGuid().ToString("N");
+
+    protected TDriver Driver { get; } = driver;
+
+    [Fact]
+    public async Task Exclusive_HundredConcurrentIncrements_CountExactlyHundred()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => client.PostAsync("/exclusive/inc", null)));
+
+        Assert.Equal("101", await client.GetStringAsync("/read/n"));
+    }
+
+    [Fact]
+    public async Task Lockless_HundredConcurrentRequestsSettingTheirOwnKey_LeaveAllHundredKeys()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        await Task.WhenAll(Enumerable.Range(0, 100).Select(i => client.PostAsync($"/lockless/set/k{i}", null)));
+
+        var keys = (await client.GetStringAsync("/read/keys")).Split(',');
+        Assert.Equal(101, keys.Length);
+        Assert.All(Enumerable.Range(0, 100), i => Assert.Contains($"k{i}", keys));
+    }
+
+    [Fact]
+    public async Task ReadOnly_WhileExclusiveRequestHoldsTheLock_AnswersWithoutWaiting()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        var hold = client.PostAsync("/exclusive/hold", null);
+        await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var read = await client.GetStringAsync("/read/n").WaitAsync(TimeSpan.FromSeconds(5));
+
+        Assert.False(hold.IsCompleted);
+        Assert.Equal("1", read);
+        app.Gates.Release.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await hold).StatusCode);
+    }
+
+    [Fact]
+    public async Task Exclusive_SecondRequest_WaitsForTheHolderAndSeesItsWrite()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        var hold = client.PostAsync("/exclusive/hold", null);
+        await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var second = client.PostAsync("/exclusive/inc", null);
+        await Task.Delay(100);
+        Assert.False(second.IsCompleted);
+
+        app.Gates.Release.SetResult();
+        await hold;
+        Assert.Equal("2", await (await second).Content.ReadAsStringAsync());
+        Assert.Equal("yes", await client.GetStringAsync("/read/held"));
+    }
+
+    [Fact]
+    public async Task ReadOnly_Write_ThrowsNamingTheModeAndHowToEscalate()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        var message = await client.GetStringAsync("/read/try-write");
+
+        Assert.Contains("SessionLockMode.ReadOnly", message);
+        Assert.Contains("AcquireWriteLockAsync", message);
+    }
+
+    [Fact]
+    public async Task ReadOnly_AcquireWriteLockAsync_EscalatesAndWrites()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        Assert.Equal("Exclusive:2", await client.GetStringAsync("/read/escalate"));
+        Assert.Equal("2", await client.GetStringAsync("/read/n"));
+    }
+
+    [Fact]
+    public async Task LockOnWrite_FirstWrite_TakesTheLockAndReloadsTheLatestData()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        // The LockOnWrite request reads n=1, then another request commits n=2 before it writes.
+        var slow = client.PostAsync("/lock-on-write/append", null);
+        await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await client.PostAsync("/exclusive/inc", null);
+        app.Gates.Release.SetResult();
+
+        Assert.Equal("read 1, wrote after 2", await (await slow).Content.ReadAsStringAsync());
+        Assert.Equal("2", await client.GetStringAsync("/read/n"));
+        Assert.Equal("yes", await client.GetStringAsync("/read/appended"));
+    }
+
+    [Fact]
+    public async Task LockWaitTimeout_Throw_GivesSessionLockTimeoutException()
+    {
+        await using var app = await StartAsync(o => o.LockWaitTimeout = TimeSpan.FromMilliseconds(200));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        var hold = client.PostAsync("/exclusive/hold", null);
+        await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var message = await client.GetStringAsync("/exclusive/try-inc");
+        app.Gates.Release.SetResult();
+        await hold;
+
+        Assert.StartsWith("SessionLockTimeoutException:", message);
+        Assert.Contains("Exclusive lock", message);
+        Assert.Equal("1", await client.GetStringAsync("/read/n"));
+        Assert.Equal("yes", await client.GetStringAsync("/read/held"));
+    }
+
+    [Fact]
+    public async Task LockWaitTimeout_ContinueReadOnly_GivesAReadOnlySessionThatRefusesWrites()
+    {
+        await using var app = await StartAsync(o =>
+        {
+            o.LockWaitTimeout = TimeSpan.FromMilliseconds(200);
+            o.LockWaitFailure = LockWaitFailure.ContinueReadOnly;
+        });
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        var hold = client.PostAsync("/exclusive/hold", null);
+        await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var message = await client.GetStringAsync("/exclusive/try-inc");
+        app.Gates.Release.SetResult();
+        await hold;
+
+        Assert.StartsWith("ReadOnly n=1 InvalidOperationException:", message);
+        Assert.Equal("1", await client.GetStringAsync("/read/n"));
+        Assert.Equal("yes", await client.GetStringAsync("/read/held"));
+    }
+
+    [Fact]
+    public async Task LostLease_Commit_IsRefusedFiresOnLockLostAndWritesNothing()
+    {
+        var lost = 0;
+        ChaosSessionDriver? chaos = null;
+        var time = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        await using var app = await StartAsync(
+            o =>
+            {
+                o.LockLease = TimeSpan.FromSeconds(3);
+                o.Events.OnLockLost = _ =>
+                {
+                    Interlocked.Increment(ref lost);
+                    return Task.CompletedTask;
+                };
+            },
+            time,
+            services => chaos = ChaosSessionDriver.Wrap(services));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        // The holder's renewals never arrive; its lease runs out and another request takes the lock and commits.
+        chaos!.DropRenewals = true;
+        var hold = client.PostAsync("/exclusive/hold?value=stale", null);
+        await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        time.Advance(TimeSpan.FromSeconds(4));
+        Assert.Equal("2", await (await client.PostAsync("/exclusive/inc", null)).Content.ReadAsStringAsync());
+        app.Gates.Release.SetResult();
+        await hold;
+
+        Assert.Equal(1, lost);
+        Assert.Equal("2", await client.GetStringAsync("/read/n"));
+        Assert.Equal("", await client.GetStringAsync("/read/held"));
+    }
+
+    [Fact]
+    public async Task RequestThatNeverTouchesTheSession_TakesNoLockAndMakesNoStorageCall()
+    {
+        ChaosSessionDriver? chaos = null;
+        await using var app = await StartAsync(services: services => chaos = ChaosSessionDriver.Wrap(services));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+        var before = chaos!.Calls;
+
+        await client.GetStringAsync("/untouched");
+
+        Assert.Equal(before, chaos.Calls);
+    }
+
+    [Fact]
+    public async Task ReadOnlyRequest_MakesOneStorageCall_ReadWriteRequestTwo()
+    {
+        ChaosSessionDriver? chaos = null;
+        await using var app = await StartAsync(services: services => chaos = ChaosSessionDriver.Wrap(services));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        var before = chaos!.Calls;
+        await client.GetStringAsync("/read/n");
+        Assert.Equal(1, chaos.Calls - before);
+
+        before = chaos.Calls;
+        await client.PostAsync("/exclusive/inc", null);
+        Assert.Equal(2, chaos.Calls - before);
+    }
+
+    protected Task<LockingApp> StartAsync(
+        Action<AsmSessionOptions>? configure = null, TimeProvider? time = null, Action<IServiceCollection>? services = null) =>
+        LockingApp.StartAsync(b => Driver.Use(b, _scope), configure, time, services);
+}
+
+/// <summary>The app the locking tests drive: endpoints in each lock mode, and gates that hold a request on cue.</summary>
+public sealed class LockingApp : IAsyncDisposable
+{
+    private SessionApp _app = null!;
+
+    public Gates Gates { get; private set; } = new();
+
+    public static async Task<LockingApp> StartAsync(
+        Action<IAsmSessionBuilder> driver, Action<AsmSessionOptions>? configure, TimeProvider? time, Action<IServiceCollection>? services)
+    {
+        var app = new LockingApp();
+        app._app = await SessionApp.StartAsync(driver, app.Map, configure, time, services);
+        return app;
+    }
+
+    public HttpClient CreateClient() => _app.CreateClient();
+
+    public ValueTask DisposeAsync() => _app.DisposeAsync();
+
+    private void Map(WebApplication app)
+    {
+        app.MapPost("/exclusive/inc", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            var n = (c.Session.GetInt32("n") ?? 0) + 1;
+            await Task.Yield();
+            c.Session.SetInt32("n", n);
+            return n;
+        });
+        app.MapGet("/exclusive/try-inc", async (HttpContext c) =>
+        {
+            try
+            {
+                await c.Session.LoadAsync();
+                var n = c.Session.GetInt32("n") ?? 0;
+                try
+                {
+                    c.Session.SetInt32("n", n + 1);
+                }
+                catch (InvalidOperationException e)
+                {
+                    return $"{c.Session.LockMode} n={n} {nameof(InvalidOperationException)}: {e.Message}";
+                }
+
+                return "wrote";
+            }
+            catch (SessionLockTimeoutException e)
+            {
+                return $"{nameof(SessionLockTimeoutException)}: {e.Message}";
+            }
+        });
+        app.MapPost("/exclusive/hold", async (HttpContext c, string? value) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("held", value ?? "yes");
+            var gates = Gates;
+            gates.Held.TrySetResult();
+            await gates.Release.Task;
+            Gates = new Gates();
+        });
+        app.MapPost("/lock-on-write/append", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            var read = c.Session.GetInt32("n");
+            var gates = Gates;
+            gates.Held.TrySetResult();
+            await gates.Release.Task;
+            Gates = new Gates();
+            c.Session.SetString("appended", "yes");
+            return $"read {read}, wrote after {c.Session.GetInt32("n")}";
+        }).WithSessionLock(SessionLockMode.LockOnWrite);
+        app.MapPost("/lockless/set/{name}", (HttpContext c, string name) => c.Session.SetString(name, "1"))
+            .WithSessionLock(SessionLockMode.Lockless);
+        var read = app.MapGroup("/read").WithSessionLock(SessionLockMode.ReadOnly);
+        read.MapGet("/n", (HttpContext c) => c.Session.GetInt32("n") ?? 0);
+        read.MapGet("/held", (HttpContext c) => c.Session.GetString("held") ?? "");
+        read.MapGet("/appended", (HttpContext c) => c.Session.GetString("appended") ?? "");
+        read.MapGet("/keys", (HttpContext c) => string.Join(',', c.Session.Keys.Order()));
+        read.MapGet("/try-write", (HttpContext c) =>
+        {
+            try
+            {
+                c.Session.SetString("x", "y");
+                return "wrote";
+            }
+            catch (InvalidOperationException e)
+            {
+                return e.Message;
+            }
+        });
+        read.MapGet("/escalate", async (HttpContext c) =>
+        {
+            await c.Session.AcquireWriteLockAsync();
+            var n = (c.Session.GetInt32("n") ?? 0) + 1;
+            c.Session.SetInt32("n", n);
+            return $"{c.Session.LockMode}:{n}";
+        });
+        app.MapGet("/untouched", () => "ok");
+    }
+}
+
+/// <summary>Holds a request inside its handler until the test releases it.</summary>
+public sealed class Gates
+{
+    public TaskCompletionSource Held { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}

@@ -1,0 +1,98 @@
+using Asm.Caching.Sessions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Asm.Testing.Drivers;
+
+/// <summary>
+/// Wraps the app's real driver and injects faults a real deployment meets but a test cannot summon on cue: lease
+/// renewals that never arrive (a network partition, a stalled process), storage that fails or hangs. Everything it
+/// does not break goes to the real driver. Counts the calls that reach storage.
+/// </summary>
+public sealed class ChaosSessionDriver : ISessionDriver
+{
+    private ISessionDriver? _inner;
+    private int _calls;
+
+    private ISessionDriver Inner => _inner ?? throw new InvalidOperationException("The app has not resolved its driver yet.");
+
+    /// <summary>Renewals are dropped: the lease runs out while its holder still works.</summary>
+    public bool DropRenewals { get; set; }
+
+    /// <summary>Every operation fails as if storage were unreachable.</summary>
+    public bool Fail { get; set; }
+
+    /// <summary>Every operation hangs until cancelled.</summary>
+    public bool Hang { get; set; }
+
+    /// <summary>How many operations were asked of storage.</summary>
+    public int Calls => Volatile.Read(ref _calls);
+
+    /// <summary>Puts a chaos driver in front of the driver <paramref name="services"/> registered last.</summary>
+    public static ChaosSessionDriver Wrap(IServiceCollection services)
+    {
+        var original = services.Last(d => d.ServiceType == typeof(ISessionDriver));
+        var chaos = new ChaosSessionDriver();
+        services.Replace(ServiceDescriptor.Singleton<ISessionDriver>(sp =>
+        {
+            chaos._inner = original.ImplementationFactory?.Invoke(sp) as ISessionDriver
+                ?? original.ImplementationInstance as ISessionDriver
+                ?? (ISessionDriver)ActivatorUtilities.CreateInstance(sp, original.ImplementationType!);
+            return chaos;
+        }));
+        return chaos;
+    }
+
+    public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+    {
+        await BreakAsync(cancellationToken);
+        return await Inner.LoadAsync(request, cancellationToken);
+    }
+
+    public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
+    {
+        await BreakAsync(cancellationToken);
+        return await Inner.CommitAsync(request, cancellationToken);
+    }
+
+    public async ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await BreakAsync(cancellationToken);
+        return DropRenewals || await Inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
+    }
+
+    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken)
+    {
+        await BreakAsync(cancellationToken);
+        await Inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
+    }
+
+    public async ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken)
+    {
+        await BreakAsync(cancellationToken);
+        return await Inner.RegenerateAsync(request, cancellationToken);
+    }
+
+    public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
+    {
+        await BreakAsync(cancellationToken);
+        await Inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
+    }
+
+    public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>
+        Inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
+
+    private async Task BreakAsync(CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _calls);
+        if (Hang)
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+
+        if (Fail)
+        {
+            throw new IOException("Injected storage failure.");
+        }
+    }
+}

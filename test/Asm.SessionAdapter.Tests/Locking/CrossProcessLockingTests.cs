@@ -1,0 +1,82 @@
+using System.Diagnostics;
+using System.Net;
+using Asm.Testing.Drivers;
+using Asm.Testing.Http;
+
+namespace Asm.SessionAdapter.Tests.Locking;
+
+/// <summary>Locks across separate app processes on one storage, as servers behind a load balancer.</summary>
+public abstract class CrossProcessLockingTests<TDriver>(TDriver driver) : IClassFixture<TDriver>, IDisposable
+    where TDriver : class, IDriverFixture
+{
+    private readonly string _scope = Guid.NewGuid().ToString("N");
+    private readonly DirectoryInfo _keys = Directory.CreateTempSubdirectory("asm-keys-");
+
+    [Fact]
+    public async Task TwoProcesses_HundredConcurrentIncrementsEach_CountTwoHundred()
+    {
+        await using var first = await StartChildAsync();
+        await using var second = await StartChildAsync();
+        using var client = new HttpClient();
+        var cookie = await EstablishAsync(client, first);
+
+        await Task.WhenAll(Enumerable.Range(0, 200).Select(i => SendAsync(client, i % 2 == 0 ? first : second, HttpMethod.Post, "/inc", cookie)));
+
+        var total = await SendAsync(client, second, HttpMethod.Get, "/read", cookie);
+        Assert.Equal("201", await total.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task KilledLockHolder_BlocksTheSessionForAtMostOneLease()
+    {
+        await using var holder = await StartChildAsync();
+        await using var next = await StartChildAsync();
+        using var client = new HttpClient();
+        var cookie = await EstablishAsync(client, holder);
+
+        // The holder takes the lock, says so, and dies without committing or unlocking.
+        var hold = await SendAsync(client, holder, HttpMethod.Post, "/hold?ms=600000", cookie, HttpCompletionOption.ResponseHeadersRead);
+        using (var reader = new StreamReader(await hold.Content.ReadAsStreamAsync()))
+        {
+            Assert.Equal("holding", await reader.ReadLineAsync());
+        }
+
+        holder.Kill();
+        var waited = Stopwatch.StartNew();
+        var after = await SendAsync(client, next, HttpMethod.Post, "/inc", cookie);
+        waited.Stop();
+
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+        Assert.Equal("2", await after.Content.ReadAsStringAsync());
+        Assert.InRange(waited.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(LeaseSeconds + 1));
+    }
+
+    public void Dispose()
+    {
+        _keys.Delete(recursive: true);
+        GC.SuppressFinalize(this);
+    }
+
+    private const int LeaseSeconds = 2;
+
+    private Task<ChildApp> StartChildAsync() =>
+        ChildApp.StartAsync(["--keys", _keys.FullName, "--lease", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), .. driver.ChildArguments(_scope)]);
+
+    private static async Task<string> EstablishAsync(HttpClient client, ChildApp app)
+    {
+        var response = await client.PostAsync(new Uri(app.Address, "/inc"), null);
+        response.EnsureSuccessStatusCode();
+        return response.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+    }
+
+    private static async Task<HttpResponseMessage> SendAsync(
+        HttpClient client, ChildApp app, HttpMethod method, string path, string cookie,
+        HttpCompletionOption completion = HttpCompletionOption.ResponseContentRead)
+    {
+        using var request = new HttpRequestMessage(method, new Uri(app.Address, path));
+        request.Headers.Add("Cookie", cookie);
+        var response = await client.SendAsync(request, completion);
+        response.EnsureSuccessStatusCode();
+        return response;
+    }
+}

@@ -1,0 +1,280 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace Asm.Caching.Drivers.Redis;
+
+/// <summary>
+/// The driver's one connection to Redis: made on the first operation, kept reconnecting by the client
+/// (<c>abortConnect=false</c>), subscribed once to the lock-release channel. Every Redis failure leaves here as a
+/// <see cref="RedisDriverException"/> that names Redis and its endpoints. All StackExchange.Redis use of the driver
+/// goes through this class and <see cref="RedisDriver"/>.
+/// </summary>
+internal sealed partial class RedisConnection : IDisposable
+{
+    private readonly RedisDriverOptions _options;
+    private readonly RedisChannel _releaseChannel;
+    private readonly Action<string> _onReleased;
+    private readonly ILogger _logger;
+    private readonly Lock _gate = new();
+    private Task<IConnectionMultiplexer>? _connecting;
+    private IConnectionMultiplexer? _owned;
+    private bool _disposed;
+    private string _endPoints;
+
+    public RedisConnection(RedisDriverOptions options, string releaseChannel, Action<string> onReleased, ILogger logger)
+    {
+        _options = options;
+        _releaseChannel = new RedisChannel(releaseChannel, RedisChannel.PatternMode.Literal);
+        _onReleased = onReleased;
+        _logger = logger;
+        _endPoints = options.ConnectionMultiplexerFactory is null && options.Configuration is { } configuration
+            ? FormatEndPoints(ConfigurationOptions.Parse(configuration).EndPoints)
+            : "(from ConnectionMultiplexerFactory)";
+    }
+
+    /// <summary>The endpoints, for messages: the configured ones, or those of the factory's multiplexer.</summary>
+    public string EndPoints => Volatile.Read(ref _endPoints);
+
+    /// <summary>Runs <paramref name="script"/> on the node that owns <paramref name="key"/>.</summary>
+    public async ValueTask<RedisResult> EvaluateAsync(
+        string script, RedisKey key, RedisValue[] args, string operation, CancellationToken cancellationToken)
+    {
+        var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
+        RedisKey[] keys = [key];
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await database.ScriptEvaluateAsync(script, keys, args).WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (RedisServerException ex) when (attempt == 0 && ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+            {
+                // The server lost its script cache (a restart, SCRIPT FLUSH, a failover): nothing ran. The client has
+                // forgotten the script's SHA with this error, so the retry loads it again.
+                ScriptCacheLost(EndPoints);
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                throw Failure(ex, operation);
+            }
+        }
+    }
+
+    /// <summary>Deletes <paramref name="key"/> (a single command: one round trip).</summary>
+    public async ValueTask DeleteAsync(RedisKey key, string operation, CancellationToken cancellationToken)
+    {
+        var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await database.KeyDeleteAsync(key).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            throw Failure(ex, operation);
+        }
+    }
+
+    /// <summary>Connects (and so subscribes to lock releases) if no operation has yet; never throws.</summary>
+    public void EnsureStarted()
+    {
+        if (Volatile.Read(ref _connecting) is { IsCompleted: true, IsFaulted: false })
+        {
+            return;
+        }
+
+        _ = Connect().ContinueWith(
+            static task => _ = task.Exception,
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    public void Dispose()
+    {
+        IConnectionMultiplexer? owned;
+        lock (_gate)
+        {
+            _disposed = true;
+            owned = _owned;
+            _owned = null;
+        }
+
+        owned?.Dispose();
+    }
+
+    private async ValueTask<IDatabase> GetDatabaseAsync(string operation, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var connecting = Connect();
+        IConnectionMultiplexer connection;
+        if (connecting.IsCompletedSuccessfully)
+        {
+            connection = connecting.Result;
+        }
+        else
+        {
+            try
+            {
+                connection = await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (RedisDriverException ex)
+            {
+                OperationFailed(operation, EndPoints, ex);
+                throw;
+            }
+        }
+
+        return connection.GetDatabase();
+    }
+
+    /// <summary>The connection attempt in progress or done; a failed attempt is replaced by a new one.</summary>
+    private Task<IConnectionMultiplexer> Connect()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_connecting is null || _connecting.IsFaulted || _connecting.IsCanceled)
+            {
+                _connecting = ConnectCoreAsync();
+            }
+
+            return _connecting;
+        }
+    }
+
+    private async Task<IConnectionMultiplexer> ConnectCoreAsync()
+    {
+        await Task.Yield();
+        IConnectionMultiplexer connection;
+        var owned = false;
+        try
+        {
+            if (_options.ConnectionMultiplexerFactory is { } factory)
+            {
+                connection = await factory().ConfigureAwait(false)
+                    ?? throw new InvalidOperationException("RedisDriverOptions.ConnectionMultiplexerFactory returned null.");
+                Volatile.Write(ref _endPoints, FormatEndPoints(connection.GetEndPoints()));
+            }
+            else
+            {
+                var configuration = ConfigurationOptions.Parse(_options.Configuration!);
+                configuration.AbortOnConnectFail = false;
+                connection = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
+                connection.IncludeDetailInExceptions = false;
+                owned = true;
+            }
+        }
+        catch (Exception ex)
+        {
+            ConnectFailed(EndPoints, ex);
+            throw new RedisDriverException(
+                $"Connecting to Redis at {EndPoints} failed; the next operation tries again. {ex.Message}", EndPoints, ex);
+        }
+
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                if (owned)
+                {
+                    connection.Dispose();
+                }
+
+                throw new ObjectDisposedException(nameof(RedisConnection));
+            }
+
+            if (owned)
+            {
+                _owned = connection;
+            }
+        }
+
+        connection.ConnectionFailed += OnConnectionFailed;
+        connection.ConnectionRestored += OnConnectionRestored;
+        Connected(EndPoints, connection.IsConnected);
+
+        // Subscribed once: the client keeps the subscription and renews it after every reconnect, even when this
+        // first SUBSCRIBE fails because Redis is down.
+        _ = SubscribeAsync(connection);
+        return connection;
+    }
+
+    private async Task SubscribeAsync(IConnectionMultiplexer connection)
+    {
+        try
+        {
+            await connection.GetSubscriber()
+                .SubscribeAsync(_releaseChannel, (_, message) => _onReleased((string)message))
+                .ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            SubscribeFailed(EndPoints, ex);
+        }
+    }
+
+    private RedisDriverException Failure(Exception ex, string operation)
+    {
+        var endPoints = EndPoints;
+        OperationFailed(operation, endPoints, ex);
+        var message = ex switch
+        {
+            RedisConnectionException connection =>
+                $"Redis at {endPoints} cannot be reached ({connection.FailureType}); the {operation} failed. " +
+                "The driver keeps reconnecting; operations succeed again once Redis is back.",
+            TimeoutException =>
+                $"Redis at {endPoints} did not answer the {operation} in time; its outcome is unknown.",
+            RedisServerException server =>
+                $"Redis at {endPoints} refused the {operation}: {FirstLine(server.Message)}",
+            _ => $"Redis at {endPoints} failed the {operation}: {FirstLine(ex.Message)}",
+        };
+        return new RedisDriverException(message, endPoints, ex);
+    }
+
+    private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e) =>
+        ConnectionFailed(e.EndPoint, e.ConnectionType, e.FailureType, e.Exception);
+
+    private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e) =>
+        ConnectionRestored(e.EndPoint, e.ConnectionType);
+
+    private static string FirstLine(string message)
+    {
+        var end = message.AsSpan().IndexOfAny('\r', '\n');
+        return end < 0 ? message : message[..end];
+    }
+
+    private static string FormatEndPoints(IEnumerable<EndPoint> endPoints)
+    {
+        var formatted = string.Join(", ", endPoints.Select(FormatEndPoint));
+        return formatted.Length == 0 ? "(no endpoint)" : formatted;
+    }
+
+    private static string FormatEndPoint(EndPoint? endPoint) => endPoint switch
+    {
+        DnsEndPoint dns => $"{dns.Host}:{dns.Port}",
+        null => "(unknown endpoint)",
+        _ => endPoint.ToString() ?? "(unknown endpoint)",
+    };
+
+    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Connected to Redis at {EndPoints} (connected now: {IsConnected}).")]
+    private partial void Connected(string endPoints, bool isConnected);
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Error, Message = "Connecting to Redis at {EndPoints} failed; the next operation tries again.")]
+    private partial void ConnectFailed(string endPoints, Exception exception);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "The {ConnectionType} connection to Redis at {EndPoint} failed ({FailureType}); reconnecting.")]
+    private partial void ConnectionFailed(EndPoint? endPoint, ConnectionType connectionType, ConnectionFailureType failureType, Exception? exception);
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Information, Message = "The {ConnectionType} connection to Redis at {EndPoint} is restored.")]
+    private partial void ConnectionRestored(EndPoint? endPoint, ConnectionType connectionType);
+
+    [LoggerMessage(EventId = 304, Level = LogLevel.Debug, Message = "The {Operation} failed: Redis at {EndPoints} is unavailable or refused it.")]
+    private partial void OperationFailed(string operation, string endPoints, Exception exception);
+
+    [LoggerMessage(EventId = 305, Level = LogLevel.Warning, Message = "Subscribing to lock releases on Redis at {EndPoints} failed; it is retried on reconnect, and lock waiters fall back to their bounded wait.")]
+    private partial void SubscribeFailed(string endPoints, Exception exception);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Information, Message = "Redis at {EndPoints} lost its script cache (a restart or SCRIPT FLUSH); the script is loaded again.")]
+    private partial void ScriptCacheLost(string endPoints);
+}

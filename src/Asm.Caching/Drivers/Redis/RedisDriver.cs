@@ -1,0 +1,308 @@
+using System.Buffers.Text;
+using System.Text;
+using Asm.Caching.Caching;
+using Asm.Caching.Locking;
+using Asm.Caching.Records;
+using Asm.Caching.Sessions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Asm.Caching.Drivers.Redis;
+
+/// <summary>
+/// Keeps sessions and cache entries in Redis or a Redis Cluster. Every operation is one Lua script
+/// (<see cref="RedisScripts"/>, which also documents the stored layout): atomic and one round trip. Redis expires
+/// records itself, so there is nothing to sweep. Lock releases are published on
+/// <c>&lt;InstanceName&gt;asm:released</c> and wake waiters in every process.
+/// </summary>
+internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDisposable
+{
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private readonly RedisConnection _connection;
+    private readonly LockReleaseSignals _signals;
+    private readonly string _sessionPrefix;
+    private readonly byte[] _cachePrefix;
+    private readonly byte[] _escapedCachePrefix;
+    private readonly string _releaseChannel;
+    private readonly ILogger _logger;
+
+    public RedisDriver(IOptions<RedisDriverOptions> options, TimeProvider timeProvider, ILogger<RedisDriver> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var value = options.Value;
+        var prefix = value.InstanceName ?? "";
+        _logger = logger;
+        _signals = new LockReleaseSignals(timeProvider);
+        _sessionPrefix = prefix + "s:{";
+        _cachePrefix = Encoding.UTF8.GetBytes(prefix + "c:");
+        _escapedCachePrefix = Encoding.UTF8.GetBytes(prefix + "c#");
+        _releaseChannel = prefix + "asm:released";
+        _connection = new RedisConnection(value, _releaseChannel, _signals.Signal, logger);
+    }
+
+    /// <summary>The channel lock releases are published on.</summary>
+    internal string ReleaseChannel => _releaseChannel;
+
+    /// <summary>The Redis key of a session's hash.</summary>
+    internal string SessionKeyOf(string sessionId) => _sessionPrefix + sessionId + "}";
+
+    /// <summary>
+    /// The Redis key of a cache entry: the prefix and the key's UTF-8 bytes. A key that is not valid UTF-16 (a lone
+    /// surrogate) has no UTF-8 form, so it is stored under another prefix as base64url of its UTF-16 code units;
+    /// two different keys never share an entry.
+    /// </summary>
+    internal byte[] CacheKeyOf(string key)
+    {
+        try
+        {
+            return [.. _cachePrefix, .. StrictUtf8.GetBytes(key)];
+        }
+        catch (EncoderFallbackException)
+        {
+            var units = new byte[key.Length * 2];
+            for (var i = 0; i < key.Length; i++)
+            {
+                units[2 * i] = (byte)key[i];
+                units[(2 * i) + 1] = (byte)(key[i] >> 8);
+            }
+
+            return [.. _escapedCachePrefix, .. Encoding.ASCII.GetBytes(Base64Url.EncodeToString(units))];
+        }
+    }
+
+    public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var lease = request.Lease;
+        if (lease is { Token.Length: 0 })
+        {
+            throw new ArgumentException("A lease token must not be empty.", nameof(request));
+        }
+
+        var sessionId = request.Key.Id;
+        var result = await _connection.EvaluateAsync(
+            RedisScripts.Load,
+            SessionKeyOf(sessionId),
+            [
+                request.Key.Secret,
+                SessionRecord.Ms(request.Now),
+                SessionRecord.Ms(request.IdleTimeout),
+                lease?.Token ?? "",
+                lease is null ? 0 : SessionRecord.Ms(lease.Duration),
+            ],
+            "session load",
+            cancellationToken).ConfigureAwait(false);
+
+        var reply = (RedisResult[])result;
+        var status = ToLoadStatus((long)reply[0]);
+        if (reply.Length == 1)
+        {
+            if (status == SessionLoadStatus.Corrupt)
+            {
+                CorruptSession(SessionKey.Hash(sessionId));
+            }
+
+            return SessionLoadResult.Of(status);
+        }
+
+        var fence = (long)reply[2];
+        var profileCount = (int)(long)reply[4];
+        var profiles = new string[profileCount];
+        for (var i = 0; i < profileCount; i++)
+        {
+            profiles[i] = (string)reply[5 + i];
+        }
+
+        var values = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        for (var i = 5 + profileCount; i + 1 < reply.Length; i += 2)
+        {
+            values[(string)reply[i]] = (byte[])reply[i + 1] ?? [];
+        }
+
+        return new SessionLoadResult
+        {
+            Status = status,
+            Values = values,
+            CurrentSecret = status == SessionLoadStatus.Zombie ? (string)reply[3] : null,
+            CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds((long)reply[1]),
+            Profiles = profiles,
+            Lease = lease is null ? null : lease with { Fence = fence },
+        };
+    }
+
+    public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.CreateWithSecret is { Length: 0 })
+        {
+            throw new ArgumentException("The secret of a new session must not be empty.", nameof(request));
+        }
+
+        if (request.Lease is { Token.Length: 0 })
+        {
+            throw new ArgumentException("A lease token must not be empty.", nameof(request));
+        }
+
+        var args = new List<RedisValue>(12 + (request.Changes.Count * 3) + request.AddProfiles.Count)
+        {
+            SessionRecord.Ms(request.Now),
+            SessionRecord.Ms(request.IdleTimeout),
+            request.CreateWithSecret ?? "",
+            request.AbsoluteExpiresAt is { } absolute ? SessionRecord.Ms(absolute) : "",
+            request.Lease?.Token ?? "",
+            request.Lease?.Fence ?? 0,
+            request.ReleaseLock ? "1" : "0",
+            request.Clear ? "1" : "0",
+            Math.Max(0, request.MaxProfiles),
+            _releaseChannel,
+            request.SessionId,
+            request.Changes.Count,
+        };
+        foreach (var (name, value) in request.Changes)
+        {
+            args.Add(value is null ? "d" : "s");
+            args.Add(name);
+            args.Add(value ?? RedisValue.EmptyString);
+        }
+
+        foreach (var profile in request.AddProfiles)
+        {
+            args.Add(profile);
+        }
+
+        var result = await _connection.EvaluateAsync(
+            RedisScripts.Commit, SessionKeyOf(request.SessionId), [.. args], "session commit", cancellationToken).ConfigureAwait(false);
+        return ToCommitStatus((long)result);
+    }
+
+    public async ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        ArgumentNullException.ThrowIfNull(lease);
+        var result = await _connection.EvaluateAsync(
+            RedisScripts.Renew,
+            SessionKeyOf(sessionId),
+            [SessionRecord.Ms(now), lease.Token, lease.Fence, SessionRecord.Ms(lease.Duration)],
+            "lock renewal",
+            cancellationToken).ConfigureAwait(false);
+        return (long)result == 1;
+    }
+
+    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        ArgumentNullException.ThrowIfNull(lease);
+        await _connection.EvaluateAsync(
+            RedisScripts.Release,
+            SessionKeyOf(sessionId),
+            [lease.Token, lease.Fence, _releaseChannel, sessionId],
+            "lock release",
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.NewSecret is not { Length: > 0 })
+        {
+            throw new ArgumentException("The new secret must not be empty.", nameof(request));
+        }
+
+        var result = await _connection.EvaluateAsync(
+            RedisScripts.Regenerate,
+            SessionKeyOf(request.Key.Id),
+            [
+                request.Key.Secret,
+                request.NewSecret,
+                SessionRecord.Ms(request.Now),
+                SessionRecord.Ms(request.ZombieExpiresAt),
+                Math.Max(0, request.MaxZombies),
+            ],
+            "session regeneration",
+            cancellationToken).ConfigureAwait(false);
+        return ToCommitStatus((long)result);
+    }
+
+    public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        await _connection.EvaluateAsync(
+            RedisScripts.Destroy,
+            SessionKeyOf(sessionId),
+            [SessionRecord.Ms(now), SessionRecord.Ms(tombstoneExpiresAt), _releaseChannel, sessionId],
+            "session destruction",
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken)
+    {
+        // Normally connected (and subscribed) by the load that found the lock busy; a lost wake-up costs maxWait.
+        _connection.EnsureStarted();
+        return _signals.WaitAsync(sessionId, maxWait, cancellationToken);
+    }
+
+    public async ValueTask<byte[]?> GetAsync(string key, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var result = await _connection.EvaluateAsync(
+            RedisScripts.CacheGet, CacheKeyOf(key), [SessionRecord.Ms(now), "1"], "cache read", cancellationToken).ConfigureAwait(false);
+        return result.IsNull ? null : (byte[])result;
+    }
+
+    public async ValueTask SetAsync(string key, byte[] value, CacheEntryExpiration expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(value);
+        await _connection.EvaluateAsync(
+            RedisScripts.CacheSet,
+            CacheKeyOf(key),
+            [
+                value,
+                SessionRecord.Ms(expiration.Now),
+                expiration.ExpiresAt is { } expiresAt ? SessionRecord.Ms(expiresAt) : "",
+                expiration.AbsoluteExpiresAt is { } absolute ? SessionRecord.Ms(absolute) : "",
+                expiration.Sliding is { } sliding ? SessionRecord.Ms(sliding) : "",
+            ],
+            "cache write",
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    public async ValueTask RefreshAsync(string key, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        await _connection.EvaluateAsync(
+            RedisScripts.CacheGet, CacheKeyOf(key), [SessionRecord.Ms(now), "0"], "cache refresh", cancellationToken).ConfigureAwait(false);
+    }
+
+    public ValueTask RemoveAsync(string key, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return _connection.DeleteAsync(CacheKeyOf(key), "cache removal", cancellationToken);
+    }
+
+    public void Dispose() => _connection.Dispose();
+
+    private static SessionLoadStatus ToLoadStatus(long code) => code switch
+    {
+        0 => SessionLoadStatus.Found,
+        1 => SessionLoadStatus.Zombie,
+        2 => SessionLoadStatus.Unknown,
+        3 => SessionLoadStatus.Expired,
+        4 => SessionLoadStatus.Destroyed,
+        5 => SessionLoadStatus.ZombieExpired,
+        6 => SessionLoadStatus.LockBusy,
+        _ => SessionLoadStatus.Corrupt,
+    };
+
+    private static SessionCommitStatus ToCommitStatus(long code) => code switch
+    {
+        0 => SessionCommitStatus.Committed,
+        1 => SessionCommitStatus.LockLost,
+        _ => SessionCommitStatus.NotFound,
+    };
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "Session {SessionHash} is stored in a form this driver cannot read; it is reported as corrupt.")]
+    private partial void CorruptSession(string sessionHash);
+}

@@ -1,0 +1,392 @@
+namespace Asm.Caching.Drivers.Redis;
+
+/// <summary>
+/// The Lua scripts of the Redis driver: one script per operation, so that every operation is atomic and one round trip.
+/// They follow <see cref="Records.SessionRecord"/> step for step.
+/// </summary>
+/// <remarks>
+/// <para>Stored layout of a session: one hash at <c>&lt;InstanceName&gt;s:{&lt;session id&gt;}</c> (the braces are a
+/// Cluster hash tag, so that every key a session may ever use shares one slot). Its fields:</para>
+/// <code>
+/// fmt          layout version, "1"; any other value (or none) makes the record Corrupt
+/// s            current secret
+/// c            created at (unix ms)
+/// ie           idle expiry (unix ms)
+/// ae           absolute expiry (unix ms); absent for never
+/// f            fence: the last fencing value issued, +1 per lease granted (absent = 0)
+/// lt, lx       lock token and lock expiry (unix ms); both absent when unlocked
+/// x            "1" on a tombstone (a destroyed session: no secret, values, lock, zombies or profiles)
+/// pa           purge-at: when the record may go (unix ms); the key's PEXPIRE is set from it
+/// n            insertion counter that orders zombies and profiles
+/// z:&lt;secret&gt;   a zombie secret: "&lt;seq&gt;:&lt;expiry ms&gt;" (seq from n; the lowest seq is the oldest)
+/// p:&lt;profile&gt;  a client profile: "&lt;seq&gt;" (seq from n; the newest MaxProfiles are kept)
+/// v:&lt;name&gt;     a session value: opaque bytes, as committed
+/// </code>
+/// <para>
+/// Integers are decimal strings of at most 16 digits. Any other field, or a field that does not parse, makes the
+/// record Corrupt, as does a key of another type. Times come from the caller (the application's
+/// <see cref="TimeProvider"/>) as unix ms in ARGV; Redis's own clock sets only the physical PEXPIRE, from
+/// <c>purge-at - now</c> (at least 1 ms).
+/// </para>
+/// <para>A cache entry is one hash at <c>&lt;InstanceName&gt;c:&lt;key&gt;</c> with fields <c>d</c> (the value),
+/// <c>e</c> (logical expiry, unix ms; absent for never), <c>a</c> (absolute expiry; absent for none) and
+/// <c>sl</c> (sliding period in ms; absent for none).</para>
+/// <para>Session status codes returned by the scripts: 0 Found, 1 Zombie, 2 Unknown, 3 Expired, 4 Destroyed,
+/// 5 ZombieExpired, 6 LockBusy, 7 Corrupt. Commit status codes: 0 Committed, 1 LockLost, 2 NotFound.</para>
+/// </remarks>
+internal static class RedisScripts
+{
+    /// <summary>Helpers shared by the session scripts (each script is sent whole; Redis caches it by SHA1).</summary>
+    private const string Prelude = """
+        local FOUND, ZOMBIE, UNKNOWN, EXPIRED, DESTROYED, ZOMBIE_EXPIRED, LOCK_BUSY, CORRUPT = 0, 1, 2, 3, 4, 5, 6, 7
+        local COMMITTED, LOCK_LOST, NOT_FOUND = 0, 1, 2
+        local INTS = { c = true, ie = true, ae = true, f = true, lx = true, pa = true, n = true }
+
+        local function int(v)
+          if type(v) ~= 'string' or #v > 16 or not string.match(v, '^%-?%d+$') then return nil end
+          return tonumber(v)
+        end
+
+        local function str(n) return string.format('%d', n) end
+
+        -- Parses a flat {name, value, ...} list into a record; nil when empty, false when it cannot be read.
+        local function parse(raw)
+          if #raw == 0 then return nil end
+          local r = { f = 0, n = 0, zombies = {}, profiles = {}, values = {} }
+          for i = 1, #raw, 2 do
+            local name, v = raw[i], raw[i + 1]
+            local prefix, rest = string.sub(name, 1, 2), string.sub(name, 3)
+            if prefix == 'v:' then
+              r.values[#r.values + 1] = { rest, v }
+            elseif prefix == 'p:' then
+              local seq = int(v)
+              if not seq then return false end
+              r.profiles[#r.profiles + 1] = { rest, seq }
+            elseif prefix == 'z:' then
+              local seq, exp = string.match(v, '^(%d+):(%-?%d+)$')
+              if not seq or #seq > 16 or #exp > 16 then return false end
+              r.zombies[#r.zombies + 1] = { rest, tonumber(seq), tonumber(exp) }
+            elseif name == 'fmt' then
+              if v ~= '1' then return false end
+              r.fmt = true
+            elseif name == 'x' then
+              if v ~= '1' then return false end
+              r.x = true
+            elseif name == 's' then
+              r.s = v
+            elseif name == 'lt' then
+              r.lt = v
+            elseif INTS[name] then
+              local n = int(v)
+              if not n then return false end
+              r[name] = n
+            else
+              return false
+            end
+          end
+          if not r.fmt then return false end
+          if r.x then return r end
+          if not r.s or r.s == '' or not r.c or not r.ie or not r.pa then return false end
+          if (r.lt == nil) ~= (r.lx == nil) then return false end
+          return r
+        end
+
+        -- Reads the whole record, values included.
+        local function read_all(key)
+          local raw = redis.pcall('HGETALL', key)
+          if raw.err then return false end
+          return parse(raw)
+        end
+
+        -- Reads the record without the bytes of its values (their names only).
+        local function read_meta(key)
+          local names = redis.pcall('HKEYS', key)
+          if names.err then return false end
+          if #names == 0 then return nil end
+          local wanted = {}
+          for _, name in ipairs(names) do
+            if string.sub(name, 1, 2) ~= 'v:' then wanted[#wanted + 1] = name end
+          end
+          local raw = {}
+          if #wanted > 0 then
+            local vals = redis.call('HMGET', key, unpack(wanted))
+            for i, name in ipairs(wanted) do
+              raw[#raw + 1] = name
+              raw[#raw + 1] = vals[i] or ''
+            end
+          end
+          for _, name in ipairs(names) do
+            if string.sub(name, 1, 2) == 'v:' then
+              raw[#raw + 1] = name
+              raw[#raw + 1] = ''
+            end
+          end
+          return parse(raw)
+        end
+
+        local function live(r, now)
+          return not r.x and r.ie > now and (r.ae == nil or r.ae > now)
+        end
+
+        local function authenticate(r, secret, now)
+          if r.x then return DESTROYED end
+          local status
+          if r.s == secret then
+            status = FOUND
+          else
+            local zombie
+            for _, z in ipairs(r.zombies) do
+              if z[1] == secret then zombie = z break end
+            end
+            if not zombie then return UNKNOWN end
+            if zombie[3] > now then status = ZOMBIE else status = ZOMBIE_EXPIRED end
+          end
+          if live(r, now) or status == ZOMBIE_EXPIRED then return status end
+          return EXPIRED
+        end
+
+        -- Sets the key's physical expiry from the record's purge-at.
+        local function expire(key, pa, now)
+          local ttl = pa - now
+          if ttl < 1 then ttl = 1 end
+          redis.call('PEXPIRE', key, str(ttl))
+        end
+
+        -- Slides the idle expiry; keeps the record one more idle period (or until its last zombie closes).
+        local function touch(key, r, now, idle)
+          local ie = now + idle
+          if r.ae and r.ae < ie then ie = r.ae end
+          local pa = ie + idle
+          for _, z in ipairs(r.zombies) do
+            if z[3] > pa then pa = z[3] end
+          end
+          r.ie, r.pa = ie, pa
+          redis.call('HSET', key, 'ie', str(ie), 'pa', str(pa))
+          expire(key, pa, now)
+        end
+
+        """;
+
+    /// <summary>
+    /// Loads a session, slides its idle expiry and optionally acquires its lease.
+    /// KEYS[1] session hash. ARGV[1] presented secret, ARGV[2] now (ms), ARGV[3] idle timeout (ms),
+    /// ARGV[4] lease token ('' to load without locking), ARGV[5] lease duration (ms).
+    /// Returns {status} when the session is not usable, else {status, created at, granted fence (0 for none),
+    /// current secret ('' unless status is Zombie), profile count, profiles oldest first..., name, value, ...}.
+    /// </summary>
+    public const string Load = Prelude + """
+        local key, secret, now, idle, token, duration = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+        local r = read_all(key)
+        if r == nil then return { UNKNOWN } end
+        if r == false then return { CORRUPT } end
+        local status = authenticate(r, secret, now)
+        if status ~= FOUND and status ~= ZOMBIE then return { status } end
+        local fence = 0
+        if token ~= '' then
+          if r.lt and r.lt ~= token and r.lx > now then return { LOCK_BUSY } end
+          r.f = r.f + 1
+          fence = r.f
+          redis.call('HSET', key, 'f', str(r.f), 'lt', token, 'lx', str(now + duration))
+        end
+        touch(key, r, now, idle)
+        local current = ''
+        if status == ZOMBIE then current = r.s end
+        table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
+        local out = { status, r.c, fence, current, #r.profiles }
+        for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
+        for _, v in ipairs(r.values) do
+          out[#out + 1] = v[1]
+          out[#out + 1] = v[2]
+        end
+        return out
+        """;
+
+    /// <summary>
+    /// Creates a session or applies a delta to it, and optionally releases the lease.
+    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] idle timeout (ms), ARGV[3] secret to create with ('' for an
+    /// existing session), ARGV[4] absolute expiry (ms, '' for never; creation only), ARGV[5] lease token ('' for a
+    /// lockless delta), ARGV[6] lease fence, ARGV[7] '1' to release the lease, ARGV[8] '1' to clear every value first,
+    /// ARGV[9] max profiles, ARGV[10] release channel, ARGV[11] session id (the release message),
+    /// ARGV[12] change count N, then N triples (op 's' set / 'd' delete, name, value), then the profiles to add.
+    /// Returns 0 Committed, 1 LockLost, 2 NotFound; publishes the session id on the channel when it releases.
+    /// </summary>
+    public const string Commit = Prelude + """
+        local key, now, idle = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+        local create, absolute, token, fence = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+        local release, clear, max_profiles = ARGV[7] == '1', ARGV[8] == '1', tonumber(ARGV[9])
+        local changes = tonumber(ARGV[12])
+        local r
+        if create ~= '' then
+          if redis.call('EXISTS', key) == 1 then return NOT_FOUND end
+          r = { s = create, c = now, f = 0, n = 0, zombies = {}, profiles = {}, values = {} }
+          redis.call('HSET', key, 'fmt', '1', 's', create, 'c', str(now), 'f', '0')
+          if absolute ~= '' then
+            r.ae = tonumber(absolute)
+            redis.call('HSET', key, 'ae', absolute)
+          end
+        else
+          r = read_meta(key)
+          if not r or not live(r, now) then return NOT_FOUND end
+          if token ~= '' and fence ~= r.f then return LOCK_LOST end
+        end
+
+        if clear then
+          for _, v in ipairs(r.values) do redis.call('HDEL', key, 'v:' .. v[1]) end
+        end
+        local i = 13
+        for _ = 1, changes do
+          if ARGV[i] == 's' then
+            redis.call('HSET', key, 'v:' .. ARGV[i + 1], ARGV[i + 2])
+          else
+            redis.call('HDEL', key, 'v:' .. ARGV[i + 1])
+          end
+          i = i + 3
+        end
+
+        if i <= #ARGV or #r.profiles > max_profiles then
+          local seqs = {}
+          for _, p in ipairs(r.profiles) do seqs[p[1]] = p[2] end
+          for j = i, #ARGV do
+            r.n = r.n + 1
+            seqs[ARGV[j]] = r.n
+            redis.call('HSET', key, 'p:' .. ARGV[j], str(r.n))
+          end
+          if i <= #ARGV then redis.call('HSET', key, 'n', str(r.n)) end
+          local profiles = {}
+          for name, seq in pairs(seqs) do profiles[#profiles + 1] = { name, seq } end
+          table.sort(profiles, function(a, b) return a[2] < b[2] end)
+          for j = 1, #profiles - max_profiles do redis.call('HDEL', key, 'p:' .. profiles[j][1]) end
+        end
+
+        if release and token ~= '' and r.lt == token and r.f == fence then
+          redis.call('HDEL', key, 'lt', 'lx')
+        end
+        touch(key, r, now, idle)
+        if release then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
+        return COMMITTED
+        """;
+
+    /// <summary>
+    /// Extends a lease that is still held.
+    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] lease token, ARGV[3] lease fence, ARGV[4] lease duration (ms).
+    /// Returns 1 when renewed, 0 when the lease was lost (or the session is gone).
+    /// </summary>
+    public const string Renew = Prelude + """
+        local key, now, token, fence, duration = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+        local r = read_meta(key)
+        if not r or not live(r, now) or r.lt ~= token or r.f ~= fence then return 0 end
+        redis.call('HSET', key, 'lx', str(now + duration))
+        return 1
+        """;
+
+    /// <summary>
+    /// Releases a lease if it is still held.
+    /// KEYS[1] session hash. ARGV[1] lease token, ARGV[2] lease fence, ARGV[3] release channel, ARGV[4] session id.
+    /// Returns 1 when released (and publishes the session id on the channel), 0 when the lease was not held.
+    /// </summary>
+    public const string Release = Prelude + """
+        local key, token, fence = KEYS[1], ARGV[1], tonumber(ARGV[2])
+        local r = read_meta(key)
+        if not r or r.lt ~= token or r.f ~= fence then return 0 end
+        redis.call('HDEL', key, 'lt', 'lx')
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        return 1
+        """;
+
+    /// <summary>
+    /// Replaces the secret of a live session; the replaced one becomes a zombie.
+    /// KEYS[1] session hash. ARGV[1] presented secret, ARGV[2] new secret, ARGV[3] now (ms),
+    /// ARGV[4] zombie window end (ms), ARGV[5] max zombies.
+    /// Returns 0 Committed, 2 NotFound.
+    /// </summary>
+    public const string Regenerate = Prelude + """
+        local key, secret, new_secret, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+        local zombie_end, max_zombies = tonumber(ARGV[4]), tonumber(ARGV[5])
+        local r = read_meta(key)
+        if not r then return NOT_FOUND end
+        local status = authenticate(r, secret, now)
+        if status ~= FOUND and status ~= ZOMBIE then return NOT_FOUND end
+        r.n = r.n + 1
+        local zombies = {}
+        for _, z in ipairs(r.zombies) do
+          if z[1] ~= r.s then zombies[#zombies + 1] = z end
+        end
+        zombies[#zombies + 1] = { r.s, r.n, zombie_end }
+        redis.call('HSET', key, 'z:' .. r.s, str(r.n) .. ':' .. str(zombie_end))
+        table.sort(zombies, function(a, b) return a[2] < b[2] end)
+        for j = 1, #zombies - max_zombies do redis.call('HDEL', key, 'z:' .. zombies[j][1]) end
+        local pa = r.pa
+        if zombie_end > pa then pa = zombie_end end
+        redis.call('HSET', key, 's', new_secret, 'n', str(r.n), 'pa', str(pa))
+        expire(key, pa, now)
+        return COMMITTED
+        """;
+
+    /// <summary>
+    /// Replaces whatever a session stored with a tombstone, and wakes lock waiters.
+    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] tombstone end (ms), ARGV[3] release channel, ARGV[4] session id.
+    /// Returns 1.
+    /// </summary>
+    public const string Destroy = Prelude + """
+        local key, now, purge_at = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+        local fence = redis.pcall('HGET', key, 'f')
+        fence = int(fence) or 0
+        redis.call('DEL', key)
+        redis.call('HSET', key, 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at))
+        expire(key, purge_at, now)
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        return 1
+        """;
+
+    /// <summary>
+    /// Stores a cache entry, replacing any earlier one.
+    /// KEYS[1] entry hash. ARGV[1] value, ARGV[2] now (ms), ARGV[3] expiry (ms, '' for never),
+    /// ARGV[4] absolute expiry (ms, '' for none), ARGV[5] sliding period (ms, '' for none). Returns 1.
+    /// </summary>
+    public const string CacheSet = """
+        local key, now, e, a, sl = KEYS[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+        redis.call('DEL', key)
+        redis.call('HSET', key, 'd', ARGV[1])
+        if a ~= '' then redis.call('HSET', key, 'a', a) end
+        if sl ~= '' then redis.call('HSET', key, 'sl', sl) end
+        if e ~= '' then
+          redis.call('HSET', key, 'e', e)
+          local ttl = tonumber(e) - now
+          if ttl < 1 then ttl = 1 end
+          redis.call('PEXPIRE', key, string.format('%d', ttl))
+        end
+        return 1
+        """;
+
+    /// <summary>
+    /// Reads (ARGV[2] = '1') or only refreshes (ARGV[2] = '0') a cache entry, sliding its expiry.
+    /// KEYS[1] entry hash. ARGV[1] now (ms).
+    /// Returns the value when reading, 1 when refreshing; nil when the entry is missing, expired or unreadable
+    /// (an expired entry is deleted).
+    /// </summary>
+    public const string CacheGet = """
+        local key, now, read = KEYS[1], tonumber(ARGV[1]), ARGV[2] == '1'
+        local function int(v)
+          if type(v) ~= 'string' or #v > 16 or not string.match(v, '^%-?%d+$') then return nil end
+          return tonumber(v)
+        end
+        local raw = redis.pcall('HMGET', key, 'd', 'e', 'a', 'sl')
+        if raw.err or not raw[1] then return false end
+        local e, a, sl = int(raw[2]), int(raw[3]), int(raw[4])
+        if (raw[2] and not e) or (raw[3] and not a) or (raw[4] and not sl) then return false end
+        if e and e <= now then
+          redis.call('DEL', key)
+          return false
+        end
+        if sl then
+          e = now + sl
+          if a and a < e then e = a end
+          redis.call('HSET', key, 'e', string.format('%d', e))
+          local ttl = e - now
+          if ttl < 1 then ttl = 1 end
+          redis.call('PEXPIRE', key, string.format('%d', ttl))
+        end
+        if read then return raw[1] end
+        return 1
+        """;
+}

@@ -1,0 +1,31 @@
+using Asm.Caching.Drivers.Redis;
+using Asm.Caching.Sessions;
+using Asm.Testing.Redis;
+
+namespace Asm.Caching.Tests.Drivers.Redis;
+
+/// <summary>The driver conformance suite against a three-master Redis Cluster.</summary>
+[Collection(RedisClusterGroup.Name)]
+public sealed class RedisClusterDriverTests(RedisCluster cluster) : DriverConformanceTests
+{
+    private readonly RedisTestDrivers _drivers = new(cluster.Configuration);
+
+    protected override ISessionDriver CreateDriver(TimeProvider timeProvider) => _drivers.Create(timeProvider);
+
+    /// <summary>Writes a creation time that is not a number into the session's hash, on the node that owns it.</summary>
+    protected override async Task CorruptStoredSessionAsync(string sessionId)
+    {
+        var key = ((RedisDriver)Sessions).SessionKeyOf(sessionId);
+        Assert.Equal(0L, await cluster.ExecuteOnKeyAsync(key, "HSET", key, "c", "yesterday"));
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _drivers.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+}

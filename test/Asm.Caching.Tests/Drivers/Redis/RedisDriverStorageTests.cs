@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Asm.Caching.Caching;
+using Asm.Caching.Drivers.Redis;
+using Asm.Caching.Sessions;
+using Asm.Testing;
+using Asm.Testing.Redis;
+
+namespace Asm.Caching.Tests.Drivers.Redis;
+
+/// <summary>
+/// What the Redis driver stores and how it meets damaged data, hostile keys and other processes, on a standalone
+/// Redis.
+/// </summary>
+[Collection(RedisServerGroup.Name)]
+public sealed class RedisDriverStorageTests(RedisServer server) : IDisposable
+{
+    private readonly RedisTestDrivers _drivers = new(server.EndPoint);
+    private readonly ManualTimeProvider _clock = new();
+
+    /// <summary>Ways to damage a stored session: each is a list of raw commands; <c>{key}</c> is the session's key.</summary>
+    public static TheoryData<string, string[][]> Damages => new()
+    {
+        { "created at is not a number", [["HSET", "{key}", "c", "yesterday"]] },
+        { "idle expiry in float notation", [["HSET", "{key}", "ie", "1e3"]] },
+        { "fence past 16 digits", [["HSET", "{key}", "f", "12345678901234567"]] },
+        { "unknown layout version", [["HSET", "{key}", "fmt", "2"]] },
+        { "no layout version", [["HDEL", "{key}", "fmt"]] },
+        { "no secret", [["HDEL", "{key}", "s"]] },
+        { "tombstone flag not 1", [["HSET", "{key}", "x", "maybe"]] },
+        { "zombie without sequence", [["HSET", "{key}", "z:old-secret", "soon"]] },
+        { "profile order not a number", [["HSET", "{key}", "p:phone", "first"]] },
+        { "lock token without expiry", [["HDEL", "{key}", "lx"]] },
+        { "unknown field", [["HSET", "{key}", "junk", "1"]] },
+        { "field too short for a prefix", [["HSET", "{key}", "v", "1"]] },
+        { "a string instead of a hash", [["DEL", "{key}"], ["SET", "{key}", "garbage"]] },
+        { "a list instead of a hash", [["DEL", "{key}"], ["RPUSH", "{key}", "a", "b"]] },
+    };
+
+    [Fact]
+    public async Task CommitAsync_NewSessionWithLeaseAndProfile_StoresDocumentedLayoutWithPhysicalExpiry()
+    {
+        var driver = _drivers.Create(_clock);
+        var key = await SessionSteps.CreateAsync(driver, _clock, new() { ["cart"] = [1, 2] });
+        var lease = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, _clock, key, [], lease, profiles: ["browser"]));
+
+        var redisKey = driver.SessionKeyOf(key.Id);
+        Assert.Equal($"{_drivers.InstanceName}s:{{{key.Id}}}", redisKey);
+        var fields = await HashAsync(redisKey);
+        var now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var idle = (long)SessionSteps.Idle.TotalMilliseconds;
+
+        Assert.Equal(
+            ["c", "f", "fmt", "ie", "lt", "lx", "n", "p:browser", "pa", "s", "v:cart"],
+            fields.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("1", Text(fields["fmt"]));
+        Assert.Equal(key.Secret, Text(fields["s"]));
+        Assert.Equal(now, long.Parse(Text(fields["c"]), CultureInfo.InvariantCulture));
+        Assert.Equal(now + idle, long.Parse(Text(fields["ie"]), CultureInfo.InvariantCulture));
+        Assert.Equal(now + idle + idle, long.Parse(Text(fields["pa"]), CultureInfo.InvariantCulture));
+        Assert.Equal("1", Text(fields["f"]));
+        Assert.Equal(lease.Token, Text(fields["lt"]));
+        Assert.Equal([1, 2], fields["v:cart"]);
+
+        var ttl = (long)(await server.ExecuteAsync("PTTL", redisKey))!;
+        Assert.InRange(ttl, (2 * idle) - 10_000, 2 * idle);
+    }
+
+    [Theory]
+    [MemberData(nameof(Damages))]
+    public async Task EveryOperation_DamagedSessionHash_ReportsCorruptOrNotFoundWithoutThrowing(string damage, string[][] commands)
+    {
+        var driver = _drivers.Create(_clock);
+        var key = await SessionSteps.CreateAsync(driver, _clock);
+        var lease = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
+        var redisKey = driver.SessionKeyOf(key.Id);
+        foreach (var command in commands)
+        {
+            await server.ExecuteAsync([.. command.Select(part => part == "{key}" ? redisKey : part)]);
+        }
+
+        Assert.Equal(SessionLoadStatus.Corrupt, (await SessionSteps.LoadAsync(driver, _clock, key)).Status);
+        Assert.Equal(SessionLoadStatus.Corrupt, (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Status);
+        Assert.Equal(SessionCommitStatus.NotFound, await SessionSteps.CommitAsync(driver, _clock, key, new() { ["a"] = [2] }));
+        Assert.False(await driver.RenewLockAsync(key.Id, lease, _clock.GetUtcNow(), CancellationToken.None));
+        await driver.ReleaseLockAsync(key.Id, lease, CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.NotFound, await SessionSteps.RegenerateAsync(driver, _clock, key, key.WithNewSecret()));
+        Assert.Equal(SessionLoadStatus.Corrupt, (await SessionSteps.LoadAsync(driver, _clock, key)).Status);
+
+        // Destroying the session replaces whatever was there with a tombstone.
+        await driver.DestroyAsync(key.Id, _clock.GetUtcNow(), _clock.GetUtcNow() + SessionSteps.Idle, CancellationToken.None);
+        Assert.True(
+            (await SessionSteps.LoadAsync(driver, _clock, key)).Status == SessionLoadStatus.Destroyed,
+            $"After \"{damage}\", destroy did not leave a tombstone.");
+    }
+
+    [Fact]
+    public async Task LoadAsync_CorruptSession_LogsHashOfIdNeverTheId()
+    {
+        var logger = new RecordingLogger<RedisDriver>();
+        var driver = _drivers.Create(_clock, logger);
+        var key = await SessionSteps.CreateAsync(driver, _clock);
+        await server.ExecuteAsync("HSET", driver.SessionKeyOf(key.Id), "ie", "soon");
+
+        Assert.Equal(SessionLoadStatus.Corrupt, (await SessionSteps.LoadAsync(driver, _clock, key)).Status);
+
+        var entry = Assert.Single(logger.Entries, e => e.Id.Id == 310);
+        Assert.Contains(SessionKey.Hash(key.Id), entry.Message, StringComparison.Ordinal);
+        Assert.All(logger.Entries, e => Assert.DoesNotContain(key.Id, e.Message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task CacheOperations_DamagedEntries_ReadAsMissingAndSetRepairs()
+    {
+        var driver = _drivers.Create(_clock);
+        var never = new CacheEntryExpiration(_clock.GetUtcNow(), null, null);
+        await server.ExecuteAsync("SET", Encoding.UTF8.GetString(driver.CacheKeyOf("string")), "garbage");
+        await driver.SetAsync("bad-expiry", [1], never, CancellationToken.None);
+        await server.ExecuteAsync("HSET", Encoding.UTF8.GetString(driver.CacheKeyOf("bad-expiry")), "e", "tomorrow");
+        await driver.SetAsync("bad-sliding", [1], never, CancellationToken.None);
+        await server.ExecuteAsync("HSET", Encoding.UTF8.GetString(driver.CacheKeyOf("bad-sliding")), "sl", "-");
+
+        foreach (var key in (string[])["string", "bad-expiry", "bad-sliding"])
+        {
+            Assert.Null(await driver.GetAsync(key, _clock.GetUtcNow(), CancellationToken.None));
+            await driver.RefreshAsync(key, _clock.GetUtcNow(), CancellationToken.None);
+            await driver.SetAsync(key, [7], never, CancellationToken.None);
+            Assert.Equal([7], await driver.GetAsync(key, _clock.GetUtcNow(), CancellationToken.None));
+        }
+    }
+
+    [Fact]
+    public async Task SetAsync_KeysWithoutUtf8Form_NeverShareAnEntry()
+    {
+        var driver = _drivers.Create(_clock);
+        string[] keys = ["\uD800", "\uD801", "\uDC00", "\uFFFD", "?", "a\uD800b", "a\uFFFDb", "\uDC00\uD800", "c#2NgA"];
+        var never = new CacheEntryExpiration(_clock.GetUtcNow(), null, null);
+
+        for (var i = 0; i < keys.Length; i++)
+        {
+            await driver.SetAsync(keys[i], [(byte)i], never, CancellationToken.None);
+        }
+
+        for (var i = 0; i < keys.Length; i++)
+        {
+            Assert.Equal(new[] { (byte)i }, await driver.GetAsync(keys[i], _clock.GetUtcNow(), CancellationToken.None));
+        }
+    }
+
+    [Fact]
+    public async Task CacheSetAsync_WithExpiry_SetsPhysicalExpiryFromCallerClock()
+    {
+        var driver = _drivers.Create(_clock);
+        await driver.SetAsync("key", [1], new CacheEntryExpiration(_clock.GetUtcNow(), _clock.GetUtcNow() + TimeSpan.FromMinutes(5), null), CancellationToken.None);
+
+        var ttl = (long)(await server.ExecuteAsync("PTTL", Encoding.UTF8.GetString(driver.CacheKeyOf("key"))))!;
+
+        Assert.InRange(ttl, 290_000, 300_000);
+    }
+
+    [Fact]
+    public async Task WaitForReleaseAsync_ReleasedThroughAnotherConnection_WakesWaiterWellBeforeMaxWait()
+    {
+        // Two drivers with their own connections stand for two application instances.
+        var holder = _drivers.Create(TimeProvider.System);
+        var waiter = _drivers.Create(TimeProvider.System);
+        var key = await SessionSteps.CreateAsync(holder, _clock);
+        var lease = (await SessionSteps.LoadAsync(holder, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
+        Assert.Equal(SessionLoadStatus.LockBusy, (await SessionSteps.LoadAsync(waiter, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Status);
+
+        var watch = Stopwatch.StartNew();
+        var wait = waiter.WaitForReleaseAsync(key.Id, TimeSpan.FromSeconds(10), CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(holder, _clock, key, new() { ["a"] = [2] }, lease, releaseLock: true));
+        await wait.WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"The wait took {watch.Elapsed}.");
+        var next = await SessionSteps.LoadAsync(waiter, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration));
+        Assert.Equal(SessionLoadStatus.Found, next.Status);
+        Assert.Equal([2], next.Values["a"]);
+        Assert.Equal(lease.Fence + 1, next.Lease!.Fence);
+    }
+
+    [Fact]
+    public async Task Operations_WithCancelledToken_ThrowOperationCanceled()
+    {
+        var driver = _drivers.Create(_clock);
+        var key = await SessionSteps.CreateAsync(driver, _clock);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SessionSteps.LoadAsync(driver, _clock, key, cancellationToken: cancelled.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => driver.GetAsync("key", _clock.GetUtcNow(), cancelled.Token).AsTask());
+    }
+
+    public void Dispose() => _drivers.Dispose();
+
+    private async Task<Dictionary<string, byte[]>> HashAsync(string key)
+    {
+        var reply = (object?[])(await server.ExecuteAsync("HGETALL", key))!;
+        var fields = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        for (var i = 0; i < reply.Length; i += 2)
+        {
+            fields[Text((byte[])reply[i]!)] = (byte[])reply[i + 1]!;
+        }
+
+        return fields;
+    }
+
+    private static string Text(byte[] bytes) => Encoding.UTF8.GetString(bytes);
+}

@@ -1,0 +1,165 @@
+using Asm.Caching.Caching;
+using Asm.Caching.Drivers.Redis;
+using Asm.Caching.Sessions;
+using Asm.Testing;
+using Asm.Testing.Redis;
+using Xunit.Abstractions;
+
+namespace Asm.Caching.Tests.Drivers.Redis;
+
+/// <summary>
+/// Counts, with <c>INFO commandstats</c> deltas, the commands each operation sends. The server is this class's own,
+/// so that no other test's traffic lands in a delta.
+/// </summary>
+public sealed class RedisRoundTripTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    /// <summary>What the driver's scripts run inside Redis; commandstats counts these too, but no client sent them.</summary>
+    private static readonly string[] CommandsRunByScripts =
+        ["hgetall", "hkeys", "hmget", "hget", "hset", "hdel", "exists", "del", "pexpire", "publish"];
+
+    private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
+
+    private readonly RedisServer _server = new();
+    private readonly ManualTimeProvider _clock = new();
+    private RedisTestDrivers _drivers = null!;
+    private RedisDriver _driver = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _server.StartAsync();
+        _drivers = new RedisTestDrivers(_server.EndPoint);
+        _driver = _drivers.Create(_clock);
+    }
+
+    public Task DisposeAsync()
+    {
+        _drivers.Dispose();
+        _server.Dispose();
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task LoadWithLeaseAndCommitWithRelease_WhenWarm_AreOneScriptCallEach()
+    {
+        // Warm up: the client loads each script once per connection (SCRIPT LOAD, pipelined with the first EVALSHA).
+        var warm = await CreateAsync();
+        var warmLease = (await LoadAsync(warm, SessionLease.Create(TimeSpan.FromSeconds(30)))).Lease!;
+        Assert.Equal(SessionCommitStatus.Committed, await CommitAsync(warm, warmLease));
+
+        var key = await CreateAsync();
+
+        var (load, loadStats) = await MeasureAsync(() => LoadAsync(key, SessionLease.Create(TimeSpan.FromSeconds(30))));
+        Assert.Equal(SessionLoadStatus.Found, load.Status);
+        AssertOneRoundTrip("load with lease", loadStats);
+
+        var (commit, commitStats) = await MeasureAsync(() => CommitAsync(key, load.Lease!));
+        Assert.Equal(SessionCommitStatus.Committed, commit);
+        AssertOneRoundTrip("commit with release", commitStats);
+        Assert.Equal(1, commitStats["publish"]);
+    }
+
+    [Fact]
+    public async Task CacheGetWithSlidingExpiry_WhenWarm_IsOneScriptCall()
+    {
+        var expiration = new CacheEntryExpiration(_clock.GetUtcNow(), null, TimeSpan.FromMinutes(10));
+        await _driver.SetAsync("warm", [1], expiration, CancellationToken.None);
+        await _driver.GetAsync("warm", _clock.GetUtcNow(), CancellationToken.None);
+        await _driver.SetAsync("key", [1, 2, 3], expiration, CancellationToken.None);
+
+        var (value, stats) = await MeasureAsync(() => _driver.GetAsync("key", _clock.GetUtcNow(), CancellationToken.None).AsTask());
+
+        Assert.Equal([1, 2, 3], value);
+        AssertOneRoundTrip("cache get", stats);
+    }
+
+    [Fact]
+    public async Task EveryOtherOperation_WhenWarm_IsOneCommand()
+    {
+        // Each operation twice, on a fresh session: the first pass loads the scripts on this connection.
+        for (var pass = 0; pass < 2; pass++)
+        {
+            var key = await CreateAsync();
+            var lease = (await LoadAsync(key, SessionLease.Create(TimeSpan.FromSeconds(30)))).Lease!;
+            var newKey = key.WithNewSecret();
+            var now = _clock.GetUtcNow();
+            var stats = new List<(string Operation, RedisCommandStats Delta)>
+            {
+                ("renew", (await MeasureAsync(() => _driver.RenewLockAsync(key.Id, lease, now, CancellationToken.None).AsTask())).Delta),
+                ("release", (await MeasureAsync(() => Done(_driver.ReleaseLockAsync(key.Id, lease, CancellationToken.None)))).Delta),
+                ("regenerate", (await MeasureAsync(() => _driver.RegenerateAsync(
+                    new SessionRegenerateRequest { Key = key, NewSecret = newKey.Secret, Now = now, ZombieExpiresAt = now + TimeSpan.FromMinutes(1) },
+                    CancellationToken.None).AsTask())).Delta),
+                ("destroy", (await MeasureAsync(() => Done(_driver.DestroyAsync(key.Id, now, now + Idle, CancellationToken.None)))).Delta),
+                ("cache set", (await MeasureAsync(() => Done(_driver.SetAsync("k", [1], new CacheEntryExpiration(now, null, null), CancellationToken.None)))).Delta),
+                ("cache refresh", (await MeasureAsync(() => Done(_driver.RefreshAsync("k", now, CancellationToken.None)))).Delta),
+            };
+            var (_, remove) = await MeasureAsync(() => Done(_driver.RemoveAsync("k", CancellationToken.None)));
+            if (pass == 1)
+            {
+                foreach (var (operation, delta) in stats)
+                {
+                    AssertOneRoundTrip(operation, delta);
+                }
+
+                // Remove is a plain DEL, no script.
+                output.WriteLine($"cache remove: raw commandstats delta: {remove}");
+                Assert.Equal(new Dictionary<string, long> { ["del"] = 1 }, remove.Calls);
+            }
+        }
+    }
+
+    private static async Task<bool> Done(ValueTask task)
+    {
+        await task;
+        return true;
+    }
+
+    private void AssertOneRoundTrip(string operation, RedisCommandStats delta)
+    {
+        var topLevel = delta.TopLevelCommands(CommandsRunByScripts);
+        output.WriteLine($"{operation}: {topLevel} top-level command(s) (eval={delta["eval"]}, evalsha={delta["evalsha"]}); raw commandstats delta: {delta}");
+        Assert.Equal(1, topLevel);
+    }
+
+    private async Task<(T Result, RedisCommandStats Delta)> MeasureAsync<T>(Func<Task<T>> operation)
+    {
+        var before = await _server.GetCommandStatsAsync();
+        var result = await operation();
+        var after = await _server.GetCommandStatsAsync();
+        return (result, after.Since(before));
+    }
+
+    private async Task<SessionKey> CreateAsync()
+    {
+        var key = SessionKey.New();
+        var status = await _driver.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id,
+                CreateWithSecret = key.Secret,
+                Now = _clock.GetUtcNow(),
+                IdleTimeout = Idle,
+                Changes = new Dictionary<string, byte[]?> { ["a"] = [1] },
+            },
+            CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.Committed, status);
+        return key;
+    }
+
+    private Task<SessionLoadResult> LoadAsync(SessionKey key, SessionLease? lease) =>
+        _driver.LoadAsync(new SessionLoadRequest { Key = key, Now = _clock.GetUtcNow(), IdleTimeout = Idle, Lease = lease }, CancellationToken.None).AsTask();
+
+    private Task<SessionCommitStatus> CommitAsync(SessionKey key, SessionLease lease) =>
+        _driver.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id,
+                Now = _clock.GetUtcNow(),
+                IdleTimeout = Idle,
+                Lease = lease,
+                ReleaseLock = true,
+                Changes = new Dictionary<string, byte[]?> { ["a"] = [2] },
+                AddProfiles = ["browser"],
+            },
+            CancellationToken.None).AsTask();
+}

@@ -1,0 +1,99 @@
+using System.Globalization;
+
+namespace Asm.Testing.Redis;
+
+/// <summary>
+/// Calls per command from <c>INFO commandstats</c>, and the difference between two snapshots. Redis counts the
+/// commands a Lua script runs under their own names too, so a delta mixes what clients sent with what scripts ran:
+/// <see cref="TopLevelCommands"/> separates them.
+/// </summary>
+public sealed class RedisCommandStats
+{
+    private readonly Dictionary<string, long> _calls;
+
+    private RedisCommandStats(Dictionary<string, long> calls) => _calls = calls;
+
+    /// <summary>Calls per command name (lower case; subcommands as <c>script|load</c>).</summary>
+    public IReadOnlyDictionary<string, long> Calls => _calls;
+
+    /// <summary>Calls of <paramref name="command"/>; 0 when it never ran.</summary>
+    public long this[string command] => _calls.GetValueOrDefault(command);
+
+    /// <summary>Parses the text of <c>INFO commandstats</c>.</summary>
+    public static RedisCommandStats Parse(string info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        var calls = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var raw in info.Split('\n'))
+        {
+            // cmdstat_evalsha:calls=1,usec=52,usec_per_call=52.00,rejected_calls=0,failed_calls=0
+            var line = raw.Trim();
+            if (!line.StartsWith("cmdstat_", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            var name = line["cmdstat_".Length..colon];
+            foreach (var field in line[(colon + 1)..].Split(','))
+            {
+                if (field.StartsWith("calls=", StringComparison.Ordinal))
+                {
+                    calls[name] = long.Parse(field["calls=".Length..], CultureInfo.InvariantCulture);
+                }
+            }
+        }
+
+        return new RedisCommandStats(calls);
+    }
+
+    /// <summary>The counts of several servers added up (the nodes of a cluster).</summary>
+    public static RedisCommandStats Sum(IEnumerable<RedisCommandStats> stats)
+    {
+        ArgumentNullException.ThrowIfNull(stats);
+        var calls = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var snapshot in stats)
+        {
+            foreach (var (name, count) in snapshot._calls)
+            {
+                calls[name] = calls.GetValueOrDefault(name) + count;
+            }
+        }
+
+        return new RedisCommandStats(calls);
+    }
+
+    /// <summary>
+    /// What ran between <paramref name="before"/> and this snapshot, without the <c>INFO</c> that took
+    /// <paramref name="before"/>; commands whose count did not change are left out.
+    /// </summary>
+    public RedisCommandStats Since(RedisCommandStats before)
+    {
+        ArgumentNullException.ThrowIfNull(before);
+        var calls = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (name, count) in _calls)
+        {
+            var delta = count - before[name] - (name == "info" ? 1 : 0);
+            if (delta != 0)
+            {
+                calls[name] = delta;
+            }
+        }
+
+        return new RedisCommandStats(calls);
+    }
+
+    /// <summary>
+    /// Commands a client sent, that is round trips when nothing is pipelined: every counted command except those in
+    /// <paramref name="commandsRunByScripts"/>, which the delta counts because a script ran them.
+    /// </summary>
+    public long TopLevelCommands(IEnumerable<string> commandsRunByScripts)
+    {
+        var inner = new HashSet<string>(commandsRunByScripts, StringComparer.OrdinalIgnoreCase);
+        return _calls.Where(c => !inner.Contains(c.Key)).Sum(c => c.Value);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        _calls.Count == 0 ? "(none)" : string.Join(", ", _calls.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => $"{c.Key}={c.Value}"));
+}

@@ -1,0 +1,329 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Xunit;
+
+namespace Asm.Testing.Redis;
+
+/// <summary>
+/// A real <c>redis-server</c> on a free loopback port, with no persistence and a directory of its own. It can be
+/// stopped (killed, as in a crash) and started again on the same port, for outage tests. Usable as an xunit
+/// fixture: <see cref="InitializeAsync"/> starts it, disposal kills it and deletes its directory.
+/// </summary>
+public sealed class RedisServer : IAsyncLifetime, IDisposable
+{
+    private const string InstallHint = "apt-get install -y redis-server";
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
+
+    private readonly bool _clusterNode;
+    private readonly Lock _gate = new();
+    private Process? _process;
+    private bool _disposed;
+
+    /// <summary>A standalone server; set <see cref="ExtraArguments"/> to change its settings.</summary>
+    public RedisServer()
+        : this(clusterNode: false)
+    {
+    }
+
+    internal RedisServer(bool clusterNode)
+    {
+        _clusterNode = clusterNode;
+        Directory = System.IO.Directory.CreateTempSubdirectory("asm-redis-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
+    }
+
+    /// <summary>
+    /// Arguments appended to the command line, which override the defaults (for example
+    /// <c>["--appendonly", "yes"]</c> for a server whose data survives a kill).
+    /// </summary>
+    public IReadOnlyList<string> ExtraArguments { get; init; } = [];
+
+    /// <summary>The port, chosen on the first start and kept across restarts; 0 before.</summary>
+    public int Port { get; private set; }
+
+    /// <summary>The endpoint, as a StackExchange.Redis configuration string.</summary>
+    public string EndPoint => $"127.0.0.1:{Port}";
+
+    /// <summary>The server's working directory (its log is <c>redis.log</c> there).</summary>
+    public string Directory { get; }
+
+    /// <summary>Whether the process is running.</summary>
+    public bool IsRunning
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _process is { HasExited: false };
+            }
+        }
+    }
+
+    /// <summary>
+    /// Starts the server (on a new free port the first time, on the same port afterwards) and waits until it answers
+    /// PING.
+    /// </summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        var executable = FindExecutable("redis-server");
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (IsRunning)
+        {
+            return;
+        }
+
+        if (Port != 0)
+        {
+            await LaunchAsync(executable, Port, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        // Another process may take a free port between the check and redis-server's bind: try a few.
+        Exception? last = null;
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var port = FreePort(_clusterNode);
+            try
+            {
+                await LaunchAsync(executable, port, cancellationToken).ConfigureAwait(false);
+                Port = port;
+                return;
+            }
+            catch (RedisServerStartException ex)
+            {
+                last = ex;
+            }
+        }
+
+        throw last!;
+    }
+
+    /// <summary>Kills the server, as a crash would, and waits until the process is gone.</summary>
+    public void Stop()
+    {
+        Process? process;
+        lock (_gate)
+        {
+            process = _process;
+            _process = null;
+        }
+
+        if (process is null)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+
+            process.WaitForExit(10_000);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+        finally
+        {
+            process.Dispose();
+        }
+    }
+
+    /// <summary>Sends one command to the server (see <see cref="RedisProtocolClient"/> for the reply types).</summary>
+    public Task<object?> ExecuteAsync(params object[] args) => RedisProtocolClient.ExecuteAsync(Port, args);
+
+    /// <summary>Sends one command and returns its reply as text (bulk and simple strings, integers).</summary>
+    public async Task<string?> ExecuteTextAsync(params object[] args) => AsText(await ExecuteAsync(args).ConfigureAwait(false));
+
+    /// <summary>The server's <c>INFO commandstats</c>.</summary>
+    public async Task<RedisCommandStats> GetCommandStatsAsync() =>
+        RedisCommandStats.Parse(await ExecuteTextAsync("INFO", "commandstats").ConfigureAwait(false) ?? "");
+
+    Task IAsyncLifetime.InitializeAsync() => StartAsync();
+
+    Task IAsyncLifetime.DisposeAsync()
+    {
+        Dispose();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        Stop();
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A temp directory left behind is harmless.
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"redis-server {EndPoint}";
+
+    internal static string? AsText(object? reply) => reply switch
+    {
+        null => null,
+        byte[] bytes => Encoding.UTF8.GetString(bytes),
+        string text => text,
+        long number => number.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        _ => throw new InvalidDataException($"Expected a text reply, got {reply.GetType().Name}."),
+    };
+
+    /// <summary>Finds <paramref name="name"/> on PATH, or fails saying how to install Redis.</summary>
+    internal static string FindExecutable(string name)
+    {
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
+        foreach (var directory in path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(directory, name);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        throw new InvalidOperationException(
+            $"{name} is not installed (it is not on PATH). The Redis tests run a real Redis: install it with `{InstallHint}`.");
+    }
+
+    private async Task LaunchAsync(string executable, int port, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo(executable)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = Directory,
+        };
+        string[] arguments =
+        [
+            "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", Directory,
+            "--logfile", "redis.log",
+            "--daemonize", "no",
+            .. _clusterNode
+                ? (string[])["--cluster-enabled", "yes", "--cluster-config-file", Path.Combine(Directory, "nodes.conf")]
+                : [],
+            .. ExtraArguments,
+        ];
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"{executable} did not start.");
+        process.OutputDataReceived += static (_, _) => { };
+        process.ErrorDataReceived += static (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        lock (_gate)
+        {
+            _process = process;
+        }
+
+        var deadline = DateTime.UtcNow + StartTimeout;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (process.HasExited)
+            {
+                lock (_gate)
+                {
+                    _process = null;
+                }
+
+                throw new RedisServerStartException(
+                    $"redis-server on port {port} exited with code {process.ExitCode} while starting. Its log:{Environment.NewLine}{ReadLog()}");
+            }
+
+            try
+            {
+                if (await RedisProtocolClient.ExecuteAsync(port, ["PING"], cancellationToken).ConfigureAwait(false) is "PONG")
+                {
+                    return;
+                }
+            }
+            catch (Exception ex) when (ex is SocketException or IOException or RedisErrorReplyException or OperationCanceledException
+                                       && !cancellationToken.IsCancellationRequested)
+            {
+                // Not listening yet, or still loading.
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                Stop();
+                throw new RedisServerStartException(
+                    $"redis-server on port {port} did not answer PING within {StartTimeout.TotalSeconds} s. Its log:{Environment.NewLine}{ReadLog()}");
+            }
+
+            await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private string ReadLog()
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(Directory, "redis.log"));
+        }
+        catch (IOException)
+        {
+            return "(no log)";
+        }
+    }
+
+    /// <summary>A free loopback port; for a Cluster node, one whose bus port (+10000) is free too.</summary>
+    private static int FreePort(bool withBusPort)
+    {
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            if (!withBusPort)
+            {
+                return port;
+            }
+
+            if (port + 10000 > IPEndPoint.MaxPort)
+            {
+                continue;
+            }
+
+            try
+            {
+                using var bus = new TcpListener(IPAddress.Loopback, port + 10000);
+                bus.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+                // The bus port is taken: try another.
+            }
+        }
+
+        throw new InvalidOperationException("No free loopback port pair was found for a Redis Cluster node.");
+    }
+
+    private void OnProcessExit(object? sender, EventArgs e) => Stop();
+
+    private sealed class RedisServerStartException(string message) : Exception(message);
+}

@@ -1,0 +1,672 @@
+using System.Net;
+using System.Text;
+using Asm.Testing;
+using Asm.Testing.Drivers;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Net.Http.Headers;
+
+namespace Asm.SessionAdapter.Tests.Identity;
+
+/// <summary>
+/// Session identity and defence, end to end through the stock <c>app.UseSession()</c>, on every driver: ID
+/// regeneration with zombie keys for tabs still holding the old cookie, client profiles, destroy, and encryption at
+/// rest. Concurrent requests are ordered by gates inside the endpoints and by what storage told them, never by sleeps.
+/// </summary>
+public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixture<TDriver>
+    where TDriver : class, IDriverFixture, new()
+{
+    private protected const string CookieName = AsmSessionOptions.DefaultCookieName;
+    private protected const string OwnerAgent = "AsmTest-Owner/1.0 (the browser that logged in)";
+    private protected const string OtherAgent = "AsmTest-Other/2.0 (a browser the session has never seen)";
+    private static readonly Uri Site = new("http://localhost/");
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+
+    protected TDriver Driver { get; } = driver;
+
+    /// <summary>The storage of this test alone.</summary>
+    protected string Scope { get; } = Guid.NewGuid().ToString("N");
+
+    private protected RecordingSessionEvents Events { get; } = new();
+
+    private protected ObservingSessionDriver Storage { get; private set; } = null!;
+
+    // ---- Regeneration: tabs that still hold the old cookie ----
+
+    [Theory]
+    [InlineData(SessionLockMode.Lockless)]
+    [InlineData(SessionLockMode.LockOnWrite)]
+    public async Task RegenerateIdAsync_WhileTwoOldCookieTabsAreInFlight_AllThreeSucceedAndEveryWriteSurvives(SessionLockMode tabMode)
+    {
+        var arrived = new Dictionary<string, TaskCompletionSource> { ["b"] = Gate(), ["c"] = Gate() };
+        var proceed = Gate();
+        await using var app = await StartAsync(a => a.MapPost("/tab/{name}", async (HttpContext c, string name) =>
+        {
+            // The slow tab is already running when the login regenerates; it touches its session only afterwards.
+            arrived[name].SetResult();
+            await proceed.Task;
+            await c.Session.LoadAsync();
+            c.Session.SetString(name, "written by tab " + name);
+            return c.Session.GetString("user") ?? "(anonymous)";
+        }).WithSessionLock(tabMode));
+        var login = app.CreateClient(out var loginJar);
+        var oldKey = KeyOf(app, SessionCookieOf(await login.PostAsync("/seed/cart/3-items", null)));
+        var tabB = Tab(app, loginJar);
+        var tabC = Tab(app, loginJar);
+
+        var b = tabB.PostAsync("/tab/b", null);
+        var c = tabC.PostAsync("/tab/c", null);
+        await Within(Task.WhenAll(arrived["b"].Task, arrived["c"].Task));
+        var loggedIn = await Within(login.PostAsync("/login", null));
+        proceed.SetResult();
+        var (responseB, responseC) = (await Within(b), await Within(c));
+
+        Assert.Equal(HttpStatusCode.OK, loggedIn.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, responseB.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, responseC.StatusCode);
+        Assert.Equal("alice", await responseB.Content.ReadAsStringAsync());
+        Assert.Equal("alice", await responseC.Content.ReadAsStringAsync());
+        var newKey = KeyOf(app, SessionCookieOf(loggedIn));
+        Assert.NotEqual(oldKey, newKey);
+        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(responseB)));
+        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(responseC)));
+        Assert.Equal(["/tab/b", "/tab/c"], Events.Zombies.Order(StringComparer.Ordinal));
+        Assert.Empty(Events.Invalid);
+        Assert.Equal("b,c,cart,user", await login.GetStringAsync("/keys"));
+        Assert.Equal("b,c,cart,user", await tabB.GetStringAsync("/keys"));
+        Assert.Equal("b,c,cart,user", await tabC.GetStringAsync("/keys"));
+        Assert.Equal(2, Events.Zombies.Count);
+    }
+
+    [Theory]
+    [InlineData(SessionLockMode.Lockless)]
+    [InlineData(SessionLockMode.LockOnWrite)]
+    public async Task RegenerateIdAsync_TabsThatLoadedBeforeIt_StillCommitTheirWritesAndSendNoStaleCookie(SessionLockMode tabMode)
+    {
+        var loaded = new Dictionary<string, TaskCompletionSource> { ["b"] = Gate(), ["c"] = Gate() };
+        var proceed = Gate();
+        await using var app = await StartAsync(a => a.MapPost("/tab/{name}", async (HttpContext c, string name) =>
+        {
+            // The slow tab read its session with the key that is current now, and writes after the login replaced it.
+            await c.Session.LoadAsync();
+            loaded[name].SetResult();
+            await proceed.Task;
+            c.Session.SetString(name, "written by tab " + name);
+            return "ok";
+        }).WithSessionLock(tabMode));
+        var login = app.CreateClient(out var loginJar);
+        await login.PostAsync("/seed/cart/3-items", null);
+        var tabB = Tab(app, loginJar);
+        var tabC = Tab(app, loginJar);
+
+        var b = tabB.PostAsync("/tab/b", null);
+        var c = tabC.PostAsync("/tab/c", null);
+        await Within(Task.WhenAll(loaded["b"].Task, loaded["c"].Task));
+        var loggedIn = await Within(login.PostAsync("/login", null));
+        proceed.SetResult();
+        var (responseB, responseC) = (await Within(b), await Within(c));
+
+        Assert.Equal(HttpStatusCode.OK, loggedIn.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, responseB.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, responseC.StatusCode);
+
+        // A cookie with the replaced key arriving after the login's would take the browser back to a dying key.
+        Assert.Empty(SessionCookiesOf(responseB));
+        Assert.Empty(SessionCookiesOf(responseC));
+        Assert.Equal("b,c,cart,user", await login.GetStringAsync("/keys"));
+        Assert.Empty(Events.Invalid);
+    }
+
+    [Fact]
+    public async Task RegenerateIdAsync_OldCookieTabsUnderExclusive_WaitForTheLoginsLockThenSucceedWithTheNewCookie()
+    {
+        var regenerated = Gate();
+        var release = Gate();
+        await using var app = await StartAsync(a =>
+        {
+            a.MapPost("/login/held", async (HttpContext c) =>
+            {
+                await c.Session.LoadAsync();
+                c.Session.SetString("user", "alice");
+                await c.Session.RegenerateIdAsync();
+                regenerated.SetResult();
+                await release.Task;
+                return "ok";
+            }).WithSessionLock(SessionLockMode.Exclusive);
+            a.MapPost("/tab/{name}", async (HttpContext c, string name) =>
+            {
+                await c.Session.LoadAsync();
+                c.Session.SetString(name, "written by tab " + name);
+                return c.Session.GetString("user") ?? "(anonymous)";
+            }).WithSessionLock(SessionLockMode.Exclusive);
+        });
+        var login = app.CreateClient(out var loginJar);
+        var oldKey = KeyOf(app, SessionCookieOf(await login.PostAsync("/seed/cart/3-items", null)));
+        var tabB = Tab(app, loginJar);
+        var tabC = Tab(app, loginJar);
+
+        var loggingIn = login.PostAsync("/login/held", null);
+        await Within(regenerated.Task);
+        var b = tabB.PostAsync("/tab/b", null);
+        var c = tabC.PostAsync("/tab/c", null);
+        await Within(Task.WhenAny(Storage.WhenLockBusy(2), b, c).Unwrap());
+
+        Assert.False(b.IsCompleted, "A tab with the old cookie ran while the login held the lock.");
+        Assert.False(c.IsCompleted, "A tab with the old cookie ran while the login held the lock.");
+        release.SetResult();
+        var loggedIn = await Within(loggingIn);
+        var (responseB, responseC) = (await Within(b), await Within(c));
+        Assert.Equal(HttpStatusCode.OK, loggedIn.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, responseB.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, responseC.StatusCode);
+        Assert.Equal("alice", await responseB.Content.ReadAsStringAsync());
+        Assert.Equal("alice", await responseC.Content.ReadAsStringAsync());
+        var newKey = KeyOf(app, SessionCookieOf(loggedIn));
+        Assert.NotEqual(oldKey, newKey);
+        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(responseB)));
+        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(responseC)));
+        Assert.Equal(["/tab/b", "/tab/c"], Events.Zombies.Order(StringComparer.Ordinal));
+        Assert.Equal("b,c,cart,user", await login.GetStringAsync("/keys"));
+    }
+
+    [Fact]
+    public async Task RegenerateIdAsync_SendsANewCookieThatSeesTheDataUnderTheSameSessionId()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        var seeded = await client.PostAsync("/seed/cart/3-items", null);
+        var idBefore = await seeded.Content.ReadAsStringAsync();
+        var oldCookie = SessionCookieOf(seeded);
+
+        var loggedIn = await client.PostAsync("/login", null);
+
+        // One session cookie, Asm's: the stock middleware never writes its own over it.
+        var newCookie = SessionCookieOf(loggedIn);
+        Assert.NotEqual(oldCookie.Value, newCookie.Value);
+        Assert.NotEqual(KeyOf(app, oldCookie), KeyOf(app, newCookie));
+        Assert.Equal(idBefore, await loggedIn.Content.ReadAsStringAsync());
+        var next = await client.GetAsync("/id");
+        Assert.Equal(idBefore, await next.Content.ReadAsStringAsync());
+        Assert.Empty(SessionCookiesOf(next));
+        Assert.Equal("cart,user", await client.GetStringAsync("/keys"));
+        Assert.Equal("3-items", await client.GetStringAsync("/read/cart"));
+        Assert.Empty(Events.Zombies);
+        Assert.Empty(Events.Invalid);
+    }
+
+    [Fact]
+    public async Task RegenerateIdAsync_OnASessionCreatedInTheSameRequest_SendsExactlyOneCookieThatFindsIt()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+
+        var loggedIn = await client.PostAsync("/login", null);
+
+        var key = KeyOf(app, SessionCookieOf(loggedIn));
+        Assert.StartsWith(await loggedIn.Content.ReadAsStringAsync(), key, StringComparison.Ordinal);
+        Assert.Equal("alice", await client.GetStringAsync("/read/user"));
+        Assert.Empty(Events.Invalid);
+    }
+
+    [Theory]
+    [InlineData(SessionLockMode.Lockless)]
+    [InlineData(SessionLockMode.LockOnWrite)]
+    public async Task RegenerateIdAsync_TwoRequestsAtOnce_BothSucceedAndBothReturnedKeysWork(SessionLockMode mode)
+    {
+        var loaded = new Dictionary<string, TaskCompletionSource> { ["x"] = Gate(), ["y"] = Gate() };
+        var go = Gate();
+        await using var app = await StartAsync(a => a.MapPost("/regenerate/{name}", async (HttpContext c, string name) =>
+        {
+            await c.Session.LoadAsync();
+            loaded[name].SetResult();
+            await go.Task;
+            await c.Session.RegenerateIdAsync();
+            c.Session.SetString(name, "written by " + name);
+            return c.Session.Id;
+        }).WithSessionLock(mode));
+        var owner = app.CreateClient(out var ownerJar);
+        var seeded = await owner.PostAsync("/seed/cart/3-items", null);
+        var id = await seeded.Content.ReadAsStringAsync();
+        var oldKey = KeyOf(app, SessionCookieOf(seeded));
+        var tabX = Tab(app, ownerJar);
+        var tabY = Tab(app, ownerJar);
+
+        var x = tabX.PostAsync("/regenerate/x", null);
+        var y = tabY.PostAsync("/regenerate/y", null);
+        await Within(Task.WhenAll(loaded["x"].Task, loaded["y"].Task));
+        go.SetResult();
+        var (responseX, responseY) = (await Within(x), await Within(y));
+
+        Assert.Equal(HttpStatusCode.OK, responseX.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, responseY.StatusCode);
+        Assert.Equal(id, await responseX.Content.ReadAsStringAsync());
+        Assert.Equal(id, await responseY.Content.ReadAsStringAsync());
+        var keyX = KeyOf(app, SessionCookieOf(responseX));
+        var keyY = KeyOf(app, SessionCookieOf(responseY));
+        Assert.Equal(3, new HashSet<string>([oldKey, keyX, keyY], StringComparer.Ordinal).Count);
+
+        var zombiesBefore = Events.Zombies.Count;
+        var readX = await tabX.GetAsync("/keys");
+        var readY = await tabY.GetAsync("/keys");
+        Assert.Equal("cart,x,y", await readX.Content.ReadAsStringAsync());
+        Assert.Equal("cart,x,y", await readY.Content.ReadAsStringAsync());
+        Assert.Equal(zombiesBefore + 1, Events.Zombies.Count);
+
+        // The key that lost the race is a zombie: its read is handed the other, current key.
+        var (zombieRead, currentKey) = SessionCookiesOf(readX).Count > 0 ? (readX, keyY) : (readY, keyX);
+        Assert.Equal(currentKey, KeyOf(app, SessionCookieOf(zombieRead)));
+        Assert.Empty(Events.Invalid);
+    }
+
+    [Fact]
+    public async Task RegenerateIdAsync_UnderAnExclusiveLock_KeepsTheLockUntilTheRequestCommits()
+    {
+        var regenerated = Gate();
+        var release = Gate();
+        await using var app = await StartAsync(a =>
+        {
+            a.MapPost("/login/held", async (HttpContext c) =>
+            {
+                await c.Session.LoadAsync();
+                await c.Session.RegenerateIdAsync();
+                regenerated.SetResult();
+                await release.Task;
+                c.Session.SetString("user", "alice");
+                return "ok";
+            }).WithSessionLock(SessionLockMode.Exclusive);
+            a.MapPost("/exclusive/read/{name}", async (HttpContext c, string name) =>
+            {
+                await c.Session.LoadAsync();
+                return c.Session.GetString(name) ?? "(none)";
+            }).WithSessionLock(SessionLockMode.Exclusive);
+        });
+        var login = app.CreateClient(out var loginJar);
+        await login.PostAsync("/seed/cart/3-items", null);
+        var tab = Tab(app, loginJar);
+
+        var loggingIn = login.PostAsync("/login/held", null);
+        await Within(regenerated.Task);
+        var concurrent = tab.PostAsync("/exclusive/read/user", null);
+        await Within(Task.WhenAny(Storage.WhenLockBusy(1), concurrent).Unwrap());
+
+        Assert.False(concurrent.IsCompleted, "The regeneration released the lock: a concurrent exclusive request got in.");
+        release.SetResult();
+        Assert.Equal(HttpStatusCode.OK, (await Within(loggingIn)).StatusCode);
+        var read = await Within(concurrent);
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal("alice", await read.Content.ReadAsStringAsync());
+    }
+
+    // ---- Zombie window ----
+
+    [Fact]
+    public async Task OldCookie_AfterTheZombieWindow_GetsAFreshSessionAndOneZombieExpiredEvent()
+    {
+        var time = new ManualTimeProvider();
+        await using var app = await StartAsync(configure: o => o.ZombieLifetime = TimeSpan.FromSeconds(30), time: time);
+        var login = app.CreateClient(out var loginJar);
+        var id = await (await login.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        var earlyTab = Tab(app, loginJar);
+        var lateTab = Tab(app, loginJar);
+        await login.PostAsync("/login", null);
+
+        time.Advance(TimeSpan.FromSeconds(29));
+        Assert.Equal("3-items", await earlyTab.GetStringAsync("/read/cart"));
+        Assert.Equal(["/read/cart"], Events.Zombies);
+        Assert.Empty(Events.Invalid);
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        var late = await lateTab.PostAsync("/probe", null);
+
+        Assert.Equal(HttpStatusCode.OK, late.StatusCode);
+        var (cart, lateId) = Split(await late.Content.ReadAsStringAsync());
+        Assert.Equal("(none)", cart);
+        Assert.NotEqual(id, lateId);
+        Assert.StartsWith(lateId, KeyOf(app, SessionCookieOf(late)), StringComparison.Ordinal);
+        Assert.Equal(("/probe", InvalidSessionReason.ZombieExpired), Assert.Single(Events.Invalid));
+        Assert.Equal("visitor", await lateTab.GetStringAsync("/keys"));
+        Assert.Single(Events.Invalid);
+        Assert.Single(Events.Zombies);
+        Assert.Equal("cart,user", await login.GetStringAsync("/keys"));
+    }
+
+    // ---- Client profiles ----
+
+    [Fact]
+    public async Task ProfileChanged_ByDefault_IsRaisedOnceForANewUserAgentWhichIsThenRecorded()
+    {
+        await using var app = await StartAsync();
+        var owner = Browser(app, OwnerAgent, out var ownerJar);
+        await owner.PostAsync("/seed/cart/3-items", null);
+        var other = Tab(app, ownerJar, OtherAgent);
+
+        Assert.Equal("3-items", await other.GetStringAsync("/read/cart"));
+
+        var change = Assert.Single(Events.ProfileChanges);
+        Assert.Contains(OtherAgent, change.CurrentProfile, StringComparison.Ordinal);
+        Assert.Contains(OwnerAgent, Assert.Single(change.PreviousProfiles), StringComparison.Ordinal);
+        Assert.False(change.Rejected);
+        Assert.Equal("3-items", await other.GetStringAsync("/read/cart"));
+        Assert.Equal("cart,visitor", await ReadAfterProbeAsync(other));
+        Assert.Equal("cart,visitor", await owner.GetStringAsync("/keys"));
+        Assert.Single(Events.ProfileChanges);
+    }
+
+    [Fact]
+    public async Task ProfileChanged_Rejected_GivesTheRequestAFreshSessionAndLeavesTheOwnersUntouched()
+    {
+        await using var app = await StartAsync(configure: o => o.Events.OnProfileChanged = c =>
+        {
+            c.Reject();
+            return Task.CompletedTask;
+        });
+        var owner = Browser(app, OwnerAgent, out var ownerJar);
+        var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        var thief = Tab(app, ownerJar, OtherAgent);
+
+        var stolen = await thief.PostAsync("/probe", null);
+
+        Assert.Equal(HttpStatusCode.OK, stolen.StatusCode);
+        var (cart, thiefId) = Split(await stolen.Content.ReadAsStringAsync());
+        Assert.Equal("(none)", cart);
+        Assert.NotEqual(id, thiefId);
+        Assert.StartsWith(thiefId, KeyOf(app, SessionCookieOf(stolen)), StringComparison.Ordinal);
+        Assert.True(Assert.Single(Events.ProfileChanges).Rejected);
+        Assert.Equal("visitor", await thief.GetStringAsync("/keys"));
+
+        // The owner's session kept its data and its lock: an exclusive write goes through at once.
+        Assert.Equal("cart", await owner.GetStringAsync("/keys"));
+        Assert.Equal(HttpStatusCode.OK, (await Within(owner.PostAsync("/seed/more/1", null))).StatusCode);
+        Assert.Equal("cart,more", await owner.GetStringAsync("/keys"));
+        Assert.Equal(id, await owner.GetStringAsync("/id"));
+        Assert.Single(Events.ProfileChanges);
+    }
+
+    [Fact]
+    public async Task ProfileProvider_ReturningNull_SkipsTheCheck()
+    {
+        await using var app = await StartAsync(configure: o =>
+        {
+            o.ProfileProvider = c => c.Request.Headers.UserAgent is { Count: > 0 } agent ? agent.ToString() : null;
+            o.Events.OnProfileChanged = c =>
+            {
+                c.Reject();
+                return Task.CompletedTask;
+            };
+        });
+        var owner = Browser(app, OwnerAgent, out var ownerJar);
+        await owner.PostAsync("/seed/cart/3-items", null);
+        var anonymous = Tab(app, ownerJar);
+
+        Assert.Equal("3-items", await anonymous.GetStringAsync("/read/cart"));
+        Assert.Equal("cart,visitor", await ReadAfterProbeAsync(anonymous));
+        Assert.Equal("cart,visitor", await owner.GetStringAsync("/keys"));
+        Assert.Empty(Events.ProfileChanges);
+    }
+
+    // ---- Destroy ----
+
+    [Fact]
+    public async Task DestroyAsync_ExpiresTheCookie()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/seed/cart/3-items", null);
+
+        var destroyed = await client.PostAsync("/destroy", null);
+
+        Assert.Equal(HttpStatusCode.OK, destroyed.StatusCode);
+        var cookie = SessionCookieOf(destroyed);
+        Assert.True(cookie.Expires < DateTimeOffset.UtcNow, $"The session cookie was not expired: {cookie}");
+        Assert.Equal("(none)", await client.GetStringAsync("/read/cart"));
+        Assert.Empty(Events.Invalid);
+    }
+
+    [Theory]
+    [InlineData(SessionLockMode.Lockless)]
+    [InlineData(SessionLockMode.LockOnWrite)]
+    [InlineData(SessionLockMode.Exclusive)]
+    public async Task DestroyAsync_WhileARequestIsInFlight_RefusesItsCommitSoNothingIsResurrected(SessionLockMode inFlightMode)
+    {
+        var loaded = Gate();
+        var proceed = Gate();
+        await using var app = await StartAsync(a =>
+        {
+            a.MapPost("/slow-write", async (HttpContext c) =>
+            {
+                await c.Session.LoadAsync();
+                var cart = c.Session.GetString("cart") ?? "(none)";
+                loaded.SetResult();
+                await proceed.Task;
+                c.Session.SetString("resurrected", "yes");
+                return cart;
+            }).WithSessionLock(inFlightMode);
+            a.MapPost("/destroy/lockless", async (HttpContext c) =>
+            {
+                await c.Session.LoadAsync();
+                await c.Session.DestroyAsync();
+                return "destroyed";
+            }).WithSessionLock(SessionLockMode.Lockless);
+        });
+        var owner = app.CreateClient(out var ownerJar);
+        var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        var slowTab = Tab(app, ownerJar);
+        var laterTab = Tab(app, ownerJar);
+
+        var slow = slowTab.PostAsync("/slow-write", null);
+        await Within(loaded.Task);
+        var destroyed = await Within(owner.PostAsync("/destroy/lockless", null));
+        proceed.SetResult();
+        var slowResponse = await Within(slow);
+
+        Assert.Equal(HttpStatusCode.OK, destroyed.StatusCode);
+        Assert.True(SessionCookieOf(destroyed).Expires < DateTimeOffset.UtcNow);
+        Assert.Equal(HttpStatusCode.OK, slowResponse.StatusCode);
+        Assert.Equal("3-items", await slowResponse.Content.ReadAsStringAsync());
+        if (SessionCookiesOf(slowResponse) is [var cookie])
+        {
+            // LockOnWrite meets the tombstone when its write takes the lock: the write starts a new session, as any
+            // request presenting the destroyed cookie would, and never lands in the destroyed one.
+            Assert.Equal(SessionLockMode.LockOnWrite, inFlightMode);
+            Assert.NotEqual(id, KeyOf(app, cookie)[..id.Length]);
+        }
+
+        Assert.Equal("", await laterTab.GetStringAsync("/keys"));
+        Assert.Equal(("/keys", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid, e => e.Path == "/keys"));
+        Assert.DoesNotContain(Events.Invalid, e => e.Reason != InvalidSessionReason.Destroyed);
+    }
+
+    [Fact]
+    public async Task OldCookie_AfterDestroy_GetsAFreshSessionAndOneDestroyedEvent()
+    {
+        await using var app = await StartAsync();
+        var owner = app.CreateClient(out var ownerJar);
+        var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        var stale = Tab(app, ownerJar);
+        await owner.PostAsync("/destroy", null);
+
+        var reused = await stale.PostAsync("/probe", null);
+
+        Assert.Equal(HttpStatusCode.OK, reused.StatusCode);
+        var (cart, freshId) = Split(await reused.Content.ReadAsStringAsync());
+        Assert.Equal("(none)", cart);
+        Assert.NotEqual(id, freshId);
+        Assert.StartsWith(freshId, KeyOf(app, SessionCookieOf(reused)), StringComparison.Ordinal);
+        Assert.Equal(("/probe", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid));
+        Assert.Equal("visitor", await stale.GetStringAsync("/keys"));
+        Assert.Single(Events.Invalid);
+    }
+
+    // ---- Encryption at rest (every driver; the bytes themselves in StoredSessionIdentityTests) ----
+
+    [Fact]
+    public async Task EncryptAtRest_ValuesAndProfilesRoundTripThroughRegeneration()
+    {
+        await using var app = await StartAsync(configure: o => o.EncryptAtRest = true);
+        var owner = Browser(app, OwnerAgent, out var ownerJar);
+        await owner.PostAsync("/seed/cart/3-items", null);
+        await owner.PostAsync("/login", null);
+        var other = Tab(app, ownerJar, OtherAgent);
+
+        Assert.Equal("cart,user", await owner.GetStringAsync("/keys"));
+        Assert.Equal("3-items", await owner.GetStringAsync("/read/cart"));
+        Assert.Equal("alice", await other.GetStringAsync("/read/user"));
+        var change = Assert.Single(Events.ProfileChanges);
+        Assert.Contains(OwnerAgent, Assert.Single(change.PreviousProfiles), StringComparison.Ordinal);
+        Assert.Equal("alice", await other.GetStringAsync("/read/user"));
+        Assert.Single(Events.ProfileChanges);
+        Assert.Empty(Events.Invalid);
+    }
+
+    [Fact]
+    public async Task EncryptAtRest_TamperedValue_GivesACorruptEventAndAFreshSessionNotAnError()
+    {
+        await using var app = await StartAsync(configure: o => o.EncryptAtRest = true);
+        var owner = app.CreateClient();
+        var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        Storage.TamperedSessionId = id;
+
+        var read = await owner.PostAsync("/probe", null);
+
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        var (cart, freshId) = Split(await read.Content.ReadAsStringAsync());
+        Assert.Equal("(none)", cart);
+        Assert.NotEqual(id, freshId);
+        Assert.Equal(("/probe", InvalidSessionReason.Corrupt), Assert.Single(Events.Invalid));
+        Assert.Equal("visitor", await owner.GetStringAsync("/keys"));
+        Assert.Single(Events.Invalid);
+    }
+
+    // ---- The app and its clients ----
+
+    /// <summary>
+    /// Starts an app on this test's storage with the common endpoints, the recording events and the observing
+    /// driver, plus whatever <paramref name="map"/> adds.
+    /// </summary>
+    private protected async Task<SessionApp> StartAsync(
+        Action<WebApplication>? map = null, Action<AsmSessionOptions>? configure = null, TimeProvider? time = null)
+    {
+        return await SessionApp.StartAsync(
+            builder => Driver.Use(builder, Scope),
+            app =>
+            {
+                MapCommonEndpoints(app);
+                map?.Invoke(app);
+            },
+            options =>
+            {
+                options.Events = Events;
+                configure?.Invoke(options);
+            },
+            time,
+            services => Storage = ObservingSessionDriver.Wrap(services));
+    }
+
+    private static void MapCommonEndpoints(WebApplication app)
+    {
+        app.MapPost("/seed/{name}/{value}", async (HttpContext c, string name, string value) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString(name, value);
+            return c.Session.Id;
+        });
+        app.MapPost("/login", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("user", "alice");
+            await c.Session.RegenerateIdAsync();
+            return c.Session.Id;
+        });
+        app.MapPost("/probe", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            var cart = c.Session.GetString("cart") ?? "(none)";
+            c.Session.SetString("visitor", "here");
+            return $"{cart}|{c.Session.Id}";
+        });
+        app.MapPost("/destroy", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            await c.Session.DestroyAsync();
+            return "destroyed";
+        });
+        app.MapGet("/read/{name}", async (HttpContext c, string name) =>
+        {
+            await c.Session.LoadAsync();
+            return c.Session.GetString(name) ?? "(none)";
+        }).WithSessionLock(SessionLockMode.ReadOnly);
+        app.MapGet("/keys", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            return string.Join(',', c.Session.Keys.Order(StringComparer.Ordinal));
+        }).WithSessionLock(SessionLockMode.ReadOnly);
+        app.MapGet("/id", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            return c.Session.Id;
+        }).WithSessionLock(SessionLockMode.ReadOnly);
+    }
+
+    /// <summary>A new browser with its own cookies, sending <paramref name="userAgent"/>.</summary>
+    private protected static HttpClient Browser(SessionApp app, string userAgent, out CookieJarHandler jar)
+    {
+        var client = app.CreateClient(out jar);
+        client.DefaultRequestHeaders.TryAddWithoutValidation(HeaderNames.UserAgent, userAgent);
+        return client;
+    }
+
+    /// <summary>Another tab holding the cookies <paramref name="source"/> holds now (another browser, with a user agent).</summary>
+    private protected static HttpClient Tab(SessionApp app, CookieJarHandler source, string? userAgent = null)
+    {
+        var client = app.CreateClient(out var jar);
+        foreach (System.Net.Cookie cookie in source.Cookies.GetCookies(Site))
+        {
+            jar.Cookies.Add(Site, new System.Net.Cookie(cookie.Name, cookie.Value, cookie.Path));
+        }
+
+        if (userAgent is not null)
+        {
+            client.DefaultRequestHeaders.TryAddWithoutValidation(HeaderNames.UserAgent, userAgent);
+        }
+
+        return client;
+    }
+
+    private protected static IReadOnlyList<SetCookieHeaderValue> SessionCookiesOf(HttpResponseMessage response) =>
+        response.Headers.TryGetValues(HeaderNames.SetCookie, out var values)
+            ? [.. SetCookieHeaderValue.ParseList([.. values]).Where(c => c.Name.Equals(CookieName, StringComparison.Ordinal))]
+            : [];
+
+    /// <summary>The one session cookie the response sets.</summary>
+    private protected static SetCookieHeaderValue SessionCookieOf(HttpResponseMessage response) => Assert.Single(SessionCookiesOf(response));
+
+    /// <summary>The session key a cookie carries, unprotected as the stock middleware does.</summary>
+    private protected static string KeyOf(SessionApp app, SetCookieHeaderValue cookie)
+    {
+        var protector = app.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("SessionMiddleware");
+        var value = Uri.UnescapeDataString(cookie.Value.ToString());
+        value = value.PadRight(value.Length + ((4 - (value.Length % 4)) % 4), '=');
+        return Encoding.UTF8.GetString(protector.Unprotect(Convert.FromBase64String(value)));
+    }
+
+    private protected static (string Cart, string Id) Split(string probe)
+    {
+        var parts = probe.Split('|');
+        return (parts[0], parts[1]);
+    }
+
+    private protected static TaskCompletionSource Gate() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private protected static Task Within(Task task) => task.WaitAsync(Patience);
+
+    private protected static Task<T> Within<T>(Task<T> task) => task.WaitAsync(Patience);
+
+    private static async Task<string> ReadAfterProbeAsync(HttpClient client)
+    {
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/probe", null)).StatusCode);
+        return await client.GetStringAsync("/keys");
+    }
+}

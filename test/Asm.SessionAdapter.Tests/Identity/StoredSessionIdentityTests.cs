@@ -1,0 +1,115 @@
+using System.Net;
+using System.Text;
+using Asm.Testing.Drivers;
+
+namespace Asm.SessionAdapter.Tests.Identity;
+
+/// <summary>
+/// Encryption at rest checked on the bytes storage really holds, and damage done to them: for the drivers that store
+/// sessions as bytes (files, Redis). The in-memory driver keeps objects and runs only the round trips.
+/// </summary>
+public abstract class StoredSessionIdentityTests<TDriver>(TDriver driver) : SessionIdentityTests<TDriver>(driver)
+    where TDriver : class, IDriverFixture, new()
+{
+    /// <summary>
+    /// Damages the ciphertext of the encrypted values of <paramref name="sessionId"/> as stored in
+    /// <paramref name="scope"/>, leaving the record around them well-formed, as an attacker with write access would.
+    /// </summary>
+    protected abstract Task TamperWithStoredCiphertextAsync(string scope, string sessionId);
+
+    [Fact]
+    public async Task EncryptAtRest_StoredBytes_HoldNeitherTheValueNorTheUserAgentInPlaintext()
+    {
+        var secret = "card-4111-" + Guid.NewGuid().ToString("N");
+        var agent = "AsmTest-Distinctive/" + Guid.NewGuid().ToString("N");
+        await using var app = await StartAsync(configure: o => o.EncryptAtRest = true);
+        var owner = Browser(app, agent, out _);
+
+        Assert.Equal(HttpStatusCode.OK, (await owner.PostAsync($"/seed/card/{secret}", null)).StatusCode);
+
+        var stored = await Driver.DumpAsync(Scope);
+        Assert.NotEmpty(stored);
+        Assert.False(Holds(stored, secret), "A value encrypted at rest is readable in storage.");
+        Assert.False(Holds(stored, agent), "A client profile encrypted at rest is readable in storage.");
+        Assert.Equal(secret, await owner.GetStringAsync("/read/card"));
+    }
+
+    [Fact]
+    public async Task WithoutEncryption_StoredBytes_ShowTheValueInPlaintext()
+    {
+        // The control of the test above: the dump does reach the stored values.
+        var secret = "card-4111-" + Guid.NewGuid().ToString("N");
+        await using var app = await StartAsync();
+        var owner = app.CreateClient();
+
+        await owner.PostAsync($"/seed/card/{secret}", null);
+
+        Assert.True(Holds(await Driver.DumpAsync(Scope), secret));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task CorruptStoredSession_GivesACorruptEventAndAFreshSessionNotAnError(bool encryptAtRest)
+    {
+        await using var app = await StartAsync(configure: o => o.EncryptAtRest = encryptAtRest);
+        var owner = app.CreateClient();
+        var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        await Driver.CorruptSessionAsync(Scope, id);
+
+        var read = await owner.PostAsync("/probe", null);
+
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        var (cart, freshId) = Split(await read.Content.ReadAsStringAsync());
+        Assert.Equal("(none)", cart);
+        Assert.NotEqual(id, freshId);
+        Assert.StartsWith(freshId, KeyOf(app, SessionCookieOf(read)), StringComparison.Ordinal);
+        Assert.Equal(("/probe", InvalidSessionReason.Corrupt), Assert.Single(Events.Invalid));
+        Assert.Equal("visitor", await owner.GetStringAsync("/keys"));
+        Assert.Single(Events.Invalid);
+    }
+
+    [Fact]
+    public async Task EncryptAtRest_CiphertextTamperedAtRest_GivesACorruptEventAndAFreshSessionNotAnError()
+    {
+        await using var app = await StartAsync(configure: o => o.EncryptAtRest = true);
+        var owner = app.CreateClient();
+        var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        await TamperWithStoredCiphertextAsync(Scope, id);
+
+        var read = await owner.PostAsync("/probe", null);
+
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        var (cart, freshId) = Split(await read.Content.ReadAsStringAsync());
+        Assert.Equal("(none)", cart);
+        Assert.NotEqual(id, freshId);
+        Assert.Equal(("/probe", InvalidSessionReason.Corrupt), Assert.Single(Events.Invalid));
+        Assert.Equal("visitor", await owner.GetStringAsync("/keys"));
+    }
+
+    /// <summary>The header every ASP.NET Core Data Protection payload starts with.</summary>
+    private protected static ReadOnlySpan<byte> ProtectedPayloadMagic => [0x09, 0xF0, 0xC9, 0xF0];
+
+    /// <summary>
+    /// Flips one byte of every Data Protection payload in <paramref name="bytes"/>, past its header and key id (so
+    /// inside the encrypted part), and returns how many it damaged.
+    /// </summary>
+    private protected static int FlipProtectedPayloads(byte[] bytes)
+    {
+        const int intoCiphertext = 4 + 16 + 8;
+        var flipped = 0;
+        for (var at = bytes.AsSpan().IndexOf(ProtectedPayloadMagic); at >= 0 && at + intoCiphertext < bytes.Length;)
+        {
+            bytes[at + intoCiphertext] ^= 0xFF;
+            flipped++;
+            var next = bytes.AsSpan(at + 4).IndexOf(ProtectedPayloadMagic);
+            at = next < 0 ? -1 : at + 4 + next;
+        }
+
+        return flipped;
+    }
+
+    /// <summary>Whether <paramref name="text"/> appears in <paramref name="bytes"/> as UTF-8 or as UTF-16.</summary>
+    private static bool Holds(byte[] bytes, string text) =>
+        bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0 || bytes.AsSpan().IndexOf(Encoding.Unicode.GetBytes(text)) >= 0;
+}

@@ -1,0 +1,70 @@
+using Asm.Testing.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Asm.SessionAdapter.Tests.Configuration;
+
+public sealed class AsmSessionOptionsTests
+{
+    [Fact]
+    public void Defaults_AreTheDocumentedOnes()
+    {
+        var options = new AsmSessionOptions();
+
+        Assert.Equal(TimeSpan.FromMinutes(20), options.IdleTimeout);
+        Assert.Equal(TimeSpan.FromHours(8), options.AbsoluteTimeout);
+        Assert.Equal(TimeSpan.FromMinutes(1), options.IOTimeout);
+        Assert.Equal(SessionLockMode.Exclusive, options.DefaultLockMode);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.LockLease);
+        Assert.Equal(TimeSpan.FromSeconds(10), options.LockWaitTimeout);
+        Assert.Equal(LockWaitFailure.Throw, options.LockWaitFailure);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.ZombieLifetime);
+        Assert.False(options.EncryptAtRest);
+        Assert.True(options.Cookie.HttpOnly);
+        Assert.Equal(Microsoft.AspNetCore.Http.SameSiteMode.Lax, options.Cookie.SameSite);
+        Assert.Equal(Microsoft.AspNetCore.Http.CookieSecurePolicy.SameAsRequest, options.Cookie.SecurePolicy);
+        Assert.Equal("/", options.Cookie.Path);
+    }
+
+    [Theory]
+    [InlineData(nameof(AsmSessionOptions.IdleTimeout), "AsmSessionOptions.IdleTimeout must be positive")]
+    [InlineData(nameof(AsmSessionOptions.LockLease), "AsmSessionOptions.LockLease is 00:00:00.1000000: a lease under 1 second")]
+    [InlineData(nameof(AsmSessionOptions.MaxProfiles), "AsmSessionOptions.MaxProfiles must be between 1 and 64")]
+    [InlineData(nameof(AsmSessionOptions.UseHostPrefix), "AsmSessionOptions.UseHostPrefix needs a host-only cookie")]
+    public async Task InvalidOption_FailsAtStartWithAMessageNamingIt(string option, string message)
+    {
+        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            _ => { },
+            o =>
+            {
+                switch (option)
+                {
+                    case nameof(AsmSessionOptions.IdleTimeout):
+                        o.IdleTimeout = TimeSpan.Zero;
+                        break;
+                    case nameof(AsmSessionOptions.LockLease):
+                        o.LockLease = TimeSpan.FromMilliseconds(100);
+                        break;
+                    case nameof(AsmSessionOptions.MaxProfiles):
+                        o.MaxProfiles = 0;
+                        break;
+                    case nameof(AsmSessionOptions.UseHostPrefix):
+                        o.UseHostPrefix = true;
+                        o.Cookie.Domain = "example.org";
+                        break;
+                }
+            }));
+
+        Assert.Contains(message, failure.Message);
+    }
+
+    [Fact]
+    public async Task FileSystemDriverWithoutDirectory_FailsAtStart()
+    {
+        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => SessionApp.StartAsync(
+            b => b.UseFileSystemDriver(o => o.Directory = ""), _ => { }));
+
+        Assert.Contains("FileSystemDriverOptions.Directory", failure.Message);
+    }
+}

@@ -311,10 +311,12 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
         var id = await (await login.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
         var earlyTab = Tab(app, loginJar);
         var lateTab = Tab(app, loginJar);
-        await login.PostAsync("/login", null);
+        var newKey = KeyOf(app, SessionCookieOf(await login.PostAsync("/login", null)));
 
         time.Advance(TimeSpan.FromSeconds(29));
-        Assert.Equal("3-items", await earlyTab.GetStringAsync("/read/cart"));
+        var early = await earlyTab.GetAsync("/read/cart");
+        Assert.Equal("3-items", await early.Content.ReadAsStringAsync());
+        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(early)));
         Assert.Equal(["/read/cart"], Events.Zombies);
         Assert.Empty(Events.Invalid);
 

@@ -1,0 +1,124 @@
+using System.Globalization;
+using Asm.Caching.Sessions;
+
+namespace Asm.Demo;
+
+/// <summary>The endpoints behind the page's buttons, each in the lock mode that its action shows.</summary>
+internal static class DemoApi
+{
+    /// <summary>How long an increment waits between reading and writing its counter, so that races show.</summary>
+    public static readonly TimeSpan IncrementGap = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>How long the slow request sleeps before it reads and writes its session.</summary>
+    public static readonly TimeSpan SlowRequest = TimeSpan.FromSeconds(1.5);
+
+    /// <summary>How long "Hold the lock" holds its Exclusive lock.</summary>
+    public static readonly TimeSpan Hold = TimeSpan.FromSeconds(3);
+
+    public static void MapDemoApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api");
+
+        // Exclusive, the default mode: the lock is taken at load and released after commit.
+        api.MapPost("/start", async (HttpContext context, TimeProvider time) =>
+        {
+            var session = context.Session;
+            await session.LoadAsync(context.RequestAborted);
+            if (session.GetString("created") is null)
+            {
+                session.SetString("created", time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture));
+            }
+
+            return Describe(session);
+        });
+
+        api.MapGet("/state", (HttpContext context, DemoStorage storage, DemoEventLog log) =>
+        {
+            var session = Describe(context.Session);
+            return new { session, storage = storage.Description, events = log.Of(session.Id) };
+        }).WithSessionLock(SessionLockMode.ReadOnly);
+
+        api.MapGet("/events", (HttpContext context, DemoEventLog log) =>
+            log.Of(SessionKey.Hash(context.Session.Id))).WithSessionLock(SessionLockMode.ReadOnly);
+
+        // "Fire 50 parallel increments": the same read-modify-write under two lock modes.
+        api.MapPost("/counters/reset", async (HttpContext context) =>
+        {
+            await context.Session.LoadAsync(context.RequestAborted);
+            context.Session.SetString("exclusive", "0");
+            context.Session.SetString("lockless", "0");
+        });
+        api.MapPost("/counters/exclusive", (HttpContext context, CancellationToken aborted) => IncrementAsync(context.Session, "exclusive", aborted));
+        api.MapPost("/counters/lockless", (HttpContext context, CancellationToken aborted) => IncrementAsync(context.Session, "lockless", aborted))
+            .WithSessionLock(SessionLockMode.Lockless);
+
+        // "Log in": a slow request sent with the old key finishes after the key was regenerated.
+        api.MapPost("/slow-write", async (HttpContext context) =>
+        {
+            // The session loads lazily: the slow request reads it only now, after the log-in replaced its key.
+            await Task.Delay(SlowRequest, context.RequestAborted);
+            await context.Session.LoadAsync(context.RequestAborted);
+            context.Session.SetString("cart", "3 books");
+            return new { zombie = DemoEventLog.Raised(context, DemoEvent.ZombieKey) };
+        });
+        api.MapPost("/login", async (HttpContext context) =>
+        {
+            await context.Session.LoadAsync(context.RequestAborted);
+            await context.Session.RegenerateIdAsync(context.RequestAborted);
+            context.Session.SetString("user", "ada");
+            return new { id = SessionKey.Hash(context.Session.Id) };
+        });
+
+        // "Hold the lock for 3 s" and the reads that answer meanwhile.
+        api.MapPost("/hold", async (HttpContext context, DemoLockHolders holders, TimeProvider time) =>
+        {
+            await context.Session.LoadAsync(context.RequestAborted);
+            using (holders.Hold(context.Session.Id))
+            {
+                await Task.Delay(Hold, context.RequestAborted);
+            }
+
+            context.Session.SetString("heldUntil", time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture));
+        });
+        api.MapGet("/peek", [SessionLock(SessionLockMode.ReadOnly)] (HttpContext context, DemoLockHolders holders) => Peek(context, holders));
+        api.MapGet("/peek-exclusive", (HttpContext context, DemoLockHolders holders) => Peek(context, holders));
+
+        // "Destroy": the record goes, the cookie is expired, and the next request starts a new session.
+        api.MapPost("/destroy", async (HttpContext context) =>
+        {
+            await context.Session.LoadAsync(context.RequestAborted);
+            var destroyed = SessionKey.Hash(context.Session.Id);
+            await context.Session.DestroyAsync(context.RequestAborted);
+            return new { destroyed };
+        });
+    }
+
+    private static async Task<int> IncrementAsync(ISession session, string counter, CancellationToken aborted)
+    {
+        await session.LoadAsync(aborted);
+        var value = int.Parse(session.GetString(counter) ?? "0", CultureInfo.InvariantCulture);
+        await Task.Delay(IncrementGap, aborted);
+        session.SetString(counter, (value + 1).ToString(CultureInfo.InvariantCulture));
+        return value + 1;
+    }
+
+    private static object Peek(HttpContext context, DemoLockHolders holders) => new
+    {
+        holding = holders.IsHeld(context.Session.Id),
+        mode = context.Session.LockMode.ToString(),
+        profileChanged = DemoEventLog.Raised(context, DemoEvent.ProfileChanged),
+    };
+
+    private static DemoSession Describe(ISession session)
+    {
+        var values = session.Keys
+            .Order(StringComparer.Ordinal)
+            .Select(name => new DemoValue(name, session.GetString(name) ?? ""))
+            .ToList();
+        return new DemoSession(SessionKey.Hash(session.Id), session.GetString("created"), values);
+    }
+
+    private sealed record DemoSession(string Id, string? Created, IReadOnlyList<DemoValue> Values);
+
+    private sealed record DemoValue(string Name, string Value);
+}

@@ -355,6 +355,8 @@ internal sealed class AsmSession : IAsmSession
             Hold(lease);
         }
 
+        // From here on event handlers may use the session: it must not load (and wait for its own lock) again.
+        _loaded = true;
         if (result.Status == SessionLoadStatus.Zombie)
         {
             _services.Metrics.ZombieHit();
@@ -379,7 +381,7 @@ internal sealed class AsmSession : IAsmSession
 
         if (previous.Count > 0)
         {
-            var changed = new ProfileChangedContext(_context, profile, previous);
+            var changed = new ProfileChangedContext(_context, Hash, profile, previous);
             await _options.Events.ProfileChanged(changed).ConfigureAwait(false);
             _services.Metrics.ProfileChanged(changed.IsRejected);
             Log.ProfileChanged(_services.Logger, Hash, changed.IsRejected ? "rejected" : "accepted");
@@ -406,9 +408,10 @@ internal sealed class AsmSession : IAsmSession
     private async Task RejectPresentedKeyAsync(InvalidSessionReason reason)
     {
         StartNewSession();
+        _loaded = true;
         _services.Metrics.Invalid(reason);
         Log.InvalidSession(_services.Logger, reason);
-        await _options.Events.InvalidSessionAccessed(new InvalidSessionContext(_context, reason)).ConfigureAwait(false);
+        await _options.Events.InvalidSessionAccessed(new InvalidSessionContext(_context, Hash, reason)).ConfigureAwait(false);
     }
 
     private void StartNewSession()
@@ -625,13 +628,22 @@ internal sealed class AsmSession : IAsmSession
     }
 
     /// <summary>Runs one storage operation under <see cref="AsmSessionOptions.IOTimeout"/>, with failures made clear.</summary>
+    /// <remarks>
+    /// An operation that completes later resumes on the thread pool, never inline on the thread that completed it: a
+    /// driver's I/O thread (StackExchange.Redis completes its replies in order on one) must not go on to run the
+    /// request, which may then block on the session (<see cref="ISession.Set"/> takes the lock synchronously in
+    /// <see cref="SessionLockMode.LockOnWrite"/>) and wait for a reply that thread can no longer deliver.
+    /// </remarks>
     private async Task<T> StorageAsync<T>(string what, Func<CancellationToken, ValueTask<T>> operation, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.IOTimeout);
         try
         {
-            return await operation(timeout.Token).ConfigureAwait(false);
+            var pending = operation(timeout.Token);
+            return pending.IsCompleted
+                ? pending.Result
+                : await pending.AsTask().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {

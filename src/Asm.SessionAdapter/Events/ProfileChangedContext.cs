@@ -7,8 +7,8 @@ namespace Asm.SessionAdapter;
 /// By default the profile is accepted and recorded; <see cref="Reject"/> gives the request a fresh, empty session and
 /// leaves the original untouched for its owner.
 /// </summary>
-public sealed class ProfileChangedContext(HttpContext httpContext, string currentProfile, IReadOnlyList<string> previousProfiles)
-    : AsmSessionEventContext(httpContext)
+public sealed class ProfileChangedContext(HttpContext httpContext, string sessionHash, string currentProfile, IReadOnlyList<string> previousProfiles)
+    : AsmSessionEventContext(httpContext, sessionHash)
 {
     /// <summary>The profile of this request.</summary>
     public string CurrentProfile { get; } = currentProfile;

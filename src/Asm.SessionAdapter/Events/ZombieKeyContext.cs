@@ -6,8 +6,4 @@ namespace Asm.SessionAdapter;
 /// A request presented a key that a regeneration replaced, inside its zombie window: it is served the live session
 /// and receives the current key. Throw from the handler to refuse the request.
 /// </summary>
-public sealed class ZombieKeyContext(HttpContext httpContext, string sessionHash) : AsmSessionEventContext(httpContext)
-{
-    /// <summary>A short hash of the session id, for logs (never the key itself).</summary>
-    public string SessionHash { get; } = sessionHash;
-}
+public sealed class ZombieKeyContext(HttpContext httpContext, string sessionHash) : AsmSessionEventContext(httpContext, sessionHash);

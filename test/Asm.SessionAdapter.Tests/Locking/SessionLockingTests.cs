@@ -303,7 +303,11 @@ public sealed class LockingApp : IAsyncDisposable
             c.Session.SetString("appended", "yes");
             return $"read {read}, wrote after {c.Session.GetInt32("n")}";
         }).WithSessionLock(SessionLockMode.LockOnWrite);
-        app.MapPost("/lockless/set/{name}", (HttpContext c, string name) => c.Session.SetString(name, "1"))
+        app.MapPost("/lockless/set/{name}", async (HttpContext c, string name) =>
+            {
+                await c.Session.LoadAsync();
+                c.Session.SetString(name, "1");
+            })
             .WithSessionLock(SessionLockMode.Lockless);
         var read = app.MapGroup("/read").WithSessionLock(SessionLockMode.ReadOnly);
         read.MapGet("/n", (HttpContext c) => c.Session.GetInt32("n") ?? 0);

@@ -28,7 +28,7 @@ public sealed class ChildApp : IAsyncDisposable
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the test app.");
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
         while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
         {
             if (line.StartsWith("LISTENING ", StringComparison.Ordinal))

@@ -34,6 +34,10 @@ public sealed class SessionApp : IAsyncDisposable
         builder.WebHost.UseTestServer();
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Debug);
+        if (Environment.GetEnvironmentVariable("ASM_TEST_LOG") == "1")
+        {
+            builder.Logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Information);
+        }
         if (time is not null)
         {
             builder.Services.AddSingleton(time);

@@ -162,6 +162,10 @@ internal sealed partial class RedisConnection : IDisposable
                 configuration.AbortOnConnectFail = false;
                 connection = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
                 connection.IncludeDetailInExceptions = false;
+
+                // Completions in order run one at a time on one thread: a caller that blocks on a second operation
+                // from a continuation (ISession's synchronous members must) would wait on itself.
+                connection.PreserveAsyncOrder = false;
                 owned = true;
             }
         }
@@ -220,9 +224,12 @@ internal sealed partial class RedisConnection : IDisposable
         OperationFailed(operation, endPoints, ex);
         var message = ex switch
         {
-            RedisConnectionException connection =>
-                $"Redis at {endPoints} cannot be reached ({connection.FailureType}); the {operation} failed. " +
+            RedisConnectionException { FailureType: ConnectionFailureType.UnableToResolvePhysicalConnection } =>
+                $"Redis at {endPoints} cannot be reached; the {operation} was not sent. " +
                 "The driver keeps reconnecting; operations succeed again once Redis is back.",
+            RedisConnectionException connection =>
+                $"The connection to Redis at {endPoints} failed ({connection.FailureType}) during the {operation}; " +
+                "its outcome is unknown. The driver keeps reconnecting; operations succeed again once Redis is back.",
             TimeoutException =>
                 $"Redis at {endPoints} did not answer the {operation} in time; its outcome is unknown.",
             RedisServerException server =>

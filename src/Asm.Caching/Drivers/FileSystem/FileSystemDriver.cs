@@ -1,26 +1,541 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using Asm.Caching.Caching;
+using Asm.Caching.Locking;
+using Asm.Caching.Records;
 using Asm.Caching.Sessions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Asm.Caching.Drivers.FileSystem;
 
-/// <summary>Keeps sessions and cache entries as files in one directory.</summary>
-internal sealed class FileSystemDriver(IOptions<FileSystemDriverOptions> options, TimeProvider timeProvider)
-    : ISessionDriver, ICacheDriver, ISweepableDriver
+/// <summary>
+/// Keeps sessions and cache entries as files in one directory, which several processes on one machine may share.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A file's name is the SHA-256 of its key with a domain prefix (sessions by id, cache entries by key), in hex,
+/// so no key, however hostile, names anything outside the directory. A write goes to a temporary file in the same
+/// directory that is then renamed over the target, so a reader sees the old file or the new one, never a torn one.
+/// </para>
+/// <para>
+/// Every read-modify-write of a file runs under the stripe lock of its name (see <see cref="FileLockStripes"/>), so
+/// the rules of <see cref="SessionRecord"/> apply atomically across requests and processes. Plain cache reads take no
+/// lock. Expired files stay until the sweeper removes them; requests never sweep.
+/// </para>
+/// </remarks>
+internal sealed partial class FileSystemDriver : ISessionDriver, ICacheDriver, ISweepableDriver
 {
-    private readonly FileSystemDriverOptions _options = options.Value;
-    private readonly TimeProvider _timeProvider = timeProvider;
+    private const string SessionExtension = ".session";
+    private const string CacheExtension = ".cache";
+    private const string TempExtension = ".tmp";
+    private const string LocksDirectory = ".locks";
 
-    public ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken) => throw new NotImplementedException(_options.Directory + _timeProvider);
-    public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public ValueTask<byte[]?> GetAsync(string key, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public ValueTask SetAsync(string key, byte[] value, CacheEntryExpiration expiration, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public ValueTask RefreshAsync(string key, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public ValueTask RemoveAsync(string key, CancellationToken cancellationToken) => throw new NotImplementedException();
-    public ValueTask<int> SweepAsync(DateTimeOffset now, CancellationToken cancellationToken) => throw new NotImplementedException();
+    private static readonly TimeSpan StaleTempAge = TimeSpan.FromMinutes(1);
+    private static readonly byte[] SessionDomain = "asm-session\0"u8.ToArray();
+    private static readonly byte[] CacheDomain = "asm-cache\0"u8.ToArray();
+
+    private readonly FileLockStripes _locks;
+    private readonly LockReleaseSignals _signals;
+    private readonly ILogger<FileSystemDriver> _logger;
+
+    public FileSystemDriver(IOptions<FileSystemDriverOptions> options, TimeProvider timeProvider, ILogger<FileSystemDriver> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _logger = logger;
+        var settings = options.Value;
+        DirectoryPath = Path.GetFullPath(settings.Directory);
+        if (!Directory.Exists(DirectoryPath))
+        {
+            CreatePrivateDirectory(DirectoryPath);
+            DirectoryCreated(DirectoryPath);
+        }
+
+        _locks = new FileLockStripes(Path.Combine(DirectoryPath, LocksDirectory), settings.FileLockTimeout);
+        _signals = new LockReleaseSignals(timeProvider);
+    }
+
+    /// <summary>The full path of the directory.</summary>
+    internal string DirectoryPath { get; }
+
+    public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var file = SessionFile(request.Key.Id);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var (record, missing) = await ReadSessionAsync(file, request.Key.Id, cancellationToken).ConfigureAwait(false);
+            if (record is null)
+            {
+                return SessionLoadResult.Of(missing);
+            }
+
+            var result = record.Load(request);
+            if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie)
+            {
+                // The idle expiry slid, and a lease may have been taken.
+                await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+            }
+
+            return result;
+        }
+    }
+
+    public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var file = SessionFile(request.SessionId);
+        SessionCommitStatus status;
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            status = await CommitLockedAsync(file, request, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (request.ReleaseLock && status == SessionCommitStatus.Committed)
+        {
+            _signals.Signal(request.SessionId);
+        }
+
+        return status;
+    }
+
+    public async ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        ArgumentNullException.ThrowIfNull(lease);
+        var file = SessionFile(sessionId);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var (record, _) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
+            if (record is null || !record.Renew(lease, SessionRecord.Ms(now)))
+            {
+                return false;
+            }
+
+            await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+    }
+
+    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        ArgumentNullException.ThrowIfNull(lease);
+        var file = SessionFile(sessionId);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var (record, _) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
+            if (record is null || !record.Release(lease))
+            {
+                return;
+            }
+
+            await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+        }
+
+        _signals.Signal(sessionId);
+    }
+
+    public async ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var file = SessionFile(request.Key.Id);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var (record, _) = await ReadSessionAsync(file, request.Key.Id, cancellationToken).ConfigureAwait(false);
+            if (record is null)
+            {
+                return SessionCommitStatus.NotFound;
+            }
+
+            var status = record.Regenerate(request);
+            if (status == SessionCommitStatus.Committed)
+            {
+                await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+            }
+
+            return status;
+        }
+    }
+
+    public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        var file = SessionFile(sessionId);
+        var purgeAt = SessionRecord.Ms(tombstoneExpiresAt);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var (record, _) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
+            record ??= SessionRecord.Tombstone(purgeAt);
+            record.Destroy(purgeAt);
+            await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+        }
+
+        _signals.Signal(sessionId);
+    }
+
+    /// <remarks>
+    /// Releases in this process wake the waiter at once; a release by another process is seen when
+    /// <paramref name="maxWait"/> ends and the caller retries.
+    /// </remarks>
+    public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>
+        _signals.WaitAsync(sessionId, maxWait, cancellationToken);
+
+    public async ValueTask<byte[]?> GetAsync(string key, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var file = CacheFile(key);
+        var entry = await ReadCacheEntryAsync(file, key, cancellationToken).ConfigureAwait(false);
+        if (entry is null || entry.IsExpired(now))
+        {
+            return null;
+        }
+
+        if (entry.Sliding is null)
+        {
+            return entry.Value;
+        }
+
+        return (await SlideAsync(file, key, now, cancellationToken).ConfigureAwait(false))?.Value;
+    }
+
+    public async ValueTask SetAsync(string key, byte[] value, CacheEntryExpiration expiration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(value);
+        var file = CacheFile(key);
+        var data = CacheFileFormat.Serialize(new CacheFileEntry(expiration.ExpiresAt, expiration.AbsoluteExpiresAt, expiration.Sliding, value));
+
+        // Under the lock, so that a concurrent slide cannot write the old value back over this one.
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            await WriteAtomicallyAsync(file.Path, data, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask RefreshAsync(string key, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var file = CacheFile(key);
+        var entry = await ReadCacheEntryAsync(file, key, cancellationToken).ConfigureAwait(false);
+        if (entry is { Sliding: not null } && !entry.IsExpired(now))
+        {
+            await SlideAsync(file, key, now, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask RemoveAsync(string key, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var file = CacheFile(key);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            File.Delete(file.Path);
+        }
+    }
+
+    /// <summary>
+    /// Removes session files whose purge time passed and expired cache files, each re-checked under its stripe lock,
+    /// and temporary files abandoned for more than a minute. Unreadable files are left for inspection.
+    /// </summary>
+    public async ValueTask<int> SweepAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var removed = 0;
+        foreach (var path in Directory.EnumerateFiles(DirectoryPath))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var name = Path.GetFileName(path);
+            try
+            {
+                if (name.EndsWith(TempExtension, StringComparison.Ordinal))
+                {
+                    if (File.GetLastWriteTimeUtc(path) < (now - StaleTempAge).UtcDateTime)
+                    {
+                        File.Delete(path);
+                        StaleTempFileRemoved(name);
+                    }
+
+                    continue;
+                }
+
+                var isSession = name.EndsWith(SessionExtension, StringComparison.Ordinal);
+                if ((!isSession && !name.EndsWith(CacheExtension, StringComparison.Ordinal))
+                    || !TryParseStripe(name, out var stripe)
+                    || !await IsExpiredAsync(path, isSession, now, cancellationToken).ConfigureAwait(false))
+                {
+                    continue;
+                }
+
+                using (await _locks.AcquireAsync(stripe, cancellationToken).ConfigureAwait(false))
+                {
+                    // A request may have renewed the file since the unlocked look.
+                    if (await IsExpiredAsync(path, isSession, now, cancellationToken).ConfigureAwait(false))
+                    {
+                        File.Delete(path);
+                        removed++;
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                SweepSkippedFile(name, ex);
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>The path of the file of session <paramref name="sessionId"/>.</summary>
+    internal string GetSessionFilePath(string sessionId) => SessionFile(sessionId).Path;
+
+    /// <summary>The path of the file of cache entry <paramref name="key"/>.</summary>
+    internal string GetCacheFilePath(string key) => CacheFile(key).Path;
+
+    private async ValueTask<SessionCommitStatus> CommitLockedAsync(StoredFile file, SessionCommitRequest request, CancellationToken cancellationToken)
+    {
+        if (request.CreateWithSecret is not null)
+        {
+            // Any file with this id, even a tombstone or an unreadable one, refuses the creation.
+            if (File.Exists(file.Path))
+            {
+                return SessionCommitStatus.NotFound;
+            }
+
+            await WriteSessionAsync(file, SessionRecord.Create(request), cancellationToken).ConfigureAwait(false);
+            return SessionCommitStatus.Committed;
+        }
+
+        var (record, _) = await ReadSessionAsync(file, request.SessionId, cancellationToken).ConfigureAwait(false);
+        if (record is null)
+        {
+            return SessionCommitStatus.NotFound;
+        }
+
+        var status = record.Commit(request);
+        if (status == SessionCommitStatus.Committed)
+        {
+            await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+        }
+
+        return status;
+    }
+
+    /// <summary>Reads a session file; without a record, says whether the file was missing or unreadable.</summary>
+    private async ValueTask<(SessionRecord? Record, SessionLoadStatus Missing)> ReadSessionAsync(
+        StoredFile file,
+        string sessionId,
+        CancellationToken cancellationToken)
+    {
+        var data = await ReadAllBytesOrNullAsync(file.Path, cancellationToken).ConfigureAwait(false);
+        if (data is null)
+        {
+            return (null, SessionLoadStatus.Unknown);
+        }
+
+        if (!SessionFileFormat.TryDeserialize(data, out var record))
+        {
+            if (_logger.IsEnabled(LogLevel.Warning))
+            {
+                SessionFileCorrupt(SessionKey.Hash(sessionId));
+            }
+
+            return (null, SessionLoadStatus.Corrupt);
+        }
+
+        return (record, SessionLoadStatus.Found);
+    }
+
+    private static ValueTask WriteSessionAsync(StoredFile file, SessionRecord record, CancellationToken cancellationToken) =>
+        WriteAtomicallyAsync(file.Path, SessionFileFormat.Serialize(record), cancellationToken);
+
+    private async ValueTask<CacheFileEntry?> ReadCacheEntryAsync(StoredFile file, string key, CancellationToken cancellationToken)
+    {
+        var data = await ReadAllBytesOrNullAsync(file.Path, cancellationToken).ConfigureAwait(false);
+        if (data is null)
+        {
+            return null;
+        }
+
+        if (!CacheFileFormat.TryDeserialize(data, out var entry))
+        {
+            if (_logger.IsEnabled(LogLevel.Warning))
+            {
+                CacheFileCorrupt(SessionKey.Hash(key));
+            }
+
+            return null;
+        }
+
+        return entry;
+    }
+
+    /// <summary>Slides a sliding entry under its lock; returns the entry, or <see langword="null"/> when it is gone.</summary>
+    private async ValueTask<CacheFileEntry?> SlideAsync(StoredFile file, string key, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var entry = await ReadCacheEntryAsync(file, key, cancellationToken).ConfigureAwait(false);
+            if (entry is null || entry.IsExpired(now))
+            {
+                return null;
+            }
+
+            if (entry.Sliding is not null)
+            {
+                entry = entry with { ExpiresAt = CacheEntryExpiration.NextExpiry(now, entry.AbsoluteExpiresAt, entry.Sliding) };
+                await WriteAtomicallyAsync(file.Path, CacheFileFormat.Serialize(entry), cancellationToken).ConfigureAwait(false);
+            }
+
+            return entry;
+        }
+    }
+
+    private StoredFile SessionFile(string sessionId) => Locate(SessionDomain, sessionId, SessionExtension);
+
+    private StoredFile CacheFile(string key) => Locate(CacheDomain, key, CacheExtension);
+
+    /// <summary>
+    /// Names the file of <paramref name="key"/>: the SHA-256 of the domain and the key's UTF-16 code units (exact for
+    /// any string, lone surrogates and NUL included), in lowercase hex. Its first byte picks the lock stripe.
+    /// </summary>
+    private StoredFile Locate(byte[] domain, string key, string extension)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(domain);
+        hash.AppendData(MemoryMarshal.AsBytes(key.AsSpan()));
+        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+        hash.GetHashAndReset(digest);
+        return new StoredFile(Path.Combine(DirectoryPath, Convert.ToHexStringLower(digest) + extension), digest[0]);
+    }
+
+    private static bool TryParseStripe(string fileName, out int stripe) =>
+        int.TryParse(fileName.AsSpan(0, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out stripe);
+
+    private static async ValueTask<bool> IsExpiredAsync(string path, bool isSession, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var header = new byte[Math.Max(SessionFileFormat.HeaderLength, CacheFileFormat.HeaderLength)];
+        int read;
+        try
+        {
+            var stream = OpenRead(path);
+            await using (stream.ConfigureAwait(false))
+            {
+                read = await stream.ReadAtLeastAsync(header, header.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return false;
+        }
+
+        return isSession
+            ? SessionFileFormat.TryReadPurgeAt(header.AsSpan(0, read), out var purgeAt) && purgeAt <= SessionRecord.Ms(now)
+            : CacheFileFormat.TryReadExpiresAt(header.AsSpan(0, read), out var expiresAt) && expiresAt <= now;
+    }
+
+    private static async ValueTask<byte[]?> ReadAllBytesOrNullAsync(string path, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var stream = OpenRead(path);
+            await using (stream.ConfigureAwait(false))
+            {
+                // Files are replaced by renames, never written in place, so the length does not change under us.
+                var length = stream.Length;
+                if (length > Array.MaxLength)
+                {
+                    throw new IOException($"The file '{Path.GetFileName(path)}' is too large to be a session or cache file.");
+                }
+
+                var data = new byte[length];
+                var read = await stream.ReadAtLeastAsync(data, data.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+                return read == data.Length ? data : data[..read];
+            }
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Opens a file for reading without getting in the way of the rename that replaces it.</summary>
+    private static FileStream OpenRead(string path) =>
+        new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+
+    /// <summary>Writes a temporary file next to <paramref name="path"/> and renames it over <paramref name="path"/>.</summary>
+    private static async ValueTask WriteAtomicallyAsync(string path, byte[] data, CancellationToken cancellationToken)
+    {
+        var temp = $"{path}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}{TempExtension}";
+        try
+        {
+            var options = new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                Share = FileShare.None,
+                BufferSize = 0,
+            };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+
+            var stream = new FileStream(temp, options);
+            await using (stream.ConfigureAwait(false))
+            {
+                await stream.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+            }
+
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The sweeper removes abandoned temporary files.
+        }
+    }
+
+    private static void CreatePrivateDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else
+        {
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Warning,
+        Message = "The file of session {SessionHash} is corrupt or of an unknown format version; the session reads as corrupt and the file is kept.")]
+    private partial void SessionFileCorrupt(string sessionHash);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Warning,
+        Message = "The file of cache entry {KeyHash} is corrupt or of an unknown format version; the entry reads as missing.")]
+    private partial void CacheFileCorrupt(string keyHash);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Information, Message = "Created the session directory {Directory}.")]
+    private partial void DirectoryCreated(string directory);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Debug, Message = "Removed the abandoned temporary file {FileName}.")]
+    private partial void StaleTempFileRemoved(string fileName);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Could not sweep {FileName}; the next sweep tries again.")]
+    private partial void SweepSkippedFile(string fileName, Exception exception);
+
+    /// <summary>Where a record lives and which lock stripe guards it.</summary>
+    private readonly record struct StoredFile(string Path, int Stripe);
 }

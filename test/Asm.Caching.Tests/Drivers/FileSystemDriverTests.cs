@@ -1,0 +1,362 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.RegularExpressions;
+using Asm.Caching.Caching;
+using Asm.Caching.Drivers.FileSystem;
+using Asm.Caching.Records;
+using Asm.Caching.Sessions;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Xunit.Abstractions;
+
+namespace Asm.Caching.Tests.Drivers;
+
+public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : DriverConformanceTests
+{
+    /// <summary>Everything a test writes must stay under this root; the store sits two levels below it.</summary>
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "asm-fs-tests", Guid.NewGuid().ToString("N"));
+
+    private string StoreDirectory => Path.Combine(_root, "a", "b", "store");
+
+    private FileSystemDriver Driver => (FileSystemDriver)Sessions;
+
+    protected override ISessionDriver CreateDriver(TimeProvider timeProvider) =>
+        new FileSystemDriver(
+            Options.Create(new FileSystemDriverOptions { Directory = StoreDirectory }),
+            timeProvider,
+            NullLogger<FileSystemDriver>.Instance);
+
+    /// <summary>Cuts the session file in half, as a disk error or a careless copy would.</summary>
+    protected override async Task CorruptStoredSessionAsync(string sessionId)
+    {
+        var path = Driver.GetSessionFilePath(sessionId);
+        var data = await File.ReadAllBytesAsync(path, Token);
+        await File.WriteAllBytesAsync(path, data[..(data.Length / 2)], Token);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+
+        base.Dispose(disposing);
+    }
+
+    [Fact]
+    public async Task SetAsync_HostileKeys_WriteOnlyHashedFilesInsideDirectory()
+    {
+        foreach (var key in HostileKeys)
+        {
+            await Cache.SetAsync(key, [1], new CacheEntryExpiration(Clock.GetUtcNow(), null, null), Token);
+        }
+
+        var files = Directory.GetFiles(_root, "*", SearchOption.AllDirectories);
+        var store = Path.GetFullPath(StoreDirectory);
+        var locks = Path.Combine(store, ".locks");
+        Assert.All(files, file => Assert.True(
+            (Path.GetDirectoryName(file) == store && CacheFileName().IsMatch(Path.GetFileName(file)))
+            || (Path.GetDirectoryName(file) == locks && LockFileName().IsMatch(Path.GetFileName(file))),
+            $"Unexpected file {file}."));
+        Assert.Equal(HostileKeys.Count, files.Count(f => f.EndsWith(".cache", StringComparison.Ordinal)));
+        Assert.Equal(["store"], Directory.GetDirectories(Path.Combine(_root, "a", "b")).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public async Task LoadAsync_EveryTruncationOfTheFile_ReturnsCorruptAndKeepsFile()
+    {
+        var key = await CreateSessionAsync(new() { ["a"] = [1, 2, 3], ["\uD800"] = [] });
+        var renewed = key.WithNewSecret();
+        await Sessions.RegenerateAsync(
+            new SessionRegenerateRequest { Key = key, NewSecret = renewed.Secret, Now = Clock.GetUtcNow(), ZombieExpiresAt = Clock.GetUtcNow() + Idle },
+            Token);
+        Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(renewed, SessionLease.Create(TimeSpan.FromMinutes(1)))).Status);
+        var path = Driver.GetSessionFilePath(key.Id);
+        var whole = await File.ReadAllBytesAsync(path, Token);
+
+        for (var length = 0; length < whole.Length; length++)
+        {
+            await File.WriteAllBytesAsync(path, whole[..length], Token);
+            Assert.Equal(SessionLoadStatus.Corrupt, (await LoadAsync(renewed)).Status);
+            Assert.True(File.Exists(path));
+        }
+
+        await File.WriteAllBytesAsync(path, [.. whole, 0], Token);
+        Assert.Equal(SessionLoadStatus.Corrupt, (await LoadAsync(renewed)).Status);
+        await File.WriteAllBytesAsync(path, whole, Token);
+        Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(renewed)).Status);
+    }
+
+    [Fact]
+    public async Task LoadAsync_UnknownFormatVersionOrGarbage_ReturnsCorrupt()
+    {
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+        var path = Driver.GetSessionFilePath(key.Id);
+        var whole = await File.ReadAllBytesAsync(path, Token);
+
+        whole[0] = SessionFileFormat.Version + 1;
+        await File.WriteAllBytesAsync(path, whole, Token);
+        Assert.Equal(SessionLoadStatus.Corrupt, (await LoadAsync(key)).Status);
+
+        var random = new Random(42);
+        for (var i = 0; i < 50; i++)
+        {
+            var garbage = new byte[random.Next(0, 400)];
+            random.NextBytes(garbage);
+            garbage[0] = i % 2 == 0 ? SessionFileFormat.Version : garbage[0];
+            await File.WriteAllBytesAsync(path, garbage, Token);
+            Assert.Equal(SessionLoadStatus.Corrupt, (await LoadAsync(key, SessionLease.Create(TimeSpan.FromMinutes(1)))).Status);
+        }
+
+        await File.WriteAllBytesAsync(path, [SessionFileFormat.Version, .. new byte[8], 0, 0xFF, 0xFF, 0xFF, 0x7F], Token);
+        Assert.Equal(SessionLoadStatus.Corrupt, (await LoadAsync(key)).Status);
+    }
+
+    [Fact]
+    public async Task GetAsync_CorruptCacheFile_ReturnsNull()
+    {
+        await Cache.SetAsync("key", [1, 2, 3], new CacheEntryExpiration(Clock.GetUtcNow(), null, TimeSpan.FromMinutes(5)), Token);
+        var path = Driver.GetCacheFilePath("key");
+        var whole = await File.ReadAllBytesAsync(path, Token);
+
+        for (var length = 0; length < whole.Length; length++)
+        {
+            await File.WriteAllBytesAsync(path, whole[..length], Token);
+            Assert.Null(await Cache.GetAsync("key", Clock.GetUtcNow(), Token));
+            await Cache.RefreshAsync("key", Clock.GetUtcNow(), Token);
+        }
+
+        await File.WriteAllBytesAsync(path, whole, Token);
+        Assert.Equal([1, 2, 3], await Cache.GetAsync("key", Clock.GetUtcNow(), Token));
+    }
+
+    [Fact]
+    public void SessionFileFormat_EveryField_RoundTrips()
+    {
+        var record = new SessionRecord
+        {
+            Secret = "secret",
+            CreatedAt = 1,
+            IdleExpiresAt = 2,
+            AbsoluteExpiresAt = SessionRecord.Never,
+            Fence = 4,
+            LockToken = "token",
+            LockExpiresAt = 5,
+            PurgeAt = 6,
+        };
+        record.Zombies.Add(("old", 7));
+        record.Zombies.Add(("older", 8));
+        record.Profiles.Add("profile");
+        record.Values["a\0b"] = [1, 2];
+        record.Values["\uD800"] = [];
+
+        Assert.True(SessionFileFormat.TryDeserialize(SessionFileFormat.Serialize(record), out var read));
+
+        Assert.Equivalent(record, read, strict: true);
+        Assert.True(SessionFileFormat.TryReadPurgeAt(SessionFileFormat.Serialize(record), out var purgeAt));
+        Assert.Equal(6, purgeAt);
+    }
+
+    [Fact]
+    public void SessionFileFormat_Tombstone_RoundTrips()
+    {
+        var tombstone = SessionRecord.Tombstone(123);
+
+        Assert.True(SessionFileFormat.TryDeserialize(SessionFileFormat.Serialize(tombstone), out var read));
+
+        Assert.True(read.Destroyed);
+        Assert.Null(read.LockToken);
+        Assert.Equal(123, read.PurgeAt);
+    }
+
+    [Fact]
+    public async Task GetAsync_WhileValueIsRewritten_NeverSeesATornValue()
+    {
+        const int size = 256 * 1024;
+        await Cache.SetAsync("key", new byte[size], new CacheEntryExpiration(Clock.GetUtcNow(), null, null), Token);
+
+        var writer = Task.Run(
+            async () =>
+            {
+                for (var i = 1; i <= 100; i++)
+                {
+                    await Cache.SetAsync("key", Enumerable.Repeat((byte)i, size).ToArray(), new CacheEntryExpiration(Clock.GetUtcNow(), null, null), Token);
+                }
+            },
+            Token);
+        var reads = 0;
+        while (!writer.IsCompleted || reads == 0)
+        {
+            var value = await Cache.GetAsync("key", Clock.GetUtcNow(), Token);
+            Assert.NotNull(value);
+            Assert.Equal(size, value.Length);
+            Assert.True(value.AsSpan().IndexOfAnyExcept(value[0]) < 0, "A read saw bytes of two writes.");
+            reads++;
+        }
+
+        await writer;
+        output.WriteLine($"{reads} reads during 100 writes.");
+    }
+
+    [Fact]
+    public async Task CommitAsync_TwoDriverInstancesOnOneDirectory_CountEveryIncrement()
+    {
+        var first = RealTimeSessions;
+        var second = CreateDriver(TimeProvider.System);
+        var key = await CreateSessionThroughAsync(first, new() { ["counter"] = BitConverter.GetBytes(0) });
+
+        await Task.WhenAll(Enumerable.Range(0, 100).Select(i => Task.Run(() => IncrementAsync(i % 2 == 0 ? first : second, key), Token)))
+            .WaitAsync(TimeSpan.FromMinutes(1), Token);
+
+        Assert.Equal(100, BitConverter.ToInt32((await LoadAsync(second, key)).Values["counter"]));
+    }
+
+    [Fact]
+    public async Task CommitAsync_TwoProcessesIncrementingOneSession_CountEveryIncrement()
+    {
+        var driver = RealTimeSessions;
+        var key = SessionKey.New();
+        var now = TimeProvider.System.GetUtcNow();
+        var created = await driver.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id,
+                Now = now,
+                IdleTimeout = Idle,
+                CreateWithSecret = key.Secret,
+                Changes = new Dictionary<string, byte[]?> { ["counter"] = BitConverter.GetBytes(0) },
+            },
+            Token);
+        Assert.Equal(SessionCommitStatus.Committed, created);
+
+        var children = new[] { StartChild(key, 100), StartChild(key, 100) };
+        try
+        {
+            foreach (var child in children)
+            {
+                Assert.Equal("ready", await child.StandardOutput.ReadLineAsync(Token).AsTask().WaitAsync(TimeSpan.FromMinutes(1), Token));
+            }
+
+            foreach (var child in children)
+            {
+                await child.StandardInput.WriteLineAsync();
+                await child.StandardInput.FlushAsync(Token);
+            }
+
+            foreach (var child in children)
+            {
+                await child.WaitForExitAsync(Token).WaitAsync(TimeSpan.FromMinutes(2), Token);
+                var report = await child.StandardOutput.ReadToEndAsync(Token);
+                var errors = await child.StandardError.ReadToEndAsync(Token);
+                output.WriteLine($"child {child.Id}: exit {child.ExitCode}, {report.Trim()} {errors.Trim()}");
+                Assert.True(child.ExitCode == 0, errors);
+            }
+        }
+        finally
+        {
+            foreach (var child in children)
+            {
+                if (!child.HasExited)
+                {
+                    child.Kill(entireProcessTree: true);
+                }
+
+                child.Dispose();
+            }
+        }
+
+        var loaded = await driver.LoadAsync(
+            new SessionLoadRequest { Key = key, Now = TimeProvider.System.GetUtcNow(), IdleTimeout = Idle },
+            Token);
+        Assert.Equal(SessionLoadStatus.Found, loaded.Status);
+        Assert.Equal(200, BitConverter.ToInt32(loaded.Values["counter"]));
+    }
+
+    [Fact]
+    public async Task SweepAsync_AbandonedTemporaryFiles_RemovedAfterAMinute()
+    {
+        Assert.True(Directory.Exists(Driver.DirectoryPath));
+        var stale = Path.Combine(StoreDirectory, "stale.session.0011.tmp");
+        var fresh = Path.Combine(StoreDirectory, "fresh.session.0022.tmp");
+        await File.WriteAllBytesAsync(stale, [1], Token);
+        await File.WriteAllBytesAsync(fresh, [1], Token);
+        File.SetLastWriteTimeUtc(stale, (Clock.GetUtcNow() - TimeSpan.FromMinutes(2)).UtcDateTime);
+        File.SetLastWriteTimeUtc(fresh, Clock.GetUtcNow().UtcDateTime);
+
+        Assert.Equal(0, await ((ISweepableDriver)Driver).SweepAsync(Clock.GetUtcNow(), Token));
+
+        Assert.False(File.Exists(stale));
+        Assert.True(File.Exists(fresh));
+    }
+
+    [Fact]
+    public async Task SweepAsync_FilesOfAnotherFormatVersion_AreKept()
+    {
+        // A newer process sharing the directory may write a version this one cannot read: it must not be swept.
+        var key = await CreateSessionAsync();
+        await Cache.SetAsync("key", [1], new CacheEntryExpiration(Clock.GetUtcNow(), Clock.GetUtcNow() + TimeSpan.FromMinutes(1), null), Token);
+        var paths = new[] { Driver.GetSessionFilePath(key.Id), Driver.GetCacheFilePath("key") };
+        foreach (var path in paths)
+        {
+            var data = await File.ReadAllBytesAsync(path, Token);
+            data[0] = 2;
+            await File.WriteAllBytesAsync(path, data, Token);
+        }
+
+        Clock.Advance(TimeSpan.FromDays(30));
+
+        Assert.Equal(0, await ((ISweepableDriver)Driver).SweepAsync(Clock.GetUtcNow(), Token));
+        Assert.All(paths, path => Assert.True(File.Exists(path)));
+    }
+
+    [Fact]
+    public async Task CommitAsync_NewSession_WritesOwnerOnlyFilesInOwnerOnlyDirectory()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        var key = await CreateSessionAsync();
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Driver.GetSessionFilePath(key.Id)));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(StoreDirectory));
+        Assert.Empty(Directory.GetFiles(StoreDirectory, "*.tmp"));
+    }
+
+    private Process StartChild(SessionKey key, int increments)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(ChildPath);
+        start.ArgumentList.Add(StoreDirectory);
+        start.ArgumentList.Add(key.Id);
+        start.ArgumentList.Add(key.Secret);
+        start.ArgumentList.Add(increments.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return Process.Start(start) ?? throw new InvalidOperationException("The child process did not start.");
+    }
+
+    /// <summary>The child's build output, named by the test project (which builds it without referencing it).</summary>
+    private static string ChildPath
+    {
+        get
+        {
+            var path = typeof(FileSystemDriverTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+                .Single(a => a.Key == "Asm.FileLockChild.Path").Value!;
+            Assert.True(File.Exists(path), $"Build test/Asm.FileLockChild first: {path} is missing.");
+            return path;
+        }
+    }
+
+    [GeneratedRegex("^[0-9a-f]{64}\\.cache$")]
+    private static partial Regex CacheFileName();
+
+    [GeneratedRegex("^[0-9a-f]{2}\\.lock$")]
+    private static partial Regex LockFileName();
+}

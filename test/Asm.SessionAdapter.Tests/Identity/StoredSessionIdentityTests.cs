@@ -109,6 +109,28 @@ public abstract class StoredSessionIdentityTests<TDriver>(TDriver driver) : Sess
         return flipped;
     }
 
+    /// <summary>
+    /// Flips the encrypted values (<c>v:</c> fields) of the Redis hash <paramref name="key"/> in place, through
+    /// <paramref name="execute"/> (a raw command on the node that holds the key).
+    /// </summary>
+    private protected static async Task FlipRedisValuesAsync(Func<object[], Task<object?>> execute, string key)
+    {
+        var fields = (object?[])(await execute(["HGETALL", key]))!;
+        var flipped = 0;
+        for (var i = 0; i + 1 < fields.Length; i += 2)
+        {
+            var name = (byte[])fields[i]!;
+            var value = (byte[])fields[i + 1]!;
+            if (name.AsSpan().StartsWith("v:"u8) && FlipProtectedPayloads(value) > 0)
+            {
+                await execute(["HSET", key, name, value]);
+                flipped++;
+            }
+        }
+
+        Assert.True(flipped > 0, $"No encrypted value was found in the Redis hash {key}.");
+    }
+
     /// <summary>Whether <paramref name="text"/> appears in <paramref name="bytes"/> as UTF-8 or as UTF-16.</summary>
     private static bool Holds(byte[] bytes, string text) =>
         bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(text)) >= 0 || bytes.AsSpan().IndexOf(Encoding.Unicode.GetBytes(text)) >= 0;

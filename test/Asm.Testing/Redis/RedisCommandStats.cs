@@ -1,4 +1,7 @@
 using System.Globalization;
+using System.Reflection;
+using System.Text.RegularExpressions;
+using Asm.Caching.Drivers.Redis;
 
 namespace Asm.Testing.Redis;
 
@@ -10,6 +13,20 @@ namespace Asm.Testing.Redis;
 public sealed class RedisCommandStats
 {
     private readonly Dictionary<string, long> _calls;
+
+    /// <summary>
+    /// The commands the Redis driver's Lua scripts run inside Redis (read from the scripts themselves), to pass to
+    /// <see cref="TopLevelCommands"/>. Note that the driver also sends one of them, <c>DEL</c>, on its own for a cache
+    /// removal.
+    /// </summary>
+    public static IReadOnlyList<string> CommandsRunByAsmScripts { get; } = typeof(RedisScripts)
+        .GetFields(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
+        .Where(f => f.IsLiteral && f.FieldType == typeof(string))
+        .SelectMany(f => Regex.Matches((string)f.GetRawConstantValue()!, @"redis\.p?call\('([A-Za-z]+)'"))
+        .Select(m => m.Groups[1].Value.ToLowerInvariant())
+        .Distinct()
+        .Order(StringComparer.Ordinal)
+        .ToArray();
 
     private RedisCommandStats(Dictionary<string, long> calls) => _calls = calls;
 
@@ -64,8 +81,8 @@ public sealed class RedisCommandStats
     }
 
     /// <summary>
-    /// What ran between <paramref name="before"/> and this snapshot, without the <c>INFO</c> that took
-    /// <paramref name="before"/>; commands whose count did not change are left out.
+    /// What ran between <paramref name="before"/> and this snapshot, without <c>INFO</c> (the snapshots send it
+    /// themselves, one per node); commands whose count did not change are left out.
     /// </summary>
     public RedisCommandStats Since(RedisCommandStats before)
     {
@@ -73,8 +90,8 @@ public sealed class RedisCommandStats
         var calls = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var (name, count) in _calls)
         {
-            var delta = count - before[name] - (name == "info" ? 1 : 0);
-            if (delta != 0)
+            var delta = count - before[name];
+            if (delta != 0 && name != "info")
             {
                 calls[name] = delta;
             }

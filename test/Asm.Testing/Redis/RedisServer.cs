@@ -16,6 +16,16 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
     private const string InstallHint = "apt-get install -y redis-server";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
 
+    /// <summary>Runs the server ($2...) while the owner process ($1) lives; kills it when the owner is gone.</summary>
+    private const string Watchdog = """
+        owner=$1; shift
+        "$@" &
+        child=$!
+        while kill -0 "$owner" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done
+        kill -9 "$child" 2>/dev/null
+        wait "$child"
+        """;
+
     private readonly bool _clusterNode;
     private readonly Lock _gate = new();
     private Process? _process;
@@ -203,7 +213,9 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
 
     private async Task LaunchAsync(string executable, int port, CancellationToken cancellationToken)
     {
-        var start = new ProcessStartInfo(executable)
+        // redis-server runs under a small shell that kills it when this process dies, so that a test host killed
+        // mid-run leaves no server behind; Stop() kills the shell and the server together.
+        var start = new ProcessStartInfo("/bin/sh")
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -224,7 +236,7 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
                 : [],
             .. ExtraArguments,
         ];
-        foreach (var argument in arguments)
+        foreach (var argument in (string[])["-c", Watchdog, "asm-redis-watchdog", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), executable, .. arguments])
         {
             start.ArgumentList.Add(argument);
         }

@@ -13,10 +13,6 @@ namespace Asm.Caching.Tests.Drivers.Redis;
 /// </summary>
 public sealed class RedisRoundTripTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    /// <summary>What the driver's scripts run inside Redis; commandstats counts these too, but no client sent them.</summary>
-    private static readonly string[] CommandsRunByScripts =
-        ["hgetall", "hkeys", "hmget", "hget", "hset", "hdel", "exists", "del", "pexpire", "publish"];
-
     private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
 
     private readonly RedisServer _server = new();
@@ -56,6 +52,44 @@ public sealed class RedisRoundTripTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.Equal(SessionCommitStatus.Committed, commit);
         AssertOneRoundTrip("commit with release", commitStats);
         Assert.Equal(1, commitStats["publish"]);
+    }
+
+    [Fact]
+    public void CommandsRunByAsmScripts_ReadFromScripts_ListsWhatScriptsCall()
+    {
+        Assert.Equal(
+            ["del", "exists", "hdel", "hget", "hgetall", "hkeys", "hmget", "hset", "pexpire", "publish"],
+            RedisCommandStats.CommandsRunByAsmScripts);
+    }
+
+    [Fact]
+    public async Task LoadWithLease_FirstOnConnection_PipelinesScriptLoadWithOneEvalsha()
+    {
+        var key = await CreateAsync();
+
+        var (load, stats) = await MeasureAsync(() => LoadAsync(key, SessionLease.Create(TimeSpan.FromSeconds(30))));
+
+        Assert.Equal(SessionLoadStatus.Found, load.Status);
+        output.WriteLine($"cold load with lease: raw commandstats delta: {stats}");
+        Assert.Equal(1, stats["eval"] + stats["evalsha"]);
+        Assert.Equal(1, stats["script|load"]);
+    }
+
+    [Fact]
+    public async Task Operations_AfterServerLosesScriptCache_ReloadScriptAndSucceed()
+    {
+        var logger = new RecordingLogger<RedisDriver>();
+        var driver = _drivers.Create(_clock, logger);
+        var key = await SessionSteps.CreateAsync(driver, _clock);
+        Assert.Equal(SessionLoadStatus.Found, (await SessionSteps.LoadAsync(driver, _clock, key)).Status);
+
+        await _server.ExecuteAsync("SCRIPT", "FLUSH");
+
+        var (load, stats) = await MeasureAsync(() => SessionSteps.LoadAsync(driver, _clock, key));
+        output.WriteLine($"load after SCRIPT FLUSH: raw commandstats delta: {stats}");
+        Assert.Equal(SessionLoadStatus.Found, load.Status);
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, _clock, key, new() { ["a"] = [5] }));
+        Assert.Contains(logger.Entries, e => e.Id.Id == 306);
     }
 
     [Fact]
@@ -116,7 +150,7 @@ public sealed class RedisRoundTripTests(ITestOutputHelper output) : IAsyncLifeti
 
     private void AssertOneRoundTrip(string operation, RedisCommandStats delta)
     {
-        var topLevel = delta.TopLevelCommands(CommandsRunByScripts);
+        var topLevel = delta.TopLevelCommands(RedisCommandStats.CommandsRunByAsmScripts);
         output.WriteLine($"{operation}: {topLevel} top-level command(s) (eval={delta["eval"]}, evalsha={delta["evalsha"]}); raw commandstats delta: {delta}");
         Assert.Equal(1, topLevel);
     }

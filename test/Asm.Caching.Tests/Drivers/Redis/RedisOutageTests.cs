@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using Asm.Caching.Caching;
+using Asm.Caching.Drivers.Redis;
+using Asm.Caching.Sessions;
+using Asm.Testing;
+using Asm.Testing.Redis;
+using Xunit.Abstractions;
+
+namespace Asm.Caching.Tests.Drivers.Redis;
+
+/// <summary>
+/// Redis going away and coming back under a running driver. The server is this class's own (it is killed) and keeps
+/// an fsync-always append-only file, so what was committed before the kill is there after the restart.
+/// </summary>
+public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly RedisServer _server = new() { ExtraArguments = ["--appendonly", "yes", "--appendfsync", "always"] };
+    private readonly ManualTimeProvider _clock = new();
+    private RedisTestDrivers _drivers = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _server.StartAsync();
+        _drivers = new RedisTestDrivers(_server.EndPoint);
+    }
+
+    public Task DisposeAsync()
+    {
+        _drivers.Dispose();
+        _server.Dispose();
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Operations_WhileRedisIsDown_ThrowRedisDriverExceptionNamingEndpointThenSucceedOnSameDriverOnceBack()
+    {
+        var logger = new RecordingLogger<RedisDriver>();
+        var driver = _drivers.Create(_clock, logger);
+        var key = await SessionSteps.CreateAsync(driver, _clock, new() { ["a"] = [1] });
+        var lease = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
+
+        _server.Stop();
+
+        var failures = new List<RedisDriverException>
+        {
+            await Assert.ThrowsAsync<RedisDriverException>(() => SessionSteps.CommitAsync(driver, _clock, key, new() { ["a"] = [2] }, lease, releaseLock: true)),
+            await Assert.ThrowsAsync<RedisDriverException>(() => SessionSteps.LoadAsync(driver, _clock, key)),
+            await Assert.ThrowsAsync<RedisDriverException>(() => driver.RenewLockAsync(key.Id, lease, _clock.GetUtcNow(), CancellationToken.None).AsTask()),
+            await Assert.ThrowsAsync<RedisDriverException>(() => driver.GetAsync("key", _clock.GetUtcNow(), CancellationToken.None).AsTask()),
+            await Assert.ThrowsAsync<RedisDriverException>(() => driver.RemoveAsync("key", CancellationToken.None).AsTask()),
+        };
+        foreach (var failure in failures)
+        {
+            output.WriteLine(failure.Message);
+            Assert.Contains("Redis", failure.Message, StringComparison.Ordinal);
+            Assert.Contains(_server.EndPoint, failure.Message, StringComparison.Ordinal);
+            Assert.Equal(_server.EndPoint, failure.EndPoints);
+            Assert.DoesNotContain(key.Id, failure.Message, StringComparison.Ordinal);
+            Assert.IsAssignableFrom<InvalidOperationException>(failure);
+        }
+
+        // A lock waiter is not failed by the outage: it waits its bounded time (on the real clock).
+        await _drivers.Create(TimeProvider.System).WaitForReleaseAsync(key.Id, TimeSpan.FromMilliseconds(10), CancellationToken.None);
+
+        await _server.StartAsync();
+        var watch = Stopwatch.StartNew();
+        var loaded = await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key));
+        output.WriteLine($"Operations succeeded again {watch.Elapsed.TotalMilliseconds:F0} ms after Redis restarted.");
+
+        // Nothing is corrupted: the commit that failed wrote nothing, and the lease taken before the outage still holds.
+        Assert.Equal(SessionLoadStatus.Found, loaded.Status);
+        Assert.Equal([1], loaded.Values["a"]);
+        Assert.Equal(SessionLoadStatus.LockBusy, (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Status);
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, _clock, key, new() { ["a"] = [3] }, lease, releaseLock: true));
+        Assert.Equal([3], (await SessionSteps.LoadAsync(driver, _clock, key)).Values["a"]);
+
+        // Everything else works on the same driver instance, lock hand-off included.
+        var fresh = await SessionSteps.CreateAsync(driver, _clock);
+        await driver.SetAsync("key", [9], new CacheEntryExpiration(_clock.GetUtcNow(), null, null), CancellationToken.None);
+        Assert.Equal([9], await driver.GetAsync("key", _clock.GetUtcNow(), CancellationToken.None));
+        await AssertReleaseWakesWaiterAsync(fresh);
+
+        Assert.Contains(logger.Entries, e => e.Id.Id == 302);
+        Assert.Contains(logger.Entries, e => e.Id.Id == 303);
+        Assert.All(logger.Entries, e => Assert.InRange(e.Id.Id, 300, 399));
+        Assert.All(logger.Entries, e => Assert.DoesNotContain(key.Id, e.Message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task FirstOperation_WhileRedisIsDown_ThrowsThenConnectsOnceRedisIsUp()
+    {
+        _server.Stop();
+        var driver = _drivers.Create(_clock);
+
+        var failure = await Assert.ThrowsAsync<RedisDriverException>(() => SessionSteps.LoadAsync(driver, _clock, SessionKey.New()));
+        output.WriteLine(failure.Message);
+        Assert.Contains(_server.EndPoint, failure.Message, StringComparison.Ordinal);
+
+        await _server.StartAsync();
+        var key = await EventuallyAsync(() => SessionSteps.CreateAsync(driver, _clock));
+        Assert.Equal(SessionLoadStatus.Found, (await SessionSteps.LoadAsync(driver, _clock, key)).Status);
+    }
+
+    [Fact]
+    public async Task LoadAsync_RedisPausedAndTokenCancelled_ThrowsOperationCanceledPromptly()
+    {
+        var driver = _drivers.Create(_clock);
+        var key = await SessionSteps.CreateAsync(driver, _clock);
+        await _server.ExecuteAsync("CLIENT", "PAUSE", "1500", "ALL");
+        using var cancellation = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+
+        var watch = Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SessionSteps.LoadAsync(driver, _clock, key, cancellationToken: cancellation.Token));
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"Cancelling took {watch.Elapsed}.");
+        Assert.Equal(SessionLoadStatus.Found, (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key))).Status);
+    }
+
+    private async Task AssertReleaseWakesWaiterAsync(SessionKey key)
+    {
+        var holder = _drivers.Create(TimeProvider.System);
+        var waiter = _drivers.Create(TimeProvider.System);
+        var lease = (await SessionSteps.LoadAsync(holder, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
+        Assert.Equal(SessionLoadStatus.LockBusy, (await SessionSteps.LoadAsync(waiter, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Status);
+
+        var watch = Stopwatch.StartNew();
+        var wait = waiter.WaitForReleaseAsync(key.Id, TimeSpan.FromSeconds(10), CancellationToken.None);
+        await holder.ReleaseLockAsync(key.Id, lease, CancellationToken.None);
+        await wait.WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"The wait took {watch.Elapsed}.");
+    }
+
+    /// <summary>Retries while the driver reports Redis unavailable: the client reconnects on its own heartbeat.</summary>
+    private static async Task<T> EventuallyAsync<T>(Func<Task<T>> operation)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return await operation();
+            }
+            catch (RedisDriverException) when (deadline.Elapsed < RecoveryTimeout)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+}

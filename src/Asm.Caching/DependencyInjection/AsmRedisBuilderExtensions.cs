@@ -25,7 +25,7 @@ public static class AsmRedisBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(configure);
-        builder.Services.AddOptions<RedisDriverOptions>().Configure(configure).ValidateOnStart();
+        builder.Services.AddOptions<RedisDriverOptions>().Configure(configure).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<RedisDriverOptions>, RedisDriverOptionsValidator>());
         builder.Services.TryAddSingleton<RedisDriver>();
         return builder.UseDriver<TBuilder, RedisDriver>();

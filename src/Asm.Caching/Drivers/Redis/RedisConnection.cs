@@ -46,7 +46,8 @@ internal sealed partial class RedisConnection : IDisposable
         {
             try
             {
-                return await database.ScriptEvaluateAsync(script, keys, args).WaitAsync(cancellationToken).ConfigureAwait(false);
+                return await database.ScriptEvaluateAsync(script, keys, args)
+                    .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
             }
             catch (RedisServerException ex) when (attempt == 0 && ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
             {
@@ -67,7 +68,7 @@ internal sealed partial class RedisConnection : IDisposable
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
         try
         {
-            await database.KeyDeleteAsync(key).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await database.KeyDeleteAsync(key).WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -116,12 +117,16 @@ internal sealed partial class RedisConnection : IDisposable
         {
             try
             {
-                connection = await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+                connection = await connecting.WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
             }
             catch (RedisDriverException ex)
             {
                 OperationFailed(operation, EndPoints, ex);
                 throw;
+            }
+            catch (TimeoutException ex)
+            {
+                throw Failure(ex, operation);
             }
         }
 
@@ -231,7 +236,8 @@ internal sealed partial class RedisConnection : IDisposable
                 $"The connection to Redis at {endPoints} failed ({connection.FailureType}) during the {operation}; " +
                 "its outcome is unknown. The driver keeps reconnecting; operations succeed again once Redis is back.",
             TimeoutException =>
-                $"Redis at {endPoints} did not answer the {operation} in time; its outcome is unknown.",
+                $"Redis at {endPoints} did not answer the {operation} within {_options.OperationTimeout.TotalMilliseconds:0} ms " +
+                "(RedisDriverOptions.OperationTimeout); its outcome is unknown.",
             RedisServerException server =>
                 $"Redis at {endPoints} refused the {operation}: {FirstLine(server.Message)}",
             _ => $"Redis at {endPoints} failed the {operation}: {FirstLine(ex.Message)}",

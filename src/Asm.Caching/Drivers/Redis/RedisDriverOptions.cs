@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using StackExchange.Redis;
 
 namespace Asm.Caching.Drivers.Redis;
@@ -27,6 +28,15 @@ public sealed class RedisDriverOptions
     /// </summary>
     /// <value>The default value is <c>"asm:"</c>.</value>
     public string InstanceName { get; set; } = "asm:";
+
+    /// <summary>
+    /// How long an operation waits for Redis before it fails with <see cref="RedisDriverException"/> (its outcome is
+    /// then unknown). It bounds the wait for a Redis that hangs rather than refuses connections; the request's own
+    /// <see cref="CancellationToken"/> ends the wait earlier.
+    /// </summary>
+    /// <value>The default value is 5 seconds.</value>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:05:00", ErrorMessage = "RedisDriverOptions.OperationTimeout must be between 1 millisecond and 5 minutes.")]
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// Creates the connection instead of <see cref="Configuration"/>, for an application that shares one

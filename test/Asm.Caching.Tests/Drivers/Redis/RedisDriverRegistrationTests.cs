@@ -90,6 +90,22 @@ public sealed class RedisDriverRegistrationTests(RedisServer server)
     }
 
     [Fact]
+    public void UseRedisDriver_ZeroOperationTimeout_FailsValidationNamingTheOption()
+    {
+        var services = new ServiceCollection();
+        services.AddAsmDistributedCache().UseRedisDriver(options =>
+        {
+            options.Configuration = "127.0.0.1:6379";
+            options.OperationTimeout = TimeSpan.Zero;
+        });
+        using var provider = services.BuildServiceProvider();
+
+        var failure = Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<RedisDriverOptions>>().Value);
+
+        Assert.Contains("RedisDriverOptions.OperationTimeout", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task HostStart_InvalidRedisOptions_FailsAtStartUp()
     {
         using var host = new HostBuilder()

@@ -118,6 +118,24 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(SessionLoadStatus.Found, (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key))).Status);
     }
 
+    [Fact]
+    public async Task LoadAsync_RedisHangsLongerThanOperationTimeout_ThrowsRedisDriverExceptionSayingOutcomeUnknown()
+    {
+        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromMilliseconds(200));
+        var key = await SessionSteps.CreateAsync(driver, _clock);
+        await _server.ExecuteAsync("CLIENT", "PAUSE", "1500", "ALL");
+
+        var watch = Stopwatch.StartNew();
+        var failure = await Assert.ThrowsAsync<RedisDriverException>(() => SessionSteps.LoadAsync(driver, _clock, key));
+
+        output.WriteLine(failure.Message);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"Timing out took {watch.Elapsed}.");
+        Assert.Contains(_server.EndPoint, failure.Message, StringComparison.Ordinal);
+        Assert.Contains("RedisDriverOptions.OperationTimeout", failure.Message, StringComparison.Ordinal);
+        Assert.IsType<TimeoutException>(failure.InnerException);
+        Assert.Equal(SessionLoadStatus.Found, (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key))).Status);
+    }
+
     private async Task AssertReleaseWakesWaiterAsync(SessionKey key)
     {
         var holder = _drivers.Create(TimeProvider.System);

@@ -15,12 +15,11 @@ internal sealed class RedisTestDrivers(string configuration) : IDisposable
 
     public string InstanceName { get; } = $"asm-test:{Guid.NewGuid():N}:";
 
-    public RedisDriver Create(TimeProvider timeProvider, ILogger<RedisDriver>? logger = null)
+    public RedisDriver Create(TimeProvider timeProvider, ILogger<RedisDriver>? logger = null, Action<RedisDriverOptions>? configure = null)
     {
-        var driver = new RedisDriver(
-            Options.Create(new RedisDriverOptions { Configuration = configuration, InstanceName = InstanceName }),
-            timeProvider,
-            logger ?? NullLogger<RedisDriver>.Instance);
+        var options = new RedisDriverOptions { Configuration = configuration, InstanceName = InstanceName };
+        configure?.Invoke(options);
+        var driver = new RedisDriver(Options.Create(options), timeProvider, logger ?? NullLogger<RedisDriver>.Instance);
         lock (_drivers)
         {
             _drivers.Add(driver);

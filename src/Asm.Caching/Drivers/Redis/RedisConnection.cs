@@ -79,7 +79,7 @@ internal sealed partial class RedisConnection : IDisposable
     /// <summary>Connects (and so subscribes to lock releases) if no operation has yet; never throws.</summary>
     public void EnsureStarted()
     {
-        if (Volatile.Read(ref _connecting) is { IsCompleted: true, IsFaulted: false })
+        if (Volatile.Read(ref _connecting) is { IsCompleted: true, IsFaulted: false } || Volatile.Read(ref _disposed))
         {
             return;
         }

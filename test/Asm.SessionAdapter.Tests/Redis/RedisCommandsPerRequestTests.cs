@@ -82,7 +82,7 @@ public sealed class RedisCommandsPerRequestTests(RedisServer redis, ITestOutputH
 
         var delta = (await redis.GetCommandStatsAsync()).Since(before);
         output.WriteLine($"commandstats delta over {Requests} requests: {delta}");
-        return delta.TopLevelCommands(AsmScriptCommands.RunByScripts) / (double)Requests;
+        return delta.TopLevelCommands(RedisCommandStats.CommandsRunByAsmScripts) / (double)Requests;
     }
 
     private static void Map(WebApplication app)

@@ -2,7 +2,7 @@ namespace Asm.Demo;
 
 /// <summary>One session event the demo received, as the page shows it.</summary>
 /// <param name="At">When the event was raised.</param>
-/// <param name="Session">A short hash of the session id the request ended with.</param>
+/// <param name="Session">A short hash of the id of the session the event is about.</param>
 /// <param name="Kind">One of the kind constants, used by the page for its badge.</param>
 /// <param name="Text">What happened, in a sentence.</param>
 internal sealed record DemoEvent(DateTimeOffset At, string Session, string Kind, string Text)

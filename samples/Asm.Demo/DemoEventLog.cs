@@ -1,36 +1,31 @@
-using Asm.Caching.Sessions;
-
 namespace Asm.Demo;
 
 /// <summary>
-/// The session events this app received, newest first, kept in memory (the last <see cref="Capacity"/>) for the page.
+/// The session events this app received, newest first, kept in memory (the last <see cref="Capacity"/>) for the page,
+/// filed under the short hash of the session each event is about.
 /// </summary>
-/// <remarks>
-/// Events fire while a session loads, before its id may be read, so a handler only notes its event on the request;
-/// <see cref="DemoEventLogMiddleware"/> files the notes under the session's hash once the endpoint has run.
-/// </remarks>
 internal sealed class DemoEventLog(TimeProvider time)
 {
     /// <summary>How many events the log keeps.</summary>
     public const int Capacity = 200;
 
-    private static readonly object PendingKey = new();
+    private static readonly object RaisedKey = new();
 
     private readonly TimeProvider _time = time;
     private readonly LinkedList<DemoEvent> _events = new();
     private readonly Lock _gate = new();
 
-    /// <summary>Asm's event callbacks, each noting its event on the request for the log.</summary>
+    /// <summary>Asm's event callbacks, each filing its event in the log.</summary>
     public static AsmSessionEvents CreateEvents() => new()
     {
-        OnZombieKeyAccessed = context => Note(context.HttpContext, DemoEvent.ZombieKey,
+        OnZombieKeyAccessed = context => Add(context, DemoEvent.ZombieKey,
             "A request sent the key replaced at log-in. It was served the live session and given the new key."),
-        OnProfileChanged = context => Note(context.HttpContext, DemoEvent.ProfileChanged,
+        OnProfileChanged = context => Add(context, DemoEvent.ProfileChanged,
             $"Used from a new client, {DemoProfiles.Label(context.CurrentProfile)}, after " +
             $"{string.Join(", ", context.PreviousProfiles.Select(DemoProfiles.Label))}. Accepted: a handler may call Reject()."),
-        OnInvalidSessionAccessed = context => Note(context.HttpContext, DemoEvent.InvalidSession,
+        OnInvalidSessionAccessed = context => Add(context, DemoEvent.InvalidSession,
             $"A cookie was not adopted ({context.Reason}); the request got a new session."),
-        OnLockLost = context => Note(context.HttpContext, DemoEvent.LockLost,
+        OnLockLost = context => Add(context, DemoEvent.LockLost,
             $"A {context.LockMode} request lost its lock lease; its commit was refused."),
     };
 
@@ -45,41 +40,27 @@ internal sealed class DemoEventLog(TimeProvider time)
 
     /// <summary>Whether an event of <paramref name="kind"/> was raised by the current request.</summary>
     public static bool Raised(HttpContext context, string kind) =>
-        context.Items[PendingKey] is List<DemoEvent> pending && pending.Exists(e => e.Kind == kind);
+        context.Items[RaisedKey] is HashSet<string> raised && raised.Contains(kind);
 
-    /// <summary>Files the events noted on the request under the hash of the session it ends with.</summary>
-    public void Flush(HttpContext context)
+    private static Task Add(AsmSessionEventContext context, string kind, string text)
     {
-        if (context.Items[PendingKey] is not List<DemoEvent> pending)
+        var http = context.HttpContext;
+        if (http.Items[RaisedKey] is not HashSet<string> raised)
         {
-            return;
+            http.Items[RaisedKey] = raised = [];
         }
 
-        context.Items.Remove(PendingKey);
-        var session = context.Session.IsAvailable ? SessionKey.Hash(context.Session.Id) : "-";
-        lock (_gate)
+        raised.Add(kind);
+        var log = http.RequestServices.GetRequiredService<DemoEventLog>();
+        lock (log._gate)
         {
-            foreach (var note in pending)
+            log._events.AddFirst(new DemoEvent(log._time.GetUtcNow(), context.SessionHash, kind, text));
+            while (log._events.Count > Capacity)
             {
-                _events.AddFirst(note with { Session = session });
-            }
-
-            while (_events.Count > Capacity)
-            {
-                _events.RemoveLast();
+                log._events.RemoveLast();
             }
         }
-    }
 
-    private static Task Note(HttpContext context, string kind, string text)
-    {
-        if (context.Items[PendingKey] is not List<DemoEvent> pending)
-        {
-            context.Items[PendingKey] = pending = [];
-        }
-
-        var at = context.RequestServices.GetRequiredService<DemoEventLog>()._time.GetUtcNow();
-        pending.Add(new DemoEvent(at, "", kind, text));
         return Task.CompletedTask;
     }
 }

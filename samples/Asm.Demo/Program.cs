@@ -34,7 +34,6 @@ storage.Apply(sessions);
 
 var app = builder.Build();
 app.UseSession();
-app.UseMiddleware<DemoEventLogMiddleware>();
 app.MapDemoPage();
 app.MapDemoApi();
 

@@ -32,7 +32,7 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
 
     private protected RecordingSessionEvents Events { get; } = new();
 
-    private protected ObservingSessionDriver Storage { get; private set; } = null!;
+    private protected ChaosSessionDriver Storage { get; private set; } = null!;
 
     // ---- Regeneration: tabs that still hold the old cookie ----
 
@@ -564,7 +564,7 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
                 configure?.Invoke(options);
             },
             time,
-            services => Storage = ObservingSessionDriver.Wrap(services));
+            services => Storage = ChaosSessionDriver.Wrap(services));
     }
 
     private static void MapCommonEndpoints(WebApplication app)

@@ -62,14 +62,15 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
     [Fact]
     public async Task Exclusive_SecondRequest_WaitsForTheHolderAndSeesItsWrite()
     {
-        await using var app = await StartAsync();
+        ChaosSessionDriver? storage = null;
+        await using var app = await StartAsync(services: services => storage = ChaosSessionDriver.Wrap(services));
         var client = app.CreateClient();
         await client.PostAsync("/exclusive/inc", null);
 
         var hold = client.PostAsync("/exclusive/hold", null);
         await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
         var second = client.PostAsync("/exclusive/inc", null);
-        await Task.Delay(100);
+        await storage!.WhenLockBusy(1).WaitAsync(TimeSpan.FromSeconds(10));
         Assert.False(second.IsCompleted);
 
         app.Gates.Release.SetResult();

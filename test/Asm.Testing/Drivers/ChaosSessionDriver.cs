@@ -6,11 +6,15 @@ namespace Asm.Testing.Drivers;
 
 /// <summary>
 /// Wraps the app's real driver and injects faults a real deployment meets but a test cannot summon on cue: lease
-/// renewals that never arrive (a network partition, a stalled process), storage that fails or hangs. Everything it
-/// does not break goes to the real driver. Counts the calls that reach storage.
+/// renewals that never arrive (a network partition, a stalled process), storage that fails or hangs, values damaged
+/// at rest. Everything it does not break goes to the real driver. It also tells a test what storage told the app
+/// (calls made, requests told the lock is busy), so concurrent requests can be ordered without sleeping.
 /// </summary>
 public sealed class ChaosSessionDriver : ISessionDriver
 {
+    private readonly Lock _gate = new();
+    private readonly HashSet<string> _busyLeases = new(StringComparer.Ordinal);
+    private readonly List<(int Requests, TaskCompletionSource Reached)> _busyWaiters = [];
     private ISessionDriver? _inner;
     private int _calls;
 
@@ -24,6 +28,9 @@ public sealed class ChaosSessionDriver : ISessionDriver
 
     /// <summary>Every operation hangs until cancelled.</summary>
     public bool Hang { get; set; }
+
+    /// <summary>The id of a session whose stored values come back with their last byte flipped.</summary>
+    public string? TamperedSessionId { get; set; }
 
     /// <summary>How many operations were asked of storage.</summary>
     public int Calls => Volatile.Read(ref _calls);
@@ -43,10 +50,45 @@ public sealed class ChaosSessionDriver : ISessionDriver
         return chaos;
     }
 
+    /// <summary>Completes once <paramref name="requests"/> different lock requests have been told the lock is busy.</summary>
+    public Task WhenLockBusy(int requests)
+    {
+        lock (_gate)
+        {
+            if (_busyLeases.Count >= requests)
+            {
+                return Task.CompletedTask;
+            }
+
+            var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _busyWaiters.Add((requests, reached));
+            return reached.Task;
+        }
+    }
+
     public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
     {
         await BreakAsync(cancellationToken);
-        return await Inner.LoadAsync(request, cancellationToken);
+        var result = await Inner.LoadAsync(request, cancellationToken);
+        if (result.Status == SessionLoadStatus.LockBusy && request.Lease is { } lease)
+        {
+            NoteBusy(lease.Token);
+        }
+
+        if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && request.Key.Id == TamperedSessionId)
+        {
+            return new SessionLoadResult
+            {
+                Status = result.Status,
+                Values = result.Values.ToDictionary(v => v.Key, v => Flipped(v.Value), StringComparer.Ordinal),
+                CurrentSecret = result.CurrentSecret,
+                CreatedAt = result.CreatedAt,
+                Profiles = result.Profiles,
+                Lease = result.Lease,
+            };
+        }
+
+        return result;
     }
 
     public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
@@ -94,5 +136,36 @@ public sealed class ChaosSessionDriver : ISessionDriver
         {
             throw new IOException("Injected storage failure.");
         }
+    }
+
+    private void NoteBusy(string leaseToken)
+    {
+        List<TaskCompletionSource> reached;
+        lock (_gate)
+        {
+            if (!_busyLeases.Add(leaseToken))
+            {
+                return;
+            }
+
+            reached = [.. _busyWaiters.Where(w => w.Requests <= _busyLeases.Count).Select(w => w.Reached)];
+            _busyWaiters.RemoveAll(w => w.Requests <= _busyLeases.Count);
+        }
+
+        foreach (var waiter in reached)
+        {
+            waiter.TrySetResult();
+        }
+    }
+
+    private static byte[] Flipped(byte[] value)
+    {
+        var copy = value.ToArray();
+        if (copy.Length > 0)
+        {
+            copy[^1] ^= 0xFF;
+        }
+
+        return copy;
     }
 }

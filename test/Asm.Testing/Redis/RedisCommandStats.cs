@@ -101,12 +101,20 @@ public sealed class RedisCommandStats
     }
 
     /// <summary>
-    /// Commands a client sent, that is round trips when nothing is pipelined: every counted command except those in
-    /// <paramref name="commandsRunByScripts"/>, which the delta counts because a script ran them.
+    /// Commands the client sends on its own, whatever the application does: the keep-alive <c>PING</c> (every
+    /// connection, now and then) and the commands of its connection handshake.
+    /// </summary>
+    public static IReadOnlyList<string> ConnectionHousekeeping { get; } =
+        ["ping", "echo", "info", "client|setname", "client|list", "cluster|nodes", "config|get", "subscribe", "unsubscribe"];
+
+    /// <summary>
+    /// Commands a client sent for the application, that is round trips when nothing is pipelined: every counted
+    /// command except those in <paramref name="commandsRunByScripts"/>, which the delta counts because a script ran
+    /// them, and the client's <see cref="ConnectionHousekeeping"/>.
     /// </summary>
     public long TopLevelCommands(IEnumerable<string> commandsRunByScripts)
     {
-        var inner = new HashSet<string>(commandsRunByScripts, StringComparer.OrdinalIgnoreCase);
+        var inner = new HashSet<string>(commandsRunByScripts.Concat(ConnectionHousekeeping), StringComparer.OrdinalIgnoreCase);
         return _calls.Where(c => !inner.Contains(c.Key)).Sum(c => c.Value);
     }
 

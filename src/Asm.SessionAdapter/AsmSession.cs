@@ -447,7 +447,19 @@ internal sealed class AsmSession : IAsmSession
         for (var attempt = 0; ; attempt++)
         {
             var request = new SessionLoadRequest { Key = key, Now = time.GetUtcNow(), IdleTimeout = _options.IdleTimeout, Lease = lease };
-            var result = await StorageAsync("loading", ct => _services.Driver.LoadAsync(request, ct), cancellationToken).ConfigureAwait(false);
+            SessionLoadResult result;
+            try
+            {
+                result = await StorageAsync("loading", ct => _services.Driver.LoadAsync(request, ct), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
+            {
+                // The storage may have granted the lease before the answer was lost: give it back by its token, so
+                // that the session is not blocked for a whole lease by a request that is gone.
+                await AbandonAsync(key.Id, lease).ConfigureAwait(false);
+                throw;
+            }
+
             var waited = time.GetElapsedTime(started);
             if (result.Status != SessionLoadStatus.LockBusy)
             {
@@ -479,6 +491,19 @@ internal sealed class AsmSession : IAsmSession
             // Releases wake a waiter at once; the growing bound covers holders in other processes that cannot signal.
             var bound = TimeSpan.FromMilliseconds(Math.Min(100, 2 << Math.Min(attempt, 6)));
             await _services.Driver.WaitForReleaseAsync(key.Id, remaining < bound ? remaining : bound, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task AbandonAsync(string id, SessionLease lease)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.IOTimeout);
+            await _services.Driver.ReleaseLockAsync(id, lease, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Log.AbandonFailed(_services.Logger, SessionKey.Hash(id), ex);
         }
     }
 

@@ -145,10 +145,13 @@ internal sealed class SessionRecord
         return true;
     }
 
-    /// <summary>Releases a lease if it is still held; returns whether it was.</summary>
+    /// <summary>
+    /// Releases a lease if it is still held; returns whether it was. The token alone names the holder (it is random
+    /// per lease), so a caller whose load was cancelled before it saw the grant, and its fence, can still release.
+    /// </summary>
     public bool Release(SessionLease lease)
     {
-        if (LockToken != lease.Token || Fence != lease.Fence)
+        if (LockToken != lease.Token)
         {
             return false;
         }

@@ -32,7 +32,10 @@ public interface ISessionDriver
     /// <summary>Extends a lease the caller still holds. Returns <see langword="false"/> when the lease was lost.</summary>
     ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken);
 
-    /// <summary>Releases a lease the caller holds; does nothing when the lease was already lost.</summary>
+    /// <summary>
+    /// Releases a lease the caller holds, named by its token (its fence may be unknown: a load cancelled after the
+    /// storage granted the lease); does nothing when the lease was already lost.
+    /// </summary>
     ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken);
 
     /// <summary>

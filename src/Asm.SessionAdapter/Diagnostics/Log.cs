@@ -38,6 +38,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "Renewing the lock lease on session {Session} failed; the next renewal tries again.")]
     public static partial void RenewFailed(ILogger logger, string session, Exception exception);
 
+    [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "A cancelled or failed load may have left a lock on session {Session}, and giving it back failed; it ends with its lease.")]
+    public static partial void AbandonFailed(ILogger logger, string session, Exception exception);
+
     [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "A new session could not be stored: its id {Session} is already taken.")]
     public static partial void CreateCollision(ILogger logger, string session);
 }

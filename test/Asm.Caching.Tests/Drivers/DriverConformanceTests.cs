@@ -334,6 +334,18 @@ public abstract class DriverConformanceTests : IDisposable
     }
 
     [Fact]
+    public async Task ReleaseLockAsync_GrantNeverSeenByTheCaller_ReleasesByToken()
+    {
+        var key = await CreateSessionAsync();
+        var asked = SessionLease.Create(LeaseDuration);
+        Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(key, asked)).Status);
+
+        await Sessions.ReleaseLockAsync(key.Id, asked, Token);
+
+        Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Status);
+    }
+
+    [Fact]
     public async Task ReleaseLockAsync_LostLease_LeavesNewHolderLocked()
     {
         var key = await CreateSessionAsync();

@@ -198,6 +198,26 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
     }
 
     [Fact]
+    public async Task Exclusive_LoadWhoseAnswerIsLost_DoesNotLeaveTheSessionLocked()
+    {
+        ChaosSessionDriver? chaos = null;
+        await using var app = await StartAsync(
+            o => o.LockWaitTimeout = TimeSpan.FromSeconds(5),
+            services: services => chaos = ChaosSessionDriver.Wrap(services));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        // The storage grants the lock, but the request never hears of it and fails.
+        chaos!.LoseLoadAnswers = true;
+        await Assert.ThrowsAsync<SessionStorageException>(() => client.PostAsync("/exclusive/inc", null));
+        chaos.LoseLoadAnswers = false;
+
+        // The next request gets the lock at once, not after the 30-second lease.
+        Assert.Equal("2", await (await client.PostAsync("/exclusive/inc", null)).Content.ReadAsStringAsync());
+        Assert.False(chaos.WhenLockBusy(1).IsCompleted);
+    }
+
+    [Fact]
     public async Task RequestThatNeverTouchesTheSession_TakesNoLockAndMakesNoStorageCall()
     {
         ChaosSessionDriver? chaos = null;

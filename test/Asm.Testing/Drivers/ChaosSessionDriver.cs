@@ -29,6 +29,9 @@ public sealed class ChaosSessionDriver : ISessionDriver
     /// <summary>Every operation hangs until cancelled.</summary>
     public bool Hang { get; set; }
 
+    /// <summary>Loads reach storage, but their answer is lost on the way back (a dropped connection, a timeout).</summary>
+    public bool LoseLoadAnswers { get; set; }
+
     /// <summary>The id of a session whose stored values come back with their last byte flipped.</summary>
     public string? TamperedSessionId { get; set; }
 
@@ -70,6 +73,11 @@ public sealed class ChaosSessionDriver : ISessionDriver
     {
         await BreakAsync(cancellationToken);
         var result = await Inner.LoadAsync(request, cancellationToken);
+        if (LoseLoadAnswers)
+        {
+            throw new IOException("Injected loss of the storage's answer.");
+        }
+
         if (result.Status == SessionLoadStatus.LockBusy && request.Lease is { } lease)
         {
             NoteBusy(lease.Token);

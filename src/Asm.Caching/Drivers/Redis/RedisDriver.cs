@@ -197,7 +197,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
         await _connection.EvaluateAsync(
             RedisScripts.Release,
             SessionKeyOf(sessionId),
-            [lease.Token, lease.Fence, _releaseChannel, sessionId],
+            [lease.Token, _releaseChannel, sessionId],
             "lock release",
             cancellationToken).ConfigureAwait(false);
     }

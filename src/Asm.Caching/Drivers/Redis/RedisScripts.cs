@@ -280,16 +280,17 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// Releases a lease if it is still held.
-    /// KEYS[1] session hash. ARGV[1] lease token, ARGV[2] lease fence, ARGV[3] release channel, ARGV[4] session id.
+    /// Releases a lease if it is still held; the token alone names the holder, so a caller whose load was cancelled
+    /// before it saw the grant can still give the lock back.
+    /// KEYS[1] session hash. ARGV[1] lease token, ARGV[2] release channel, ARGV[3] session id.
     /// Returns 1 when released (and publishes the session id on the channel), 0 when the lease was not held.
     /// </summary>
     public const string Release = Prelude + """
-        local key, token, fence = KEYS[1], ARGV[1], tonumber(ARGV[2])
+        local key, token = KEYS[1], ARGV[1]
         local r = read_meta(key)
-        if not r or r.lt ~= token or r.f ~= fence then return 0 end
+        if not r or r.lt ~= token then return 0 end
         redis.call('HDEL', key, 'lt', 'lx')
-        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        redis.call('PUBLISH', ARGV[2], ARGV[3])
         return 1
         """;
 

@@ -272,7 +272,8 @@ handoff() {
   wait "$monitor_pid" 2>/dev/null || true
 
   # A script call is a load (key + 5 arguments: 9 quoted tokens with the command, script and key count) or a release
-  # (a commit: 16 tokens or more; a plain release or renewal: 8). Tokens are the quoted strings MONITOR prints.
+  # (a commit: 16 tokens or more; a plain release: 7). Tokens are the quoted strings MONITOR prints; see the argument
+  # lists in src/Asm.Caching/Drivers/Redis/RedisScripts.cs. A renewal (8) is neither.
   awk -v gaps="$work/gaps.txt" -v holds="$work/holds.txt" '
     $3 == "lua]" { next }
     tolower($4) !~ /^"eval(sha)?"$/ { next }
@@ -282,7 +283,7 @@ handoff() {
       if (n == 9) {
         loads++
         if (released) { printf "%.1f\n", ($1 - released_at) * 1e6 > gaps; released = 0; acquired_at = $1; held = 1 }
-      } else if (n == 8 || n >= 16) {
+      } else if (n == 7 || n >= 16) {
         releases++
         if (held) { printf "%.1f\n", ($1 - acquired_at) * 1e6 > holds; held = 0 }
         released = 1; released_at = $1

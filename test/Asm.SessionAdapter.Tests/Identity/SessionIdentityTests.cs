@@ -323,14 +323,8 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
         time.Advance(TimeSpan.FromSeconds(2));
         var late = await lateTab.PostAsync("/probe", null);
 
-        Assert.Equal(HttpStatusCode.OK, late.StatusCode);
-        var (cart, lateId) = Split(await late.Content.ReadAsStringAsync());
-        Assert.Equal("(none)", cart);
-        Assert.NotEqual(id, lateId);
-        Assert.StartsWith(lateId, KeyOf(app, SessionCookieOf(late)), StringComparison.Ordinal);
+        await AssertFreshSessionAsync(app, late, id, lateTab);
         Assert.Equal(("/probe", InvalidSessionReason.ZombieExpired), Assert.Single(Events.Invalid));
-        Assert.Equal("visitor", await lateTab.GetStringAsync("/keys"));
-        Assert.Single(Events.Invalid);
         Assert.Single(Events.Zombies);
         Assert.Equal("cart,user", await login.GetStringAsync("/keys"));
     }
@@ -371,13 +365,8 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
 
         var stolen = await thief.PostAsync("/probe", null);
 
-        Assert.Equal(HttpStatusCode.OK, stolen.StatusCode);
-        var (cart, thiefId) = Split(await stolen.Content.ReadAsStringAsync());
-        Assert.Equal("(none)", cart);
-        Assert.NotEqual(id, thiefId);
-        Assert.StartsWith(thiefId, KeyOf(app, SessionCookieOf(stolen)), StringComparison.Ordinal);
+        await AssertFreshSessionAsync(app, stolen, id, thief);
         Assert.True(Assert.Single(Events.ProfileChanges).Rejected);
-        Assert.Equal("visitor", await thief.GetStringAsync("/keys"));
 
         // The owner's session kept its data and its lock: an exclusive write goes through at once.
         Assert.Equal("cart", await owner.GetStringAsync("/keys"));
@@ -492,14 +481,8 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
 
         var reused = await stale.PostAsync("/probe", null);
 
-        Assert.Equal(HttpStatusCode.OK, reused.StatusCode);
-        var (cart, freshId) = Split(await reused.Content.ReadAsStringAsync());
-        Assert.Equal("(none)", cart);
-        Assert.NotEqual(id, freshId);
-        Assert.StartsWith(freshId, KeyOf(app, SessionCookieOf(reused)), StringComparison.Ordinal);
+        await AssertFreshSessionAsync(app, reused, id, stale);
         Assert.Equal(("/probe", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid));
-        Assert.Equal("visitor", await stale.GetStringAsync("/keys"));
-        Assert.Single(Events.Invalid);
     }
 
     // ---- Encryption at rest (every driver; the bytes themselves in StoredSessionIdentityTests) ----
@@ -533,13 +516,8 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
 
         var read = await owner.PostAsync("/probe", null);
 
-        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
-        var (cart, freshId) = Split(await read.Content.ReadAsStringAsync());
-        Assert.Equal("(none)", cart);
-        Assert.NotEqual(id, freshId);
+        await AssertFreshSessionAsync(app, read, id, owner);
         Assert.Equal(("/probe", InvalidSessionReason.Corrupt), Assert.Single(Events.Invalid));
-        Assert.Equal("visitor", await owner.GetStringAsync("/keys"));
-        Assert.Single(Events.Invalid);
     }
 
     // ---- The app and its clients ----
@@ -644,6 +622,20 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
 
     /// <summary>The one session cookie the response sets.</summary>
     private protected static SetCookieHeaderValue SessionCookieOf(HttpResponseMessage response) => Assert.Single(SessionCookiesOf(response));
+
+    /// <summary>
+    /// Checks that <paramref name="response"/> was served a fresh, empty session (not <paramref name="previousId"/>),
+    /// that its cookie carries the fresh key, and that <paramref name="client"/> goes on in that session.
+    /// </summary>
+    private protected static async Task AssertFreshSessionAsync(SessionApp app, HttpResponseMessage response, string previousId, HttpClient client)
+    {
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var (cart, freshId) = Split(await response.Content.ReadAsStringAsync());
+        Assert.Equal("(none)", cart);
+        Assert.NotEqual(previousId, freshId);
+        Assert.StartsWith(freshId, KeyOf(app, SessionCookieOf(response)), StringComparison.Ordinal);
+        Assert.Equal("visitor", await client.GetStringAsync("/keys"));
+    }
 
     /// <summary>The session key a cookie carries, unprotected as the stock middleware does.</summary>
     private protected static string KeyOf(SessionApp app, SetCookieHeaderValue cookie)

@@ -163,22 +163,7 @@ public sealed class RedisRoundTripTests(ITestOutputHelper output) : IAsyncLifeti
         return (result, after.Since(before));
     }
 
-    private async Task<SessionKey> CreateAsync()
-    {
-        var key = SessionKey.New();
-        var status = await _driver.CommitAsync(
-            new SessionCommitRequest
-            {
-                SessionId = key.Id,
-                CreateWithSecret = key.Secret,
-                Now = _clock.GetUtcNow(),
-                IdleTimeout = Idle,
-                Changes = new Dictionary<string, byte[]?> { ["a"] = [1] },
-            },
-            CancellationToken.None);
-        Assert.Equal(SessionCommitStatus.Committed, status);
-        return key;
-    }
+    private Task<SessionKey> CreateAsync() => SessionSteps.CreateAsync(_driver, _clock);
 
     private Task<SessionLoadResult> LoadAsync(SessionKey key, SessionLease? lease) =>
         _driver.LoadAsync(new SessionLoadRequest { Key = key, Now = _clock.GetUtcNow(), IdleTimeout = Idle, Lease = lease }, CancellationToken.None).AsTask();

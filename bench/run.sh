@@ -187,7 +187,7 @@ redis_stats() {
 
 # The commands the Redis driver's Lua scripts call (INFO commandstats counts those too, though they are no round trip).
 script_commands() {
-  grep -rohE "redis\.p?call\(['\"][A-Za-z]+['\"]" "$root/src/Asm.Caching/Drivers/Redis" 2>/dev/null \
+  grep -rohE "redis\.p?call\(['\"][A-Za-z]+['\"]" "$root/src/Asm.Caching.Redis" 2>/dev/null \
     | sed -E "s/.*\(['\"]//; s/['\"]$//" | tr '[:upper:]' '[:lower:]' | sort -u | tr '\n' ' ' || true
 }
 
@@ -273,7 +273,7 @@ handoff() {
 
   # A script call is a load (key + 5 arguments: 9 quoted tokens with the command, script and key count) or a release
   # (a commit: 16 tokens or more; a plain release: 7). Tokens are the quoted strings MONITOR prints; see the argument
-  # lists in src/Asm.Caching/Drivers/Redis/RedisScripts.cs. A renewal (8) is neither.
+  # lists in src/Asm.Caching.Redis/RedisScripts.cs. A renewal (8) is neither.
   awk -v gaps="$work/gaps.txt" -v holds="$work/holds.txt" '
     $3 == "lua]" { next }
     tolower($4) !~ /^"eval(sha)?"$/ { next }

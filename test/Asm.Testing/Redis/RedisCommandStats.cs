@@ -16,8 +16,8 @@ public sealed class RedisCommandStats
 
     /// <summary>
     /// The commands the Redis driver's Lua scripts run inside Redis (read from the scripts themselves), to pass to
-    /// <see cref="TopLevelCommands"/>. Note that the driver also sends one of them, <c>DEL</c>, on its own for a cache
-    /// removal.
+    /// <see cref="TopLevelCommands"/>. A cache removal is the one command the driver sends outside a script
+    /// (<c>UNLINK</c>).
     /// </summary>
     public static IReadOnlyList<string> CommandsRunByAsmScripts { get; } = typeof(RedisScripts)
         .GetFields(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)

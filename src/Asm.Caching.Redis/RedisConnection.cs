@@ -41,24 +41,16 @@ internal sealed partial class RedisConnection : IDisposable
         string script, RedisKey key, RedisValue[] args, string operation, CancellationToken cancellationToken)
     {
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
-        RedisKey[] keys = [key];
-        for (var attempt = 0; ; attempt++)
+        try
         {
-            try
-            {
-                return await database.ScriptEvaluateAsync(script, keys, args)
-                    .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
-            }
-            catch (RedisServerException ex) when (attempt == 0 && ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-            {
-                // The server lost its script cache (a restart, SCRIPT FLUSH, a failover): nothing ran. The client has
-                // forgotten the script's SHA with this error, so the retry loads it again.
-                ScriptCacheLost(EndPoints);
-            }
-            catch (Exception ex) when (ex is RedisException or TimeoutException)
-            {
-                throw Failure(ex, operation);
-            }
+            // Sent by SHA; when the server has lost its script cache (a restart, SCRIPT FLUSH, a failover) the client
+            // answers NOSCRIPT itself by sending the whole script.
+            return await database.ScriptEvaluateAsync(script, [key], args)
+                .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            throw Failure(ex, operation);
         }
     }
 
@@ -165,12 +157,14 @@ internal sealed partial class RedisConnection : IDisposable
             {
                 var configuration = ConfigurationOptions.Parse(_options.Configuration!);
                 configuration.AbortOnConnectFail = false;
-                connection = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
-                connection.IncludeDetailInExceptions = false;
 
-                // Completions in order run one at a time on one thread: a caller that blocks on a second operation
-                // from a continuation (ISession's synchronous members must) would wait on itself.
-                connection.PreserveAsyncOrder = false;
+                // Keys are session ids: the client's exception messages must not carry them.
+                configuration.IncludeDetailInExceptions = false;
+
+                // While Redis cannot be reached, an operation fails at once instead of waiting in the client's backlog
+                // for the whole timeout: the request gets its clear error, and the driver retries on the next one.
+                configuration.BacklogPolicy = BacklogPolicy.FailFast;
+                connection = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
                 owned = true;
             }
         }
@@ -214,7 +208,7 @@ internal sealed partial class RedisConnection : IDisposable
         try
         {
             await connection.GetSubscriber()
-                .SubscribeAsync(_releaseChannel, (_, message) => _onReleased((string)message))
+                .SubscribeAsync(_releaseChannel, (_, message) => _onReleased((string?)message ?? ""))
                 .ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -287,7 +281,4 @@ internal sealed partial class RedisConnection : IDisposable
 
     [LoggerMessage(EventId = 305, Level = LogLevel.Warning, Message = "Subscribing to lock releases on Redis at {EndPoints} failed; it is retried on reconnect, and lock waiters fall back to their bounded wait.")]
     private partial void SubscribeFailed(string endPoints, Exception exception);
-
-    [LoggerMessage(EventId = 306, Level = LogLevel.Information, Message = "Redis at {EndPoints} lost its script cache (a restart or SCRIPT FLUSH); the script is loaded again.")]
-    private partial void ScriptCacheLost(string endPoints);
 }

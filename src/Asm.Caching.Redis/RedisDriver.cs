@@ -95,9 +95,9 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
             "session load",
             cancellationToken).ConfigureAwait(false);
 
-        var reply = (RedisResult[])result;
-        var status = ToLoadStatus((long)reply[0]);
-        if (reply.Length == 1)
+        var reply = (RedisResult[]?)result ?? [];
+        var status = reply.Length == 0 ? SessionLoadStatus.Corrupt : ToLoadStatus((long)reply[0]);
+        if (reply.Length <= 1)
         {
             if (status == SessionLoadStatus.Corrupt)
             {
@@ -112,20 +112,20 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
         var profiles = new string[profileCount];
         for (var i = 0; i < profileCount; i++)
         {
-            profiles[i] = (string)reply[5 + i];
+            profiles[i] = (string?)reply[5 + i] ?? "";
         }
 
         var values = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         for (var i = 5 + profileCount; i + 1 < reply.Length; i += 2)
         {
-            values[(string)reply[i]] = (byte[])reply[i + 1] ?? [];
+            values[(string?)reply[i] ?? ""] = (byte[]?)reply[i + 1] ?? [];
         }
 
         return new SessionLoadResult
         {
             Status = status,
             Values = values,
-            CurrentSecret = status == SessionLoadStatus.Zombie ? (string)reply[3] : null,
+            CurrentSecret = status == SessionLoadStatus.Zombie ? (string?)reply[3] : null,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds((long)reply[1]),
             Profiles = profiles,
             Lease = lease is null ? null : lease with { Fence = fence },
@@ -248,7 +248,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
         ArgumentNullException.ThrowIfNull(key);
         var result = await _connection.EvaluateAsync(
             RedisScripts.CacheGet, CacheKeyOf(key), [SessionRecord.Ms(now), "1"], "cache read", cancellationToken).ConfigureAwait(false);
-        return result.IsNull ? null : (byte[])result;
+        return result.IsNull ? null : (byte[]?)result;
     }
 
     public async ValueTask SetAsync(string key, byte[] value, CacheEntryExpiration expiration, CancellationToken cancellationToken)

@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Text;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Import;
 using Microsoft.AspNetCore.Http;
 
 namespace Asm.SessionAdapter;
@@ -191,10 +192,15 @@ internal sealed class AsmSession : IAsmSession
         }
         else
         {
-            _key = key;
-            var result = _mode == SessionLockMode.Exclusive
-                ? await LoadLockedAsync(key, cancellationToken).ConfigureAwait(false)
-                : await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
+            // With ImportStockSessions(), a stock session's key opens the Asm session it was (or is now) imported into.
+            var stockKey = _services.Importer is not null && StockSessionImporter.IsStockKey(_presentedKey) ? _presentedKey : null;
+            _key = key = stockKey is null ? key : StockSessionImporter.MapKey(stockKey);
+            var result = await LoadStoredAsync(key, cancellationToken).ConfigureAwait(false);
+            if (stockKey is not null && result.Status == SessionLoadStatus.Unknown)
+            {
+                result = await ImportStockSessionAsync(stockKey, key, cancellationToken).ConfigureAwait(false);
+            }
+
             await AdoptAsync(key, result, cancellationToken).ConfigureAwait(false);
         }
 
@@ -427,6 +433,22 @@ internal sealed class AsmSession : IAsmSession
         {
             _newProfiles.Add(profile);
         }
+    }
+
+    private Task<SessionLoadResult> LoadStoredAsync(SessionKey key, CancellationToken cancellationToken) =>
+        _mode == SessionLockMode.Exclusive ? LoadLockedAsync(key, cancellationToken) : LoadUnlockedAsync(key, cancellationToken);
+
+    /// <summary>Imports the stock session, then loads what it became (see <see cref="StockSessionImporter"/>).</summary>
+    private async Task<SessionLoadResult> ImportStockSessionAsync(string stockKey, SessionKey key, CancellationToken cancellationToken)
+    {
+        var profile = _options.ProfileProvider?.Invoke(_context);
+        var reason = await StorageAsync(
+            "importing", ct => _services.Importer!.ImportAsync(_services.Driver, _options, stockKey, key, profile, ct), cancellationToken).ConfigureAwait(false);
+
+        // No payload may mean that a parallel request imported it a moment ago: look once more.
+        return reason == InvalidSessionReason.Corrupt
+            ? SessionLoadResult.Of(SessionLoadStatus.Corrupt)
+            : await LoadStoredAsync(key, cancellationToken).ConfigureAwait(false);
     }
 
     private Task<SessionLoadResult> LoadUnlockedAsync(SessionKey key, CancellationToken cancellationToken)

@@ -1,6 +1,7 @@
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Encryption;
+using Asm.SessionAdapter.Import;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
@@ -17,11 +18,16 @@ internal sealed class AsmSessionServices(
     IDataProtectionProvider dataProtection,
     TimeProvider timeProvider,
     AsmSessionMetrics metrics,
-    ILogger<AsmSessionStore> logger)
+    ILogger<AsmSessionStore> logger,
+    StockSessionImporter? importer = null)
 {
     public AsmSessionOptions Options { get; } = options.Value;
 
     public ISessionDriver Driver { get; } = options.Value.EncryptAtRest ? new EncryptingSessionDriver(driver, dataProtection) : driver;
+
+    /// <summary>The stock-session importer, when <c>ImportStockSessions()</c> is on.</summary>
+    public StockSessionImporter? Importer { get; } = importer is null || driver is ISessionTransferDriver ? importer : throw new InvalidOperationException(
+        $"ImportStockSessions() needs a driver that implements {nameof(ISessionTransferDriver)}; {driver.GetType().Name} does not.");
 
     public TimeProvider Time { get; } = timeProvider;
 

@@ -47,6 +47,8 @@ internal sealed class SessionRecord
 
     public static long Ms(TimeSpan span) => (long)span.TotalMilliseconds;
 
+    public static DateTimeOffset Time(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
     public static SessionRecord Tombstone(long purgeAt) => new() { Destroyed = true, PurgeAt = purgeAt };
 
     /// <summary>Turns this record into a tombstone: everything it stored is dropped.</summary>
@@ -131,6 +133,72 @@ internal sealed class SessionRecord
 
         Apply(request, now);
         return SessionCommitStatus.Committed;
+    }
+
+    /// <summary>
+    /// Locks the record by id alone and copies it whole, for moving it to another driver (see
+    /// <see cref="ISessionTransferDriver.ExportAsync"/>).
+    /// </summary>
+    public SessionExportResult Export(string sessionId, SessionLease lease, long now)
+    {
+        if (Destroyed)
+        {
+            return SessionExportResult.Of(SessionLoadStatus.Destroyed);
+        }
+
+        if (!IsLive(now))
+        {
+            return SessionExportResult.Of(SessionLoadStatus.Expired);
+        }
+
+        if (LockToken is not null && LockToken != lease.Token && LockExpiresAt > now)
+        {
+            return SessionExportResult.Of(SessionLoadStatus.LockBusy);
+        }
+
+        Fence++;
+        LockToken = lease.Token;
+        LockExpiresAt = now + Ms(lease.Duration);
+        return new SessionExportResult
+        {
+            Status = SessionLoadStatus.Found,
+            Lease = lease with { Fence = Fence },
+            Snapshot = new SessionSnapshot
+            {
+                SessionId = sessionId,
+                Secret = Secret,
+                CreatedAt = Time(CreatedAt),
+                IdleExpiresAt = Time(IdleExpiresAt),
+                AbsoluteExpiresAt = AbsoluteExpiresAt == Never ? null : Time(AbsoluteExpiresAt),
+                PurgeAt = Time(PurgeAt),
+                Fence = Fence,
+                Zombies = [.. Zombies.Select(z => new SessionZombie(z.Secret, Time(z.ExpiresAt)))],
+                Profiles = [.. Profiles],
+                Values = new Dictionary<string, byte[]>(Values, StringComparer.Ordinal),
+            },
+        };
+    }
+
+    /// <summary>Creates an unlocked record from a snapshot another driver exported.</summary>
+    public static SessionRecord Import(SessionSnapshot snapshot)
+    {
+        var record = new SessionRecord
+        {
+            Secret = snapshot.Secret,
+            CreatedAt = Ms(snapshot.CreatedAt),
+            IdleExpiresAt = Ms(snapshot.IdleExpiresAt),
+            AbsoluteExpiresAt = snapshot.AbsoluteExpiresAt is { } absolute ? Ms(absolute) : Never,
+            PurgeAt = Ms(snapshot.PurgeAt),
+            Fence = snapshot.Fence,
+        };
+        record.Zombies.AddRange(snapshot.Zombies.Select(z => (z.Secret, Ms(z.ExpiresAt))));
+        record.Profiles.AddRange(snapshot.Profiles);
+        foreach (var (name, value) in snapshot.Values)
+        {
+            record.Values[name] = value;
+        }
+
+        return record;
     }
 
     /// <summary>Extends a lease that is still held.</summary>

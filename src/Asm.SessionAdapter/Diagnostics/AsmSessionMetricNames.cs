@@ -29,4 +29,7 @@ public static class AsmSessionMetricNames
 
     /// <summary>Client profile changes, tagged <c>outcome</c> (accepted, rejected).</summary>
     public const string ProfileChanges = "asm.session.profile.changes";
+
+    /// <summary>Stock sessions imported (see <c>ImportStockSessions()</c>).</summary>
+    public const string Imported = "asm.session.imported";
 }

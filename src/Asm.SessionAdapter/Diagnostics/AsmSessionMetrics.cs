@@ -16,6 +16,7 @@ internal sealed class AsmSessionMetrics
     private readonly Counter<long> _regenerated;
     private readonly Counter<long> _destroyed;
     private readonly Counter<long> _profileChanges;
+    private readonly Counter<long> _imported;
 
     public AsmSessionMetrics(IMeterFactory meterFactory)
     {
@@ -28,6 +29,7 @@ internal sealed class AsmSessionMetrics
         _regenerated = meter.CreateCounter<long>(AsmSessionMetricNames.Regenerated, "{session}", "Session IDs regenerated.");
         _destroyed = meter.CreateCounter<long>(AsmSessionMetricNames.Destroyed, "{session}", "Sessions destroyed.");
         _profileChanges = meter.CreateCounter<long>(AsmSessionMetricNames.ProfileChanges, "{request}", "Client profile changes.");
+        _imported = meter.CreateCounter<long>(AsmSessionMetricNames.Imported, "{session}", "Stock sessions imported.");
     }
 
     public void Created() => _created.Add(1);
@@ -47,4 +49,6 @@ internal sealed class AsmSessionMetrics
 
     public void ProfileChanged(bool rejected) =>
         _profileChanges.Add(1, new KeyValuePair<string, object?>("outcome", rejected ? "rejected" : "accepted"));
+
+    public void Imported() => _imported.Add(1);
 }

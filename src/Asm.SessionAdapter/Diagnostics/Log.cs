@@ -43,4 +43,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "A new session could not be stored: its id {Session} is already taken.")]
     public static partial void CreateCollision(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 40, Level = LogLevel.Information, Message = "Stock session {StockSession} was imported as session {Session} with {Count} values.")]
+    public static partial void StockSessionImported(ILogger logger, string stockSession, string session, int count);
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "Stock session {StockSession} could not be imported: its {Length}-byte payload is not in the stock format (revision 2).")]
+    public static partial void StockSessionCorrupt(ILogger logger, string stockSession, int length);
 }

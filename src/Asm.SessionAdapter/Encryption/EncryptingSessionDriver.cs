@@ -17,7 +17,7 @@ namespace Asm.SessionAdapter.Encryption;
 /// whole load <see cref="SessionLoadStatus.Corrupt"/>. Profiles are stored as
 /// <c>Protect([1: format version][profile UTF-8])</c>, base64, and are never compared by the driver.
 /// </remarks>
-internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtectionProvider dataProtection) : ISessionDriver
+internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtectionProvider dataProtection) : ISessionDriver, ISessionTransferDriver
 {
     private const string Purpose = "Asm.SessionAdapter.EncryptAtRest";
     private const byte FormatVersion = 1;
@@ -103,6 +103,49 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
 
     public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>
         inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
+
+    public async ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var result = await Transfer.ExportAsync(sessionId, lease, now, cancellationToken).ConfigureAwait(false);
+        if (result.Snapshot is not { } snapshot)
+        {
+            return result;
+        }
+
+        var protector = For(sessionId);
+        try
+        {
+            return new SessionExportResult
+            {
+                Status = result.Status,
+                Lease = result.Lease,
+                Snapshot = snapshot with
+                {
+                    Values = snapshot.Values.ToDictionary(v => v.Key, v => OpenValue(protector, v.Key, v.Value), StringComparer.Ordinal),
+                    Profiles = [.. snapshot.Profiles.Select(p => OpenProfile(protector, p))],
+                },
+            };
+        }
+        catch (Exception ex) when (ex is CryptographicException or FormatException)
+        {
+            await inner.ReleaseLockAsync(sessionId, result.Lease!, cancellationToken).ConfigureAwait(false);
+            return SessionExportResult.Of(SessionLoadStatus.Corrupt);
+        }
+    }
+
+    public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var protector = For(snapshot.SessionId);
+        return Transfer.ImportAsync(snapshot with
+        {
+            Values = snapshot.Values.ToDictionary(v => v.Key, v => SealValue(protector, v.Key, v.Value), StringComparer.Ordinal),
+            Profiles = [.. snapshot.Profiles.Select(p => SealProfile(protector, p))],
+        }, cancellationToken);
+    }
+
+    private ISessionTransferDriver Transfer => inner as ISessionTransferDriver ?? throw new InvalidOperationException(
+        $"The driver {inner.GetType().Name} does not implement {nameof(ISessionTransferDriver)}.");
 
     private IDataProtector For(string sessionId) => _protector.CreateProtector(sessionId);
 

@@ -24,7 +24,7 @@ namespace Asm.Caching.Drivers.FileSystem;
 /// lock. Expired files stay until the sweeper removes them; requests never sweep.
 /// </para>
 /// </remarks>
-internal sealed partial class FileSystemDriver : ISessionDriver, ICacheDriver, ISweepableDriver
+internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransferDriver, ICacheDriver, ISweepableDriver
 {
     private const string SessionExtension = ".session";
     private const string CacheExtension = ".cache";
@@ -172,6 +172,46 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ICacheDriver, I
         }
 
         _signals.Signal(sessionId);
+    }
+
+    public async ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        ArgumentNullException.ThrowIfNull(lease);
+        var file = SessionFile(sessionId);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var (record, missing) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
+            if (record is null)
+            {
+                return SessionExportResult.Of(missing);
+            }
+
+            var result = record.Export(sessionId, lease, SessionRecord.Ms(now));
+            if (result.Status == SessionLoadStatus.Found)
+            {
+                await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+            }
+
+            return result;
+        }
+    }
+
+    public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var file = SessionFile(snapshot.SessionId);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            // As for a creation: any file with this id, even a tombstone or an unreadable one, refuses the import.
+            if (File.Exists(file.Path))
+            {
+                return false;
+            }
+
+            await WriteSessionAsync(file, SessionRecord.Import(snapshot), cancellationToken).ConfigureAwait(false);
+            return true;
+        }
     }
 
     /// <remarks>

@@ -10,7 +10,7 @@ namespace Asm.Caching.Drivers.InMemory;
 /// Keeps sessions and cache entries in this process. Thread-safe; expired entries are dropped when they are met and
 /// by the sweeper, so the store never grows past the live entries.
 /// </summary>
-internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver, ICacheDriver, ISweepableDriver
+internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver, ISessionTransferDriver, ICacheDriver, ISweepableDriver
 {
     private readonly ConcurrentDictionary<string, SessionRecord> _sessions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CacheEntry> _entries = new(StringComparer.Ordinal);
@@ -123,6 +123,27 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
 
         _signals.Signal(sessionId);
         return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_sessions.TryGetValue(sessionId, out var record))
+        {
+            return ValueTask.FromResult(SessionExportResult.Of(SessionLoadStatus.Unknown));
+        }
+
+        lock (record)
+        {
+            return ValueTask.FromResult(record.Export(sessionId, lease, SessionRecord.Ms(now)));
+        }
+    }
+
+    public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult(_sessions.TryAdd(snapshot.SessionId, SessionRecord.Import(snapshot)));
     }
 
     public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>

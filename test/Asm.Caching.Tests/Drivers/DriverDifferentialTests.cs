@@ -38,7 +38,7 @@ public sealed class DriverDifferentialTests : IDisposable
     private static readonly string[] Tokens = ["token-1", "token-2"];
 
     private readonly ITestOutputHelper _output;
-    private readonly string _directory = Path.Combine(Path.GetTempPath(), "asm-differential-tests", Guid.NewGuid().ToString("N"));
+    private readonly string _directory = Directory.CreateTempSubdirectory("asm-differential-").FullName;
     private readonly RedisTestDrivers _redis;
     private readonly (string Name, ISessionDriver Driver)[] _drivers;
     private int _sequence;

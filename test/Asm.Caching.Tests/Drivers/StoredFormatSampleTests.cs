@@ -18,7 +18,7 @@ namespace Asm.Caching.Tests.Drivers;
 [Collection(RedisServerGroup.Name)]
 public sealed class StoredFormatSampleTests(RedisServer server) : IDisposable
 {
-    private readonly string _directory = Path.Combine(Path.GetTempPath(), "asm-sample-tests", Guid.NewGuid().ToString("N"));
+    private readonly string _directory = Directory.CreateTempSubdirectory("asm-samples-").FullName;
     private readonly RedisTestDrivers _redis = new(server.EndPoint);
 
     private FileSystemDriver? _files;

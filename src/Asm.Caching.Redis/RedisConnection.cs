@@ -8,7 +8,9 @@ namespace Asm.Caching.Drivers.Redis;
 /// The driver's one connection to Redis: made on the first operation, kept reconnecting by the client
 /// (<c>abortConnect=false</c>), subscribed once to the lock-release channel. Every Redis failure leaves here as a
 /// <see cref="RedisDriverException"/> that names Redis and its endpoints. All StackExchange.Redis use of the driver
-/// goes through this class and <see cref="RedisDriver"/>.
+/// goes through this class and <see cref="RedisDriver"/>. A multiplexer from
+/// <see cref="RedisDriverOptions.ConnectionMultiplexerFactory"/> belongs to the application: disposing detaches this
+/// class's subscription handler and event handlers from it and leaves it open.
 /// </summary>
 internal sealed partial class RedisConnection : IDisposable
 {
@@ -17,8 +19,10 @@ internal sealed partial class RedisConnection : IDisposable
     private readonly Action<string> _onReleased;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
+    private readonly Action<RedisChannel, RedisValue> _releaseHandler;
     private Task<IConnectionMultiplexer>? _connecting;
-    private IConnectionMultiplexer? _owned;
+    private IConnectionMultiplexer? _connection;
+    private bool _owned;
     private bool _disposed;
     private string _endPoints;
 
@@ -27,9 +31,10 @@ internal sealed partial class RedisConnection : IDisposable
         _options = options;
         _releaseChannel = new RedisChannel(releaseChannel, RedisChannel.PatternMode.Literal);
         _onReleased = onReleased;
+        _releaseHandler = (_, message) => _onReleased((string?)message ?? "");
         _logger = logger;
-        _endPoints = options.ConnectionMultiplexerFactory is null && options.Configuration is { } configuration
-            ? FormatEndPoints(ConfigurationOptions.Parse(configuration).EndPoints)
+        _endPoints = options.ConnectionMultiplexerFactory is null && ConfigurationOf(options) is { } configuration
+            ? FormatEndPoints(configuration.EndPoints)
             : "(from ConnectionMultiplexerFactory)";
     }
 
@@ -83,18 +88,51 @@ internal sealed partial class RedisConnection : IDisposable
             TaskScheduler.Default);
     }
 
+    /// <summary>Sends a <c>PING</c> on the driver's connection and returns the round-trip time.</summary>
+    public async ValueTask<TimeSpan> PingAsync(CancellationToken cancellationToken)
+    {
+        var database = await GetDatabaseAsync("ping", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await database.PingAsync().WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            throw Failure(ex, "ping");
+        }
+    }
+
     public void Dispose()
     {
-        IConnectionMultiplexer? owned;
+        IConnectionMultiplexer? connection;
+        bool owned;
         lock (_gate)
         {
             _disposed = true;
+            connection = _connection;
             owned = _owned;
-            _owned = null;
+            _connection = null;
         }
 
-        owned?.Dispose();
+        if (connection is null)
+        {
+            return;
+        }
+
+        Detach(connection);
+        if (owned)
+        {
+            connection.Dispose();
+        }
     }
+
+    /// <summary>
+    /// The options the driver connects with: a copy of <see cref="RedisDriverOptions.ConfigurationOptions"/> (which
+    /// wins, as in <c>RedisCacheOptions</c>) or <see cref="RedisDriverOptions.Configuration"/> parsed; null if neither.
+    /// </summary>
+    internal static ConfigurationOptions? ConfigurationOf(RedisDriverOptions options) =>
+        options.ConfigurationOptions?.Clone()
+        ?? (string.IsNullOrWhiteSpace(options.Configuration) ? null : ConfigurationOptions.Parse(options.Configuration));
 
     private async ValueTask<IDatabase> GetDatabaseAsync(string operation, CancellationToken cancellationToken)
     {
@@ -155,7 +193,7 @@ internal sealed partial class RedisConnection : IDisposable
             }
             else
             {
-                var configuration = ConfigurationOptions.Parse(_options.Configuration!);
+                var configuration = ConfigurationOf(_options)!;
                 configuration.AbortOnConnectFail = false;
 
                 // Keys are session ids: the client's exception messages must not carry them.
@@ -175,10 +213,13 @@ internal sealed partial class RedisConnection : IDisposable
                 $"Connecting to Redis at {EndPoints} failed; the next operation tries again. {ex.Message}", EndPoints, ex);
         }
 
+        connection.ConnectionFailed += OnConnectionFailed;
+        connection.ConnectionRestored += OnConnectionRestored;
         lock (_gate)
         {
             if (_disposed)
             {
+                Detach(connection);
                 if (owned)
                 {
                     connection.Dispose();
@@ -187,14 +228,10 @@ internal sealed partial class RedisConnection : IDisposable
                 throw new ObjectDisposedException(nameof(RedisConnection));
             }
 
-            if (owned)
-            {
-                _owned = connection;
-            }
+            _connection = connection;
+            _owned = owned;
         }
 
-        connection.ConnectionFailed += OnConnectionFailed;
-        connection.ConnectionRestored += OnConnectionRestored;
         Connected(EndPoints, connection.IsConnected);
 
         // Subscribed once: the client keeps the subscription and renews it after every reconnect, even when this
@@ -207,14 +244,23 @@ internal sealed partial class RedisConnection : IDisposable
     {
         try
         {
-            await connection.GetSubscriber()
-                .SubscribeAsync(_releaseChannel, (_, message) => _onReleased((string?)message ?? ""))
-                .ConfigureAwait(false);
+            await connection.GetSubscriber().SubscribeAsync(_releaseChannel, _releaseHandler).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             SubscribeFailed(EndPoints, ex);
         }
+    }
+
+    /// <summary>
+    /// Takes this driver's handlers off <paramref name="connection"/>: its events and its release subscription (only
+    /// this handler: the application may subscribe to the same channel).
+    /// </summary>
+    private void Detach(IConnectionMultiplexer connection)
+    {
+        connection.ConnectionFailed -= OnConnectionFailed;
+        connection.ConnectionRestored -= OnConnectionRestored;
+        connection.GetSubscriber().Unsubscribe(_releaseChannel, _releaseHandler, CommandFlags.FireAndForget);
     }
 
     private RedisDriverException Failure(Exception ex, string operation)

@@ -5,19 +5,30 @@ namespace Asm.Caching.Drivers.Redis;
 
 /// <summary>Options of the Redis driver, shaped like the stock <c>RedisCacheOptions</c>.</summary>
 /// <remarks>
-/// Set <see cref="Configuration"/> or <see cref="ConnectionMultiplexerFactory"/>; they are validated at start-up.
-/// The driver connects on its first operation and reconnects by itself; while Redis cannot be reached, operations
-/// throw <see cref="RedisDriverException"/>.
+/// Set one of <see cref="ConnectionMultiplexerFactory"/>, <see cref="ConfigurationOptions"/> or
+/// <see cref="Configuration"/> (the first one set wins, in that order, as in <c>RedisCacheOptions</c>); they are
+/// validated at start-up. The driver connects on its first operation and reconnects by itself; while Redis cannot be
+/// reached, operations throw <see cref="RedisDriverException"/> at once.
 /// </remarks>
 public sealed class RedisDriverOptions
 {
     /// <summary>
-    /// The StackExchange.Redis configuration string: one endpoint (<c>127.0.0.1:6379</c>) or several (the nodes of a
-    /// Redis Cluster), followed by options such as <c>password=...</c> or <c>ssl=true</c>.
-    /// <c>abortConnect=false</c> is always applied, so that the driver keeps reconnecting after a failure.
+    /// The StackExchange.Redis configuration string: one endpoint (<c>127.0.0.1:6379</c>), several (the nodes of a
+    /// Redis Cluster), or the sentinels followed by <c>serviceName=...</c> (Redis Sentinel), then options such as
+    /// <c>password=...</c> or <c>ssl=true</c>, which are passed to the client untouched. On the connection the
+    /// driver makes, <c>abortConnect=false</c> (keep reconnecting after a failure) and the client's
+    /// <c>BacklogPolicy.FailFast</c> (fail at once while disconnected) are always applied.
     /// </summary>
-    /// <value>The default value is <see langword="null"/>: either this or <see cref="ConnectionMultiplexerFactory"/> must be set.</value>
+    /// <value>The default value is <see langword="null"/>: this, <see cref="ConfigurationOptions"/> or <see cref="ConnectionMultiplexerFactory"/> must be set.</value>
     public string? Configuration { get; set; }
+
+    /// <summary>
+    /// The StackExchange.Redis options to connect with, for settings a configuration string cannot carry
+    /// (certificates, a <c>SocketManager</c>, a tunnel). Preferred over <see cref="Configuration"/>. The driver
+    /// connects with a copy, to which it applies what <see cref="Configuration"/> describes.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/>.</value>
+    public ConfigurationOptions? ConfigurationOptions { get; set; }
 
     /// <summary>
     /// The prefix of every key and channel the driver uses, so that several applications can share one Redis.
@@ -39,11 +50,13 @@ public sealed class RedisDriverOptions
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// Creates the connection instead of <see cref="Configuration"/>, for an application that shares one
-    /// <see cref="IConnectionMultiplexer"/> between several uses. The driver calls it on its first operation (again
-    /// after a failure) and does not dispose what it returns. Create the multiplexer with
-    /// <c>AbortOnConnectFail = false</c> so that it reconnects by itself.
+    /// Gives the driver the application's own connection, for an application that shares one
+    /// <see cref="IConnectionMultiplexer"/> between several uses; preferred over <see cref="ConfigurationOptions"/> and
+    /// <see cref="Configuration"/>. The driver calls it on its first operation (again after a failure), never
+    /// disposes what it returns, and when disposed takes its lock-release subscription and event handlers off it.
+    /// Create the multiplexer with <c>AbortOnConnectFail = false</c> so that it reconnects by itself, and with
+    /// <c>BacklogPolicy.FailFast</c> for operations that fail at once while Redis is down.
     /// </summary>
-    /// <value>The default value is <see langword="null"/>: the driver connects with <see cref="Configuration"/>.</value>
+    /// <value>The default value is <see langword="null"/>: the driver connects with <see cref="ConfigurationOptions"/> or <see cref="Configuration"/>.</value>
     public Func<Task<IConnectionMultiplexer>>? ConnectionMultiplexerFactory { get; set; }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -12,13 +13,21 @@ internal sealed class RedisDriverOptionsValidator : IValidateOptions<RedisDriver
         var failures = new List<string>();
         if (options.ConnectionMultiplexerFactory is null)
         {
-            if (string.IsNullOrWhiteSpace(options.Configuration))
+            if (options.ConfigurationOptions is { } configurationOptions)
+            {
+                CheckEndPoints(configurationOptions, "RedisDriverOptions.ConfigurationOptions", failures);
+            }
+            else if (string.IsNullOrWhiteSpace(options.Configuration))
             {
                 failures.Add(
                     "RedisDriverOptions.Configuration must name the Redis endpoint(s), for example \"127.0.0.1:6379\", " +
-                    "unless RedisDriverOptions.ConnectionMultiplexerFactory is set.");
+                    "unless RedisDriverOptions.ConfigurationOptions or RedisDriverOptions.ConnectionMultiplexerFactory is set.");
             }
-            else if (!TryParse(options.Configuration, out var error))
+            else if (TryParse(options.Configuration, out var parsed, out var error))
+            {
+                CheckEndPoints(parsed, "RedisDriverOptions.Configuration", failures);
+            }
+            else
             {
                 failures.Add($"RedisDriverOptions.Configuration is not a valid StackExchange.Redis configuration string: {error}");
             }
@@ -38,22 +47,31 @@ internal sealed class RedisDriverOptionsValidator : IValidateOptions<RedisDriver
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
-    private static bool TryParse(string configuration, out string error)
+    private static void CheckEndPoints(ConfigurationOptions configuration, string option, List<string> failures)
+    {
+        if (configuration.EndPoints.Count > 0)
+        {
+            return;
+        }
+
+        failures.Add(string.IsNullOrEmpty(configuration.ServiceName)
+            ? $"{option} names no endpoint; name the Redis server(s), for example \"127.0.0.1:6379\"."
+            : $"{option} names serviceName={configuration.ServiceName} but no sentinel; name the sentinels before it, " +
+              "for example \"10.0.0.1:26379,10.0.0.2:26379,serviceName=" + configuration.ServiceName + "\".");
+    }
+
+    private static bool TryParse(string configuration, [NotNullWhen(true)] out ConfigurationOptions? parsed, out string error)
     {
         try
         {
-            var parsed = ConfigurationOptions.Parse(configuration);
-            if (parsed.EndPoints.Count == 0)
-            {
-                error = "it names no endpoint.";
-                return false;
-            }
-
+            parsed = ConfigurationOptions.Parse(configuration);
             error = "";
             return true;
         }
         catch (ArgumentException ex)
         {
+            // The client's message names the keyword at fault, never the value of another (a password stays out).
+            parsed = null;
             error = ex.Message;
             return false;
         }

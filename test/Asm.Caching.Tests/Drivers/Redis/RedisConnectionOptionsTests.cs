@@ -1,0 +1,237 @@
+using System.Diagnostics;
+using Asm.Caching.Caching;
+using Asm.Caching.Drivers.Redis;
+using Asm.Caching.Sessions;
+using Asm.Testing.Redis;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Asm.Caching.Tests.Drivers.Redis;
+
+/// <summary>
+/// The three ways to connect, shaped like the stock <c>RedisCacheOptions</c>: <c>Configuration</c>,
+/// <c>ConfigurationOptions</c> and the application's own multiplexer from <c>ConnectionMultiplexerFactory</c>.
+/// </summary>
+public sealed class RedisConnectionOptionsTests : IAsyncLifetime
+{
+    private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(30);
+    private readonly RedisServer _server = new();
+
+    public Task InitializeAsync() => _server.StartAsync();
+
+    public Task DisposeAsync()
+    {
+        _server.Dispose();
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task AppMultiplexer_AfterAppStops_IsStillConnectedUsableAndFreeOfTheDriversHandlers()
+    {
+        var app = await ConnectionMultiplexer.ConnectAsync(new ConfigurationOptions
+        {
+            EndPoints = { _server.EndPoint },
+            AbortOnConnectFail = false,
+        });
+        try
+        {
+            var logger = new RecordingLogger<RedisDriver>();
+            var instance = $"asm-test:{Guid.NewGuid():N}:";
+            var calls = 0;
+            var services = new ServiceCollection();
+            services.AddSingleton<ILogger<RedisDriver>>(logger);
+            services.AddAsmDistributedCache().UseRedisDriver(options =>
+            {
+                options.InstanceName = instance;
+                options.Configuration = "127.0.0.1:1"; // The factory wins over both other ways.
+                options.ConnectionMultiplexerFactory = () =>
+                {
+                    Interlocked.Increment(ref calls);
+                    return Task.FromResult<IConnectionMultiplexer>(app);
+                };
+            });
+
+            await using (var provider = services.BuildServiceProvider())
+            {
+                var driver = provider.GetRequiredService<ISessionDriver>();
+                var key = await SessionSteps.CreateAsync(driver, TimeProvider.System);
+                Assert.Equal(SessionLoadStatus.Found, (await SessionSteps.LoadAsync(driver, TimeProvider.System, key)).Status);
+                await WaitForSubscribersAsync(instance + "asm:released", 1);
+            }
+
+            Assert.Equal(1, calls);
+            Assert.True(app.IsConnected);
+            var database = app.GetDatabase();
+            await database.StringSetAsync("app-key", "still mine");
+            Assert.Equal("still mine", (string?)await database.StringGetAsync("app-key"));
+
+            // The driver's release subscription is gone from the app's multiplexer.
+            await WaitForSubscribersAsync(instance + "asm:released", 0);
+
+            // Its event handlers too: the app's connection failing and coming back is not logged by the stopped driver.
+            var logged = logger.Entries.Count;
+            _server.Stop();
+            await _server.StartAsync();
+            await EventuallyAsync(async () =>
+            {
+                await app.GetDatabase().PingAsync();
+                return true;
+            });
+            Assert.Equal(logged, logger.Entries.Count);
+        }
+        finally
+        {
+            await app.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task OwnMultiplexer_DriverDisposed_IsClosed()
+    {
+        var instance = $"asm-test:{Guid.NewGuid():N}:";
+        var services = new ServiceCollection();
+        services.AddAsmDistributedCache().UseRedisDriver(options =>
+        {
+            options.Configuration = _server.EndPoint;
+            options.InstanceName = instance;
+        });
+        var provider = services.BuildServiceProvider();
+        var driver = provider.GetRequiredService<ISessionDriver>();
+        await SessionSteps.CreateAsync(driver, TimeProvider.System);
+        await WaitForSubscribersAsync(instance + "asm:released", 1);
+
+        await provider.DisposeAsync();
+
+        await WaitForSubscribersAsync(instance + "asm:released", 0);
+    }
+
+    [Fact]
+    public async Task ConfigurationOptions_Set_WinsOverConfigurationAndIsLeftUnchanged()
+    {
+        var configuration = new ConfigurationOptions { EndPoints = { _server.EndPoint }, ConnectTimeout = 2000 };
+        var backlog = configuration.BacklogPolicy;
+        var services = new ServiceCollection();
+        services.AddAsmDistributedCache().UseRedisDriver(options =>
+        {
+            options.ConfigurationOptions = configuration;
+            options.Configuration = "127.0.0.1:1";
+            options.InstanceName = $"asm-test:{Guid.NewGuid():N}:";
+        });
+        await using var provider = services.BuildServiceProvider();
+        var cache = provider.GetRequiredService<ICacheDriver>();
+
+        await cache.SetAsync("key", [7], new CacheEntryExpiration(DateTimeOffset.UtcNow, null, null), CancellationToken.None);
+
+        Assert.Equal([7], await cache.GetAsync("key", DateTimeOffset.UtcNow, CancellationToken.None));
+        Assert.Same(backlog, configuration.BacklogPolicy);
+        Assert.True(configuration.AbortOnConnectFail);
+    }
+
+    [Fact]
+    public async Task ConfigurationOptions_ServerDown_OperationFailsAtOnceNamingTheEndpoint()
+    {
+        var services = new ServiceCollection();
+        services.AddAsmDistributedCache().UseRedisDriver(options =>
+        {
+            options.ConfigurationOptions = new ConfigurationOptions { EndPoints = { _server.EndPoint } };
+            options.InstanceName = $"asm-test:{Guid.NewGuid():N}:";
+        });
+        await using var provider = services.BuildServiceProvider();
+        var cache = provider.GetRequiredService<ICacheDriver>();
+        await cache.SetAsync("key", [1], new CacheEntryExpiration(DateTimeOffset.UtcNow, null, null), CancellationToken.None);
+        _server.Stop();
+
+        var watch = Stopwatch.StartNew();
+        var failure = await Assert.ThrowsAsync<RedisDriverException>(() => cache.GetAsync("key", DateTimeOffset.UtcNow, CancellationToken.None).AsTask());
+
+        // Fail-fast, not the 5-second OperationTimeout: nothing waits in the client's backlog.
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"Failing took {watch.Elapsed}.");
+        Assert.Contains(_server.EndPoint, failure.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("serviceName=mymaster", "RedisDriverOptions.Configuration", "no sentinel")]
+    [InlineData(",,,", "RedisDriverOptions.Configuration", "names no endpoint")]
+    [InlineData("127.0.0.1:6379,password=hunter2,connectTimeout=soon", "RedisDriverOptions.Configuration", "connectTimeout")]
+    [InlineData("127.0.0.1:6379,password=hunter2,noSuchOption=1", "RedisDriverOptions.Configuration", "noSuchOption")]
+    public void Validation_BadConfiguration_NamesTheOptionAndNeverTheSecret(string configuration, string option, string reason)
+    {
+        var failure = Validate(options => options.Configuration = configuration);
+
+        Assert.Contains(option, failure.Message, StringComparison.Ordinal);
+        Assert.Contains(reason, failure.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validation_ConfigurationOptionsWithServiceNameButNoSentinel_NamesTheOption()
+    {
+        var failure = Validate(options => options.ConfigurationOptions = new ConfigurationOptions { ServiceName = "mymaster", Password = "hunter2" });
+
+        Assert.Contains("RedisDriverOptions.ConfigurationOptions", failure.Message, StringComparison.Ordinal);
+        Assert.Contains("no sentinel", failure.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task FirstOperation_NoReachableServer_FailsNamingTheEndpointAndNeverThePassword()
+    {
+        var logger = new RecordingLogger<RedisDriver>();
+        var services = new ServiceCollection();
+        services.AddSingleton<ILogger<RedisDriver>>(logger);
+        services.AddAsmDistributedCache().UseRedisDriver("127.0.0.1:1,password=hunter2,connectTimeout=200");
+        await using var provider = services.BuildServiceProvider();
+
+        var failure = await Assert.ThrowsAsync<RedisDriverException>(
+            () => provider.GetRequiredService<ICacheDriver>().GetAsync("key", DateTimeOffset.UtcNow, CancellationToken.None).AsTask());
+
+        Assert.Contains("127.0.0.1:1", failure.Message, StringComparison.Ordinal);
+        for (Exception? ex = failure; ex is not null; ex = ex.InnerException)
+        {
+            Assert.DoesNotContain("hunter2", ex.Message, StringComparison.Ordinal);
+        }
+
+        Assert.NotEmpty(logger.Entries);
+        Assert.All(logger.Entries, e => Assert.DoesNotContain("hunter2", e.Message + e.Exception, StringComparison.Ordinal));
+    }
+
+    private static OptionsValidationException Validate(Action<RedisDriverOptions> configure)
+    {
+        var services = new ServiceCollection();
+        services.AddAsmDistributedCache().UseRedisDriver(configure);
+        using var provider = services.BuildServiceProvider();
+        return Assert.Throws<OptionsValidationException>(() => provider.GetRequiredService<IOptions<RedisDriverOptions>>().Value);
+    }
+
+    private async Task WaitForSubscribersAsync(string channel, long expected)
+    {
+        await EventuallyAsync(async () =>
+        {
+            var reply = (object?[])(await _server.ExecuteAsync("PUBSUB", "NUMSUB", channel))!;
+            return (long)reply[1]! == expected;
+        });
+    }
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                if (await condition())
+                {
+                    return;
+                }
+            }
+            catch (RedisException) when (deadline.Elapsed < RecoveryTimeout)
+            {
+            }
+
+            Assert.True(deadline.Elapsed < RecoveryTimeout, "The condition did not hold in time.");
+            await Task.Delay(50);
+        }
+    }
+}

@@ -102,6 +102,20 @@ internal sealed partial class RedisConnection : IDisposable
         }
     }
 
+    /// <summary>The servers the connection knows of that are not connected now (a replica, a Cluster node), and how many it knows.</summary>
+    public (IReadOnlyList<string> Disconnected, int Known) ServerStates()
+    {
+        var connection = Volatile.Read(ref _connection);
+        if (connection is null)
+        {
+            return ([], 0);
+        }
+
+        var endPoints = connection.GetEndPoints();
+        var disconnected = endPoints.Where(endPoint => !connection.GetServer(endPoint).IsConnected).Select(FormatEndPoint).ToList();
+        return (disconnected, endPoints.Length);
+    }
+
     public void Dispose()
     {
         IConnectionMultiplexer? connection;

@@ -1,0 +1,40 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Asm.Caching.Drivers.FileSystem;
+
+/// <summary>The filesystem driver's health probe: the directory takes a write.</summary>
+internal sealed partial class FileSystemDriver : IHealthCheck
+{
+    /// <summary>
+    /// Writes, flushes and deletes a small file in the directory, named like the driver's temporary files (so the
+    /// sweeper removes one a crash left behind). Unhealthy (the registration's failure status) when the directory is
+    /// missing, read-only, full or not ours.
+    /// </summary>
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var probe = Path.Combine(DirectoryPath, $".health.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}{TempExtension}");
+        var data = new Dictionary<string, object> { ["directory"] = DirectoryPath };
+        try
+        {
+            await using (var stream = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
+            {
+                await stream.WriteAsync(new byte[] { 1 }, cancellationToken).ConfigureAwait(false);
+                stream.Flush(flushToDisk: true);
+            }
+
+            File.Delete(probe);
+            return HealthCheckResult.Healthy($"The session directory {DirectoryPath} is writable.", data);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(probe);
+            return new HealthCheckResult(
+                context.Registration.FailureStatus,
+                $"The session directory {DirectoryPath} is not writable: {ex.Message}",
+                ex,
+                data);
+        }
+    }
+}

@@ -1,0 +1,80 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Asm.Caching.Tests.Health;
+
+/// <summary><c>AddHealthChecks().AddAsmSessionStorage()</c> on the drivers that live on this machine.</summary>
+public sealed class AsmStorageHealthCheckTests : IDisposable
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "asm-health-tests", Guid.NewGuid().ToString("N"));
+
+    private string StoreDirectory => Path.Combine(_root, "store");
+
+    [Fact]
+    public async Task FileSystem_DirectoryWritableThenGoneThenBack_HealthyUnhealthyHealthy()
+    {
+        await using var provider = Build(builder => builder.UseFileSystemDriver(StoreDirectory));
+        var health = provider.GetRequiredService<HealthCheckService>();
+
+        var up = await CheckAsync(health);
+        Assert.Equal(HealthStatus.Healthy, up.Status);
+        Assert.Contains(StoreDirectory, up.Description, StringComparison.Ordinal);
+
+        Directory.Delete(StoreDirectory, recursive: true);
+        var down = await CheckAsync(health);
+        Assert.Equal(HealthStatus.Unhealthy, down.Status);
+        Assert.Contains("not writable", down.Description, StringComparison.Ordinal);
+        Assert.IsAssignableFrom<IOException>(down.Exception);
+
+        Directory.CreateDirectory(StoreDirectory);
+        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
+
+        // The probe leaves nothing behind.
+        Assert.Empty(Directory.EnumerateFiles(StoreDirectory));
+    }
+
+    [Fact]
+    public async Task FileSystem_FailureStatusGiven_ReportsItWhenTheDirectoryIsNotWritable()
+    {
+        await using var provider = Build(
+            builder => builder.UseFileSystemDriver(StoreDirectory),
+            failureStatus: HealthStatus.Degraded);
+        var health = provider.GetRequiredService<HealthCheckService>();
+        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
+        Directory.Delete(StoreDirectory, recursive: true);
+
+        Assert.Equal(HealthStatus.Degraded, (await CheckAsync(health)).Status);
+    }
+
+    [Fact]
+    public async Task InMemory_Always_Healthy()
+    {
+        await using var provider = Build(builder => builder.UseInMemoryDriver());
+
+        var entry = await CheckAsync(provider.GetRequiredService<HealthCheckService>());
+
+        Assert.Equal(HealthStatus.Healthy, entry.Status);
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+    }
+
+    private static ServiceProvider Build(Action<IAsmStorageBuilder> useDriver, HealthStatus? failureStatus = null)
+    {
+        var services = new ServiceCollection();
+        useDriver(services.AddAsmDistributedCache());
+        services.AddHealthChecks().AddAsmSessionStorage(failureStatus: failureStatus);
+        return services.BuildServiceProvider();
+    }
+
+    private static async Task<HealthReportEntry> CheckAsync(HealthCheckService health)
+    {
+        var report = await health.CheckHealthAsync();
+        return report.Entries[AsmStorageHealthChecksBuilderExtensions.DefaultName];
+    }
+}

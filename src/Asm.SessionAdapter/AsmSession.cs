@@ -3,6 +3,7 @@ using System.Text;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Import;
+using Asm.SessionAdapter.Users;
 using Microsoft.AspNetCore.Http;
 
 namespace Asm.SessionAdapter;
@@ -25,6 +26,7 @@ internal sealed class AsmSession : IAsmSession
     private readonly AsmSessionOptions _options;
     private readonly HttpContext _context;
     private readonly string? _presentedKey;
+    private readonly SessionLifecycle _lifecycle;
 
     private SessionKey _key;
     private bool _loaded;
@@ -40,9 +42,11 @@ internal sealed class AsmSession : IAsmSession
     private bool _cookieCallbackRegistered;
     private bool _sendKey;
     private bool _deleteCookie;
+    private string? _userId;
 
-    public AsmSession(AsmSessionServices services, HttpContext context, string? presentedKey)
+    public AsmSession(AsmSessionServices services, HttpContext context, string? presentedKey, SessionLifecycle lifecycle)
     {
+        _lifecycle = lifecycle;
         _services = services;
         _options = services.Options;
         _context = context;
@@ -65,6 +69,15 @@ internal sealed class AsmSession : IAsmSession
         {
             Load();
             return _available ? _key.Id : string.Empty;
+        }
+    }
+
+    public string? UserId
+    {
+        get
+        {
+            Load();
+            return _available ? _userId : null;
         }
     }
 
@@ -172,22 +185,40 @@ internal sealed class AsmSession : IAsmSession
             return;
         }
 
-        using var activity = AsmSessionMetrics.ActivitySource.StartActivity("asm.session.load");
+        using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.LoadActivity);
+        try
+        {
+            await LoadCoreAsync(activity, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            AsmSessionMetrics.SetError(activity, ex);
+            throw;
+        }
+
+        _loaded = true;
+    }
+
+    private async Task LoadCoreAsync(System.Diagnostics.Activity? activity, CancellationToken cancellationToken)
+    {
         _mode = _context.GetEndpoint()?.Metadata.GetMetadata<ISessionLockMetadata>()?.Mode ?? _options.DefaultLockMode;
         if (_presentedKey is null)
         {
             // The middleware found no usable cookie. If there was one, it did not unprotect or was not a key.
             if (_context.Request.Cookies.ContainsKey(_services.Cookie.Name))
             {
+                AsmSessionMetrics.SetOutcome(activity, "malformed");
                 await RejectPresentedKeyAsync(InvalidSessionReason.Malformed).ConfigureAwait(false);
             }
             else
             {
                 StartNewSession();
+                AsmSessionMetrics.SetOutcome(activity, "new");
             }
         }
         else if (!SessionKey.TryParse(_presentedKey, out var key))
         {
+            AsmSessionMetrics.SetOutcome(activity, "malformed");
             await RejectPresentedKeyAsync(InvalidSessionReason.Malformed).ConfigureAwait(false);
         }
         else
@@ -201,10 +232,9 @@ internal sealed class AsmSession : IAsmSession
                 result = await ImportStockSessionAsync(stockKey, key, cancellationToken).ConfigureAwait(false);
             }
 
+            AsmSessionMetrics.SetOutcome(activity, AsmSessionMetrics.OutcomeOf(result.Status), error: result.Status == SessionLoadStatus.Corrupt);
             await AdoptAsync(key, result, cancellationToken).ConfigureAwait(false);
         }
-
-        _loaded = true;
     }
 
     public async Task AcquireWriteLockAsync(CancellationToken cancellationToken = default)
@@ -246,7 +276,22 @@ internal sealed class AsmSession : IAsmSession
             return;
         }
 
-        using var activity = AsmSessionMetrics.ActivitySource.StartActivity("asm.session.commit");
+        using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.CommitActivity);
+        try
+        {
+            var outcome = await CommitStoredAsync(lease, hasWrites, cancellationToken).ConfigureAwait(false);
+            AsmSessionMetrics.SetOutcome(activity, outcome, error: outcome is "lock_lost" or "not_found");
+        }
+        catch (Exception ex)
+        {
+            AsmSessionMetrics.SetError(activity, ex);
+            throw;
+        }
+    }
+
+    /// <summary>Commits a stored session's changes, or releases its lock; returns the outcome for the activity.</summary>
+    private async Task<string> CommitStoredAsync(SessionLease? lease, bool hasWrites, CancellationToken cancellationToken)
+    {
         if (!hasWrites)
         {
             // Also reached when loading failed half-way (an event handler threw): the lock must not outlive the request.
@@ -254,9 +299,10 @@ internal sealed class AsmSession : IAsmSession
             {
                 await StorageAsync(
                     "releasing the lock of", ct => _services.Driver.ReleaseLockAsync(_key.Id, lease, ct), cancellationToken).ConfigureAwait(false);
+                return "released";
             }
 
-            return;
+            return "unchanged";
         }
 
         var request = new SessionCommitRequest
@@ -283,6 +329,8 @@ internal sealed class AsmSession : IAsmSession
                 Log.CommitRefused(_services.Logger, Hash);
                 break;
         }
+
+        return AsmSessionMetrics.OutcomeOf(status);
     }
 
     public async Task RegenerateIdAsync(CancellationToken cancellationToken = default)
@@ -320,6 +368,49 @@ internal sealed class AsmSession : IAsmSession
         Log.Regenerated(_services.Logger, Hash);
     }
 
+    public async Task BindUserAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        SessionLifecycle.ValidateUserId(userId, nameof(userId));
+        await LoadAsync(cancellationToken).ConfigureAwait(false);
+        EnsureAvailable();
+        EnsureResponseNotStarted("bound to a user");
+        if (!_stored)
+        {
+            // The user's index lists stored sessions: store this one now, with what the request has written so far.
+            await CreateAsync(cancellationToken).ConfigureAwait(false);
+            if (!_stored)
+            {
+                throw new InvalidOperationException($"Session {Hash} could not be stored, so it cannot be bound to a user.");
+            }
+
+            SendKey();
+        }
+
+        var newKey = _key.WithNewSecret();
+        var now = _services.Time.GetUtcNow();
+        var request = new SessionRegenerateRequest
+        {
+            Key = _key,
+            NewSecret = newKey.Secret,
+            Now = now,
+            ZombieExpiresAt = now + _options.ZombieLifetime,
+        };
+        var status = await StorageAsync(
+            "binding", async ct => await _lifecycle.BindAsync(request, userId, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        if (status != SessionCommitStatus.Committed)
+        {
+            throw new InvalidOperationException(
+                $"Session {Hash} was destroyed or expired while this request ran, so it cannot be bound to a user.");
+        }
+
+        _key = newKey;
+        _userId = userId;
+        SendKey();
+        _services.Metrics.Regenerated();
+        _services.Metrics.UserBound();
+        Log.UserBound(_services.Logger, Hash);
+    }
+
     public async Task DestroyAsync(CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken).ConfigureAwait(false);
@@ -327,13 +418,10 @@ internal sealed class AsmSession : IAsmSession
         StopRenewal();
         if (_stored)
         {
-            var now = _services.Time.GetUtcNow();
-            var tombstoneExpiresAt = now + (_options.IdleTimeout > _options.ZombieLifetime ? _options.IdleTimeout : _options.ZombieLifetime);
             var id = _key.Id;
+            var userId = _userId;
             await StorageAsync(
-                "destroying", ct => _services.Driver.DestroyAsync(id, now, tombstoneExpiresAt, ct), cancellationToken).ConfigureAwait(false);
-            _services.Metrics.Destroyed();
-            Log.Destroyed(_services.Logger, Hash);
+                "destroying", ct => new ValueTask(_lifecycle.EndAsync(id, userId, SessionEndReason.Destroyed, ct)), cancellationToken).ConfigureAwait(false);
         }
 
         _lease = null;
@@ -355,6 +443,7 @@ internal sealed class AsmSession : IAsmSession
 
         _key = result.CurrentSecret is { } current ? SessionKey.Create(key.Id, current) : key;
         _stored = true;
+        _userId = result.UserId;
         _values = result.Values;
         if (result.Lease is { } lease)
         {
@@ -424,6 +513,7 @@ internal sealed class AsmSession : IAsmSession
     {
         _key = SessionKey.New();
         _stored = false;
+        _userId = null;
         _values = NoValues;
         _changes.Clear();
         _cleared = false;
@@ -584,6 +674,8 @@ internal sealed class AsmSession : IAsmSession
             _stored = true;
             _services.Metrics.Created();
             Log.SessionCreated(_services.Logger, Hash);
+            await _lifecycle.TrackCreatedAsync(_key.Id, now, cancellationToken).ConfigureAwait(false);
+            await _options.Events.SessionCreated(new SessionCreatedContext(_context, Hash)).ConfigureAwait(false);
         }
         else
         {

@@ -22,6 +22,13 @@ public static class AsmSessionExtensions
         public Task RegenerateIdAsync(CancellationToken cancellationToken = default) =>
             AsAsm(session).RegenerateIdAsync(cancellationToken);
 
+        /// <inheritdoc cref="IAsmSession.UserId"/>
+        public string? UserId => AsAsm(session).UserId;
+
+        /// <inheritdoc cref="IAsmSession.BindUserAsync"/>
+        public Task BindUserAsync(string userId, CancellationToken cancellationToken = default) =>
+            AsAsm(session).BindUserAsync(userId, cancellationToken);
+
         /// <inheritdoc cref="IAsmSession.DestroyAsync"/>
         public Task DestroyAsync(CancellationToken cancellationToken = default) =>
             AsAsm(session).DestroyAsync(cancellationToken);

@@ -10,6 +10,9 @@ public sealed class AsmSessionOptions
     /// <summary>The default cookie name: the stock session's, so that swapping providers keeps the same cookie slot.</summary>
     public const string DefaultCookieName = ".AspNetCore.Session";
 
+    /// <summary>The longest user id <see cref="IAsmSession.BindUserAsync"/> accepts, in UTF-16 characters.</summary>
+    public const int MaxUserIdLength = 16 * 1024;
+
     /// <summary>How long a session lives without being used. Every access slides it.</summary>
     /// <value>The default value is 20 minutes, as for the stock session.</value>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(20);
@@ -76,6 +79,13 @@ public sealed class AsmSessionOptions
     /// <summary>How many client profiles a session remembers (the most recent are kept).</summary>
     /// <value>The default value is 8.</value>
     public int MaxProfiles { get; set; } = 8;
+
+    /// <summary>
+    /// How many sessions one user may have; when <see cref="IAsmSession.BindUserAsync"/> would exceed it, the user's
+    /// least recently used sessions are ended (reason <see cref="SessionEndReason.Evicted"/>). <see langword="null"/> for no cap.
+    /// </summary>
+    /// <value>The default value is <see langword="null"/> (no cap).</value>
+    public int? MaxSessionsPerUser { get; set; }
 
     /// <summary>
     /// Whether every stored value (and profile) is encrypted and authenticated with ASP.NET Core Data Protection,

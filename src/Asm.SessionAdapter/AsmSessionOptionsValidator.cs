@@ -45,6 +45,11 @@ internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOp
             failures.Add($"AsmSessionOptions.MaxProfiles must be between 1 and 64; it is {options.MaxProfiles}.");
         }
 
+        if (options.MaxSessionsPerUser is < 1)
+        {
+            failures.Add($"AsmSessionOptions.MaxSessionsPerUser must be at least 1 (or null for no cap); it is {options.MaxSessionsPerUser}.");
+        }
+
         if (string.IsNullOrWhiteSpace(options.Cookie?.Name))
         {
             failures.Add("AsmSessionOptions.Cookie.Name must be set.");

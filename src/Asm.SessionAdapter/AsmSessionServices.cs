@@ -29,6 +29,9 @@ internal sealed class AsmSessionServices(
     public StockSessionImporter? Importer { get; } = importer is null || driver is ISessionTransferDriver ? importer : throw new InvalidOperationException(
         $"ImportStockSessions() needs a driver that implements {nameof(ISessionTransferDriver)}; {driver.GetType().Name} does not.");
 
+    /// <summary>The driver's user and end tracking (resolved once), or <see langword="null"/> when it has none.</summary>
+    public ISessionTrackingDriver? Tracking { get; } = driver as ISessionTrackingDriver;
+
     public TimeProvider Time { get; } = timeProvider;
 
     public AsmSessionMetrics Metrics { get; } = metrics;

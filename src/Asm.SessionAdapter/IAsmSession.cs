@@ -27,6 +27,22 @@ public interface IAsmSession : ISession
     /// </summary>
     Task RegenerateIdAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>The user the session is bound to (by <see cref="BindUserAsync"/>), or <see langword="null"/>.</summary>
+    string? UserId { get; }
+
+    /// <summary>
+    /// Binds the session to <paramref name="userId"/>, records it in the user's index (see <see cref="IAsmSessionManager"/>)
+    /// and gives it a new key in the same step (the old key works as a zombie, as after <see cref="RegenerateIdAsync"/>).
+    /// Binding to another user replaces the binding; <see cref="DestroyAsync"/> removes it. When the user would have more
+    /// than <see cref="AsmSessionOptions.MaxSessionsPerUser"/> sessions, the least recently used others are ended.
+    /// </summary>
+    /// <param name="userId">Any string of 1 to <see cref="AsmSessionOptions.MaxUserIdLength"/> characters, not only whitespace.</param>
+    /// <param name="cancellationToken">Cancels the storage calls.</param>
+    /// <exception cref="ArgumentException"><paramref name="userId"/> is empty, whitespace, too long or not well-formed UTF-16.</exception>
+    /// <exception cref="InvalidOperationException">The response has started, or the session ended while the request ran.</exception>
+    /// <exception cref="NotSupportedException">The session driver does not implement user tracking.</exception>
+    Task BindUserAsync(string userId, CancellationToken cancellationToken = default);
+
     /// <summary>
     /// Removes everything the session stored and expires the cookie. Commits of requests still in flight for the
     /// session are refused. Values set after this call start a new session.

@@ -29,6 +29,9 @@ internal sealed class SessionRecord
 
     public long LockExpiresAt { get; set; }
 
+    /// <summary>The user the session is bound to (kept by a tombstone, so that its end can be reported with it).</summary>
+    public string? UserId { get; set; }
+
     /// <summary>A destroyed record is a tombstone: it holds nothing but refuses every use until it is purged.</summary>
     public bool Destroyed { get; set; }
 
@@ -51,7 +54,7 @@ internal sealed class SessionRecord
 
     public static SessionRecord Tombstone(long purgeAt) => new() { Destroyed = true, PurgeAt = purgeAt };
 
-    /// <summary>Turns this record into a tombstone: everything it stored is dropped.</summary>
+    /// <summary>Turns this record into a tombstone: everything it stored is dropped but its user.</summary>
     public void Destroy(long purgeAt)
     {
         Destroyed = true;
@@ -100,6 +103,7 @@ internal sealed class SessionRecord
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
             Profiles = [.. Profiles],
             Lease = lease,
+            UserId = UserId,
         };
     }
 
@@ -248,6 +252,29 @@ internal sealed class SessionRecord
         PurgeAt = Math.Max(PurgeAt, Ms(request.ZombieExpiresAt));
         return SessionCommitStatus.Committed;
     }
+
+    /// <summary>Regenerates the secret and binds the record to <paramref name="userId"/> in the same step.</summary>
+    public SessionBindResult Bind(SessionRegenerateRequest request, string userId)
+    {
+        var previous = UserId;
+        var status = Regenerate(request);
+        if (status == SessionCommitStatus.Committed)
+        {
+            UserId = userId;
+        }
+
+        return new SessionBindResult(status, previous);
+    }
+
+    /// <summary>What the record tells about its session, without touching it.</summary>
+    public StoredSessionInfo Info(string sessionId) => new(
+        sessionId,
+        UserId,
+        Destroyed,
+        DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
+        DateTimeOffset.FromUnixTimeMilliseconds(IdleExpiresAt),
+        AbsoluteExpiresAt == Never ? null : DateTimeOffset.FromUnixTimeMilliseconds(AbsoluteExpiresAt),
+        [.. Profiles]);
 
     private SessionLoadStatus Authenticate(string secret, long now)
     {

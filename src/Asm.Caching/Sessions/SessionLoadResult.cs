@@ -23,6 +23,9 @@ public sealed class SessionLoadResult
     /// <summary>The granted lease (with its fencing value), when one was asked for and acquired.</summary>
     public SessionLease? Lease { get; init; }
 
+    /// <summary>The user the session is bound to, or <see langword="null"/>.</summary>
+    public string? UserId { get; init; }
+
     /// <summary>Creates a result that carries only a status.</summary>
     public static SessionLoadResult Of(SessionLoadStatus status) => new() { Status = status };
 }

@@ -1,9 +1,11 @@
 using Asm.SessionAdapter;
 using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Users;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Session;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -38,6 +40,9 @@ public static class AsmSessionServiceCollectionExtensions
         services.TryAddSingleton<AsmSessionMetrics>();
         services.TryAddSingleton<AsmSessionServices>();
         services.TryAddTransient<ISessionStore, AsmSessionStore>();
+        services.TryAddSingleton<SessionLifecycle>();
+        services.TryAddSingleton<IAsmSessionManager, AsmSessionManager>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SessionEndSweeper>());
         return new AsmSessionBuilder(services);
     }
 

@@ -41,6 +41,24 @@ internal static partial class Log
     [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "A cancelled or failed load may have left a lock on session {Session}, and giving it back failed; it ends with its lease.")]
     public static partial void AbandonFailed(ILogger logger, string session, Exception exception);
 
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Session {Session} was bound to a user and got a new key.")]
+    public static partial void UserBound(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Information, Message = "Session {Session} ended ({Reason}).")]
+    public static partial void SessionEnded(ILogger logger, string session, SessionEndReason reason);
+
+    [LoggerMessage(EventId = 22, Level = LogLevel.Error, Message = "An OnSessionEnded handler failed for session {Session}; the other ends are still reported.")]
+    public static partial void SessionEndedHandlerFailed(ILogger logger, string session, Exception exception);
+
+    [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "Scheduling the end check of new session {Session} failed; its end will not be reported.")]
+    public static partial void EndTrackingFailed(ILogger logger, string session, Exception exception);
+
+    [LoggerMessage(EventId = 24, Level = LogLevel.Debug, Message = "Removed {Count} dead entries from a user's session index.")]
+    public static partial void UserIndexPruned(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 25, Level = LogLevel.Warning, Message = "Looking for ended sessions failed; the next sweep tries again.")]
+    public static partial void EndSweepFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "A new session could not be stored: its id {Session} is already taken.")]
     public static partial void CreateCollision(ILogger logger, string session);
 

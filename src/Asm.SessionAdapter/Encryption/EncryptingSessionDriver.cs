@@ -50,6 +50,7 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
                 CreatedAt = result.CreatedAt,
                 Profiles = profiles,
                 Lease = result.Lease,
+                UserId = result.UserId,
             };
         }
         catch (Exception ex) when (ex is CryptographicException or FormatException)
@@ -146,6 +147,20 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
 
     private ISessionTransferDriver Transfer => inner as ISessionTransferDriver ?? throw new InvalidOperationException(
         $"The driver {inner.GetType().Name} does not implement {nameof(ISessionTransferDriver)}.");
+
+    /// <summary>Opens the stored profiles of a session (for <see cref="IAsmSessionManager"/>); none when they do not open.</summary>
+    public IReadOnlyList<string> OpenProfiles(string sessionId, IReadOnlyList<string> stored)
+    {
+        var protector = For(sessionId);
+        try
+        {
+            return stored.Select(p => OpenProfile(protector, p)).ToList();
+        }
+        catch (Exception ex) when (ex is CryptographicException or FormatException)
+        {
+            return [];
+        }
+    }
 
     private IDataProtector For(string sessionId) => _protector.CreateProtector(sessionId);
 

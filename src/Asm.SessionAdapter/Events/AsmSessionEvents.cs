@@ -18,6 +18,15 @@ public class AsmSessionEvents
     /// <summary>A commit was refused because the request's lock lease was lost.</summary>
     public Func<LockLostContext, Task> OnLockLost { get; set; } = _ => Task.CompletedTask;
 
+    /// <summary>A new session was stored (at the end of the request that first wrote to it).</summary>
+    public Func<SessionCreatedContext, Task> OnSessionCreated { get; set; } = _ => Task.CompletedTask;
+
+    /// <summary>
+    /// A session ended (idle or absolute timeout, destroy, eviction); raised once per session, outside requests. An
+    /// exception thrown here is logged and does not stop the other ends from being reported.
+    /// </summary>
+    public Func<SessionEndedContext, Task> OnSessionEnded { get; set; } = _ => Task.CompletedTask;
+
     /// <summary>Invokes <see cref="OnInvalidSessionAccessed"/>.</summary>
     public virtual Task InvalidSessionAccessed(InvalidSessionContext context) => OnInvalidSessionAccessed(context);
 
@@ -29,4 +38,10 @@ public class AsmSessionEvents
 
     /// <summary>Invokes <see cref="OnLockLost"/>.</summary>
     public virtual Task LockLost(LockLostContext context) => OnLockLost(context);
+
+    /// <summary>Invokes <see cref="OnSessionCreated"/>.</summary>
+    public virtual Task SessionCreated(SessionCreatedContext context) => OnSessionCreated(context);
+
+    /// <summary>Invokes <see cref="OnSessionEnded"/>.</summary>
+    public virtual Task SessionEnded(SessionEndedContext context) => OnSessionEnded(context);
 }

@@ -1,42 +1,187 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Asm.SessionAdapter.Diagnostics;
+using Asm.Testing.Drivers;
 using Asm.Testing.Http;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 
 namespace Asm.SessionAdapter.Tests.Diagnostics;
 
+/// <summary>Every instrument and both activity kinds, by name, unit and attributes, after the OpenTelemetry conventions.</summary>
 public sealed class AsmSessionMetricsTests
 {
-    [Fact]
-    public async Task CreatedAndInvalidSessions_AreCountedAndTaggedByReasonNeverByKey()
-    {
-        await using var app = await SessionApp.StartAsync(b => b.UseInMemoryDriver(), a => a.MapPost("/set", (HttpContext c) => c.Session.SetString("a", "b")));
-        var meters = app.Services.GetRequiredService<IMeterFactory>();
-        var measurements = new ConcurrentQueue<(string Name, long Value, KeyValuePair<string, object?>[] Tags)>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            // Only this app's meter: other tests' apps publish instruments of the same name in parallel.
-            if (instrument.Meter.Name == AsmSessionMetricNames.MeterName && instrument.Meter.Scope == meters)
-            {
-                l.EnableMeasurementEvents(instrument);
-            }
-        };
-        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => measurements.Enqueue((instrument.Name, value, tags.ToArray())));
-        listener.Start();
+    private static readonly string[] AllowedTags =
+    [
+        AsmSessionMetricNames.InvalidReason, AsmSessionMetricNames.LockOutcome, AsmSessionMetricNames.ProfileOutcome,
+        AsmSessionMetricNames.EndedReason,
+    ];
 
+    [Fact]
+    public async Task Created_CountsTheFirstCommitOfEachNewSession()
+    {
+        await using var app = await StartAsync();
+        using var created = Collect<long>(app, AsmSessionMetricNames.Created);
         var client = app.CreateClient();
+
         await client.PostAsync("/set", null);
+        await client.PostAsync("/set", null);
+
+        AssertCounted(created, 1, "{session}");
+    }
+
+    [Fact]
+    public async Task Invalid_IsTaggedByNamespacedReasonNeverByKey()
+    {
+        await using var app = await StartAsync();
+        using var invalid = Collect<long>(app, AsmSessionMetricNames.Invalid);
         var stranger = app.CreateClient();
         stranger.DefaultRequestHeaders.Add("Cookie", ".AspNetCore.Session=garbage");
+
         await stranger.PostAsync("/set", null);
 
-        Assert.Equal(2, measurements.Count(m => m.Name == AsmSessionMetricNames.Created));
-        var invalid = Assert.Single(measurements, m => m.Name == AsmSessionMetricNames.Invalid);
-        Assert.Equal([new KeyValuePair<string, object?>("reason", "Malformed")], invalid.Tags);
-        Assert.All(measurements, m => Assert.All(m.Tags, t => Assert.Contains(t.Key, new[] { "reason", "outcome" })));
+        var measurement = AssertCounted(invalid, 1, "{request}");
+        Assert.Equal("Malformed", measurement.Tags[AsmSessionMetricNames.InvalidReason]);
     }
+
+    [Fact]
+    public async Task ZombieAccessedAndRegenerated_AreCounted()
+    {
+        await using var app = await StartAsync();
+        using var zombie = Collect<long>(app, AsmSessionMetricNames.ZombieAccessed);
+        using var regenerated = Collect<long>(app, AsmSessionMetricNames.Regenerated);
+        var client = app.CreateClient(out var jar);
+        await client.PostAsync("/set", null);
+        var old = jar.Cookies.GetAllCookies().Single().Value;
+        await client.PostAsync("/regenerate", null);
+        var stale = app.CreateClient();
+        stale.DefaultRequestHeaders.Add("Cookie", $".AspNetCore.Session={old}");
+
+        await stale.GetStringAsync("/get");
+
+        AssertCounted(regenerated, 1, "{session}");
+        AssertCounted(zombie, 1, "{request}");
+    }
+
+    [Fact]
+    public async Task UserBoundDestroyedAndEnded_AreCounted_EndedTaggedByReason()
+    {
+        await using var app = await StartAsync();
+        using var bound = Collect<long>(app, AsmSessionMetricNames.UserBound);
+        using var destroyed = Collect<long>(app, AsmSessionMetricNames.Destroyed);
+        using var ended = Collect<long>(app, AsmSessionMetricNames.Ended);
+        var client = app.CreateClient();
+
+        await client.PostAsync("/bind", null);
+        await client.PostAsync("/destroy", null);
+
+        AssertCounted(bound, 1, "{session}");
+        AssertCounted(destroyed, 1, "{session}");
+        Assert.Equal("Destroyed", AssertCounted(ended, 1, "{session}").Tags[AsmSessionMetricNames.EndedReason]);
+    }
+
+    [Fact]
+    public async Task ProfileChanged_IsTaggedByNamespacedOutcome()
+    {
+        await using var app = await StartAsync();
+        using var changed = Collect<long>(app, AsmSessionMetricNames.ProfileChanged);
+        var client = app.CreateClient();
+        client.DefaultRequestHeaders.UserAgent.ParseAdd("First/1.0");
+        await client.PostAsync("/set", null);
+        client.DefaultRequestHeaders.UserAgent.Clear();
+        client.DefaultRequestHeaders.UserAgent.ParseAdd("Second/1.0");
+
+        await client.GetStringAsync("/get");
+
+        Assert.Equal("accepted", AssertCounted(changed, 1, "{request}").Tags[AsmSessionMetricNames.ProfileOutcome]);
+    }
+
+    [Fact]
+    public void LockWaitDuration_IsInSeconds_AndLockLostIsCounted()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        var metrics = new AsmSessionMetrics(meters);
+        using var wait = new MetricCollector<double>(meters, AsmSessionMetricNames.MeterName, AsmSessionMetricNames.LockWaitDuration);
+        using var lost = new MetricCollector<long>(meters, AsmSessionMetricNames.MeterName, AsmSessionMetricNames.LockLost);
+
+        metrics.LockWaited(TimeSpan.FromMilliseconds(250), acquired: true);
+        metrics.LockWaited(TimeSpan.FromSeconds(10), acquired: false);
+        metrics.LockLost();
+
+        Assert.Equal("s", wait.Instrument!.Unit);
+        Assert.Equal([0.25, 10.0], wait.GetMeasurementSnapshot().Select(m => m.Value));
+        Assert.Equal(["acquired", "timeout"], wait.GetMeasurementSnapshot().Select(m => m.Tags[AsmSessionMetricNames.LockOutcome]));
+        AssertCounted(lost, 1, "{commit}");
+    }
+
+    [Fact]
+    public async Task LoadAndCommitActivities_CarryTheirOutcome_AndRefusalsAreErrors()
+    {
+        var activities = new ConcurrentQueue<Activity>();
+        using var source = new ActivitySource("Asm.Tests." + Guid.NewGuid().ToString("N"));
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name is AsmSessionMetricNames.MeterName or "Microsoft.AspNetCore" || s == source,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activities.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+
+        // This test's requests run under a trace of its own (other tests' sessions run in parallel), passed as a W3C
+        // traceparent header that the server's request activity continues.
+        ActivityTraceId trace;
+        using (var root = source.StartActivity("test")!)
+        {
+            trace = root.TraceId;
+            client.DefaultRequestHeaders.Add("traceparent", root.Id);
+            await client.PostAsync("/set", null);
+            await client.PostAsync("/set", null);
+            await client.PostAsync("/destroy-then-write", null);
+        }
+
+        var mine = activities.Where(a => a.TraceId == trace).ToList();
+        var loads = mine.Where(a => a.OperationName == AsmSessionMetricNames.LoadActivity).Select(a => a.GetTagItem(AsmSessionMetricNames.Outcome)).ToList();
+        var commits = mine.Where(a => a.OperationName == AsmSessionMetricNames.CommitActivity).ToList();
+        Assert.Contains("new", loads);
+        Assert.Contains("found", loads);
+        Assert.Contains(commits, c => (string?)c.GetTagItem(AsmSessionMetricNames.Outcome) == "committed" && c.Status == ActivityStatusCode.Unset);
+        Assert.Contains(commits, c => (string?)c.GetTagItem(AsmSessionMetricNames.Outcome) == "not_found" && c.Status == ActivityStatusCode.Error);
+    }
+
+    private static MetricCollector<T> Collect<T>(SessionApp app, string instrument)
+        where T : struct =>
+        new(app.Services.GetRequiredService<IMeterFactory>(), AsmSessionMetricNames.MeterName, instrument);
+
+    private static CollectedMeasurement<long> AssertCounted(MetricCollector<long> collector, long total, string unit)
+    {
+        Assert.Equal(unit, collector.Instrument!.Unit);
+        var measurements = collector.GetMeasurementSnapshot();
+        Assert.Equal(total, measurements.Sum(m => m.Value));
+        Assert.All(measurements, m => Assert.All(m.Tags, t => Assert.Contains(t.Key, AllowedTags)));
+        return measurements[^1];
+    }
+
+    private static Task<SessionApp> StartAsync() => SessionApp.StartAsync(
+        b => new InMemoryDriverFixture().Use(b, "metrics"),
+        app =>
+        {
+            app.MapPost("/set", (HttpContext c) => c.Session.SetString("a", "b"));
+            app.MapGet("/get", (HttpContext c) => c.Session.GetString("a") ?? "");
+            app.MapPost("/regenerate", (HttpContext c) => c.Session.RegenerateIdAsync());
+            app.MapPost("/bind", (HttpContext c) => c.Session.BindUserAsync("ada"));
+            app.MapPost("/destroy", (HttpContext c) => c.Session.DestroyAsync());
+            app.MapPost("/destroy-then-write", async (HttpContext c, IAsmSessionManager manager) =>
+            {
+                // Ended from elsewhere while this request runs: its commit is refused.
+                await c.Session.LoadAsync();
+                await manager.DestroySessionAsync(c.Session.Id);
+                c.Session.SetString("a", "late");
+            });
+        });
 }

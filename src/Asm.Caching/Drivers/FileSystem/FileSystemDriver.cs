@@ -24,7 +24,7 @@ namespace Asm.Caching.Drivers.FileSystem;
 /// lock. Expired files stay until the sweeper removes them; requests never sweep.
 /// </para>
 /// </remarks>
-internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransferDriver, ICacheDriver, ISweepableDriver
+internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransferDriver, ISessionTrackingDriver, ICacheDriver, ISweepableDriver
 {
     private const string SessionExtension = ".session";
     private const string CacheExtension = ".cache";

@@ -15,7 +15,7 @@ namespace Asm.Caching.Drivers.FileSystem;
 /// <code>
 /// byte     format version (1)
 /// int64    PurgeAt            first, so that the sweeper reads only these 9 bytes
-/// byte     flags              bit 0: destroyed (a tombstone); bit 1: locked; other bits zero
+/// byte     flags              bit 0: destroyed (a tombstone); bit 1: locked; bit 2: bound to a user; other bits zero
 /// string   Secret
 /// int64    CreatedAt
 /// int64    IdleExpiresAt
@@ -23,6 +23,7 @@ namespace Asm.Caching.Drivers.FileSystem;
 /// int64    Fence
 /// string   LockToken          only when locked
 /// int64    LockExpiresAt      only when locked
+/// string   UserId             only when bound (the raw user id; a tombstone keeps it)
 /// int32    zombie count       then per zombie: string Secret, int64 ExpiresAt (oldest first)
 /// int32    profile count      then per profile: string (oldest first)
 /// int32    value count        then per value: string Name, int32 length, the value's bytes
@@ -42,6 +43,7 @@ internal static class SessionFileFormat
 
     private const byte DestroyedFlag = 1;
     private const byte LockedFlag = 2;
+    private const byte BoundFlag = 4;
 
     public static byte[] Serialize(SessionRecord record)
     {
@@ -49,7 +51,8 @@ internal static class SessionFileFormat
         WriteByte(buffer, Version);
         WriteInt64(buffer, record.PurgeAt);
         var locked = record.LockToken is not null;
-        WriteByte(buffer, (byte)((record.Destroyed ? DestroyedFlag : 0) | (locked ? LockedFlag : 0)));
+        var bound = record.UserId is not null;
+        WriteByte(buffer, (byte)((record.Destroyed ? DestroyedFlag : 0) | (locked ? LockedFlag : 0) | (bound ? BoundFlag : 0)));
         WriteString(buffer, record.Secret);
         WriteInt64(buffer, record.CreatedAt);
         WriteInt64(buffer, record.IdleExpiresAt);
@@ -59,6 +62,11 @@ internal static class SessionFileFormat
         {
             WriteString(buffer, record.LockToken!);
             WriteInt64(buffer, record.LockExpiresAt);
+        }
+
+        if (bound)
+        {
+            WriteString(buffer, record.UserId!);
         }
 
         WriteInt32(buffer, record.Zombies.Count);
@@ -92,7 +100,7 @@ internal static class SessionFileFormat
         var reader = new SpanReader(data);
         if (!reader.TryReadByte(out var version) || version != Version
             || !reader.TryReadInt64(out var purgeAt)
-            || !reader.TryReadByte(out var flags) || (flags & ~(DestroyedFlag | LockedFlag)) != 0
+            || !reader.TryReadByte(out var flags) || (flags & ~(DestroyedFlag | LockedFlag | BoundFlag)) != 0
             || !reader.TryReadString(out var secret)
             || !reader.TryReadInt64(out var createdAt)
             || !reader.TryReadInt64(out var idleExpiresAt)
@@ -122,6 +130,16 @@ internal static class SessionFileFormat
 
             result.LockToken = token;
             result.LockExpiresAt = lockExpiresAt;
+        }
+
+        if ((flags & BoundFlag) != 0)
+        {
+            if (!reader.TryReadString(out var userId))
+            {
+                return false;
+            }
+
+            result.UserId = userId;
         }
 
         if (!reader.TryReadCount(out var zombies))

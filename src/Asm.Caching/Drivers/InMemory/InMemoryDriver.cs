@@ -10,8 +10,10 @@ namespace Asm.Caching.Drivers.InMemory;
 /// Keeps sessions and cache entries in this process. Thread-safe; expired entries are dropped when they are met and
 /// by the sweeper, so the store never grows past the live entries.
 /// </summary>
-internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver, ISessionTransferDriver, ICacheDriver, ISweepableDriver
+internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver, ISessionTransferDriver, ISessionTrackingDriver, ICacheDriver, ISweepableDriver
 {
+    private readonly ConcurrentDictionary<string, HashSet<string>> _users = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _endChecks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, SessionRecord> _sessions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CacheEntry> _entries = new(StringComparer.Ordinal);
     private readonly LockReleaseSignals _signals = new(timeProvider);
@@ -144,6 +146,117 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
         ArgumentNullException.ThrowIfNull(snapshot);
         cancellationToken.ThrowIfCancellationRequested();
         return ValueTask.FromResult(_sessions.TryAdd(snapshot.SessionId, SessionRecord.Import(snapshot)));
+    }
+
+    public ValueTask<SessionBindResult> BindUserAsync(SessionRegenerateRequest request, string userId, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_sessions.TryGetValue(request.Key.Id, out var record))
+        {
+            return ValueTask.FromResult(new SessionBindResult(SessionCommitStatus.NotFound, null));
+        }
+
+        lock (record)
+        {
+            return ValueTask.FromResult(record.Bind(request, userId));
+        }
+    }
+
+    public ValueTask<StoredSessionInfo?> GetInfoAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_sessions.TryGetValue(sessionId, out var record))
+        {
+            return ValueTask.FromResult<StoredSessionInfo?>(null);
+        }
+
+        lock (record)
+        {
+            return ValueTask.FromResult<StoredSessionInfo?>(record.Info(sessionId));
+        }
+    }
+
+    public ValueTask AddToUserIndexAsync(string userId, string sessionId, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        while (true)
+        {
+            var index = _users.GetOrAdd(userId, _ => new HashSet<string>(StringComparer.Ordinal));
+            lock (index)
+            {
+                // An index emptied (and removed) meanwhile is not written to: take the current one.
+                if (_users.TryGetValue(userId, out var current) && ReferenceEquals(current, index))
+                {
+                    index.Add(sessionId);
+                    return ValueTask.CompletedTask;
+                }
+            }
+        }
+    }
+
+    public ValueTask<IReadOnlyList<string>> GetUserIndexAsync(string userId, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_users.TryGetValue(userId, out var index))
+        {
+            return ValueTask.FromResult<IReadOnlyList<string>>([]);
+        }
+
+        lock (index)
+        {
+            return ValueTask.FromResult<IReadOnlyList<string>>([.. index]);
+        }
+    }
+
+    public ValueTask RemoveFromUserIndexAsync(string userId, IReadOnlyCollection<string> sessionIds, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (_users.TryGetValue(userId, out var index))
+        {
+            lock (index)
+            {
+                index.ExceptWith(sessionIds);
+                if (index.Count == 0)
+                {
+                    _users.TryRemove(new KeyValuePair<string, HashSet<string>>(userId, index));
+                }
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask ScheduleEndCheckAsync(string sessionId, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        _endChecks[sessionId] = at;
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<bool> ClaimEndCheckAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult(_endChecks.TryRemove(sessionId, out _));
+    }
+
+    public ValueTask<IReadOnlyList<string>> ClaimDueEndChecksAsync(DateTimeOffset now, int max, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        List<string> claimed = [];
+        foreach (var (id, at) in _endChecks)
+        {
+            if (claimed.Count >= max)
+            {
+                break;
+            }
+
+            if (at <= now && _endChecks.TryRemove(new KeyValuePair<string, DateTimeOffset>(id, at)))
+            {
+                claimed.Add(id);
+            }
+        }
+
+        return ValueTask.FromResult<IReadOnlyList<string>>(claimed);
     }
 
     public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>

@@ -1,0 +1,226 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Asm.Caching.Records;
+using Asm.Caching.Sessions;
+
+namespace Asm.Caching.Drivers.FileSystem;
+
+/// <summary>
+/// User binding, user indexes and the end-check schedule on files.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A user index is <c>.users/&lt;SHA-256 of the user id&gt;.user</c>: the text <c>asm-users 1</c> and then one session
+/// id per line (ids are URL-safe base64, so no line can hold anything else). It is rewritten under the stripe lock of its
+/// name; no user id, however hostile, reaches a file name, and the raw id is kept only inside the session file.
+/// </para>
+/// <para>
+/// An end check is <c>.ends/&lt;SHA-256 of the session id&gt;.end</c>: the due time (unix ms) and the session id on two
+/// lines. It is claimed by renaming it to a name of the claimer's own: a rename of one file succeeds once, so one
+/// process, of all that share the directory, gets each check.
+/// </para>
+/// </remarks>
+internal sealed partial class FileSystemDriver
+{
+    private const string UsersDirectory = ".users";
+    private const string EndsDirectory = ".ends";
+    private const string UserIndexHeader = "asm-users 1";
+
+    private static readonly byte[] UserDomain = "asm-user\0"u8.ToArray();
+
+    public async ValueTask<SessionBindResult> BindUserAsync(SessionRegenerateRequest request, string userId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(userId);
+        var file = SessionFile(request.Key.Id);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var (record, _) = await ReadSessionAsync(file, request.Key.Id, cancellationToken).ConfigureAwait(false);
+            if (record is null)
+            {
+                return new SessionBindResult(SessionCommitStatus.NotFound, null);
+            }
+
+            var result = record.Bind(request, userId);
+            if (result.Status == SessionCommitStatus.Committed)
+            {
+                await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+            }
+
+            return result;
+        }
+    }
+
+    public async ValueTask<StoredSessionInfo?> GetInfoAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        var (record, _) = await ReadSessionAsync(SessionFile(sessionId), sessionId, cancellationToken).ConfigureAwait(false);
+        return record?.Info(sessionId);
+    }
+
+    public ValueTask AddToUserIndexAsync(string userId, string sessionId, CancellationToken cancellationToken) =>
+        UpdateUserIndexAsync(userId, ids => ids.Add(sessionId), cancellationToken);
+
+    public async ValueTask<IReadOnlyList<string>> GetUserIndexAsync(string userId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(userId);
+        return [.. await ReadUserIndexAsync(UserIndexFile(userId).Path, cancellationToken).ConfigureAwait(false)];
+    }
+
+    public ValueTask RemoveFromUserIndexAsync(string userId, IReadOnlyCollection<string> sessionIds, CancellationToken cancellationToken) =>
+        UpdateUserIndexAsync(userId, ids => ids.ExceptWith(sessionIds), cancellationToken);
+
+    public async ValueTask ScheduleEndCheckAsync(string sessionId, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        var path = EndCheckPath(sessionId);
+        EnsurePrivateDirectory(Path.GetDirectoryName(path)!);
+        var text = string.Create(CultureInfo.InvariantCulture, $"{SessionRecord.Ms(at)}\n{sessionId}");
+        await WriteAtomicallyAsync(path, Encoding.ASCII.GetBytes(text), cancellationToken).ConfigureAwait(false);
+    }
+
+    public ValueTask<bool> ClaimEndCheckAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.FromResult(TryClaim(EndCheckPath(sessionId)) is not null);
+    }
+
+    public async ValueTask<IReadOnlyList<string>> ClaimDueEndChecksAsync(DateTimeOffset now, int max, CancellationToken cancellationToken)
+    {
+        List<string> claimed = [];
+        var directory = Path.Combine(DirectoryPath, EndsDirectory);
+        if (!Directory.Exists(directory))
+        {
+            return claimed;
+        }
+
+        var due = SessionRecord.Ms(now);
+        foreach (var path in Directory.EnumerateFiles(directory, "*.end"))
+        {
+            if (claimed.Count >= max)
+            {
+                break;
+            }
+
+            var entry = ParseEndCheck(await ReadAllBytesOrNullAsync(path, cancellationToken).ConfigureAwait(false));
+            if (entry is not { } check || check.At > due)
+            {
+                continue;
+            }
+
+            // What was read may have been replaced since (claimed and scheduled again): the claimed file is what counts.
+            if (ParseEndCheck(TryClaim(path)) is { } taken)
+            {
+                claimed.Add(taken.SessionId);
+            }
+        }
+
+        return claimed;
+    }
+
+    /// <summary>Renames the end check at <paramref name="path"/> to a name of this caller's, reads it and deletes it.</summary>
+    /// <returns>Its bytes, or <see langword="null"/> when another caller had it first.</returns>
+    private static byte[]? TryClaim(string path)
+    {
+        var claim = $"{path}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}.claim";
+        try
+        {
+            File.Move(path, claim);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+
+        try
+        {
+            return File.ReadAllBytes(claim);
+        }
+        finally
+        {
+            TryDelete(claim);
+        }
+    }
+
+    private static (long At, string SessionId)? ParseEndCheck(byte[]? data)
+    {
+        if (data is null)
+        {
+            return null;
+        }
+
+        var text = Encoding.ASCII.GetString(data);
+        var newline = text.IndexOf('\n', StringComparison.Ordinal);
+        return newline > 0 && long.TryParse(text.AsSpan(0, newline), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var at)
+            && SessionKey.TryParse(text[(newline + 1)..] + new string('A', SessionKey.SecretLength), out var key)
+            ? (at, key.Id)
+            : null;
+    }
+
+    private async ValueTask UpdateUserIndexAsync(string userId, Action<HashSet<string>> update, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(userId);
+        var file = UserIndexFile(userId);
+        EnsurePrivateDirectory(Path.GetDirectoryName(file.Path)!);
+        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var ids = await ReadUserIndexAsync(file.Path, cancellationToken).ConfigureAwait(false);
+            var before = ids.Count;
+            update(ids);
+            if (ids.Count == 0)
+            {
+                File.Delete(file.Path);
+            }
+            else if (ids.Count != before || before == 0)
+            {
+                var text = UserIndexHeader + "\n" + string.Join('\n', ids);
+                await WriteAtomicallyAsync(file.Path, Encoding.ASCII.GetBytes(text), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static async ValueTask<HashSet<string>> ReadUserIndexAsync(string path, CancellationToken cancellationToken)
+    {
+        var data = await ReadAllBytesOrNullAsync(path, cancellationToken).ConfigureAwait(false);
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        if (data is null)
+        {
+            return ids;
+        }
+
+        var lines = Encoding.ASCII.GetString(data).Split('\n');
+        if (lines[0] != UserIndexHeader)
+        {
+            throw new IOException($"The user index file '{Path.GetFileName(path)}' is corrupt or of an unknown format version.");
+        }
+
+        foreach (var line in lines.AsSpan(1))
+        {
+            if (line.Length == SessionKey.IdLength)
+            {
+                ids.Add(line);
+            }
+        }
+
+        return ids;
+    }
+
+    private StoredFile UserIndexFile(string userId)
+    {
+        var located = Locate(UserDomain, userId, ".user");
+        return located with { Path = Path.Combine(DirectoryPath, UsersDirectory, Path.GetFileName(located.Path)) };
+    }
+
+    private string EndCheckPath(string sessionId) =>
+        Path.Combine(DirectoryPath, EndsDirectory, Path.GetFileNameWithoutExtension(SessionFile(sessionId).Path) + ".end");
+
+    private static void EnsurePrivateDirectory(string path)
+    {
+        if (!Directory.Exists(path))
+        {
+            CreatePrivateDirectory(path);
+        }
+    }
+}

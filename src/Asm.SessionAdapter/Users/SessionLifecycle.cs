@@ -1,0 +1,283 @@
+using System.Text;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Encryption;
+using Microsoft.Extensions.Logging;
+
+namespace Asm.SessionAdapter.Users;
+
+/// <summary>
+/// The rules of users and session ends, shared by the request's session, <see cref="IAsmSessionManager"/> and the
+/// end sweeper: binding (the session's atomic step, then its user's index), listing with repair, ending with one
+/// report, and the end checks that find timeouts.
+/// </summary>
+/// <remarks>
+/// Every end is reported by whoever takes the session's end check out of the driver's schedule: the destroyer, the
+/// evictor or a sweep. The driver lets exactly one caller take it, so an end is reported once however many instances
+/// share the storage.
+/// </remarks>
+internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProvider provider)
+{
+    /// <summary>How many end checks one claim takes.</summary>
+    internal const int SweepBatch = 100;
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private readonly AsmSessionOptions _options = services.Options;
+    private readonly ILogger _logger = services.Logger;
+
+    /// <summary>Where lifecycle messages go.</summary>
+    public ILogger Logger => _logger;
+
+    /// <summary>The driver's user and end tracking, or <see langword="null"/> when the driver has none.</summary>
+    public ISessionTrackingDriver? Tracking { get; } = services.Tracking;
+
+    /// <summary>Checks a user id: not empty or whitespace, well-formed UTF-16, at most <see cref="AsmSessionOptions.MaxUserIdLength"/> characters.</summary>
+    public static void ValidateUserId(string userId, string paramName)
+    {
+        ArgumentNullException.ThrowIfNull(userId, paramName);
+        if (string.IsNullOrWhiteSpace(userId))
+        {
+            throw new ArgumentException("A user id must not be empty or whitespace.", paramName);
+        }
+
+        if (userId.Length > AsmSessionOptions.MaxUserIdLength)
+        {
+            throw new ArgumentException($"A user id may have at most {AsmSessionOptions.MaxUserIdLength} characters; this one has {userId.Length}.", paramName);
+        }
+
+        try
+        {
+            _ = StrictUtf8.GetByteCount(userId);
+        }
+        catch (EncoderFallbackException)
+        {
+            throw new ArgumentException("A user id must be well-formed UTF-16 (it has a lone surrogate).", paramName);
+        }
+    }
+
+    /// <summary>Whether <paramref name="sessionId"/> has the shape of a session id (anything else names no session).</summary>
+    public static bool IsSessionId(string? sessionId) =>
+        sessionId is { Length: SessionKey.IdLength } && SessionKey.TryParse(sessionId + new string('A', SessionKey.SecretLength), out _);
+
+    /// <summary>When a session stored at <paramref name="now"/> and used then ends unless used again.</summary>
+    public DateTimeOffset FirstEnd(DateTimeOffset now, DateTimeOffset createdAt) =>
+        _options.AbsoluteTimeout is { } absolute && createdAt + absolute < now + _options.IdleTimeout ? createdAt + absolute : now + _options.IdleTimeout;
+
+    /// <summary>Schedules the first end check of a session just created. Failures are logged: only the end report is lost.</summary>
+    public async Task TrackCreatedAsync(string sessionId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (Tracking is not { } tracking)
+        {
+            return;
+        }
+
+        try
+        {
+            await tracking.ScheduleEndCheckAsync(sessionId, FirstEnd(now, now), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            var hash = SessionKey.Hash(sessionId);
+            Log.EndTrackingFailed(_logger, hash, ex);
+        }
+    }
+
+    /// <summary>
+    /// Binds a stored session to <paramref name="userId"/> with a new secret (one atomic step on the session), then
+    /// records it in the user's index, takes it out of its former user's, schedules its end check and enforces
+    /// <see cref="AsmSessionOptions.MaxSessionsPerUser"/>.
+    /// </summary>
+    public async Task<SessionCommitStatus> BindAsync(SessionRegenerateRequest request, string userId, CancellationToken cancellationToken)
+    {
+        var tracking = Tracking ?? throw new NotSupportedException(
+            $"The session driver {services.Driver.GetType().Name} does not keep users: it does not implement ISessionTrackingDriver.");
+        var sessionId = request.Key.Id;
+        var result = await tracking.BindUserAsync(request, userId, cancellationToken).ConfigureAwait(false);
+        if (result.Status != SessionCommitStatus.Committed)
+        {
+            return result.Status;
+        }
+
+        await tracking.AddToUserIndexAsync(userId, sessionId, cancellationToken).ConfigureAwait(false);
+        if (result.PreviousUserId is { } previous && previous != userId)
+        {
+            await tracking.RemoveFromUserIndexAsync(previous, [sessionId], cancellationToken).ConfigureAwait(false);
+        }
+
+        if (await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false) is { } info)
+        {
+            await tracking.ScheduleEndCheckAsync(sessionId, info.EndsAt, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_options.MaxSessionsPerUser is { } max)
+        {
+            var sessions = await ListAsync(userId, cancellationToken).ConfigureAwait(false);
+            foreach (var victim in sessions.Where(s => s.SessionId != sessionId).Take(sessions.Count - max))
+            {
+                await EndAsync(victim.SessionId, userId, SessionEndReason.Evicted, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return SessionCommitStatus.Committed;
+    }
+
+    /// <summary>
+    /// The live sessions of <paramref name="userId"/>, least recently used first. Index entries whose session is gone,
+    /// ended or bound to another user are removed from the index on the way.
+    /// </summary>
+    public async Task<IReadOnlyList<AsmSessionInfo>> ListAsync(string userId, CancellationToken cancellationToken)
+    {
+        if (Tracking is not { } tracking)
+        {
+            return [];
+        }
+
+        var ids = await tracking.GetUserIndexAsync(userId, cancellationToken).ConfigureAwait(false);
+        var infos = await Task.WhenAll(ids.Select(id => tracking.GetInfoAsync(id, cancellationToken).AsTask())).ConfigureAwait(false);
+        var now = services.Time.GetUtcNow();
+        List<AsmSessionInfo> live = [];
+        List<string> dead = [];
+        for (var i = 0; i < ids.Count; i++)
+        {
+            if (infos[i] is { } info && info.IsLiveAt(now) && info.UserId == userId)
+            {
+                live.Add(ToPublic(info));
+            }
+            else
+            {
+                dead.Add(ids[i]);
+            }
+        }
+
+        if (dead.Count > 0)
+        {
+            await tracking.RemoveFromUserIndexAsync(userId, dead, cancellationToken).ConfigureAwait(false);
+            Log.UserIndexPruned(_logger, dead.Count);
+        }
+
+        live.Sort((a, b) => a.LastAccessedAt.CompareTo(b.LastAccessedAt));
+        return live;
+    }
+
+    /// <summary>The live session <paramref name="sessionId"/>, or <see langword="null"/>.</summary>
+    public async Task<AsmSessionInfo?> GetAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        if (!IsSessionId(sessionId) || Tracking is not { } tracking)
+        {
+            return null;
+        }
+
+        var info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
+        return info is not null && info.IsLiveAt(services.Time.GetUtcNow()) ? ToPublic(info) : null;
+    }
+
+    /// <summary>
+    /// Destroys a session (a tombstone refuses its in-flight commits and reports its cookie destroyed), takes it out of
+    /// its user's index, and reports the end when this caller takes its end check.
+    /// </summary>
+    public async Task EndAsync(string sessionId, string? userId, SessionEndReason reason, CancellationToken cancellationToken)
+    {
+        var now = services.Time.GetUtcNow();
+        var tombstoneExpiresAt = now + (_options.IdleTimeout > _options.ZombieLifetime ? _options.IdleTimeout : _options.ZombieLifetime);
+        await services.Driver.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken).ConfigureAwait(false);
+        services.Metrics.Destroyed();
+        var hash = SessionKey.Hash(sessionId);
+        Log.Destroyed(_logger, hash);
+        if (Tracking is not { } tracking)
+        {
+            return;
+        }
+
+        if (userId is not null)
+        {
+            await tracking.RemoveFromUserIndexAsync(userId, [sessionId], cancellationToken).ConfigureAwait(false);
+        }
+
+        if (await tracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false))
+        {
+            await ReportEndedAsync(sessionId, userId, reason, now).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Takes the end checks due at <paramref name="now"/> and looks at each session: one still live is checked again
+    /// when it would end next; one that ended is reported (once: the check was this caller's) and leaves its user's index.
+    /// </summary>
+    /// <returns>How many ends were reported.</returns>
+    public async Task<int> SweepAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (Tracking is not { } tracking)
+        {
+            return 0;
+        }
+
+        var reported = 0;
+        while (true)
+        {
+            var due = await tracking.ClaimDueEndChecksAsync(now, SweepBatch, cancellationToken).ConfigureAwait(false);
+            foreach (var sessionId in due)
+            {
+                var info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
+                if (info is null)
+                {
+                    // Purged before any sweep saw it: nothing is left to say who it was.
+                    continue;
+                }
+
+                if (info.IsLiveAt(now))
+                {
+                    await tracking.ScheduleEndCheckAsync(sessionId, info.EndsAt, cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                var (reason, endedAt) = info.Destroyed
+                    ? (SessionEndReason.Destroyed, now)
+                    : info.AbsoluteExpiresAt is { } absolute && absolute <= info.IdleExpiresAt
+                        ? (SessionEndReason.AbsoluteTimeout, absolute)
+                        : (SessionEndReason.IdleTimeout, info.IdleExpiresAt);
+                if (info.UserId is { } userId)
+                {
+                    await tracking.RemoveFromUserIndexAsync(userId, [sessionId], cancellationToken).ConfigureAwait(false);
+                }
+
+                await ReportEndedAsync(sessionId, info.UserId, reason, endedAt).ConfigureAwait(false);
+                reported++;
+            }
+
+            if (due.Count < SweepBatch)
+            {
+                return reported;
+            }
+        }
+    }
+
+    /// <summary>Raises <see cref="AsmSessionEvents.OnSessionEnded"/>; a handler's exception is logged, never thrown.</summary>
+    private async Task ReportEndedAsync(string sessionId, string? userId, SessionEndReason reason, DateTimeOffset endedAt)
+    {
+        services.Metrics.Ended(reason);
+        var hash = SessionKey.Hash(sessionId);
+        Log.SessionEnded(_logger, hash, reason);
+        try
+        {
+            await _options.Events.SessionEnded(new SessionEndedContext(sessionId, userId, reason, endedAt, provider)).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Log.SessionEndedHandlerFailed(_logger, hash, ex);
+        }
+    }
+
+    private AsmSessionInfo ToPublic(StoredSessionInfo info)
+    {
+        var lastAccessed = info.IdleExpiresAt - _options.IdleTimeout;
+        return new AsmSessionInfo(
+            info.SessionId,
+            info.UserId,
+            info.CreatedAt,
+            lastAccessed > info.CreatedAt ? lastAccessed : info.CreatedAt,
+            info.IdleExpiresAt,
+            info.AbsoluteExpiresAt,
+            services.Driver is EncryptingSessionDriver encrypting ? encrypting.OpenProfiles(info.SessionId, info.Profiles) : info.Profiles);
+    }
+}

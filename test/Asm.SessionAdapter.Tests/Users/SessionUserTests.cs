@@ -1,0 +1,438 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Asm.Caching;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Users;
+using Asm.Testing;
+using Asm.Testing.Drivers;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Asm.SessionAdapter.Tests.Users;
+
+/// <summary>Users and session ends, end to end through the stock <c>app.UseSession()</c>, on every driver.</summary>
+public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<TDriver>
+    where TDriver : class, IDriverFixture
+{
+    private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
+
+    private readonly string _scope = Guid.NewGuid().ToString("N");
+    private readonly ManualTimeProvider _time = new(DateTimeOffset.UtcNow);
+    private readonly ConcurrentQueue<SessionEndedContext> _ended = new();
+    private readonly ConcurrentQueue<InvalidSessionReason> _invalid = new();
+
+    protected TDriver Driver { get; } = driver;
+
+    [Fact]
+    public async Task BindUser_ListsTheSessionWithItsUserProfileAndTimes_AndGivesItANewKey()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient(out var jar);
+        client.DefaultRequestHeaders.UserAgent.ParseAdd("Laptop/1.0");
+        await client.PostAsync("/set/name/ada", null);
+        var before = jar.Cookies.GetAllCookies().Single().Value;
+        var created = _time.GetUtcNow();
+        _time.Advance(TimeSpan.FromMinutes(1));
+
+        var id = await BindAsync(client, "ada");
+
+        Assert.NotEqual(before, jar.Cookies.GetAllCookies().Single().Value);
+        Assert.Equal("ada", await client.GetStringAsync("/user"));
+        Assert.Equal("ada", await client.GetStringAsync("/get/name"));
+        var session = Assert.Single(await Manager(app).GetUserSessionsAsync("ada"));
+        Assert.Equal(id, session.SessionId);
+        Assert.Equal("ada", session.UserId);
+        Assert.Equal(created.ToUnixTimeMilliseconds(), session.CreatedAt.ToUnixTimeMilliseconds());
+        Assert.Equal((_time.GetUtcNow() + Idle).ToUnixTimeMilliseconds(), session.IdleExpiresAt.ToUnixTimeMilliseconds());
+        Assert.Equal(_time.GetUtcNow().ToUnixTimeMilliseconds(), session.LastAccessedAt.ToUnixTimeMilliseconds());
+        Assert.Equal((created + TimeSpan.FromHours(8)).ToUnixTimeMilliseconds(), session.AbsoluteExpiresAt?.ToUnixTimeMilliseconds());
+        Assert.Contains(session.Profiles, p => p.Contains("Laptop/1.0", StringComparison.Ordinal));
+        var byId = await Manager(app).GetSessionAsync(id);
+        Assert.Equal(session with { Profiles = [] }, byId! with { Profiles = [] });
+        Assert.Equal(session.Profiles, byId.Profiles);
+    }
+
+    [Fact]
+    public async Task BindUser_OnANewSession_StoresItAndBindsIt()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+
+        var id = await BindAsync(client, "ada");
+
+        Assert.Equal(id, Assert.Single(await Manager(app).GetUserSessionsAsync("ada")).SessionId);
+        Assert.Equal("ada", await client.GetStringAsync("/user"));
+    }
+
+    [Fact]
+    public async Task BindUser_ToAnotherUser_MovesTheSessionBetweenIndexes()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        var id = await BindAsync(client, "ada");
+
+        Assert.Equal(id, await BindAsync(client, "bob"));
+
+        Assert.Empty(await Manager(app).GetUserSessionsAsync("ada"));
+        Assert.Equal(id, Assert.Single(await Manager(app).GetUserSessionsAsync("bob")).SessionId);
+        Assert.Empty(await Tracking(app).GetUserIndexAsync("ada", default));
+    }
+
+    [Fact]
+    public async Task DestroyUserSessions_EndsEveryOtherDevice_AndKeepsThisOne()
+    {
+        await using var app = await StartAsync();
+        var here = app.CreateClient();
+        var others = new[] { app.CreateClient(), app.CreateClient() };
+        var hereId = await BindAsync(here, "ada");
+        await here.PostAsync("/set/name/here", null);
+        foreach (var other in others)
+        {
+            await BindAsync(other, "ada");
+            await other.PostAsync("/set/name/other", null);
+        }
+
+        Assert.Equal("2", await (await here.PostAsync("/logout-others", null)).Content.ReadAsStringAsync());
+
+        Assert.Equal(hereId, Assert.Single(await Manager(app).GetUserSessionsAsync("ada")).SessionId);
+        Assert.Equal("here", await here.GetStringAsync("/get/name"));
+        foreach (var other in others)
+        {
+            Assert.Equal("", await other.GetStringAsync("/get/name"));
+        }
+
+        Assert.Equal([InvalidSessionReason.Destroyed, InvalidSessionReason.Destroyed], _invalid);
+        Assert.Equal(2, _ended.Count(e => e is { Reason: SessionEndReason.Destroyed, UserId: "ada" }));
+    }
+
+    [Fact]
+    public async Task MaxSessionsPerUser_EndsTheLeastRecentlyUsedSessions()
+    {
+        await using var app = await StartAsync(o => o.MaxSessionsPerUser = 2);
+        var first = app.CreateClient();
+        var second = app.CreateClient();
+        var third = app.CreateClient();
+        var firstId = await BindAsync(first, "ada");
+        _time.Advance(TimeSpan.FromMinutes(1));
+        var secondId = await BindAsync(second, "ada");
+        _time.Advance(TimeSpan.FromMinutes(1));
+        await first.GetStringAsync("/get/name");
+        _time.Advance(TimeSpan.FromMinutes(1));
+
+        var thirdId = await BindAsync(third, "ada");
+
+        var live = await Manager(app).GetUserSessionsAsync("ada");
+        Assert.Equal([firstId, thirdId], live.Select(s => s.SessionId));
+        var evicted = Assert.Single(_ended);
+        Assert.Equal((secondId, "ada", SessionEndReason.Evicted), (evicted.SessionId, evicted.UserId, evicted.Reason));
+        Assert.Equal("", await second.GetStringAsync("/user"));
+        Assert.Equal([InvalidSessionReason.Destroyed], _invalid);
+    }
+
+    [Fact]
+    public async Task SessionEnded_IsReportedOnceForAnIdleTimeout_WithItsUser()
+    {
+        await using var app = await StartAsync();
+        var id = await BindAsync(app.CreateClient(), "ada");
+        var unbound = await SetAsync(app.CreateClient());
+
+        _time.Advance(Idle - TimeSpan.FromSeconds(1));
+        Assert.Equal(0, await SweepAsync(app));
+        _time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(2, await SweepAsync(app));
+        Assert.Equal(0, await SweepAsync(app));
+
+        Assert.Equal(2, _ended.Count);
+        Assert.Contains(_ended, e => (e.SessionId, e.UserId, e.Reason) == (id, "ada", SessionEndReason.IdleTimeout));
+        Assert.Contains(_ended, e => (e.SessionId, e.UserId, e.Reason) == (unbound, null, SessionEndReason.IdleTimeout));
+        Assert.All(_ended, e => Assert.NotNull(e.Services.GetService<IAsmSessionManager>()));
+        Assert.Empty(await Tracking(app).GetUserIndexAsync("ada", default));
+    }
+
+    [Fact]
+    public async Task SessionEnded_IsReportedForAnAbsoluteTimeout_AndNotBeforeForAnActiveSession()
+    {
+        await using var app = await StartAsync(o => o.AbsoluteTimeout = TimeSpan.FromMinutes(50));
+        var client = app.CreateClient();
+        var id = await BindAsync(client, "ada");
+        for (var i = 0; i < 4; i++)
+        {
+            _time.Advance(TimeSpan.FromMinutes(12));
+            await client.GetStringAsync("/get/name");
+            Assert.Equal(0, await SweepAsync(app));
+        }
+
+        _time.Advance(TimeSpan.FromMinutes(3));
+        Assert.Equal(1, await SweepAsync(app));
+
+        var ended = Assert.Single(_ended);
+        Assert.Equal((id, "ada", SessionEndReason.AbsoluteTimeout), (ended.SessionId, ended.UserId, ended.Reason));
+    }
+
+    [Fact]
+    public async Task SessionEnded_IsReportedOnceForADestroy_AndNotAgainBySweeps()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        var id = await BindAsync(client, "ada");
+
+        await client.PostAsync("/destroy", null);
+        _time.Advance(Idle * 3);
+        Assert.Equal(0, await SweepAsync(app));
+
+        var ended = Assert.Single(_ended);
+        Assert.Equal((id, "ada", SessionEndReason.Destroyed), (ended.SessionId, ended.UserId, ended.Reason));
+        Assert.Empty(await Manager(app).GetUserSessionsAsync("ada"));
+    }
+
+    [Fact]
+    public async Task ManagerDestroy_RefusesTheInFlightCommit_AndReportsTheCookieDestroyed()
+    {
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var proceed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var app = await StartAsync(map: a => a.MapPost("/slow", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            entered.SetResult();
+            await proceed.Task;
+            c.Session.SetString("name", "late");
+        }));
+        var client = app.CreateClient();
+        var id = await BindAsync(client, "ada");
+        await client.PostAsync("/set/name/ada", null);
+
+        var slow = client.PostAsync("/slow", null);
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(await Manager(app).DestroySessionAsync(id));
+        proceed.SetResult();
+        await slow;
+
+        Assert.Equal("", await client.GetStringAsync("/get/name"));
+        Assert.Equal([InvalidSessionReason.Destroyed], _invalid);
+        Assert.False(await Manager(app).DestroySessionAsync(id));
+        Assert.Null(await Manager(app).GetSessionAsync(id));
+        Assert.Single(_ended);
+    }
+
+    [Fact]
+    public async Task ReadingTheUserIndex_PrunesEntriesOfEndedSessions()
+    {
+        await using var app = await StartAsync();
+        var stale = await BindAsync(app.CreateClient(), "ada");
+        _time.Advance(TimeSpan.FromMinutes(10));
+        var live = await BindAsync(app.CreateClient(), "ada");
+        await Tracking(app).AddToUserIndexAsync("ada", "AAAAAAAAAAAAAA", default);
+        _time.Advance(TimeSpan.FromMinutes(11));
+
+        Assert.Equal(live, Assert.Single(await Manager(app).GetUserSessionsAsync("ada")).SessionId);
+
+        Assert.Equal([live], await Tracking(app).GetUserIndexAsync("ada", default));
+        Assert.Null(await Manager(app).GetSessionAsync(stale));
+    }
+
+    [Theory]
+    [InlineData("../../etc/passwd")]
+    [InlineData("a\0b")]
+    [InlineData("{ada}")]
+    [InlineData("}{")]
+    [InlineData("ünïcødé 🚀")]
+    public async Task HostileUserIds_AreStoredSafelyAndNeverMixed(string userId)
+    {
+        await using var app = await StartAsync();
+        var id = await BindAsync(app.CreateClient(), userId);
+        var plain = await BindAsync(app.CreateClient(), "ada");
+
+        var session = Assert.Single(await Manager(app).GetUserSessionsAsync(userId));
+        Assert.Equal((id, userId), (session.SessionId, session.UserId));
+        Assert.Equal(plain, Assert.Single(await Manager(app).GetUserSessionsAsync("ada")).SessionId);
+        Assert.Equal(1, await Manager(app).DestroyUserSessionsAsync(userId));
+        Assert.Empty(await Manager(app).GetUserSessionsAsync(userId));
+    }
+
+    [Fact]
+    public async Task LongUserId_UpToTheDocumentedLength_IsAccepted()
+    {
+        await using var app = await StartAsync();
+        var userId = new string('u', 10 * 1024);
+        var id = await BindAsync(app.CreateClient(), userId);
+
+        Assert.Equal(id, Assert.Single(await Manager(app).GetUserSessionsAsync(userId)).SessionId);
+        await Assert.ThrowsAsync<ArgumentException>(() => Manager(app).GetUserSessionsAsync(new string('u', AsmSessionOptions.MaxUserIdLength + 1)));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("   ")]
+    public async Task BadUserIds_AreRefusedWithArgumentException(string userId)
+    {
+        await using var app = await StartAsync();
+
+        var response = await app.CreateClient().PostAsync("/bind", new StringContent(userId));
+
+        Assert.Equal("ArgumentException", await response.Content.ReadAsStringAsync());
+        await Assert.ThrowsAsync<ArgumentException>(() => Manager(app).GetUserSessionsAsync(userId));
+        await Assert.ThrowsAsync<ArgumentException>(() => Manager(app).DestroyUserSessionsAsync(userId));
+    }
+
+    [Fact]
+    public async Task UserIdWithALoneSurrogate_IsRefusedWithArgumentException()
+    {
+        await using var app = await StartAsync();
+
+        await Assert.ThrowsAsync<ArgumentException>(() => Manager(app).GetUserSessionsAsync("ada\ud800"));
+    }
+
+    [Theory]
+    [InlineData("AAAAAAAAAAAAAA")]
+    [InlineData("../../../etc/x")]
+    [InlineData("")]
+    [InlineData("{not-an-id}")]
+    public async Task UnknownSessionIds_GiveNullAndFalse(string sessionId)
+    {
+        await using var app = await StartAsync();
+
+        Assert.Null(await Manager(app).GetSessionAsync(sessionId));
+        Assert.False(await Manager(app).DestroySessionAsync(sessionId));
+        Assert.Empty(await Manager(app).GetUserSessionsAsync("nobody"));
+        Assert.Equal(0, await Manager(app).DestroyUserSessionsAsync("nobody"));
+        Assert.Empty(_ended);
+    }
+
+    [Fact]
+    public async Task AThrowingSessionEndedHandler_IsLoggedAndTheSweepGoesOn()
+    {
+        var calls = 0;
+        await using var app = await StartAsync(o => o.Events.OnSessionEnded = _ =>
+        {
+            Interlocked.Increment(ref calls);
+            throw new InvalidOperationException("handler failed");
+        });
+        await BindAsync(app.CreateClient(), "ada");
+        await BindAsync(app.CreateClient(), "bob");
+        _time.Advance(Idle + TimeSpan.FromSeconds(1));
+
+        Assert.Equal(2, await SweepAsync(app));
+
+        Assert.Equal(2, calls);
+    }
+
+    [Fact]
+    public async Task SessionCreated_IsRaisedOnceByTheFirstWrite()
+    {
+        var created = new ConcurrentQueue<string>();
+        await using var app = await StartAsync(o => o.Events.OnSessionCreated = c =>
+        {
+            created.Enqueue(c.SessionHash);
+            return Task.CompletedTask;
+        });
+        var client = app.CreateClient();
+
+        var id = await SetAsync(client);
+        await SetAsync(client);
+
+        Assert.Equal([SessionKey.Hash(id)], created);
+    }
+
+    /// <summary>Two app instances on one storage: each end is reported by exactly one of them (shared drivers only).</summary>
+    protected async Task TwoInstancesOnOneStorage_ReportEachEndExactlyOnce()
+    {
+        await using var first = await StartAsync();
+        await using var second = await StartAsync(services: s => SessionApp.ShareDataProtection(s, first.Services));
+        var ids = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            ids.Add(await BindAsync((i % 2 == 0 ? first : second).CreateClient(), $"user{i % 3}"));
+        }
+
+        // Both instances destroy one session at once, then both sweep at once for the others' idle timeouts.
+        await Task.WhenAll(Manager(first).DestroySessionAsync(ids[0]), Manager(second).DestroySessionAsync(ids[0]));
+        _time.Advance(Idle + TimeSpan.FromSeconds(1));
+        var swept = await Task.WhenAll(SweepAsync(first), SweepAsync(second), SweepAsync(first), SweepAsync(second));
+
+        Assert.Equal(ids.Order(), _ended.Select(e => e.SessionId).Order());
+        Assert.Equal(SessionEndReason.Destroyed, Assert.Single(_ended, e => e.SessionId == ids[0]).Reason);
+        Assert.Equal(5, swept.Sum());
+        foreach (var user in new[] { "user0", "user1", "user2" })
+        {
+            Assert.Empty(await Tracking(first).GetUserIndexAsync(user, default));
+        }
+    }
+
+    private static IAsmSessionManager Manager(SessionApp app) => app.Services.GetRequiredService<IAsmSessionManager>();
+
+    private static ISessionTrackingDriver Tracking(SessionApp app) => app.Services.GetRequiredService<SessionLifecycle>().Tracking!;
+
+    private Task<int> SweepAsync(SessionApp app) => app.Services.GetRequiredService<SessionLifecycle>().SweepAsync(_time.GetUtcNow(), default);
+
+    private static async Task<string> BindAsync(HttpClient client, string userId)
+    {
+        var response = await client.PostAsync("/bind", new StringContent(userId));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await response.Content.ReadAsStringAsync();
+    }
+
+    private static async Task<string> SetAsync(HttpClient client) =>
+        await (await client.PostAsync("/set/name/x", null)).Content.ReadAsStringAsync();
+
+    protected Task<SessionApp> StartAsync(
+        Action<AsmSessionOptions>? configure = null, Action<WebApplication>? map = null, Action<IServiceCollection>? services = null) =>
+        SessionApp.StartAsync(
+            b => Driver.Use(b, _scope),
+            a =>
+            {
+                Map(a);
+                map?.Invoke(a);
+            },
+            o =>
+            {
+                o.IdleTimeout = Idle;
+                o.Events.OnInvalidSessionAccessed = c =>
+                {
+                    _invalid.Enqueue(c.Reason);
+                    return Task.CompletedTask;
+                };
+                o.Events.OnSessionEnded = c =>
+                {
+                    _ended.Enqueue(c);
+                    return Task.CompletedTask;
+                };
+                configure?.Invoke(o);
+            },
+            _time,
+            s =>
+            {
+                // Sweeps run when the test says so, never on the background timer.
+                s.Configure<SweepOptions>(o => o.Interval = TimeSpan.FromDays(1));
+                services?.Invoke(s);
+            });
+
+    private static void Map(WebApplication app)
+    {
+        app.MapPost("/bind", async (HttpContext c) =>
+        {
+            var userId = await new StreamReader(c.Request.Body).ReadToEndAsync();
+            try
+            {
+                await c.Session.BindUserAsync(userId);
+            }
+            catch (ArgumentException ex)
+            {
+                return ex.GetType().Name;
+            }
+
+            return c.Session.Id;
+        });
+        app.MapPost("/set/{name}/{value}", (HttpContext c, string name, string value) =>
+        {
+            c.Session.SetString(name, value);
+            return c.Session.Id;
+        });
+        app.MapGet("/get/{name}", (HttpContext c, string name) => c.Session.GetString(name) ?? "");
+        app.MapGet("/user", (HttpContext c) => c.Session.UserId ?? "");
+        app.MapPost("/destroy", (HttpContext c) => c.Session.DestroyAsync());
+        app.MapPost("/logout-others", (HttpContext c, IAsmSessionManager manager) =>
+            manager.DestroyUserSessionsAsync(c.Session.UserId!, c.Session.Id));
+    }
+}

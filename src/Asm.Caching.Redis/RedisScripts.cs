@@ -34,7 +34,7 @@ namespace Asm.Caching.Drivers.Redis;
 /// <para>Session status codes returned by the scripts: 0 Found, 1 Zombie, 2 Unknown, 3 Expired, 4 Destroyed,
 /// 5 ZombieExpired, 6 LockBusy, 7 Corrupt. Commit status codes: 0 Committed, 1 LockLost, 2 NotFound.</para>
 /// </remarks>
-internal static class RedisScripts
+internal static partial class RedisScripts
 {
     /// <summary>Helpers shared by the session scripts (each script is sent whole; Redis caches it by SHA1).</summary>
     private const string Prelude = """

@@ -17,7 +17,8 @@ public interface ISessionTransferDriver
 
     /// <summary>
     /// Stores <paramref name="snapshot"/> as a new, unlocked record, unless any record with its id exists (even a
-    /// tombstone or an unreadable one). Returns whether it was stored.
+    /// tombstone or an unreadable one). <paramref name="now"/> is the current time, from the application's
+    /// <see cref="TimeProvider"/>. Returns whether it was stored.
     /// </summary>
-    ValueTask<bool> ImportAsync(SessionSnapshot snapshot, CancellationToken cancellationToken);
+    ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken);
 }

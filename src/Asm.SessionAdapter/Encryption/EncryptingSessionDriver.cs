@@ -134,7 +134,7 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
         }
     }
 
-    public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, CancellationToken cancellationToken)
+    public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         var protector = For(snapshot.SessionId);
@@ -142,7 +142,7 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
         {
             Values = snapshot.Values.ToDictionary(v => v.Key, v => SealValue(protector, v.Key, v.Value), StringComparer.Ordinal),
             Profiles = [.. snapshot.Profiles.Select(p => SealProfile(protector, p))],
-        }, cancellationToken);
+        }, now, cancellationToken);
     }
 
     private ISessionTransferDriver Transfer => inner as ISessionTransferDriver ?? throw new InvalidOperationException(

@@ -93,7 +93,7 @@ internal sealed class StockSessionImporter(IDistributedCache cache, TimeProvider
             Profiles = profile is null ? [] : [profile],
             Values = values,
         };
-        if (await transfer.ImportAsync(snapshot, cancellationToken).ConfigureAwait(false))
+        if (await transfer.ImportAsync(snapshot, now, cancellationToken).ConfigureAwait(false))
         {
             metrics.Imported();
             var (stockHash, hash) = (SessionKey.Hash(stockKey), SessionKey.Hash(mapped.Id));

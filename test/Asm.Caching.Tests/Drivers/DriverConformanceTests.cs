@@ -11,7 +11,7 @@ namespace Asm.Caching.Tests.Drivers;
 /// The behaviour every driver owes the session layer and the distributed cache. Each driver's test class inherits
 /// this one and says how to build the driver under test; time-based rules run on a <see cref="ManualTimeProvider"/>.
 /// </summary>
-public abstract class DriverConformanceTests : IDisposable
+public abstract partial class DriverConformanceTests : IDisposable
 {
     /// <summary>The idle timeout of the sessions these tests create.</summary>
     protected static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);

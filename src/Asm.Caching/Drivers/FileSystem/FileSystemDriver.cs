@@ -197,7 +197,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         }
     }
 
-    public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, CancellationToken cancellationToken)
+    public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         var file = SessionFile(snapshot.SessionId);

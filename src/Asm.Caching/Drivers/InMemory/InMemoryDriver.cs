@@ -141,7 +141,7 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
         }
     }
 
-    public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, CancellationToken cancellationToken)
+    public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         cancellationToken.ThrowIfCancellationRequested();

@@ -1,0 +1,104 @@
+using Asm.Caching.Records;
+using Asm.Caching.Sessions;
+using StackExchange.Redis;
+
+namespace Asm.Caching.Drivers.Redis;
+
+/// <summary>Hands whole session records over to another driver and takes them in, each in one script.</summary>
+internal sealed partial class RedisDriver : ISessionTransferDriver
+{
+    public async ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        ArgumentNullException.ThrowIfNull(lease);
+        var result = await _connection.EvaluateAsync(
+            RedisScripts.Export,
+            SessionKeyOf(sessionId),
+            [SessionRecord.Ms(now), lease.Token, SessionRecord.Ms(lease.Duration)],
+            "session export",
+            cancellationToken).ConfigureAwait(false);
+        var reply = (RedisResult[]?)result ?? [];
+        var status = reply.Length == 0 ? SessionLoadStatus.Corrupt : ToLoadStatus((long)reply[0]);
+        if (status != SessionLoadStatus.Found)
+        {
+            return SessionExportResult.Of(status);
+        }
+
+        var fence = (long)reply[1];
+        var absolute = (string?)reply[5];
+        var next = 8;
+        var zombies = new SessionZombie[(int)(long)reply[7]];
+        for (var i = 0; i < zombies.Length; i++, next += 2)
+        {
+            zombies[i] = new SessionZombie((string?)reply[next] ?? "", SessionRecord.Time((long)reply[next + 1]));
+        }
+
+        var profiles = new string[(int)(long)reply[next++]];
+        for (var i = 0; i < profiles.Length; i++)
+        {
+            profiles[i] = (string?)reply[next++] ?? "";
+        }
+
+        var values = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        for (; next + 1 < reply.Length; next += 2)
+        {
+            values[(string?)reply[next] ?? ""] = (byte[]?)reply[next + 1] ?? [];
+        }
+
+        return new SessionExportResult
+        {
+            Status = status,
+            Lease = lease with { Fence = fence },
+            Snapshot = new SessionSnapshot
+            {
+                SessionId = sessionId,
+                Secret = (string?)reply[2] ?? "",
+                CreatedAt = SessionRecord.Time((long)reply[3]),
+                IdleExpiresAt = SessionRecord.Time((long)reply[4]),
+                AbsoluteExpiresAt = string.IsNullOrEmpty(absolute) ? null : SessionRecord.Time(long.Parse(absolute, System.Globalization.CultureInfo.InvariantCulture)),
+                PurgeAt = SessionRecord.Time((long)reply[6]),
+                Fence = fence,
+                Zombies = zombies,
+                Profiles = profiles,
+                Values = values,
+            },
+        };
+    }
+
+    public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        var args = new List<RedisValue>(10 + (snapshot.Zombies.Count * 2) + snapshot.Profiles.Count + (snapshot.Values.Count * 2))
+        {
+            SessionRecord.Ms(now),
+            snapshot.Secret,
+            SessionRecord.Ms(snapshot.CreatedAt),
+            SessionRecord.Ms(snapshot.IdleExpiresAt),
+            snapshot.AbsoluteExpiresAt is { } absolute ? SessionRecord.Ms(absolute) : "",
+            SessionRecord.Ms(snapshot.PurgeAt),
+            snapshot.Fence,
+            snapshot.Zombies.Count,
+        };
+        foreach (var zombie in snapshot.Zombies)
+        {
+            args.Add(zombie.Secret);
+            args.Add(SessionRecord.Ms(zombie.ExpiresAt));
+        }
+
+        args.Add(snapshot.Profiles.Count);
+        foreach (var profile in snapshot.Profiles)
+        {
+            args.Add(profile);
+        }
+
+        foreach (var (name, value) in snapshot.Values)
+        {
+            args.Add(name);
+            args.Add(value);
+        }
+
+        var result = await _connection.EvaluateAsync(
+            RedisScripts.Import, SessionKeyOf(snapshot.SessionId), [.. args], "session import", cancellationToken).ConfigureAwait(false);
+        return (long)result == 1;
+    }
+}

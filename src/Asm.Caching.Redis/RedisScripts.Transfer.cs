@@ -1,0 +1,74 @@
+namespace Asm.Caching.Drivers.Redis;
+
+/// <summary>The scripts that hand a whole session record over to another driver and take one in.</summary>
+internal static partial class RedisScripts
+{
+    /// <summary>
+    /// Locks a session by id alone and reads its whole record (see <c>ISessionTransferDriver.ExportAsync</c>).
+    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] lease token, ARGV[3] lease duration (ms).
+    /// Returns {status} (2 Unknown, 3 Expired, 4 Destroyed, 6 LockBusy, 7 Corrupt) when nothing is exported, else
+    /// {0, granted fence, secret, created at, idle expiry, absolute expiry ('' for never), purge-at, zombie count Z,
+    /// Z pairs (secret, window end) oldest first, profile count P, P profiles oldest first, name, value, ...}.
+    /// </summary>
+    public const string Export = Prelude + """
+        local key, now, token, duration = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+        local r = read_all(key)
+        if r == nil then return { UNKNOWN } end
+        if r == false then return { CORRUPT } end
+        if r.x then return { DESTROYED } end
+        if not live(r, now) then return { EXPIRED } end
+        if r.lt and r.lt ~= token and r.lx > now then return { LOCK_BUSY } end
+        r.f = r.f + 1
+        redis.call('HSET', key, 'f', str(r.f), 'lt', token, 'lx', str(now + duration))
+        local ae = ''
+        if r.ae then ae = str(r.ae) end
+        table.sort(r.zombies, function(a, b) return a[2] < b[2] end)
+        table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
+        local out = { FOUND, r.f, r.s, r.c, r.ie, ae, r.pa, #r.zombies }
+        for _, z in ipairs(r.zombies) do
+          out[#out + 1] = z[1]
+          out[#out + 1] = z[3]
+        end
+        out[#out + 1] = #r.profiles
+        for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
+        for _, v in ipairs(r.values) do
+          out[#out + 1] = v[1]
+          out[#out + 1] = v[2]
+        end
+        return out
+        """;
+
+    /// <summary>
+    /// Stores a whole record as a new, unlocked session unless the key exists (even as a tombstone).
+    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] secret, ARGV[3] created at, ARGV[4] idle expiry,
+    /// ARGV[5] absolute expiry ('' for never), ARGV[6] purge-at, ARGV[7] fence, ARGV[8] zombie count Z, then Z pairs
+    /// (secret, window end) oldest first, then the profile count P and P profiles oldest first, then name, value, ...
+    /// Returns 1 when stored, 0 when the key exists.
+    /// </summary>
+    public const string Import = Prelude + """
+        local key, now = KEYS[1], tonumber(ARGV[1])
+        if redis.call('EXISTS', key) == 1 then return 0 end
+        redis.call('HSET', key, 'fmt', '1', 's', ARGV[2], 'c', ARGV[3], 'ie', ARGV[4], 'pa', ARGV[6], 'f', ARGV[7])
+        if ARGV[5] ~= '' then redis.call('HSET', key, 'ae', ARGV[5]) end
+        local n, i = 0, 9
+        for _ = 1, tonumber(ARGV[8]) do
+          n = n + 1
+          redis.call('HSET', key, 'z:' .. ARGV[i], str(n) .. ':' .. ARGV[i + 1])
+          i = i + 2
+        end
+        local profiles = tonumber(ARGV[i])
+        i = i + 1
+        for _ = 1, profiles do
+          n = n + 1
+          redis.call('HSET', key, 'p:' .. ARGV[i], str(n))
+          i = i + 1
+        end
+        while i < #ARGV do
+          redis.call('HSET', key, 'v:' .. ARGV[i], ARGV[i + 1])
+          i = i + 2
+        end
+        redis.call('HSET', key, 'n', str(n))
+        expire(key, tonumber(ARGV[6]), now)
+        return 1
+        """;
+}

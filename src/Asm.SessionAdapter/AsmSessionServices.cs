@@ -2,6 +2,7 @@ using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Encryption;
 using Asm.SessionAdapter.Import;
+using Asm.SessionAdapter.Migration;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
@@ -19,11 +20,16 @@ internal sealed class AsmSessionServices(
     TimeProvider timeProvider,
     AsmSessionMetrics metrics,
     ILogger<AsmSessionStore> logger,
-    StockSessionImporter? importer = null)
+    StockSessionImporter? importer = null,
+    PreviousSessionDriver? previous = null)
 {
     public AsmSessionOptions Options { get; } = options.Value;
 
-    public ISessionDriver Driver { get; } = options.Value.EncryptAtRest ? new EncryptingSessionDriver(driver, dataProtection) : driver;
+    /// <summary>
+    /// The driver sessions use: the chosen one, behind the migration from the previous driver when there is one, behind
+    /// encryption when it is on (so that sessions move between drivers sealed, as stored).
+    /// </summary>
+    public ISessionDriver Driver { get; } = Compose(options.Value, driver, dataProtection, timeProvider, metrics, logger, previous);
 
     /// <summary>The stock-session importer, when <c>ImportStockSessions()</c> is on.</summary>
     public StockSessionImporter? Importer { get; } = importer is null || driver is ISessionTransferDriver ? importer : throw new InvalidOperationException(
@@ -39,4 +45,21 @@ internal sealed class AsmSessionServices(
     public ILogger Logger { get; } = logger;
 
     public SessionCookie Cookie { get; } = new(sessionOptions.Value.Cookie, dataProtection);
+
+    private static ISessionDriver Compose(
+        AsmSessionOptions options,
+        ISessionDriver driver,
+        IDataProtectionProvider dataProtection,
+        TimeProvider time,
+        AsmSessionMetrics metrics,
+        ILogger logger,
+        PreviousSessionDriver? previous)
+    {
+        if (previous is not null)
+        {
+            driver = new MigratingSessionDriver(driver, previous.Driver, time, metrics, logger, options.LockLease);
+        }
+
+        return options.EncryptAtRest ? new EncryptingSessionDriver(driver, dataProtection) : driver;
+    }
 }

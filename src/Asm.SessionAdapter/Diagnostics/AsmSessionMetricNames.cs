@@ -68,4 +68,7 @@ public static class AsmSessionMetricNames
     /// Refused commits, corrupt loads and exceptions also set the activity's status to Error.
     /// </summary>
     public const string Outcome = "asm.session.outcome";
+
+    /// <summary>Sessions moved from the previous driver (see <c>MigrateFrom()</c>).</summary>
+    public const string Migrated = "asm.session.migrated";
 }

@@ -19,6 +19,7 @@ internal sealed class AsmSessionMetrics
     private readonly Counter<long> _imported;
     private readonly Counter<long> _userBound;
     private readonly Counter<long> _ended;
+    private readonly Counter<long> _migrated;
 
     public AsmSessionMetrics(IMeterFactory meterFactory)
     {
@@ -38,6 +39,7 @@ internal sealed class AsmSessionMetrics
         _imported = meter.CreateCounter<long>(AsmSessionMetricNames.Imported, "{session}", "Stock sessions imported.");
         _userBound = meter.CreateCounter<long>(AsmSessionMetricNames.UserBound, "{session}", "Sessions bound to a user.");
         _ended = meter.CreateCounter<long>(AsmSessionMetricNames.Ended, "{session}", "Session ends reported, once per session.");
+        _migrated = meter.CreateCounter<long>(AsmSessionMetricNames.Migrated, "{session}", "Sessions moved from the previous driver.");
     }
 
     public void Created() => _created.Add(1);
@@ -60,6 +62,8 @@ internal sealed class AsmSessionMetrics
         _profileChanged.Add(1, new KeyValuePair<string, object?>(AsmSessionMetricNames.ProfileOutcome, rejected ? "rejected" : "accepted"));
 
     public void Imported() => _imported.Add(1);
+
+    public void Migrated() => _migrated.Add(1);
 
     public void UserBound() => _userBound.Add(1);
 

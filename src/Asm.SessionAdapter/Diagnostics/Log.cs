@@ -67,4 +67,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 41, Level = LogLevel.Warning, Message = "Stock session {StockSession} could not be imported: its {Length}-byte payload is not in the stock format (revision 2).")]
     public static partial void StockSessionCorrupt(ILogger logger, string stockSession, int length);
+
+    [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "Session {Session} was moved from the previous driver.")]
+    public static partial void SessionMigrated(ILogger logger, string session);
 }

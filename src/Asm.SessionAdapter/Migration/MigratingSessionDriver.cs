@@ -1,0 +1,140 @@
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Diagnostics;
+using Microsoft.Extensions.Logging;
+
+namespace Asm.SessionAdapter.Migration;
+
+/// <summary>
+/// The new driver, with sessions it does not know looked up in the previous one and moved over on first touch
+/// (see <c>MigrateFrom</c>).
+/// </summary>
+/// <remarks>
+/// <para>
+/// A move is: take the record's lock in the previous driver by id and copy it whole
+/// (<see cref="ISessionTransferDriver.ExportAsync"/>), store the copy in the new driver unless it already holds the id
+/// (<see cref="ISessionTransferDriver.ImportAsync"/>), then destroy the previous record, leaving its tombstone until the
+/// record would have been purged. The lock keeps parallel movers out (they see <see cref="SessionLoadStatus.LockBusy"/>
+/// and wait, as for any lock); the tombstone makes a late commit to the previous copy fail instead of being lost; and
+/// the copy is stored before the tombstone is written, so whoever finds the tombstone finds the copy.
+/// </para>
+/// <para>
+/// New sessions, and everything written to a moved session, go to the new driver only. A session whose previous copy
+/// is locked by a request that is still running is waited for by requests that lock, and read from the previous copy
+/// by those that do not.
+/// </para>
+/// </remarks>
+internal sealed class MigratingSessionDriver(
+    ISessionDriver current,
+    ISessionDriver previous,
+    TimeProvider time,
+    AsmSessionMetrics metrics,
+    ILogger logger,
+    TimeSpan moveLease) : ISessionDriver, ISessionTransferDriver
+{
+    private readonly ISessionTransferDriver _currentTransfer = current as ISessionTransferDriver ?? throw new InvalidOperationException(
+        $"MigrateFrom needs a driver that implements {nameof(ISessionTransferDriver)}; {current.GetType().Name} does not.");
+
+    private readonly ISessionTransferDriver _previousTransfer = (ISessionTransferDriver)previous;
+
+    public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+    {
+        var result = await current.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+        if (result.Status != SessionLoadStatus.Unknown)
+        {
+            return result;
+        }
+
+        switch (await MoveAsync(request.Key.Id, cancellationToken).ConfigureAwait(false))
+        {
+            case SessionLoadStatus.Found:
+                return await current.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+            case SessionLoadStatus.LockBusy when request.Lease is not null:
+                return SessionLoadResult.Of(SessionLoadStatus.LockBusy);
+            case SessionLoadStatus.LockBusy:
+                // A request that takes no lock does not wait for one: it reads the previous copy as it stands.
+                return await previous.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+            case var status and (SessionLoadStatus.Destroyed or SessionLoadStatus.Expired or SessionLoadStatus.Corrupt):
+                return SessionLoadResult.Of(status);
+            default:
+                // Unknown to the previous driver too, unless a parallel move has just ended its copy there.
+                return await current.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Moves session <paramref name="sessionId"/> from the previous driver. Returns <see cref="SessionLoadStatus.Found"/>
+    /// when the new driver now holds it, else why the previous driver could not hand it over.
+    /// </summary>
+    public async ValueTask<SessionLoadStatus> MoveAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var export = await _previousTransfer.ExportAsync(sessionId, SessionLease.Create(moveLease), now, cancellationToken).ConfigureAwait(false);
+        if (export is not { Status: SessionLoadStatus.Found, Snapshot: { } snapshot, Lease: { } lease })
+        {
+            return export.Status;
+        }
+
+        try
+        {
+            var stored = await _currentTransfer.ImportAsync(snapshot, now, cancellationToken).ConfigureAwait(false);
+            var purgeAt = snapshot.PurgeAt > now ? snapshot.PurgeAt : now;
+            await previous.DestroyAsync(sessionId, now, purgeAt, cancellationToken).ConfigureAwait(false);
+            if (stored)
+            {
+                metrics.Migrated();
+                var hash = SessionKey.Hash(sessionId);
+                Log.SessionMigrated(logger, hash);
+            }
+
+            return SessionLoadStatus.Found;
+        }
+        catch
+        {
+            // Give the previous copy back at once rather than leave it locked for a whole lease.
+            await previous.ReleaseLockAsync(sessionId, lease, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
+    {
+        var status = await current.CommitAsync(request, cancellationToken).ConfigureAwait(false);
+
+        // A lockless delta to a session that was read from its previous copy goes there, or fails if it has moved since.
+        return status == SessionCommitStatus.NotFound && request is { CreateWithSecret: null, Lease: null }
+            ? await previous.CommitAsync(request, cancellationToken).ConfigureAwait(false)
+            : status;
+    }
+
+    public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+        current.RenewLockAsync(sessionId, lease, now, cancellationToken);
+
+    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
+        current.ReleaseLockAsync(sessionId, lease, cancellationToken);
+
+    public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) =>
+        current.RegenerateAsync(request, cancellationToken);
+
+    public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
+    {
+        await current.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken).ConfigureAwait(false);
+        await previous.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Wakes on a release in either driver: a session waited for may still be locked in the previous one.</summary>
+    public async Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken)
+    {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var first = await Task.WhenAny(
+            current.WaitForReleaseAsync(sessionId, maxWait, either.Token),
+            previous.WaitForReleaseAsync(sessionId, maxWait, either.Token)).ConfigureAwait(false);
+        await either.CancelAsync().ConfigureAwait(false);
+        await first.ConfigureAwait(false);
+    }
+
+    public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+        _currentTransfer.ExportAsync(sessionId, lease, now, cancellationToken);
+
+    public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken) =>
+        _currentTransfer.ImportAsync(snapshot, now, cancellationToken);
+}

@@ -1,0 +1,37 @@
+using Asm.Caching.Sessions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Asm.SessionAdapter.Migration;
+
+/// <summary>
+/// The driver sessions are moved from (see <c>MigrateFrom</c>), built in a service provider of its own so that it
+/// may be the same kind of driver as the new one (Redis to Redis Cluster) without the two sharing options.
+/// </summary>
+internal sealed class PreviousSessionDriver : IAsyncDisposable
+{
+    private readonly ServiceProvider _provider;
+
+    public PreviousSessionDriver(IServiceProvider application, Action<IAsmStorageBuilder> configure)
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton(application.GetRequiredService<TimeProvider>());
+        services.AddSingleton(application.GetRequiredService<ILoggerFactory>());
+        services.AddLogging();
+        services.AddOptions();
+        configure(new AsmStorageBuilder(services));
+        _provider = services.BuildServiceProvider();
+        Driver = _provider.GetService<ISessionDriver>() ?? throw new InvalidOperationException(
+            "MigrateFrom(previous => ...) chose no driver: name the driver sessions are moved from, for example " +
+            "previous => previous.UseFileSystemDriver(\"/var/lib/app/sessions\").");
+        if (Driver is not ISessionTransferDriver)
+        {
+            throw new InvalidOperationException(
+                $"MigrateFrom needs a previous driver that implements {nameof(ISessionTransferDriver)}; {Driver.GetType().Name} does not.");
+        }
+    }
+
+    public ISessionDriver Driver { get; }
+
+    public ValueTask DisposeAsync() => _provider.DisposeAsync();
+}

@@ -1,0 +1,241 @@
+using System.Globalization;
+using System.Net;
+using Asm.Caching.Drivers.InMemory;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Tests.Diagnostics;
+using Asm.SessionAdapter.Tests.Identity;
+using Asm.SessionAdapter.Tests.Import;
+using Asm.Testing.Drivers;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Asm.SessionAdapter.Tests.Migration;
+
+/// <summary>
+/// <c>MigrateFrom</c> end to end: sessions written by an app on the previous driver, then used through a second app
+/// on the new driver with <c>MigrateFrom</c> on the previous one (sharing its Data Protection keys, as servers behind
+/// one load balancer do). The first app keeps running: it is the old server of a rolling deploy, and its driver is the
+/// previous storage as that server sees it.
+/// </summary>
+public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previous, TCurrent current)
+    where TPrevious : class, IDriverFixture, new()
+    where TCurrent : class, IDriverFixture, new()
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);
+    private readonly string _previousScope = "old" + Guid.NewGuid().ToString("N");
+    private readonly string _currentScope = "new" + Guid.NewGuid().ToString("N");
+
+    [Fact]
+    public async Task HundredSessions_MoveWhileParallelRequestsWrite_NothingLostNothingDuplicated()
+    {
+        await using var before = await StartBeforeAsync();
+        var users = new List<(int Index, CookieJarHandler Jar)>();
+        await Task.WhenAll(Enumerable.Range(0, 100).Select(async i =>
+        {
+            var client = before.CreateClient(out var jar);
+            await client.PostAsync($"/set?name=user&value=u{i}", null);
+            await client.PostAsync("/inc", null);
+            lock (users)
+            {
+                users.Add((i, jar));
+            }
+        }));
+
+        await using var after = await StartAfterAsync(before);
+        using var counters = new AsmCounters(after.Services);
+
+        // Five parallel requests per session, all sessions at once: every one of them races to move its session.
+        var responses = await Task.WhenAll(users.SelectMany(u => Enumerable.Range(0, 5).Select(_ => ClientWithCookiesOf(after, u.Jar).PostAsync("/inc", null))))
+            .WaitAsync(Patience);
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        foreach (var (index, jar) in users)
+        {
+            var client = ClientWithCookiesOf(after, jar);
+            Assert.Equal("6", await client.GetStringAsync("/get-n"));
+            Assert.Equal($"u{index}", await client.GetStringAsync("/get?name=user"));
+        }
+
+        Assert.Equal(100, counters[AsmSessionMetricNames.Migrated]);
+        Assert.Equal(0, counters[AsmSessionMetricNames.Created]);
+
+        // The previous copies are ended: the old server no longer opens them.
+        var (_, first) = users[0];
+        Assert.Equal("-", await ClientWithCookiesOf(before, first).GetStringAsync("/get?name=user"));
+    }
+
+    [Fact]
+    public async Task SessionLockedInThePreviousDriver_IsWaitedFor_AndMovedWithTheHoldersWrite()
+    {
+        await using var before = await StartBeforeAsync();
+        var user = before.CreateClient(out var jar);
+        await user.PostAsync("/inc", null);
+        var key = KeyOf(before, jar);
+        var oldStorage = before.Services.GetRequiredService<ISessionDriver>();
+        var held = await oldStorage.LoadAsync(
+            new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20), Lease = SessionLease.Create(TimeSpan.FromMinutes(1)) },
+            CancellationToken.None);
+        Assert.Equal(SessionLoadStatus.Found, held.Status);
+        await using var after = await StartAfterAsync(before);
+
+        var increment = ClientWithCookiesOf(after, jar).PostAsync("/inc", null);
+        await Task.WhenAny(increment, Task.Delay(TimeSpan.FromMilliseconds(500)));
+        Assert.False(increment.IsCompleted, "The request did not wait for the lock held in the previous driver.");
+        var commitWhileWaiting = await oldStorage.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id,
+                Now = DateTimeOffset.UtcNow,
+                IdleTimeout = TimeSpan.FromMinutes(20),
+                Lease = held.Lease,
+                ReleaseLock = true,
+                Changes = new Dictionary<string, byte[]?> { ["n"] = [0, 0, 0, 10] },
+            },
+            CancellationToken.None);
+
+        Assert.Equal(SessionCommitStatus.Committed, commitWhileWaiting);
+        Assert.Equal("11", await (await increment.WaitAsync(Patience)).Content.ReadAsStringAsync());
+        Assert.Equal("11", await ClientWithCookiesOf(after, jar).GetStringAsync("/get-n"));
+    }
+
+    [Fact]
+    public async Task LateCommitToThePreviousCopy_FailsOnceTheSessionMoved()
+    {
+        await using var before = await StartBeforeAsync();
+        var user = before.CreateClient(out var jar);
+        await user.PostAsync("/inc", null);
+        var key = KeyOf(before, jar);
+        var oldStorage = before.Services.GetRequiredService<ISessionDriver>();
+        await using var after = await StartAfterAsync(before);
+
+        Assert.Equal("2", await (await ClientWithCookiesOf(after, jar).PostAsync("/inc", null)).Content.ReadAsStringAsync());
+        var late = await oldStorage.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id,
+                Now = DateTimeOffset.UtcNow,
+                IdleTimeout = TimeSpan.FromMinutes(20),
+                Changes = new Dictionary<string, byte[]?> { ["n"] = [0, 0, 0, 99] },
+            },
+            CancellationToken.None);
+
+        Assert.Equal(SessionCommitStatus.NotFound, late);
+        Assert.Equal("2", await ClientWithCookiesOf(after, jar).GetStringAsync("/get-n"));
+    }
+
+    [Fact]
+    public async Task ZombieKeyInsideItsWindow_IsMovedWithTheSession_AndStillServes()
+    {
+        await using var before = await StartBeforeAsync();
+        var user = before.CreateClient(out var jar);
+        await user.PostAsync("/set?name=user&value=alice", null);
+        var oldTab = new CookieContainer();
+        oldTab.Add(jar.Cookies.GetAllCookies());
+        await user.PostAsync("/regen", null);
+        var events = new RecordingSessionEvents();
+        await using var after = await StartAfterAsync(before, events);
+
+        Assert.Equal("alice", await ClientWithCookiesOf(after, oldTab).GetStringAsync("/get?name=user"));
+        Assert.Equal("alice", await ClientWithCookiesOf(after, jar).GetStringAsync("/get?name=user"));
+        Assert.Equal(["/get"], events.Zombies);
+        Assert.Empty(events.Invalid);
+    }
+
+    [Fact]
+    public async Task DestroyedSession_StaysDestroyed_AndIsNotMoved()
+    {
+        await using var before = await StartBeforeAsync();
+        var user = before.CreateClient(out var jar);
+        await user.PostAsync("/set?name=user&value=alice", null);
+        var stolen = new CookieContainer();
+        stolen.Add(jar.Cookies.GetAllCookies());
+        var key = KeyOf(before, jar);
+        await user.PostAsync("/destroy", null);
+        var events = new RecordingSessionEvents();
+        await using var after = await StartAfterAsync(before, events);
+        using var counters = new AsmCounters(after.Services);
+
+        Assert.Equal("-", await ClientWithCookiesOf(after, stolen).GetStringAsync("/get?name=user"));
+        Assert.Equal("-", await ClientWithCookiesOf(after, stolen).GetStringAsync("/get?name=user"));
+
+        Assert.Equal([("/get", InvalidSessionReason.Destroyed), ("/get", InvalidSessionReason.Destroyed)], events.Invalid);
+        Assert.Equal(0, counters[AsmSessionMetricNames.Migrated]);
+        Assert.Equal(SessionLoadStatus.Unknown, (await LoadAsync(after.Services.GetRequiredService<ISessionDriver>(), key)).Status);
+    }
+
+    [Fact]
+    public async Task NewSessions_AreCreatedInTheNewDriverOnly()
+    {
+        await using var before = await StartBeforeAsync();
+        await using var after = await StartAfterAsync(before);
+        var user = after.CreateClient(out var jar);
+
+        await user.PostAsync("/set?name=user&value=bob", null);
+
+        var key = KeyOf(after, jar);
+        Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(after.Services.GetRequiredService<ISessionDriver>(), key)).Status);
+        Assert.Equal(SessionLoadStatus.Unknown, (await LoadAsync(before.Services.GetRequiredService<ISessionDriver>(), key)).Status);
+    }
+
+    private static Task<SessionLoadResult> LoadAsync(ISessionDriver driver, SessionKey key) =>
+        driver.LoadAsync(new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20) }, CancellationToken.None).AsTask();
+
+    private static SessionKey KeyOf(SessionApp app, CookieJarHandler jar) =>
+        SessionKey.TryParse(StockApp.KeyOf(app.Services, jar), out var key) ? key : throw new InvalidOperationException("Not an Asm key.");
+
+    private static HttpClient ClientWithCookiesOf(SessionApp app, CookieJarHandler from) => ClientWithCookiesOf(app, from.Cookies);
+
+    private static HttpClient ClientWithCookiesOf(SessionApp app, CookieContainer from)
+    {
+        var client = app.CreateClient(out var jar);
+        jar.Cookies.Add(from.GetAllCookies());
+        return client;
+    }
+
+    /// <summary>The app on the previous driver: the old server.</summary>
+    private Task<SessionApp> StartBeforeAsync() => SessionApp.StartAsync(b => previous.Use(b, _previousScope), Map);
+
+    /// <summary>The app on the new driver, migrating from the previous one, with the old server's Data Protection keys.</summary>
+    private Task<SessionApp> StartAfterAsync(SessionApp before, RecordingSessionEvents? events = null) =>
+        SessionApp.StartAsync(
+            builder =>
+            {
+                current.Use(builder, _currentScope);
+                builder.MigrateFrom(old =>
+                {
+                    previous.Use(old, _previousScope);
+                    if (!previous.IsShared)
+                    {
+                        // The in-memory store lives in the old app's process: the new app reads that very store.
+                        old.Services.AddSingleton(before.Services.GetRequiredService<InMemoryDriver>());
+                    }
+                });
+            },
+            Map,
+            options => options.Events = events ?? new AsmSessionEvents(),
+            services: services => SessionApp.ShareDataProtection(services, before.Services));
+
+    private static void Map(WebApplication app)
+    {
+        StockApp.MapRoutes(app);
+        app.MapGet("/get-n", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            return (c.Session.GetInt32("n") ?? 0).ToString(CultureInfo.InvariantCulture);
+        });
+        app.MapPost("/regen", (HttpContext c) => c.Session.RegenerateIdAsync());
+        app.MapPost("/destroy", (HttpContext c) => c.Session.DestroyAsync());
+    }
+}
+
+public sealed class InMemoryToFileSystemMigrationTests(InMemoryDriverFixture previous, FileSystemDriverFixture current)
+    : DriverMigrationTests<InMemoryDriverFixture, FileSystemDriverFixture>(previous, current), IClassFixture<InMemoryDriverFixture>, IClassFixture<FileSystemDriverFixture>;
+
+public sealed class FileSystemToRedisMigrationTests(FileSystemDriverFixture previous, RedisDriverFixture current)
+    : DriverMigrationTests<FileSystemDriverFixture, RedisDriverFixture>(previous, current), IClassFixture<FileSystemDriverFixture>, IClassFixture<RedisDriverFixture>;
+
+public sealed class RedisToRedisClusterMigrationTests(RedisDriverFixture previous, RedisClusterDriverFixture current)
+    : DriverMigrationTests<RedisDriverFixture, RedisClusterDriverFixture>(previous, current), IClassFixture<RedisDriverFixture>, IClassFixture<RedisClusterDriverFixture>;

@@ -44,6 +44,7 @@ internal sealed class MigratingSessionDriver(
             return result;
         }
 
+        SessionLoadResult answer;
         switch (await MoveAsync(request.Key.Id, cancellationToken).ConfigureAwait(false))
         {
             case SessionLoadStatus.Found:
@@ -52,13 +53,22 @@ internal sealed class MigratingSessionDriver(
                 return SessionLoadResult.Of(SessionLoadStatus.LockBusy);
             case SessionLoadStatus.LockBusy:
                 // A request that takes no lock does not wait for one: it reads the previous copy as it stands.
-                return await previous.LoadAsync(request, cancellationToken).ConfigureAwait(false);
-            case var status and (SessionLoadStatus.Destroyed or SessionLoadStatus.Expired or SessionLoadStatus.Corrupt):
-                return SessionLoadResult.Of(status);
-            default:
-                // Unknown to the previous driver too, unless a parallel move has just ended its copy there.
-                return await current.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+                answer = await previous.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+                if (answer.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie)
+                {
+                    return answer;
+                }
+
+                break;
+            case var status:
+                answer = SessionLoadResult.Of(status);
+                break;
         }
+
+        // The previous copy may have just been ended by a parallel move, which stores the new copy before it ends the
+        // old one: what the new driver says now is the answer, unless it still does not know the session.
+        var again = await current.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+        return again.Status == SessionLoadStatus.Unknown ? answer : again;
     }
 
     /// <summary>

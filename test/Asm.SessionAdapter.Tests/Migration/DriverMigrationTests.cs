@@ -36,8 +36,8 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         await Task.WhenAll(Enumerable.Range(0, 100).Select(async i =>
         {
             var client = before.CreateClient(out var jar);
-            await client.PostAsync($"/set?name=user&value=u{i}", null);
-            await client.PostAsync("/inc", null);
+            (await client.PostAsync($"/set?name=user&value=u{i}", null)).EnsureSuccessStatusCode();
+            Assert.Equal("1", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
             lock (users)
             {
                 users.Add((i, jar));

@@ -1,0 +1,97 @@
+using System.Diagnostics.Metrics;
+using Asm.Caching.Drivers.InMemory;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Migration;
+using Asm.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Asm.SessionAdapter.Tests.Migration;
+
+/// <summary>The orderings of two requests racing to move one session that HTTP tests cannot force.</summary>
+public sealed class MigratingSessionDriverTests : IDisposable
+{
+    private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
+    private readonly ManualTimeProvider _time = new();
+    private readonly ServiceProvider _metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task LoadThatMeetsThePreviousCopyJustEndedByAParallelMove_IsServedTheMovedSession(bool locking)
+    {
+        var previous = new InMemoryDriver(_time);
+        var current = new PausingDriver(new InMemoryDriver(_time));
+        var key = SessionKey.New();
+        await previous.CommitAsync(
+            new SessionCommitRequest { SessionId = key.Id, Now = _time.GetUtcNow(), IdleTimeout = Idle, CreateWithSecret = key.Secret, Changes = new Dictionary<string, byte[]?> { ["a"] = [1] } },
+            CancellationToken.None);
+        var migrating = new MigratingSessionDriver(current, previous, _time, new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, TimeSpan.FromSeconds(30));
+
+        // The slow request has been told "unknown" by the new driver, and is held before it looks at the previous one.
+        var slow = migrating.LoadAsync(Request(key, locking), CancellationToken.None).AsTask();
+        await current.Paused;
+        var fast = await migrating.LoadAsync(Request(key, lease: false), CancellationToken.None);
+        current.Resume();
+        var late = await slow.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(SessionLoadStatus.Found, fast.Status);
+        Assert.Equal(SessionLoadStatus.Found, late.Status);
+        Assert.Equal([1], late.Values["a"]);
+        Assert.Equal(SessionLoadStatus.Destroyed, (await previous.LoadAsync(Request(key, lease: false), CancellationToken.None)).Status);
+    }
+
+    public void Dispose() => _metrics.Dispose();
+
+    private SessionLoadRequest Request(SessionKey key, bool lease) => new()
+    {
+        Key = key,
+        Now = _time.GetUtcNow(),
+        IdleTimeout = Idle,
+        Lease = lease ? SessionLease.Create(TimeSpan.FromSeconds(30)) : null,
+    };
+
+    /// <summary>A driver whose first load answers, then holds its answer until the test resumes it.</summary>
+    private sealed class PausingDriver(InMemoryDriver inner) : ISessionDriver, ISessionTransferDriver
+    {
+        private readonly TaskCompletionSource _paused = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _resume = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _loads;
+
+        public Task Paused => _paused.Task;
+
+        public void Resume() => _resume.SetResult();
+
+        public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+        {
+            var result = await inner.LoadAsync(request, cancellationToken);
+            if (Interlocked.Increment(ref _loads) == 1)
+            {
+                _paused.SetResult();
+                await _resume.Task;
+            }
+
+            return result;
+        }
+
+        public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken) => inner.CommitAsync(request, cancellationToken);
+
+        public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
+
+        public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) => inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
+
+        public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) => inner.RegenerateAsync(request, cancellationToken);
+
+        public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
+            inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
+
+        public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) => inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
+
+        public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.ExportAsync(sessionId, lease, now, cancellationToken);
+
+        public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken) => inner.ImportAsync(snapshot, now, cancellationToken);
+    }
+}

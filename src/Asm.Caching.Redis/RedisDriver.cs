@@ -42,6 +42,12 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
         _connection = new RedisConnection(value, _releaseChannel, _signals.Signal, logger);
     }
 
+    /// <summary>
+    /// For tests only: leases judged by the caller's time (as the in-memory and filesystem drivers judge them) instead
+    /// of Redis's <c>TIME</c>, so that a fake clock can drive them and the record's rules can be compared step for step.
+    /// </summary>
+    internal bool LeasesOnCallerClock { get; set; }
+
     /// <summary>The channel lock releases are published on.</summary>
     internal string ReleaseChannel => _releaseChannel;
 
@@ -91,6 +97,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
                 SessionRecord.Ms(request.IdleTimeout),
                 lease?.Token ?? "",
                 lease is null ? 0 : SessionRecord.Ms(lease.Duration),
+                LeaseClock(request.Now),
             ],
             "session load",
             cancellationToken).ConfigureAwait(false);
@@ -108,15 +115,16 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
         }
 
         var fence = (long)reply[2];
-        var profileCount = (int)(long)reply[4];
+        var zombieProfile = (string?)reply[4];
+        var profileCount = (int)(long)reply[5];
         var profiles = new string[profileCount];
         for (var i = 0; i < profileCount; i++)
         {
-            profiles[i] = (string?)reply[5 + i] ?? "";
+            profiles[i] = (string?)reply[6 + i] ?? "";
         }
 
         var values = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        for (var i = 5 + profileCount; i + 1 < reply.Length; i += 2)
+        for (var i = 6 + profileCount; i + 1 < reply.Length; i += 2)
         {
             values[(string?)reply[i] ?? ""] = (byte[]?)reply[i + 1] ?? [];
         }
@@ -126,6 +134,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
             Status = status,
             Values = values,
             CurrentSecret = status == SessionLoadStatus.Zombie ? (string?)reply[3] : null,
+            ZombieProfile = status == SessionLoadStatus.Zombie && zombieProfile is { Length: > 0 } ? zombieProfile : null,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds((long)reply[1]),
             Profiles = profiles,
             Lease = lease is null ? null : lease with { Fence = fence },
@@ -145,6 +154,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
             throw new ArgumentException("A lease token must not be empty.", nameof(request));
         }
 
+        SessionValueName.ValidateAll(request);
         var args = new List<RedisValue>(12 + (request.Changes.Count * 3) + request.AddProfiles.Count)
         {
             SessionRecord.Ms(request.Now),
@@ -184,7 +194,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
         var result = await _connection.EvaluateAsync(
             RedisScripts.Renew,
             SessionKeyOf(sessionId),
-            [SessionRecord.Ms(now), lease.Token, lease.Fence, SessionRecord.Ms(lease.Duration)],
+            [SessionRecord.Ms(now), lease.Token, lease.Fence, SessionRecord.Ms(lease.Duration), LeaseClock(now)],
             "lock renewal",
             cancellationToken).ConfigureAwait(false);
         return (long)result == 1;
@@ -219,6 +229,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
                 SessionRecord.Ms(request.Now),
                 SessionRecord.Ms(request.ZombieExpiresAt),
                 Math.Max(0, request.MaxZombies),
+                request.Profile ?? "",
             ],
             "session regeneration",
             cancellationToken).ConfigureAwait(false);
@@ -284,23 +295,26 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
 
     public void Dispose() => _connection.Dispose();
 
-    /// <summary>
-    /// The status a session script answered with. The scripts' codes are the enum's values (a test checks them); a
-    /// code the enum does not define means the scripts and this driver disagree, which is an error, never Corrupt.
-    /// </summary>
-    internal static SessionLoadStatus ToLoadStatus(long code) =>
-        code is >= 0 and <= int.MaxValue && Enum.IsDefined((SessionLoadStatus)code)
-            ? (SessionLoadStatus)code
-            : throw UnknownCode("load", code);
+    private RedisValue LeaseClock(DateTimeOffset now) => LeasesOnCallerClock ? SessionRecord.Ms(now) : RedisValue.EmptyString;
 
-    /// <summary>The status a commit or regeneration script answered with; an unknown code is an error.</summary>
-    internal static SessionCommitStatus ToCommitStatus(long code) =>
-        code is >= 0 and <= int.MaxValue && Enum.IsDefined((SessionCommitStatus)code)
-            ? (SessionCommitStatus)code
-            : throw UnknownCode("commit", code);
+    private static SessionLoadStatus ToLoadStatus(long code) => code switch
+    {
+        0 => SessionLoadStatus.Found,
+        1 => SessionLoadStatus.Zombie,
+        2 => SessionLoadStatus.Unknown,
+        3 => SessionLoadStatus.Expired,
+        4 => SessionLoadStatus.Destroyed,
+        5 => SessionLoadStatus.ZombieExpired,
+        6 => SessionLoadStatus.LockBusy,
+        _ => SessionLoadStatus.Corrupt,
+    };
 
-    private static RedisDriverException UnknownCode(string operation, long code) =>
-        new($"A session {operation} script answered with status code {code}, which this driver does not know: the scripts in Redis and this driver disagree.");
+    private static SessionCommitStatus ToCommitStatus(long code) => code switch
+    {
+        0 => SessionCommitStatus.Committed,
+        1 => SessionCommitStatus.LockLost,
+        _ => SessionCommitStatus.NotFound,
+    };
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "Session {SessionHash} is stored in a form this driver cannot read; it is reported as corrupt.")]
     private partial void CorruptSession(string sessionHash);

@@ -14,19 +14,21 @@ namespace Asm.Caching.Drivers.Redis;
 /// ie           idle expiry (unix ms)
 /// ae           absolute expiry (unix ms); absent for never
 /// f            fence: the last fencing value issued, +1 per lease granted (absent = 0)
-/// lt, lx       lock token and lock expiry (unix ms); both absent when unlocked
+/// lt, lx       lock token and lock expiry (unix ms, Redis's own clock); both absent when unlocked
 /// x            "1" on a tombstone (a destroyed session: no secret, values, lock, zombies or profiles)
 /// pa           purge-at: when the record may go (unix ms); the key's PEXPIRE is set from it
 /// n            insertion counter that orders zombies and profiles
-/// z:&lt;secret&gt;   a zombie secret: "&lt;seq&gt;:&lt;expiry ms&gt;" (seq from n; the lowest seq is the oldest)
+/// z:&lt;secret&gt;   a zombie secret: "&lt;seq&gt;:&lt;expiry ms&gt;" or "&lt;seq&gt;:&lt;expiry ms&gt;:&lt;profile&gt;" (seq from n; the
+///              lowest seq is the oldest; profile: the client profile of the request that replaced the secret)
 /// p:&lt;profile&gt;  a client profile: "&lt;seq&gt;" (seq from n; the newest MaxProfiles are kept)
 /// v:&lt;name&gt;     a session value: opaque bytes, as committed
 /// </code>
 /// <para>
 /// Integers are decimal strings of at most 16 digits. Any other field, or a field that does not parse, makes the
-/// record Corrupt, as does a key of another type. Times come from the caller (the application's
-/// <see cref="TimeProvider"/>) as unix ms in ARGV; Redis's own clock sets only the physical PEXPIRE, from
-/// <c>purge-at - now</c> (at least 1 ms).
+/// record Corrupt, as does a key of another type. Lock leases (<c>lx</c>) are granted, renewed and judged by Redis's
+/// own clock (<c>TIME</c>), so that servers whose clocks disagree still exclude each other. The other times (idle and
+/// absolute expiry, zombie windows) come from the caller (the application's <see cref="TimeProvider"/>) as unix ms in
+/// ARGV; the physical PEXPIRE is set from <c>purge-at - now</c> (at least 1 ms).
 /// </para>
 /// <para>A cache entry is one hash at <c>&lt;InstanceName&gt;c:&lt;key&gt;</c> with fields <c>d</c> (the value),
 /// <c>e</c> (logical expiry, unix ms; absent for never), <c>a</c> (absolute expiry; absent for none) and
@@ -63,9 +65,10 @@ internal static partial class RedisScripts
               if not seq then return false end
               r.profiles[#r.profiles + 1] = { rest, seq }
             elseif prefix == 'z:' then
-              local seq, exp = string.match(v, '^(%d+):(%-?%d+)$')
+              local seq, exp, profile = string.match(v, '^(%d+):(%-?%d+)$')
+              if not seq then seq, exp, profile = string.match(v, '^(%d+):(%-?%d+):(.+)$') end
               if not seq or #seq > 16 or #exp > 16 then return false end
-              r.zombies[#r.zombies + 1] = { rest, tonumber(seq), tonumber(exp) }
+              r.zombies[#r.zombies + 1] = { rest, tonumber(seq), tonumber(exp), profile }
             elseif name == 'fmt' then
               if v ~= '1' then return false end
               r.fmt = true
@@ -124,25 +127,35 @@ internal static partial class RedisScripts
           return parse(raw)
         end
 
+        -- Redis's own clock in unix ms: lock leases are judged by it, never by a caller's clock. A test may pass
+        -- the time instead (a non-empty override), to run the record's rules on a fake clock.
+        local function clock(override)
+          if override ~= nil and override ~= '' then return tonumber(override) end
+          local t = redis.call('TIME')
+          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+
         local function live(r, now)
           return not r.x and r.ie > now and (r.ae == nil or r.ae > now)
         end
 
+        -- Returns the status and, for a live zombie, the profile stored with it.
         local function authenticate(r, secret, now)
           if r.x then return DESTROYED end
-          local status
+          local status, zombie
           if r.s == secret then
             status = FOUND
           else
-            local zombie
             for _, z in ipairs(r.zombies) do
               if z[1] == secret then zombie = z break end
             end
             if not zombie then return UNKNOWN end
             if zombie[3] > now then status = ZOMBIE else status = ZOMBIE_EXPIRED end
           end
-          if live(r, now) or status == ZOMBIE_EXPIRED then return status end
-          return EXPIRED
+          if status == ZOMBIE_EXPIRED then return status end
+          if not live(r, now) then return EXPIRED end
+          if status == ZOMBIE then return status, zombie[4] end
+          return status
         end
 
         -- Sets the key's physical expiry from the record's purge-at.
@@ -170,29 +183,32 @@ internal static partial class RedisScripts
     /// <summary>
     /// Loads a session, slides its idle expiry and optionally acquires its lease.
     /// KEYS[1] session hash. ARGV[1] presented secret, ARGV[2] now (ms), ARGV[3] idle timeout (ms),
-    /// ARGV[4] lease token ('' to load without locking), ARGV[5] lease duration (ms).
+    /// ARGV[4] lease token ('' to load without locking), ARGV[5] lease duration (ms, from Redis's clock),
+    /// ARGV[6] lease clock override (unix ms; '' for Redis's TIME, always outside tests).
     /// Returns {status} when the session is not usable, else {status, created at, granted fence (0 for none),
-    /// current secret ('' unless status is Zombie), profile count, profiles oldest first..., name, value, ...}.
+    /// current secret ('' unless status is Zombie), zombie profile ('' for none), profile count,
+    /// profiles oldest first..., name, value, ...}.
     /// </summary>
     public const string Load = Prelude + """
         local key, secret, now, idle, token, duration = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
         local r = read_all(key)
         if r == nil then return { UNKNOWN } end
         if r == false then return { CORRUPT } end
-        local status = authenticate(r, secret, now)
+        local status, zombie_profile = authenticate(r, secret, now)
         if status ~= FOUND and status ~= ZOMBIE then return { status } end
         local fence = 0
         if token ~= '' then
-          if r.lt and r.lt ~= token and r.lx > now then return { LOCK_BUSY } end
+          local t = clock(ARGV[6])
+          if r.lt and r.lt ~= token and r.lx > t then return { LOCK_BUSY } end
           r.f = r.f + 1
           fence = r.f
-          redis.call('HSET', key, 'f', str(r.f), 'lt', token, 'lx', str(now + duration))
+          redis.call('HSET', key, 'f', str(r.f), 'lt', token, 'lx', str(t + duration))
         end
         touch(key, r, now, idle)
         local current = ''
         if status == ZOMBIE then current = r.s end
         table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
-        local out = { status, r.c, fence, current, #r.profiles }
+        local out = { status, r.c, fence, current, zombie_profile or '', #r.profiles }
         for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
         for _, v in ipairs(r.values) do
           out[#out + 1] = v[1]
@@ -227,7 +243,7 @@ internal static partial class RedisScripts
         else
           r = read_meta(key)
           if not r or not live(r, now) then return NOT_FOUND end
-          if token ~= '' and fence ~= r.f then return LOCK_LOST end
+          if token ~= '' and (fence ~= r.f or r.lt ~= token) then return LOCK_LOST end
         end
 
         if clear then
@@ -268,14 +284,15 @@ internal static partial class RedisScripts
 
     /// <summary>
     /// Extends a lease that is still held.
-    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] lease token, ARGV[3] lease fence, ARGV[4] lease duration (ms).
+    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] lease token, ARGV[3] lease fence, ARGV[4] lease duration (ms,
+    /// from Redis's clock), ARGV[5] lease clock override (unix ms; '' for Redis's TIME, always outside tests).
     /// Returns 1 when renewed, 0 when the lease was lost (or the session is gone).
     /// </summary>
     public const string Renew = Prelude + """
         local key, now, token, fence, duration = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
         local r = read_meta(key)
         if not r or not live(r, now) or r.lt ~= token or r.f ~= fence then return 0 end
-        redis.call('HSET', key, 'lx', str(now + duration))
+        redis.call('HSET', key, 'lx', str(clock(ARGV[5]) + duration))
         return 1
         """;
 
@@ -297,7 +314,7 @@ internal static partial class RedisScripts
     /// <summary>
     /// Replaces the secret of a live session; the replaced one becomes a zombie.
     /// KEYS[1] session hash. ARGV[1] presented secret, ARGV[2] new secret, ARGV[3] now (ms),
-    /// ARGV[4] zombie window end (ms), ARGV[5] max zombies.
+    /// ARGV[4] zombie window end (ms), ARGV[5] max zombies, ARGV[6] client profile of the regenerating request ('' for none).
     /// Returns 0 Committed, 2 NotFound.
     /// </summary>
     public const string Regenerate = Prelude + """
@@ -313,7 +330,9 @@ internal static partial class RedisScripts
           if z[1] ~= r.s then zombies[#zombies + 1] = z end
         end
         zombies[#zombies + 1] = { r.s, r.n, zombie_end }
-        redis.call('HSET', key, 'z:' .. r.s, str(r.n) .. ':' .. str(zombie_end))
+        local zombie = str(r.n) .. ':' .. str(zombie_end)
+        if ARGV[6] ~= '' then zombie = zombie .. ':' .. ARGV[6] end
+        redis.call('HSET', key, 'z:' .. r.s, zombie)
         table.sort(zombies, function(a, b) return a[2] < b[2] end)
         for j = 1, #zombies - max_zombies do redis.call('HDEL', key, 'z:' .. zombies[j][1]) end
         local pa = r.pa

@@ -19,7 +19,6 @@ namespace Asm.SessionAdapter;
 /// </remarks>
 internal sealed class AsmSession : IAsmSession
 {
-    private const int MaxNameBytes = ushort.MaxValue;
     private static readonly Dictionary<string, byte[]> NoValues = new(StringComparer.Ordinal);
 
     private readonly AsmSessionServices _services;
@@ -120,10 +119,7 @@ internal sealed class AsmSession : IAsmSession
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(value);
-        if (Encoding.UTF8.GetByteCount(key) > MaxNameBytes)
-        {
-            throw new ArgumentOutOfRangeException(nameof(key), $"A session key name may not exceed {MaxNameBytes} UTF-8 bytes.");
-        }
+        SessionValueName.Validate(key, nameof(key));
 
         if (PrepareWrite())
         {
@@ -348,6 +344,7 @@ internal sealed class AsmSession : IAsmSession
                 NewSecret = newKey.Secret,
                 Now = now,
                 ZombieExpiresAt = now + _options.ZombieLifetime,
+                Profile = _options.ProfileProvider?.Invoke(_context),
             };
             var status = await StorageAsync("regenerating", ct => _services.Driver.RegenerateAsync(request, ct), cancellationToken).ConfigureAwait(false);
             if (status != SessionCommitStatus.Committed)

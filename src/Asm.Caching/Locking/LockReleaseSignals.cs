@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Asm.Caching.Locking;
 
 /// <summary>
@@ -7,15 +5,41 @@ namespace Asm.Caching.Locking;
 /// costs one retry rather than a stampede. Waits are bounded: a waiter whose wake-up is lost (another process held
 /// the lock, a message was dropped) retries after its own <c>maxWait</c>.
 /// </summary>
+/// <remarks>
+/// A waiter leaves its session's queue however its wait ends (woken, timed out, cancelled), and a queue leaves the
+/// table with its last waiter, so the table holds only sessions that someone is waiting for right now.
+/// </remarks>
 internal sealed class LockReleaseSignals(TimeProvider timeProvider)
 {
-    private readonly ConcurrentDictionary<string, ConcurrentQueue<TaskCompletionSource>> _waiters = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, LinkedList<TaskCompletionSource>> _waiters = new(StringComparer.Ordinal);
+
+    /// <summary>How many sessions have waiters (for tests).</summary>
+    internal int SessionCount
+    {
+        get
+        {
+            lock (_waiters)
+            {
+                return _waiters.Count;
+            }
+        }
+    }
 
     public async Task WaitAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken)
     {
         var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var queue = _waiters.GetOrAdd(sessionId, static _ => new ConcurrentQueue<TaskCompletionSource>());
-        queue.Enqueue(waiter);
+        LinkedListNode<TaskCompletionSource> node;
+        lock (_waiters)
+        {
+            if (!_waiters.TryGetValue(sessionId, out var queue))
+            {
+                queue = new LinkedList<TaskCompletionSource>();
+                _waiters.Add(sessionId, queue);
+            }
+
+            node = queue.AddLast(waiter);
+        }
+
         try
         {
             await waiter.Task.WaitAsync(maxWait, timeProvider, cancellationToken).ConfigureAwait(false);
@@ -26,30 +50,40 @@ internal sealed class LockReleaseSignals(TimeProvider timeProvider)
         }
         finally
         {
-            // A waiter that leaves without being woken is marked, so that Signal skips it.
-            waiter.TrySetCanceled(CancellationToken.None);
-
-            if (queue.IsEmpty)
+            lock (_waiters)
             {
-                _waiters.TryRemove(new KeyValuePair<string, ConcurrentQueue<TaskCompletionSource>>(sessionId, queue));
+                // A woken waiter was already taken off by Signal.
+                if (node.List is { } queue)
+                {
+                    queue.Remove(node);
+                    if (queue.Count == 0)
+                    {
+                        _waiters.Remove(sessionId);
+                    }
+                }
             }
         }
     }
 
-    /// <summary>Wakes the longest-waiting live waiter of <paramref name="sessionId"/>, if any.</summary>
+    /// <summary>Wakes the longest-waiting waiter of <paramref name="sessionId"/>, if any.</summary>
     public void Signal(string sessionId)
     {
-        if (!_waiters.TryGetValue(sessionId, out var queue))
+        TaskCompletionSource? waiter;
+        lock (_waiters)
         {
-            return;
-        }
-
-        while (queue.TryDequeue(out var waiter))
-        {
-            if (waiter.TrySetResult())
+            if (!_waiters.TryGetValue(sessionId, out var queue) || queue.First is not { } first)
             {
                 return;
             }
+
+            waiter = first.Value;
+            queue.RemoveFirst();
+            if (queue.Count == 0)
+            {
+                _waiters.Remove(sessionId);
+            }
         }
+
+        waiter.TrySetResult();
     }
 }

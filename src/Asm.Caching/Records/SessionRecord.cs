@@ -38,8 +38,11 @@ internal sealed class SessionRecord
     /// <summary>When the record may be deleted from storage.</summary>
     public long PurgeAt { get; set; }
 
-    /// <summary>Former secrets with the end of their window, oldest first.</summary>
-    public List<(string Secret, long ExpiresAt)> Zombies { get; } = [];
+    /// <summary>
+    /// Former secrets with the end of their window and the client profile of the request that replaced them
+    /// (<see langword="null"/> when none was known), oldest first.
+    /// </summary>
+    public List<(string Secret, long ExpiresAt, string? Profile)> Zombies { get; } = [];
 
     /// <summary>Client profiles, oldest first.</summary>
     public List<string> Profiles { get; } = [];
@@ -74,7 +77,7 @@ internal sealed class SessionRecord
     public SessionLoadResult Load(SessionLoadRequest request)
     {
         var now = Ms(request.Now);
-        var status = Authenticate(request.Key.Secret, now);
+        var status = Authenticate(request.Key.Secret, now, out var zombieProfile);
         if (status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
         {
             return SessionLoadResult.Of(status);
@@ -100,6 +103,7 @@ internal sealed class SessionRecord
             Status = status,
             Values = new Dictionary<string, byte[]>(Values, StringComparer.Ordinal),
             CurrentSecret = status == SessionLoadStatus.Zombie ? Secret : null,
+            ZombieProfile = zombieProfile,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
             Profiles = [.. Profiles],
             Lease = lease,
@@ -130,7 +134,9 @@ internal sealed class SessionRecord
             return SessionCommitStatus.NotFound;
         }
 
-        if (request.Lease is { } lease && lease.Fence != Fence)
+        // The token and the fence together: after a storage failover that lost a grant, an old and a new holder may
+        // share a fence, never a token.
+        if (request.Lease is { } lease && (lease.Fence != Fence || LockToken != lease.Token))
         {
             return SessionCommitStatus.LockLost;
         }
@@ -176,7 +182,7 @@ internal sealed class SessionRecord
                 AbsoluteExpiresAt = AbsoluteExpiresAt == Never ? null : Time(AbsoluteExpiresAt),
                 PurgeAt = Time(PurgeAt),
                 Fence = Fence,
-                Zombies = [.. Zombies.Select(z => new SessionZombie(z.Secret, Time(z.ExpiresAt)))],
+                Zombies = [.. Zombies.Select(z => new SessionZombie(z.Secret, Time(z.ExpiresAt), z.Profile))],
                 Profiles = [.. Profiles],
                 Values = new Dictionary<string, byte[]>(Values, StringComparer.Ordinal),
             },
@@ -195,7 +201,7 @@ internal sealed class SessionRecord
             PurgeAt = Ms(snapshot.PurgeAt),
             Fence = snapshot.Fence,
         };
-        record.Zombies.AddRange(snapshot.Zombies.Select(z => (z.Secret, Ms(z.ExpiresAt))));
+        record.Zombies.AddRange(snapshot.Zombies.Select(z => (z.Secret, Ms(z.ExpiresAt), z.Profile)));
         record.Profiles.AddRange(snapshot.Profiles);
         foreach (var (name, value) in snapshot.Values)
         {
@@ -237,12 +243,12 @@ internal sealed class SessionRecord
     public SessionCommitStatus Regenerate(SessionRegenerateRequest request)
     {
         var now = Ms(request.Now);
-        if (Authenticate(request.Key.Secret, now) is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
+        if (Authenticate(request.Key.Secret, now, out _) is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
         {
             return SessionCommitStatus.NotFound;
         }
 
-        Zombies.Add((Secret, Ms(request.ZombieExpiresAt)));
+        Zombies.Add((Secret, Ms(request.ZombieExpiresAt), request.Profile));
         if (Zombies.Count > request.MaxZombies)
         {
             Zombies.RemoveRange(0, Zombies.Count - request.MaxZombies);
@@ -276,8 +282,9 @@ internal sealed class SessionRecord
         AbsoluteExpiresAt == Never ? null : DateTimeOffset.FromUnixTimeMilliseconds(AbsoluteExpiresAt),
         [.. Profiles]);
 
-    private SessionLoadStatus Authenticate(string secret, long now)
+    private SessionLoadStatus Authenticate(string secret, long now, out string? zombieProfile)
     {
+        zombieProfile = null;
         if (Destroyed)
         {
             return SessionLoadStatus.Destroyed;
@@ -297,6 +304,7 @@ internal sealed class SessionRecord
             }
 
             status = Zombies[zombie].ExpiresAt > now ? SessionLoadStatus.Zombie : SessionLoadStatus.ZombieExpired;
+            zombieProfile = status == SessionLoadStatus.Zombie ? Zombies[zombie].Profile : null;
         }
 
         return IsLive(now) || status == SessionLoadStatus.ZombieExpired ? status : SessionLoadStatus.Expired;

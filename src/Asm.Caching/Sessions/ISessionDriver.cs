@@ -11,8 +11,11 @@ namespace Asm.Caching.Sessions;
 /// </para>
 /// <para>
 /// Every operation is atomic and, on a networked driver, one round trip. Times come from the caller
-/// (<see cref="SessionLoadRequest.Now"/> and friends), so that idle and absolute timeouts, lock leases and zombie
-/// windows all follow the application's <see cref="TimeProvider"/>. Nothing here knows about HTTP.
+/// (<see cref="SessionLoadRequest.Now"/> and friends), so that idle and absolute timeouts and zombie windows follow
+/// the application's <see cref="TimeProvider"/>. Lock leases are the exception where the storage is shared across
+/// machines: such a driver (Redis) grants, renews and judges them by the storage's own clock, so that mutual exclusion
+/// never depends on application servers agreeing on the time. A commit under a lease is applied only while the stored
+/// lock carries both the lease's token and its fence. Nothing here knows about HTTP.
 /// </para>
 /// </remarks>
 public interface ISessionDriver

@@ -1,7 +1,7 @@
 namespace Asm.Caching.Sessions;
 
 /// <summary>What <see cref="ISessionDriver.CommitAsync"/> writes.</summary>
-public sealed class SessionCommitRequest
+public sealed record SessionCommitRequest
 {
     private static readonly Dictionary<string, byte[]?> NoChanges = new(StringComparer.Ordinal);
 

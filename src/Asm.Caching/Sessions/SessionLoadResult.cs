@@ -14,6 +14,12 @@ public sealed class SessionLoadResult
     /// <summary>The current secret of the session, when it was loaded through a zombie secret.</summary>
     public string? CurrentSecret { get; init; }
 
+    /// <summary>
+    /// When the session was loaded through a zombie secret: the client profile of the request that replaced that
+    /// secret (<see cref="SessionRegenerateRequest.Profile"/>), or <see langword="null"/> when none was stored.
+    /// </summary>
+    public string? ZombieProfile { get; init; }
+
     /// <summary>When the session was created.</summary>
     public DateTimeOffset CreatedAt { get; init; }
 

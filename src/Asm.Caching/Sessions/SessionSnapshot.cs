@@ -39,4 +39,8 @@ public sealed record SessionSnapshot
 /// <summary>A former secret of a session and the end of its window.</summary>
 /// <param name="Secret">The former secret.</param>
 /// <param name="ExpiresAt">Until when it still opens the session.</param>
-public readonly record struct SessionZombie(string Secret, DateTimeOffset ExpiresAt);
+/// <param name="Profile">
+/// The client profile of the request that replaced the secret (see <see cref="SessionRegenerateRequest.Profile"/>), or
+/// <see langword="null"/> when none was stored.
+/// </param>
+public readonly record struct SessionZombie(string Secret, DateTimeOffset ExpiresAt, string? Profile = null);

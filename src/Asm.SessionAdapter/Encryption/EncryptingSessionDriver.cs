@@ -15,7 +15,8 @@ namespace Asm.SessionAdapter.Encryption;
 /// The name inside the ciphertext binds a value to its name, and the session id in the purpose binds it to its
 /// session, so that values moved between names or sessions fail to open. A value that fails to open makes the
 /// whole load <see cref="SessionLoadStatus.Corrupt"/>. Profiles are stored as
-/// <c>Protect([1: format version][profile UTF-8])</c>, base64, and are never compared by the driver.
+/// <c>Protect([1: format version][profile UTF-8])</c>, base64, and are never compared by the driver; so is the profile
+/// stored with each zombie secret.
 /// </remarks>
 internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtectionProvider dataProtection) : ISessionDriver, ISessionTransferDriver
 {
@@ -47,6 +48,7 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
                 Status = result.Status,
                 Values = values,
                 CurrentSecret = result.CurrentSecret,
+                ZombieProfile = result.ZombieProfile is { } zombieProfile ? OpenProfile(protector, zombieProfile) : null,
                 CreatedAt = result.CreatedAt,
                 Profiles = profiles,
                 Lease = result.Lease,
@@ -73,19 +75,10 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
             changes[name] = value is null ? null : SealValue(protector, name, value);
         }
 
-        var sealedRequest = new SessionCommitRequest
+        var sealedRequest = request with
         {
-            SessionId = request.SessionId,
-            Now = request.Now,
-            IdleTimeout = request.IdleTimeout,
-            CreateWithSecret = request.CreateWithSecret,
-            AbsoluteExpiresAt = request.AbsoluteExpiresAt,
-            Lease = request.Lease,
-            ReleaseLock = request.ReleaseLock,
-            Clear = request.Clear,
             Changes = changes,
             AddProfiles = request.AddProfiles.Select(p => SealProfile(protector, p)).ToList(),
-            MaxProfiles = request.MaxProfiles,
         };
         return inner.CommitAsync(sealedRequest, cancellationToken);
     }
@@ -97,7 +90,9 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
         inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
 
     public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) =>
-        inner.RegenerateAsync(request, cancellationToken);
+        inner.RegenerateAsync(
+            request.Profile is { } profile ? request with { Profile = SealProfile(For(request.Key.Id), profile) } : request,
+            cancellationToken);
 
     public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
         inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);

@@ -75,6 +75,22 @@ public abstract partial class DriverConformanceTests : IDisposable
     /// <summary>Damages the stored record of <paramref name="sessionId"/> in the driver's real storage.</summary>
     protected abstract Task CorruptStoredSessionAsync(string sessionId);
 
+    /// <summary>
+    /// Makes the storage hold <paramref name="token"/> as the lock token of <paramref name="sessionId"/>, with the
+    /// fence unchanged: what a failover to a replica that missed a grant leaves behind.
+    /// </summary>
+    protected abstract Task ReplaceLockTokenAsync(string sessionId, string token);
+
+    /// <summary>
+    /// Lets every lease on <paramref name="key"/> lapse. Drivers that judge leases by the caller's clock move
+    /// <see cref="Clock"/> past the lease; a driver that judges them by the storage's own clock (Redis) overrides this.
+    /// </summary>
+    protected virtual Task LetLeasesLapseAsync(SessionKey key)
+    {
+        Clock.Advance(LeaseDuration + TimeSpan.FromSeconds(1));
+        return Task.CompletedTask;
+    }
+
     /// <inheritdoc/>
     public void Dispose()
     {
@@ -266,7 +282,7 @@ public abstract partial class DriverConformanceTests : IDisposable
         var key = await CreateSessionAsync();
         var first = (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Lease!;
 
-        Clock.Advance(LeaseDuration + TimeSpan.FromSeconds(1));
+        await LetLeasesLapseAsync(key);
         var second = await LoadAsync(key, SessionLease.Create(LeaseDuration));
 
         Assert.Equal(SessionLoadStatus.Found, second.Status);
@@ -279,7 +295,7 @@ public abstract partial class DriverConformanceTests : IDisposable
     {
         var key = await CreateSessionAsync(new() { ["a"] = [1] });
         var stale = (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Lease!;
-        Clock.Advance(LeaseDuration + TimeSpan.FromSeconds(1));
+        await LetLeasesLapseAsync(key);
         var current = (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Lease!;
 
         var status = await CommitAsync(key, new() { ["a"] = [9], ["b"] = [9] }, stale, releaseLock: true);
@@ -290,6 +306,69 @@ public abstract partial class DriverConformanceTests : IDisposable
         Assert.False(loaded.Values.ContainsKey("b"));
         Assert.Equal(SessionLoadStatus.LockBusy, (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Status);
         Assert.Equal(SessionCommitStatus.Committed, await CommitAsync(key, new() { ["a"] = [2] }, current, releaseLock: true));
+    }
+
+    [Fact]
+    public async Task CommitAsync_LeaseWithTheCurrentFenceButAnotherToken_ReturnsLockLostAndWritesNothing()
+    {
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+        var old = (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Lease!;
+        await ReplaceLockTokenAsync(key.Id, SessionLease.Create(LeaseDuration).Token);
+
+        var status = await CommitAsync(key, new() { ["a"] = [9] }, old, releaseLock: true);
+
+        Assert.Equal(SessionCommitStatus.LockLost, status);
+        Assert.Equal([1], (await LoadAsync(key)).Values["a"]);
+    }
+
+    [Fact]
+    public async Task CommitAsync_UnderHeldLeaseWithoutRelease_KeepsTheLeaseForALaterCommit()
+    {
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+        var lease = (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Lease!;
+
+        Assert.Equal(SessionCommitStatus.Committed, await CommitAsync(key, new() { ["a"] = [2] }, lease, releaseLock: false));
+        Assert.Equal(SessionLoadStatus.LockBusy, (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Status);
+        Assert.Equal(SessionCommitStatus.Committed, await CommitAsync(key, new() { ["b"] = [3] }, lease, releaseLock: true));
+
+        var loaded = await LoadAsync(key, SessionLease.Create(LeaseDuration));
+        Assert.Equal(SessionLoadStatus.Found, loaded.Status);
+        Assert.Equal([2], loaded.Values["a"]);
+        Assert.Equal([3], loaded.Values["b"]);
+    }
+
+    [Fact]
+    public async Task CommitAsync_NameWithLoneSurrogate_ThrowsArgumentExceptionAndWritesNothing()
+    {
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+
+        await Assert.ThrowsAsync<ArgumentException>(() => CommitAsync(key, new() { ["a\uD800"] = [1], ["b"] = [2] }));
+
+        var loaded = await LoadAsync(key);
+        Assert.Equal(["a"], loaded.Values.Keys);
+    }
+
+    [Fact]
+    public async Task CommitAsync_NamesThatDifferOnlyInTheirSurrogates_KeepBothValues()
+    {
+        var key = await CreateSessionAsync(new() { ["a\uD83D\uDE00"] = [1], ["a\uD83D\uDE01"] = [2] });
+
+        var loaded = await LoadAsync(key);
+
+        Assert.Equal([1], loaded.Values["a\uD83D\uDE00"]);
+        Assert.Equal([2], loaded.Values["a\uD83D\uDE01"]);
+    }
+
+    [Fact]
+    public async Task LoadAsync_CallerChangesTheArraysItWroteAndRead_StoredValuesStayAsCommitted()
+    {
+        byte[] written = [1, 2];
+        var key = await CreateSessionAsync(new() { ["a"] = written });
+        written[0] = 9;
+        var first = await LoadAsync(key);
+        first.Values["a"][1] = 9;
+
+        Assert.Equal([1, 2], (await LoadAsync(key)).Values["a"]);
     }
 
     [Fact]
@@ -311,7 +390,7 @@ public abstract partial class DriverConformanceTests : IDisposable
     {
         var key = await CreateSessionAsync();
         var lost = (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Lease!;
-        Clock.Advance(LeaseDuration + TimeSpan.FromSeconds(1));
+        await LetLeasesLapseAsync(key);
         var current = (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Lease!;
 
         Assert.False(await Sessions.RenewLockAsync(key.Id, lost, Clock.GetUtcNow(), Token));
@@ -350,7 +429,7 @@ public abstract partial class DriverConformanceTests : IDisposable
     {
         var key = await CreateSessionAsync();
         var lost = (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Lease!;
-        Clock.Advance(LeaseDuration + TimeSpan.FromSeconds(1));
+        await LetLeasesLapseAsync(key);
         Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Status);
 
         await Sessions.ReleaseLockAsync(key.Id, lost, Token);
@@ -447,6 +526,20 @@ public abstract partial class DriverConformanceTests : IDisposable
         Assert.Null(expired.CurrentSecret);
         Assert.Empty(expired.Values);
         Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(renewed)).Status);
+    }
+
+    [Fact]
+    public async Task RegenerateAsync_WithProfile_ZombieLoadsCarryTheRegeneratingProfile()
+    {
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+        var second = key.WithNewSecret();
+        var third = second.WithNewSecret();
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(key, second, profile: "10.0.0.1|Firefox: x"));
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(second, third));
+
+        Assert.Equal("10.0.0.1|Firefox: x", (await LoadAsync(key)).ZombieProfile);
+        Assert.Null((await LoadAsync(second)).ZombieProfile);
+        Assert.Null((await LoadAsync(third)).ZombieProfile);
     }
 
     [Fact]
@@ -852,7 +945,7 @@ public abstract partial class DriverConformanceTests : IDisposable
             Changes = values,
         };
 
-    private async Task<SessionCommitStatus> RegenerateAsync(SessionKey presented, SessionKey renewed, TimeSpan? zombieWindow = null) =>
+    private async Task<SessionCommitStatus> RegenerateAsync(SessionKey presented, SessionKey renewed, TimeSpan? zombieWindow = null, string? profile = null) =>
         await Sessions.RegenerateAsync(
             new SessionRegenerateRequest
             {
@@ -860,6 +953,7 @@ public abstract partial class DriverConformanceTests : IDisposable
                 NewSecret = renewed.Secret,
                 Now = Clock.GetUtcNow(),
                 ZombieExpiresAt = Clock.GetUtcNow() + (zombieWindow ?? TimeSpan.FromMinutes(1)),
+                Profile = profile,
             },
             Token);
 

@@ -52,7 +52,7 @@ public sealed class DriverDifferentialTests : IDisposable
             ("in-memory", new InMemoryDriver(TimeProvider.System)),
             ("filesystem", new FileSystemDriver(
                 Options.Create(new FileSystemDriverOptions { Directory = _directory }), TimeProvider.System, NullLogger<FileSystemDriver>.Instance)),
-            ("redis", _redis.Create(TimeProvider.System)),
+            ("redis", _redis.CreateWithLeasesOnCallerClock()),
         ];
     }
 

@@ -34,6 +34,14 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : Dr
         await File.WriteAllBytesAsync(path, data[..(data.Length / 2)], Token);
     }
 
+    protected override async Task ReplaceLockTokenAsync(string sessionId, string token)
+    {
+        var path = Driver.GetSessionFilePath(sessionId);
+        Assert.True(SessionFileFormat.TryDeserialize(await File.ReadAllBytesAsync(path, Token), out var record));
+        record.LockToken = token;
+        await File.WriteAllBytesAsync(path, SessionFileFormat.Serialize(record), Token);
+    }
+
     protected override void Dispose(bool disposing)
     {
         if (disposing && Directory.Exists(_root))
@@ -66,10 +74,10 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : Dr
     [Fact]
     public async Task LoadAsync_EveryTruncationOfTheFile_ReturnsCorruptAndKeepsFile()
     {
-        var key = await CreateSessionAsync(new() { ["a"] = [1, 2, 3], ["\uD800"] = [] });
+        var key = await CreateSessionAsync(new() { ["a"] = [1, 2, 3], ["\uFFFD名"] = [] });
         var renewed = key.WithNewSecret();
         await Sessions.RegenerateAsync(
-            new SessionRegenerateRequest { Key = key, NewSecret = renewed.Secret, Now = Clock.GetUtcNow(), ZombieExpiresAt = Clock.GetUtcNow() + Idle },
+            new SessionRegenerateRequest { Key = key, NewSecret = renewed.Secret, Now = Clock.GetUtcNow(), ZombieExpiresAt = Clock.GetUtcNow() + Idle, Profile = "127.0.0.1|curl" },
             Token);
         Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(renewed, SessionLease.Create(TimeSpan.FromMinutes(1)))).Status);
         var path = Driver.GetSessionFilePath(key.Id);
@@ -145,8 +153,8 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : Dr
             LockExpiresAt = 5,
             PurgeAt = 6,
         };
-        record.Zombies.Add(("old", 7));
-        record.Zombies.Add(("older", 8));
+        record.Zombies.Add(("old", 7, "regenerated from"));
+        record.Zombies.Add(("older", 8, null));
         record.Profiles.Add("profile");
         record.Values["a\0b"] = [1, 2];
         record.Values["\uD800"] = [];

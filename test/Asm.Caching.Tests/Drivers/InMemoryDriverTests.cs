@@ -15,9 +15,22 @@ public sealed class InMemoryDriverTests : DriverConformanceTests
 
     protected override Task CorruptStoredSessionAsync(string sessionId)
     {
-        var field = typeof(InMemoryDriver).GetField("_sessions", BindingFlags.NonPublic | BindingFlags.Instance)!;
-        var sessions = (ConcurrentDictionary<string, SessionRecord>)field.GetValue(Sessions)!;
-        Assert.True(sessions.TryRemove(sessionId, out _));
+        Assert.True(Records.TryRemove(sessionId, out _));
         return Task.CompletedTask;
     }
+
+    protected override Task ReplaceLockTokenAsync(string sessionId, string token)
+    {
+        var record = Records[sessionId];
+        lock (record)
+        {
+            record.LockToken = token;
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private ConcurrentDictionary<string, SessionRecord> Records =>
+        (ConcurrentDictionary<string, SessionRecord>)typeof(InMemoryDriver)
+            .GetField("_sessions", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(Sessions)!;
 }

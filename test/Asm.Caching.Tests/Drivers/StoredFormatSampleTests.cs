@@ -53,7 +53,7 @@ public sealed class StoredFormatSampleTests(RedisServer server) : IDisposable
     [Fact]
     public async Task RedisSessionHashV1_RedisDriver_LoadsEveryField()
     {
-        var driver = _redis.Create(TimeProvider.System);
+        var driver = _redis.CreateWithLeasesOnCallerClock();
         await RestoreHashAsync(driver.SessionKeyOf(SampleRecords.LiveId), "redis-session-v1.txt");
 
         await AssertLiveSampleAsync(driver);
@@ -62,7 +62,7 @@ public sealed class StoredFormatSampleTests(RedisServer server) : IDisposable
     [Fact]
     public async Task RedisSessionHashV1Tombstone_RedisDriver_IsDestroyedAndRefusesCreation()
     {
-        var driver = _redis.Create(TimeProvider.System);
+        var driver = _redis.CreateWithLeasesOnCallerClock();
         await RestoreHashAsync(driver.SessionKeyOf(SampleRecords.DestroyedId), "redis-session-v1-tombstone.txt");
 
         await AssertTombstoneSampleAsync(driver);
@@ -71,7 +71,7 @@ public sealed class StoredFormatSampleTests(RedisServer server) : IDisposable
     [Fact]
     public async Task RedisCacheHashV1_RedisDriver_ReadsEntryAndItsExpiry()
     {
-        var driver = _redis.Create(TimeProvider.System);
+        var driver = _redis.CreateWithLeasesOnCallerClock();
         await RestoreHashAsync(driver.CacheKeyOf(SampleRecords.CacheKey), "redis-cache-v1.txt");
 
         await AssertCacheSampleAsync(driver);
@@ -91,7 +91,7 @@ public sealed class StoredFormatSampleTests(RedisServer server) : IDisposable
     [Fact]
     public async Task RedisDriver_SampleOperations_WriteTheV1SampleHashes()
     {
-        var driver = _redis.Create(TimeProvider.System);
+        var driver = _redis.CreateWithLeasesOnCallerClock();
         await SampleRecords.WriteAsync(driver);
         await driver.SetAsync(SampleRecords.CacheKey, SampleRecords.CacheValue, SampleRecords.CacheExpiration, CancellationToken.None);
 

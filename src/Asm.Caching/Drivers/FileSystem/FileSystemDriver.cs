@@ -84,6 +84,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
+        SessionValueName.ValidateAll(request);
         var file = SessionFile(request.SessionId);
         SessionCommitStatus status;
         using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))

@@ -15,7 +15,8 @@ namespace Asm.Caching.Drivers.FileSystem;
 /// <code>
 /// byte     format version (1)
 /// int64    PurgeAt            first, so that the sweeper reads only these 9 bytes
-/// byte     flags              bit 0: destroyed (a tombstone); bit 1: locked; bit 2: bound to a user; other bits zero
+/// byte     flags              bit 0: destroyed (a tombstone); bit 1: locked; bit 2: bound to a user; bit 3: zombie
+///                             profiles; other bits zero
 /// string   Secret
 /// int64    CreatedAt
 /// int64    IdleExpiresAt
@@ -24,7 +25,9 @@ namespace Asm.Caching.Drivers.FileSystem;
 /// string   LockToken          only when locked
 /// int64    LockExpiresAt      only when locked
 /// string   UserId             only when bound (the raw user id; a tombstone keeps it)
-/// int32    zombie count       then per zombie: string Secret, int64 ExpiresAt (oldest first)
+/// int32    zombie count       then per zombie: string Secret, int64 ExpiresAt (oldest first), and with bit 3 of
+///                             the flags a byte (1 when a profile follows, else 0) and string Profile: the client
+///                             profile of the request that replaced the secret
 /// int32    profile count      then per profile: string (oldest first)
 /// int32    value count        then per value: string Name, int32 length, the value's bytes
 /// </code>
@@ -44,6 +47,7 @@ internal static class SessionFileFormat
     private const byte DestroyedFlag = 1;
     private const byte LockedFlag = 2;
     private const byte BoundFlag = 4;
+    private const byte ZombieProfilesFlag = 8;
 
     public static byte[] Serialize(SessionRecord record)
     {
@@ -52,7 +56,9 @@ internal static class SessionFileFormat
         WriteInt64(buffer, record.PurgeAt);
         var locked = record.LockToken is not null;
         var bound = record.UserId is not null;
-        WriteByte(buffer, (byte)((record.Destroyed ? DestroyedFlag : 0) | (locked ? LockedFlag : 0) | (bound ? BoundFlag : 0)));
+        var zombieProfiles = record.Zombies.Exists(z => z.Profile is not null);
+        WriteByte(buffer, (byte)((record.Destroyed ? DestroyedFlag : 0) | (locked ? LockedFlag : 0) | (bound ? BoundFlag : 0)
+            | (zombieProfiles ? ZombieProfilesFlag : 0)));
         WriteString(buffer, record.Secret);
         WriteInt64(buffer, record.CreatedAt);
         WriteInt64(buffer, record.IdleExpiresAt);
@@ -70,10 +76,18 @@ internal static class SessionFileFormat
         }
 
         WriteInt32(buffer, record.Zombies.Count);
-        foreach (var (secret, expiresAt) in record.Zombies)
+        foreach (var (secret, expiresAt, profile) in record.Zombies)
         {
             WriteString(buffer, secret);
             WriteInt64(buffer, expiresAt);
+            if (zombieProfiles)
+            {
+                WriteByte(buffer, profile is null ? (byte)0 : (byte)1);
+                if (profile is not null)
+                {
+                    WriteString(buffer, profile);
+                }
+            }
         }
 
         WriteInt32(buffer, record.Profiles.Count);
@@ -100,7 +114,7 @@ internal static class SessionFileFormat
         var reader = new SpanReader(data);
         if (!reader.TryReadByte(out var version) || version != Version
             || !reader.TryReadInt64(out var purgeAt)
-            || !reader.TryReadByte(out var flags) || (flags & ~(DestroyedFlag | LockedFlag | BoundFlag)) != 0
+            || !reader.TryReadByte(out var flags) || (flags & ~(DestroyedFlag | LockedFlag | BoundFlag | ZombieProfilesFlag)) != 0
             || !reader.TryReadString(out var secret)
             || !reader.TryReadInt64(out var createdAt)
             || !reader.TryReadInt64(out var idleExpiresAt)
@@ -154,7 +168,16 @@ internal static class SessionFileFormat
                 return false;
             }
 
-            result.Zombies.Add((zombie, expiresAt));
+            string? profile = null;
+            if ((flags & ZombieProfilesFlag) != 0)
+            {
+                if (!reader.TryReadByte(out var hasProfile) || hasProfile > 1 || (hasProfile == 1 && !reader.TryReadString(out profile)))
+                {
+                    return false;
+                }
+            }
+
+            result.Zombies.Add((zombie, expiresAt, profile));
         }
 
         if (!reader.TryReadCount(out var profiles))

@@ -8,7 +8,8 @@ namespace Asm.Caching.Drivers.InMemory;
 
 /// <summary>
 /// Keeps sessions and cache entries in this process. Thread-safe; expired entries are dropped when they are met and
-/// by the sweeper, so the store never grows past the live entries.
+/// by the sweeper, so the store never grows past the live entries. Session values go in and come out as copies, as
+/// they would through any other driver: a caller that changes an array it wrote or read changes nothing stored.
 /// </summary>
 internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver, ISessionTransferDriver, ISessionTrackingDriver, ICacheDriver, ISweepableDriver
 {
@@ -28,15 +29,50 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
             return ValueTask.FromResult(SessionLoadResult.Of(SessionLoadStatus.Unknown));
         }
 
+        SessionLoadResult result;
         lock (record)
         {
-            return ValueTask.FromResult(record.Load(request));
+            result = record.Load(request);
         }
+
+        if (result.Values.Count == 0)
+        {
+            return ValueTask.FromResult(result);
+        }
+
+        var copies = new Dictionary<string, byte[]>(result.Values.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in result.Values)
+        {
+            copies[name] = [.. value];
+        }
+
+        return ValueTask.FromResult(new SessionLoadResult
+        {
+            Status = result.Status,
+            Values = copies,
+            CurrentSecret = result.CurrentSecret,
+            ZombieProfile = result.ZombieProfile,
+            CreatedAt = result.CreatedAt,
+            Profiles = result.Profiles,
+            Lease = result.Lease,
+        });
     }
 
     public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
+        SessionValueName.ValidateAll(request);
+        if (request.Changes.Count > 0)
+        {
+            var copies = new Dictionary<string, byte[]?>(request.Changes.Count, StringComparer.Ordinal);
+            foreach (var (name, value) in request.Changes)
+            {
+                copies[name] = value is null ? null : [.. value];
+            }
+
+            request = request with { Changes = copies };
+        }
+
         SessionCommitStatus status;
         if (request.CreateWithSecret is not null)
         {

@@ -19,6 +19,19 @@ public sealed class RedisClusterDriverTests(RedisCluster cluster) : DriverConfor
         Assert.Equal(0L, await cluster.ExecuteOnKeyAsync(key, "HSET", key, "c", "yesterday"));
     }
 
+    protected override async Task ReplaceLockTokenAsync(string sessionId, string token)
+    {
+        var key = ((RedisDriver)Sessions).SessionKeyOf(sessionId);
+        Assert.Equal(0L, await cluster.ExecuteOnKeyAsync(key, "HSET", key, "lt", token));
+    }
+
+    /// <summary>Redis judges leases by its own clock, which a test cannot move: the stored lease expiry goes back instead.</summary>
+    protected override async Task LetLeasesLapseAsync(SessionKey key)
+    {
+        var redisKey = ((RedisDriver)Sessions).SessionKeyOf(key.Id);
+        Assert.Equal(0L, await cluster.ExecuteOnKeyAsync(redisKey, "HSET", redisKey, "lx", "1"));
+    }
+
     protected override void Dispose(bool disposing)
     {
         if (disposing)

@@ -28,6 +28,17 @@ internal sealed class RedisTestDrivers(string configuration) : IDisposable
         return driver;
     }
 
+    /// <summary>
+    /// A driver that judges leases by the time the caller passes rather than Redis's own clock, for tests that compare
+    /// stored fields or outcomes with the record's rules on a fake clock.
+    /// </summary>
+    public RedisDriver CreateWithLeasesOnCallerClock()
+    {
+        var driver = Create(TimeProvider.System);
+        driver.LeasesOnCallerClock = true;
+        return driver;
+    }
+
     public void Dispose()
     {
         lock (_drivers)

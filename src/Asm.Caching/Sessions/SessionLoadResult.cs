@@ -1,7 +1,7 @@
 namespace Asm.Caching.Sessions;
 
 /// <summary>What <see cref="ISessionDriver.LoadAsync"/> found.</summary>
-public sealed class SessionLoadResult
+public sealed record SessionLoadResult
 {
     private static readonly Dictionary<string, byte[]> NoValues = new(StringComparer.Ordinal);
 

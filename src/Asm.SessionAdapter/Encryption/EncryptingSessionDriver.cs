@@ -43,16 +43,11 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
             }
 
             var profiles = result.Profiles.Select(p => OpenProfile(protector, p)).ToList();
-            return new SessionLoadResult
+            return result with
             {
-                Status = result.Status,
                 Values = values,
-                CurrentSecret = result.CurrentSecret,
                 ZombieProfile = result.ZombieProfile is { } zombieProfile ? OpenProfile(protector, zombieProfile) : null,
-                CreatedAt = result.CreatedAt,
                 Profiles = profiles,
-                Lease = result.Lease,
-                UserId = result.UserId,
             };
         }
         catch (Exception ex) when (ex is CryptographicException or FormatException)

@@ -46,16 +46,7 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
             copies[name] = [.. value];
         }
 
-        return ValueTask.FromResult(new SessionLoadResult
-        {
-            Status = result.Status,
-            Values = copies,
-            CurrentSecret = result.CurrentSecret,
-            ZombieProfile = result.ZombieProfile,
-            CreatedAt = result.CreatedAt,
-            Profiles = result.Profiles,
-            Lease = result.Lease,
-        });
+        return ValueTask.FromResult(result with { Values = copies });
     }
 
     public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)

@@ -8,7 +8,9 @@
 # free loopback port and one bench/Asm.Benchmarks.App per session provider (each on its own free port), seeds
 # sessions with curl, and drives every row with wrk. Rows run in rounds: each round measures every row once, stock
 # and Asm on the same storage back to back, so a slow spell of the machine hits both; a row reports its median round.
-# Then the lock hand-off on one session over Redis. It prints one Markdown report and stops everything it started.
+# Then the lock hand-off on one session over Redis, and the allocations per request (BenchmarkDotNet, in process).
+# It prints one Markdown report, ending with every goal of issue 12 and its measured ratio, and stops everything it
+# started.
 #
 # Environment:
 #   BENCH_DURATION        measured wrk run per row and round (default 10s)
@@ -18,7 +20,8 @@
 #   BENCH_THREADS         wrk threads (default 2)
 #   BENCH_SESSIONS        sessions seeded per provider; requests go round them (default 128)
 #   BENCH_HANDOFF_SAMPLE  how long Redis MONITOR samples the lock hand-off (default 3s)
-#   BENCH_ONLY            a regex: run only the rows whose id matches (see the rows below; the hand-off is asm-redis-handoff)
+#   BENCH_ONLY            a regex: run only the rows whose id matches (see the rows below; the hand-off is asm-redis-handoff,
+#                         the allocations are allocations)
 #   BENCH_OUT             also write the report to this file
 set -euo pipefail
 
@@ -44,6 +47,8 @@ rows=(
   "stock-memory-write|stock-memory|/write||Stock, memory cache|read-modify-write"
   "asm-memory-exclusive|asm-memory|/exclusive/write|stock-memory-write|Asm, in-memory|Exclusive read-modify-write"
   "asm-memory-lockless|asm-memory|/lockless/write|stock-memory-write|Asm, in-memory|Lockless read-modify-write"
+  "stock-msredis-read|stock-msredis|/read||Stock, Microsoft Redis cache|read"
+  "stock-msredis-write|stock-msredis|/write||Stock, Microsoft Redis cache|read-modify-write"
   "stock-redis-read|stock-redis|/read||Stock, Asm Redis cache|read"
   "asm-redis-readonly|asm-redis|/readonly/read|stock-redis-read|Asm, Redis|ReadOnly read"
   "stock-redis-write|stock-redis|/write||Stock, Asm Redis cache|read-modify-write"
@@ -191,7 +196,7 @@ script_commands() {
     | sed -E "s/.*\(['\"]//; s/['\"]$//" | tr '[:upper:]' '[:lower:]' | sort -u | tr '\n' ' ' || true
 }
 
-# round_trips BEFORE AFTER REQUESTS: prints "top-level-commands-per-request|breakdown".
+# round_trips BEFORE AFTER REQUESTS: prints "top-level-commands-per-request|breakdown|Redis us per script call".
 # Top-level = EVAL/EVALSHA (and the _RO/FCALL forms) + every command that no driver script calls, less INFO (ours).
 # The breakdown lists every command per request and, for scripts, the time Redis spent in each call.
 round_trips() {
@@ -203,10 +208,14 @@ round_trips() {
       if (d <= 0 || $1 == "info") next
       script = $1 ~ /^(eval|evalsha|eval_ro|evalsha_ro|fcall|fcall_ro)$/
       top += (script || !($1 in in_script)) ? d : 0
+      if (script) { calls += d; script_us += $3 - before_us[$1] }
       if (script) breakdown = breakdown sprintf("%s %.2f (%.1f us each in Redis), ", $1, d / requests, ($3 - before_us[$1]) / d)
       else breakdown = breakdown sprintf("%s %.2f, ", $1, d / requests)
     }
-    END { sub(/, $/, "", breakdown); printf "%.2f|%s\n", (requests > 0 ? top / requests : 0), breakdown }
+    END {
+      sub(/, $/, "", breakdown)
+      printf "%.2f|%s|%.2f\n", (requests > 0 ? top / requests : 0), breakdown, (calls > 0 ? script_us / calls : 0)
+    }
   ' "$1" "$2"
 }
 
@@ -306,6 +315,22 @@ handoff() {
   handoff_done=1
 }
 
+# Allocations per request: BenchmarkDotNet's SessionPipelineBenchmarks in this process (MemoryDiagnoser: allocations
+# are exact whatever the machine's load). Writes "method bytes" lines to $work/allocations.
+allocations() {
+  log "Allocations per request: BenchmarkDotNet SessionPipelineBenchmarks (about 2 minutes)"
+  (cd "$work" && DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 dotnet run -c Release --project "$root/bench/Asm.Benchmarks" -- \
+    --filter '*SessionPipelineBenchmarks.Stock*' '*SessionPipelineBenchmarks.Asm*' --artifacts "$work/bdn" >"$work/bdn.log" 2>&1) \
+    || { tail -n 30 "$work/bdn.log" >&2; die "BenchmarkDotNet failed"; }
+  # The summary table: | Method | ... | Allocated | ...; sizes like "5.52 KB" or "760 B".
+  awk -F'|' '
+    function bytes(v) { v = v; gsub(/ /, "", v); if (v ~ /KB$/) return v * 1024; if (v ~ /MB$/) return v * 1048576; return v + 0 }
+    /^\| *Method *\|/ { for (i = 1; i <= NF; i++) { h = $i; gsub(/ /, "", h); if (h == "Method") m = i; if (h == "Allocated") a = i } next }
+    m && a && $m ~ /(Stock|Asm)_/ { name = $m; gsub(/ /, "", name); printf "%s %d\n", name, bytes($a) }
+  ' "$work/bdn.log" | sort -u >"$work/allocations"
+  [[ -s $work/allocations ]] || die "no allocations in BenchmarkDotNet's summary (see $work/bdn.log)"
+}
+
 # median_round ID: the result line of the row's median round (by requests/s).
 median_round() {
   sort -n "$work/results/$1" | awk -v m=$(((rounds + 1) / 2)) 'NR == m'
@@ -315,6 +340,77 @@ median_round() {
 ratio_median() {
   awk 'FNR == NR { base[$6] = $1; next } ($6 in base) && base[$6] > 0 { print $1 / base[$6] }' \
     "$work/results/$2" "$work/results/$1" | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.2f", v[int((NR + 1) / 2)] }'
+}
+
+# The goals of issue 12: description|kind|row|baseline|target. Kinds: rps (requests/s ratio, at least the target),
+# script (Redis time per script call, at most the target times the baseline's), loads and handoff (the lock hand-off,
+# at most the target), alloc (allocated bytes per request from BenchmarkDotNet, at most the target times the baseline's).
+goals=(
+  "Redis read: Asm ReadOnly vs stock over Microsoft's Redis cache|rps|asm-redis-readonly|stock-msredis-read|2.5"
+  "Redis read-modify-write: Asm Exclusive vs stock over Microsoft's Redis cache|rps|asm-redis-exclusive|stock-msredis-write|1.5"
+  "Redis read-modify-write: Asm Lockless vs stock over Microsoft's Redis cache|rps|asm-redis-lockless|stock-msredis-write|1.5"
+  "Redis read: Asm ReadOnly vs stock over Asm's Redis cache|rps|asm-redis-readonly|stock-redis-read|1.5"
+  "Redis read-modify-write: Asm Exclusive vs stock over Asm's Redis cache|rps|asm-redis-exclusive|stock-redis-write|1.1"
+  "Redis read-modify-write: Asm Lockless vs stock over Asm's Redis cache|rps|asm-redis-lockless|stock-redis-write|1.1"
+  "Redis time per script call: Asm ReadOnly vs the stock session's cache script|script|asm-redis-readonly|stock-redis-read|1.5"
+  "Redis time per script call: Asm Exclusive vs the stock session's cache script|script|asm-redis-exclusive|stock-redis-write|1.5"
+  "Redis time per script call: Asm Lockless vs the stock session's cache script|script|asm-redis-lockless|stock-redis-write|1.5"
+  "Hand-off, $connections clients on one session: loads per acquisition|loads|||1.2"
+  "Hand-off: release to the next acquire, in redis-benchmark PING round trips (p50)|handoff|||2"
+  "Filesystem ReadOnly vs in-memory ReadOnly|rps|asm-fs-readonly|asm-memory-readonly|0.4"
+  "In-memory Exclusive vs the stock memory session|rps|asm-memory-exclusive|stock-memory-write|0.95"
+  "Allocations per request: Asm ReadOnly read vs stock read|alloc|Asm_ReadOnly_Read|Stock_Read|1"
+  "Allocations per request: Asm Exclusive read vs stock read|alloc|Asm_Exclusive_Read|Stock_Read|1"
+  "Allocations per request: Asm Exclusive read-modify-write vs stock|alloc|Asm_Exclusive_Write|Stock_Write|1"
+  "Allocations per request: Asm Lockless read-modify-write vs stock|alloc|Asm_Lockless_Write|Stock_Write|1"
+)
+
+# script_us ID: Redis time per script call in the row's median round.
+script_us() {
+  local round
+  read -r _ _ _ _ _ round < <(median_round "$1")
+  cut -d'|' -f3 "$work/results/$1.$round.redis"
+}
+
+# goal_line GOAL: one row of the goals table, or nothing when its measurements were not run.
+goal_line() {
+  local description kind row baseline target measured value a b
+  IFS='|' read -r description kind row baseline target <<<"$1"
+  case $kind in
+    rps)
+      [[ -s $work/results/$row && -s $work/results/$baseline ]] || return 0
+      value=$(ratio_median "$row" "$baseline")
+      a=$(median_round "$row" | cut -d' ' -f1) b=$(median_round "$baseline" | cut -d' ' -f1)
+      measured="${value}x ($a against $b requests/s)" ;;
+    script)
+      [[ -s $work/results/$row && -s $work/results/$baseline ]] || return 0
+      a=$(script_us "$row") b=$(script_us "$baseline")
+      value=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+      measured="${value}x ($a against $b us)" ;;
+    loads)
+      [[ -n ${handoff_done:-} ]] || return 0
+      value=$(awk -v l="$ho_loads" -v r="$ho_releases" 'BEGIN { printf "%.2f", (r > 0 ? l / r : 0) }')
+      measured="$value ($ho_loads loads, $ho_releases releases)" ;;
+    handoff)
+      [[ -n ${handoff_done:-} ]] || return 0
+      value=$(awk -v g="$ho_gap_p50" -v p="$rb_p50" 'BEGIN { printf "%.1f", (p > 0 ? g / p : 0) }')
+      measured="$value ($ho_gap_p50 us against a $rb_p50 us PING)" ;;
+    alloc)
+      [[ -s $work/allocations ]] || return 0
+      a=$(awk -v m="$row" '$1 == m { print $2 }' "$work/allocations")
+      b=$(awk -v m="$baseline" '$1 == m { print $2 }' "$work/allocations")
+      [[ -n $a && -n $b ]] || return 0
+      value=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+      measured="${value}x ($a against $b bytes)" ;;
+  esac
+  local met
+  case $kind in
+    rps) met=$(awk -v v="$value" -v t="$target" 'BEGIN { print (v >= t ? "met" : "**missed**") }') ;;
+    *) met=$(awk -v v="$value" -v t="$target" 'BEGIN { print (v <= t ? "met" : "**missed**") }') ;;
+  esac
+  local op=">="
+  [[ $kind == rps ]] || op="<="
+  printf '| %s | %s %s | %s | %s |\n' "$description" "$op" "$target" "$measured" "$met"
 }
 
 report() {
@@ -359,7 +455,7 @@ report() {
     echo "- $id: $(cut -d'|' -f2 "$work/results/$id.$round.redis")"
   done
   if [[ -n ${handoff_done:-} ]]; then
-    echo "- asm-redis-handoff: ${ho_redis#*|}"
+    echo "- asm-redis-handoff: $(cut -d'|' -f2 <<<"$ho_redis")"
     echo
     echo "## Lock hand-off"
     echo
@@ -381,6 +477,26 @@ report() {
       printf "| Hand-off p50 in redis-benchmark round trips | %.1f |\n", (rb_p50 > 0 ? gap50 / rb_p50 : 0)
     }'
   fi
+  if [[ -s $work/allocations ]]; then
+    echo
+    echo "## Allocations per request"
+    echo
+    echo "BenchmarkDotNet SessionPipelineBenchmarks (in process, MemoryDiagnoser): one request through the stock"
+    echo "SessionMiddleware, in-memory storage on both sides."
+    echo
+    echo "| Method | Allocated bytes |"
+    echo "| --- | ---: |"
+    awk '{ printf "| %s | %d |\n", $1, $2 }' "$work/allocations"
+  fi
+  echo
+  echo "## Goals"
+  echo
+  echo "| Goal | Target | Measured, this run | |"
+  echo "| --- | --- | --- | --- |"
+  local goal
+  for goal in "${goals[@]}"; do
+    goal_line "$goal"
+  done
   echo
   echo "Machine: $(nproc) cores, $(free -h | awk '/^Mem:/ { print $2 }') memory, $(sed -nE 's/^model name\s*: //p' /proc/cpuinfo | head -n1);" \
     ".NET $(dotnet --version), Redis $(redis-server --version | awk '{ print $3 }' | cut -d= -f2), $(wrk -v 2>&1 | head -n1 | awk '{ print $1, $2 }')." \
@@ -403,7 +519,7 @@ for row in "${rows[@]}"; do
   selected "$id" && providers_needed[$provider]=1
 done
 selected asm-redis-handoff && providers_needed[asm-redis]=1
-for provider in none stock-memory stock-redis asm-memory asm-fs asm-redis; do
+for provider in none stock-memory stock-msredis stock-redis asm-memory asm-fs asm-redis; do
   [[ -n ${providers_needed[$provider]:-} ]] || continue
   start_app "$provider"
   if [[ $provider != none ]]; then
@@ -431,6 +547,7 @@ for ((round = 1; round <= rounds; round++)); do
 done
 
 selected asm-redis-handoff && handoff
+selected allocations && allocations
 
 if [[ -n ${BENCH_OUT:-} ]]; then
   report | tee "$BENCH_OUT"

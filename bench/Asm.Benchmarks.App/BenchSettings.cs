@@ -14,6 +14,12 @@ internal enum SessionProvider
     /// <summary>The stock <c>AddSession()</c> over Asm's Redis <c>IDistributedCache</c>.</summary>
     StockRedis,
 
+    /// <summary>
+    /// The stock <c>AddSession()</c> over Microsoft's <c>AddStackExchangeRedisCache()</c>
+    /// (Microsoft.Extensions.Caching.StackExchangeRedis): what most apps run today.
+    /// </summary>
+    StockMicrosoftRedis,
+
     /// <summary>Asm with the in-memory driver.</summary>
     AsmMemory,
 
@@ -26,7 +32,7 @@ internal enum SessionProvider
 
 /// <summary>
 /// What one run of the app serves, from the command line:
-/// <c>--provider none|stock-memory|stock-redis|asm-memory|asm-fs|asm-redis</c>, <c>--redis HOST:PORT</c> (Redis
+/// <c>--provider none|stock-memory|stock-redis|stock-msredis|asm-memory|asm-fs|asm-redis</c>, <c>--redis HOST:PORT</c> (Redis
 /// providers and <c>/redis/ping</c>), <c>--dir PATH</c> (asm-fs), <c>--lock-mode exclusive|lockonwrite|lockless|readonly</c>
 /// (the mode of <c>/read</c> and <c>/write</c>; default Exclusive), <c>--port N</c> (default 0: a free port),
 /// <c>--load-cancellation true</c> (handlers pass <c>RequestAborted</c> to <c>LoadAsync</c>; default false).
@@ -41,15 +47,16 @@ internal sealed record BenchSettings(
             "none" => SessionProvider.None,
             "stock-memory" => SessionProvider.StockMemory,
             "stock-redis" => SessionProvider.StockRedis,
+            "stock-msredis" => SessionProvider.StockMicrosoftRedis,
             "asm-memory" => SessionProvider.AsmMemory,
             "asm-fs" => SessionProvider.AsmFileSystem,
             "asm-redis" => SessionProvider.AsmRedis,
             var other => throw new ArgumentException(
-                $"--provider '{other}' is not one of none, stock-memory, stock-redis, asm-memory, asm-fs, asm-redis."),
+                $"--provider '{other}' is not one of none, stock-memory, stock-redis, stock-msredis, asm-memory, asm-fs, asm-redis."),
         };
 
         var redis = configuration["redis"];
-        if (provider is SessionProvider.StockRedis or SessionProvider.AsmRedis && string.IsNullOrWhiteSpace(redis))
+        if (provider is SessionProvider.StockRedis or SessionProvider.StockMicrosoftRedis or SessionProvider.AsmRedis && string.IsNullOrWhiteSpace(redis))
         {
             throw new ArgumentException("--redis HOST:PORT is required for the Redis providers.");
         }

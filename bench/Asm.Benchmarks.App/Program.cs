@@ -1,5 +1,5 @@
 // The app bench/run.sh starts once per configuration (see docs/benchmarks.md):
-//   Asm.Benchmarks.App --provider none|stock-memory|stock-redis|asm-memory|asm-fs|asm-redis
+//   Asm.Benchmarks.App --provider none|stock-memory|stock-redis|stock-msredis|asm-memory|asm-fs|asm-redis
 //                      [--redis HOST:PORT] [--dir PATH] [--lock-mode exclusive|lockonwrite|lockless|readonly] [--port N]
 //                      [--load-cancellation true]
 // Prints "LISTENING <url>" once it serves requests on loopback (a free port unless --port is given).
@@ -26,6 +26,10 @@ switch (settings.Provider)
         break;
     case SessionProvider.StockRedis:
         builder.Services.AddAsmDistributedCache().UseRedisDriver(settings.Redis!);
+        builder.Services.AddSession();
+        break;
+    case SessionProvider.StockMicrosoftRedis:
+        builder.Services.AddStackExchangeRedisCache(o => o.Configuration = settings.Redis);
         builder.Services.AddSession();
         break;
     case SessionProvider.AsmMemory:

@@ -297,24 +297,23 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
 
     private RedisValue LeaseClock(DateTimeOffset now) => LeasesOnCallerClock ? SessionRecord.Ms(now) : RedisValue.EmptyString;
 
-    private static SessionLoadStatus ToLoadStatus(long code) => code switch
-    {
-        0 => SessionLoadStatus.Found,
-        1 => SessionLoadStatus.Zombie,
-        2 => SessionLoadStatus.Unknown,
-        3 => SessionLoadStatus.Expired,
-        4 => SessionLoadStatus.Destroyed,
-        5 => SessionLoadStatus.ZombieExpired,
-        6 => SessionLoadStatus.LockBusy,
-        _ => SessionLoadStatus.Corrupt,
-    };
+    /// <summary>
+    /// The status a session script answered with. The scripts' codes are the enum's values (a test checks them); a
+    /// code the enum does not define means the scripts and this driver disagree, which is an error, never Corrupt.
+    /// </summary>
+    internal static SessionLoadStatus ToLoadStatus(long code) =>
+        code is >= 0 and <= int.MaxValue && Enum.IsDefined((SessionLoadStatus)code)
+            ? (SessionLoadStatus)code
+            : throw UnknownCode("load", code);
 
-    private static SessionCommitStatus ToCommitStatus(long code) => code switch
-    {
-        0 => SessionCommitStatus.Committed,
-        1 => SessionCommitStatus.LockLost,
-        _ => SessionCommitStatus.NotFound,
-    };
+    /// <summary>The status a commit or regeneration script answered with; an unknown code is an error.</summary>
+    internal static SessionCommitStatus ToCommitStatus(long code) =>
+        code is >= 0 and <= int.MaxValue && Enum.IsDefined((SessionCommitStatus)code)
+            ? (SessionCommitStatus)code
+            : throw UnknownCode("commit", code);
+
+    private static RedisDriverException UnknownCode(string operation, long code) =>
+        new($"A session {operation} script answered with status code {code}, which this driver does not know: the scripts in Redis and this driver disagree.");
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "Session {SessionHash} is stored in a form this driver cannot read; it is reported as corrupt.")]
     private partial void CorruptSession(string sessionHash);

@@ -7,7 +7,7 @@ namespace Asm.Caching.Tests.Drivers.Redis;
 /// <summary>
 /// The status codes the Lua scripts return are the C# enums' values: every enum member has its constant in the
 /// scripts, named after it (<c>ZombieExpired</c> is <c>ZOMBIE_EXPIRED</c>), with the same number, and no constant is
-/// left over.
+/// left over. The driver turns a code it does not know into an error, never into Corrupt.
 /// </summary>
 public sealed partial class RedisScriptStatusCodeTests
 {
@@ -33,6 +33,28 @@ public sealed partial class RedisScriptStatusCodeTests
         Assert.Equal(EnumCodes<SessionLoadStatus>(), LuaCodes(text, "FOUND"));
         Assert.Equal(EnumCodes<SessionCommitStatus>(), LuaCodes(text, "COMMITTED"));
     }
+
+    [Fact]
+    public void ToLoadStatus_EveryScriptCode_IsItsEnumMember()
+    {
+        foreach (var (name, code) in LuaCodes(RedisScripts.Load, "FOUND"))
+        {
+            Assert.Equal(name, UpperSnake().Replace(RedisDriver.ToLoadStatus(code).ToString(), "$1_$2").ToUpperInvariant());
+        }
+    }
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(8)]
+    [InlineData(long.MaxValue)]
+    public void ToLoadStatus_UnknownCode_ThrowsInsteadOfCorrupt(long code) =>
+        Assert.Contains($"status code {code}", Assert.Throws<RedisDriverException>(() => RedisDriver.ToLoadStatus(code)).Message, StringComparison.Ordinal);
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(3)]
+    public void ToCommitStatus_UnknownCode_ThrowsInsteadOfNotFound(long code) =>
+        Assert.Contains($"status code {code}", Assert.Throws<RedisDriverException>(() => RedisDriver.ToCommitStatus(code)).Message, StringComparison.Ordinal);
 
     private static SortedDictionary<string, int> EnumCodes<TEnum>()
         where TEnum : struct, Enum =>

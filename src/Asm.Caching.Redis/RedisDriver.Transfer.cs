@@ -14,7 +14,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver
         var result = await _connection.EvaluateAsync(
             RedisScripts.Export,
             SessionKeyOf(sessionId),
-            [SessionRecord.Ms(now), lease.Token, SessionRecord.Ms(lease.Duration)],
+            [SessionRecord.Ms(now), lease.Token, SessionRecord.Ms(lease.Duration), LeaseClock(now)],
             "session export",
             cancellationToken).ConfigureAwait(false);
         var reply = (RedisResult[]?)result ?? [];

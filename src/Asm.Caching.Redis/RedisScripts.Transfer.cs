@@ -5,7 +5,8 @@ internal static partial class RedisScripts
 {
     /// <summary>
     /// Locks a session by id alone and reads its whole record (see <c>ISessionTransferDriver.ExportAsync</c>).
-    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] lease token, ARGV[3] lease duration (ms).
+    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] lease token, ARGV[3] lease duration (ms, from Redis's clock),
+    /// ARGV[4] lease clock override (unix ms; '' for Redis's TIME, always outside tests).
     /// Returns {status} (2 Unknown, 3 Expired, 4 Destroyed, 6 LockBusy, 7 Corrupt) when nothing is exported, else
     /// {0, granted fence, secret, created at, idle expiry, absolute expiry ('' for never), purge-at, zombie count Z,
     /// Z pairs (secret, window end) oldest first, profile count P, P profiles oldest first, name, value, ...}.
@@ -17,9 +18,10 @@ internal static partial class RedisScripts
         if r == false then return { CORRUPT } end
         if r.x then return { DESTROYED } end
         if not live(r, now) then return { EXPIRED } end
-        if r.lt and r.lt ~= token and r.lx > now then return { LOCK_BUSY } end
+        local t = clock(ARGV[4])
+        if r.lt and r.lt ~= token and r.lx > t then return { LOCK_BUSY } end
         r.f = r.f + 1
-        redis.call('HSET', key, 'f', str(r.f), 'lt', token, 'lx', str(now + duration))
+        redis.call('HSET', key, 'f', str(r.f), 'lt', token, 'lx', str(t + duration))
         local ae = ''
         if r.ae then ae = str(r.ae) end
         table.sort(r.zombies, function(a, b) return a[2] < b[2] end)

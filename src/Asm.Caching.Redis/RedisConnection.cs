@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -86,6 +87,22 @@ internal sealed partial class RedisConnection : IDisposable
             CancellationToken.None,
             TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Lists the keys matching <paramref name="pattern"/> with <c>SCAN</c> on every primary the connection knows (one
+    /// server, or each master of a Cluster).
+    /// </summary>
+    public async IAsyncEnumerable<string> ScanAsync(string pattern, string operation, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
+        foreach (var server in database.Multiplexer.GetServers().Where(server => !server.IsReplica))
+        {
+            await foreach (var key in server.KeysAsync(database.Database, pattern, pageSize: 500).WithCancellation(cancellationToken).ConfigureAwait(false))
+            {
+                yield return key.ToString();
+            }
+        }
     }
 
     /// <summary>Sends a <c>PING</c> on the driver's connection and returns the round-trip time.</summary>

@@ -1,11 +1,13 @@
 using Asm.Caching.Records;
 using Asm.Caching.Sessions;
+using System.Runtime.CompilerServices;
+using System.Text.RegularExpressions;
 using StackExchange.Redis;
 
 namespace Asm.Caching.Drivers.Redis;
 
 /// <summary>Hands whole session records over to another driver and takes them in, each in one script.</summary>
-internal sealed partial class RedisDriver : ISessionTransferDriver
+internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionListingDriver
 {
     public async ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -65,6 +67,19 @@ internal sealed partial class RedisDriver : ISessionTransferDriver
         };
     }
 
+    public async IAsyncEnumerable<string> ListSessionIdsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // Keys are <prefix>s:{<id>}; the prefix is matched literally (glob characters in InstanceName escaped).
+        var pattern = GlobSpecial().Replace(_sessionPrefix, @"\$0") + "*}";
+        await foreach (var key in _connection.ScanAsync(pattern, "session listing", cancellationToken).ConfigureAwait(false))
+        {
+            if (key.Length > _sessionPrefix.Length + 1 && key.StartsWith(_sessionPrefix, StringComparison.Ordinal) && key.EndsWith('}'))
+            {
+                yield return key[_sessionPrefix.Length..^1];
+            }
+        }
+    }
+
     public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
@@ -101,4 +116,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver
             RedisScripts.Import, SessionKeyOf(snapshot.SessionId), [.. args], "session import", cancellationToken).ConfigureAwait(false);
         return (long)result == 1;
     }
+
+    [GeneratedRegex(@"[\\*?\[\]]")]
+    private static partial Regex GlobSpecial();
 }

@@ -1,5 +1,7 @@
+using Asm.SessionAdapter;
 using Asm.SessionAdapter.Migration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -15,11 +17,26 @@ public static class AsmMigrationBuilderExtensions
     /// <param name="builder">The Asm session builder.</param>
     /// <param name="previous">Chooses the previous driver, for example <c>previous => previous.UseFileSystemDriver("/var/lib/app/sessions")</c>.</param>
     /// <returns>The builder.</returns>
-    public static IAsmSessionBuilder MigrateFrom(this IAsmSessionBuilder builder, Action<IAsmStorageBuilder> previous)
+    public static IAsmSessionBuilder MigrateFrom(this IAsmSessionBuilder builder, Action<IAsmStorageBuilder> previous) =>
+        builder.MigrateFrom(previous, _ => { });
+
+    /// <summary>
+    /// Moves sessions from the driver <paramref name="previous"/> configures, as <see cref="MigrateFrom(IAsmSessionBuilder, Action{IAsmStorageBuilder})"/>,
+    /// and, when <paramref name="configure"/> turns on <see cref="AsmMigrationOptions.MoveInBackground"/>, moves the
+    /// rest in the background.
+    /// </summary>
+    /// <param name="builder">The Asm session builder.</param>
+    /// <param name="previous">Chooses the previous driver.</param>
+    /// <param name="configure">Sets the <see cref="AsmMigrationOptions"/>.</param>
+    /// <returns>The builder.</returns>
+    public static IAsmSessionBuilder MigrateFrom(this IAsmSessionBuilder builder, Action<IAsmStorageBuilder> previous, Action<AsmMigrationOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(previous);
+        ArgumentNullException.ThrowIfNull(configure);
         builder.Services.Replace(ServiceDescriptor.Singleton(services => new PreviousSessionDriver(services, previous)));
+        builder.Services.AddOptions<AsmMigrationOptions>().Configure(configure).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, BackgroundSessionMover>());
         return builder;
     }
 }

@@ -70,4 +70,19 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 42, Level = LogLevel.Information, Message = "Session {Session} was moved from the previous driver.")]
     public static partial void SessionMigrated(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 43, Level = LogLevel.Warning, Message = "The background session mover cannot list the sessions of the previous driver ({Driver}); sessions move on first use only.")]
+    public static partial void MoverCannotList(ILogger logger, string driver);
+
+    [LoggerMessage(EventId = 44, Level = LogLevel.Information, Message = "Background session move, pass {Pass}: {Listed} records listed, {Moved} sessions moved, {Locked} locked (retried).")]
+    public static partial void MoverProgress(ILogger logger, int pass, int listed, int moved, int locked);
+
+    [LoggerMessage(EventId = 45, Level = LogLevel.Information, Message = "Background session move, pass {Pass} done: {Listed} records listed, {Moved} sessions moved, {Locked} locked (retried).")]
+    public static partial void MoverPassDone(ILogger logger, int pass, int listed, int moved, int locked);
+
+    [LoggerMessage(EventId = 46, Level = LogLevel.Information, Message = "Background session move complete: every session of the previous driver has been moved or has ended.")]
+    public static partial void MoverComplete(ILogger logger);
+
+    [LoggerMessage(EventId = 47, Level = LogLevel.Warning, Message = "Background session move, pass {Pass}, failed; it starts again shortly.")]
+    public static partial void MoverFailed(ILogger logger, int pass, Exception exception);
 }

@@ -6,6 +6,7 @@ using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Tests.Diagnostics;
 using Asm.SessionAdapter.Tests.Identity;
 using Asm.SessionAdapter.Tests.Import;
+using Asm.Testing;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
@@ -32,17 +33,7 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     public async Task HundredSessions_MoveWhileParallelRequestsWrite_NothingLostNothingDuplicated()
     {
         await using var before = await StartBeforeAsync();
-        var users = new List<(int Index, CookieJarHandler Jar)>();
-        await Task.WhenAll(Enumerable.Range(0, 100).Select(async i =>
-        {
-            var client = before.CreateClient(out var jar);
-            (await client.PostAsync($"/set?name=user&value=u{i}", null)).EnsureSuccessStatusCode();
-            Assert.Equal("1", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
-            lock (users)
-            {
-                users.Add((i, jar));
-            }
-        }));
+        var users = await SeedAsync(before, 100);
 
         await using var after = await StartAfterAsync(before);
         using var counters = new AsmCounters(after.Services);
@@ -180,13 +171,63 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         Assert.Equal(SessionLoadStatus.Unknown, (await LoadAsync(before.Services.GetRequiredService<ISessionDriver>(), key)).Status);
     }
 
+    /// <summary>Two servers with the background mover, one previous storage: every session moves once.</summary>
+    private protected async Task BackgroundMoversOnTwoServers_MoveEverySessionOnce()
+    {
+        await using var before = await StartBeforeAsync();
+        var users = await SeedAsync(before, 100);
+        var (logsA, logsB) = (new ListLoggerProvider(), new ListLoggerProvider());
+
+        await using var a = await StartAfterAsync(before, background: true, logs: logsA);
+        await using var b = await StartAfterAsync(before, background: true, logs: logsB);
+        await WhenLoggedAsync(logsA, "Background session move complete");
+        await WhenLoggedAsync(logsB, "Background session move complete");
+
+        var moves = logsA.Messages.Concat(logsB.Messages).Where(m => m.Contains("was moved from the previous driver", StringComparison.Ordinal)).ToList();
+        Assert.Equal(100, moves.Count);
+        Assert.Equal(100, moves.Distinct(StringComparer.Ordinal).Count());
+        var storage = a.Services.GetRequiredService<ISessionDriver>();
+        foreach (var (index, jar) in users)
+        {
+            Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(storage, KeyOf(before, jar))).Status);
+            Assert.Equal($"u{index}", await ClientWithCookiesOf(b, jar).GetStringAsync("/get?name=user"));
+        }
+    }
+
+    /// <summary>Waits until <paramref name="logs"/> holds a message containing <paramref name="text"/>.</summary>
+    private protected static async Task WhenLoggedAsync(ListLoggerProvider logs, string text)
+    {
+        using var deadline = new CancellationTokenSource(Patience);
+        while (!logs.Messages.Any(m => m.Contains(text, StringComparison.Ordinal)))
+        {
+            await Task.Delay(20, deadline.Token);
+        }
+    }
+
+    /// <summary>Sessions written through the old server, each holding "user" = u&lt;index&gt; and "n" = 1.</summary>
+    private protected static async Task<List<(int Index, CookieJarHandler Jar)>> SeedAsync(SessionApp before, int count)
+    {
+        var users = new List<(int Index, CookieJarHandler Jar)>();
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            var client = before.CreateClient(out var jar);
+            (await client.PostAsync($"/set?name=user&value=u{i}", null)).EnsureSuccessStatusCode();
+            Assert.Equal("1", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+            lock (users)
+            {
+                users.Add((i, jar));
+            }
+        }));
+        return users;
+    }
+
     private static Task<SessionLoadResult> LoadAsync(ISessionDriver driver, SessionKey key) =>
         driver.LoadAsync(new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20) }, CancellationToken.None).AsTask();
 
     private static SessionKey KeyOf(SessionApp app, CookieJarHandler jar) =>
         SessionKey.TryParse(StockApp.KeyOf(app.Services, jar), out var key) ? key : throw new InvalidOperationException("Not an Asm key.");
 
-    private static HttpClient ClientWithCookiesOf(SessionApp app, CookieJarHandler from) => ClientWithCookiesOf(app, from.Cookies);
+    private protected static HttpClient ClientWithCookiesOf(SessionApp app, CookieJarHandler from) => ClientWithCookiesOf(app, from.Cookies);
 
     private static HttpClient ClientWithCookiesOf(SessionApp app, CookieContainer from)
     {
@@ -196,27 +237,41 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     }
 
     /// <summary>The app on the previous driver: the old server.</summary>
-    private Task<SessionApp> StartBeforeAsync() => SessionApp.StartAsync(b => previous.Use(b, _previousScope), Map);
+    private protected Task<SessionApp> StartBeforeAsync() => SessionApp.StartAsync(b => previous.Use(b, _previousScope), Map);
 
     /// <summary>The app on the new driver, migrating from the previous one, with the old server's Data Protection keys.</summary>
-    private Task<SessionApp> StartAfterAsync(SessionApp before, RecordingSessionEvents? events = null) =>
+    private protected Task<SessionApp> StartAfterAsync(
+        SessionApp before, RecordingSessionEvents? events = null, bool background = false, ListLoggerProvider? logs = null) =>
         SessionApp.StartAsync(
             builder =>
             {
                 current.Use(builder, _currentScope);
-                builder.MigrateFrom(old =>
-                {
-                    previous.Use(old, _previousScope);
-                    if (!previous.IsShared)
+                builder.MigrateFrom(
+                    old =>
                     {
-                        // The in-memory store lives in the old app's process: the new app reads that very store.
-                        old.Services.AddSingleton(before.Services.GetRequiredService<InMemoryDriver>());
-                    }
-                });
+                        previous.Use(old, _previousScope);
+                        if (!previous.IsShared)
+                        {
+                            // The in-memory store lives in the old app's process: the new app reads that very store.
+                            old.Services.AddSingleton(before.Services.GetRequiredService<InMemoryDriver>());
+                        }
+                    },
+                    migration =>
+                    {
+                        migration.MoveInBackground = background;
+                        migration.SessionsPerSecond = 1_000_000;
+                    });
             },
             Map,
             options => options.Events = events ?? new AsmSessionEvents(),
-            services: services => SessionApp.ShareDataProtection(services, before.Services));
+            services: services =>
+            {
+                SessionApp.ShareDataProtection(services, before.Services);
+                if (logs is not null)
+                {
+                    services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs);
+                }
+            });
 
     private static void Map(WebApplication app)
     {
@@ -232,10 +287,32 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
 }
 
 public sealed class InMemoryToFileSystemMigrationTests(InMemoryDriverFixture previous, FileSystemDriverFixture current)
-    : DriverMigrationTests<InMemoryDriverFixture, FileSystemDriverFixture>(previous, current), IClassFixture<InMemoryDriverFixture>, IClassFixture<FileSystemDriverFixture>;
+    : DriverMigrationTests<InMemoryDriverFixture, FileSystemDriverFixture>(previous, current), IClassFixture<InMemoryDriverFixture>, IClassFixture<FileSystemDriverFixture>
+{
+    [Fact]
+    public Task BackgroundMoversOnTwoServers_MoveEverySessionOnce_FromInMemory() => BackgroundMoversOnTwoServers_MoveEverySessionOnce();
+}
 
 public sealed class FileSystemToRedisMigrationTests(FileSystemDriverFixture previous, RedisDriverFixture current)
-    : DriverMigrationTests<FileSystemDriverFixture, RedisDriverFixture>(previous, current), IClassFixture<FileSystemDriverFixture>, IClassFixture<RedisDriverFixture>;
+    : DriverMigrationTests<FileSystemDriverFixture, RedisDriverFixture>(previous, current), IClassFixture<FileSystemDriverFixture>, IClassFixture<RedisDriverFixture>
+{
+    [Fact]
+    public async Task BackgroundMover_SaysTheFileSystemDriverCannotListItsSessions_AndSessionsStillMoveOnFirstUse()
+    {
+        await using var before = await StartBeforeAsync();
+        var users = await SeedAsync(before, 1);
+        var logs = new ListLoggerProvider();
+
+        await using var after = await StartAfterAsync(before, background: true, logs: logs);
+
+        await WhenLoggedAsync(logs, "cannot list the sessions of the previous driver (FileSystemDriver)");
+        Assert.Equal("u0", await ClientWithCookiesOf(after, users[0].Jar).GetStringAsync("/get?name=user"));
+    }
+}
 
 public sealed class RedisToRedisClusterMigrationTests(RedisDriverFixture previous, RedisClusterDriverFixture current)
-    : DriverMigrationTests<RedisDriverFixture, RedisClusterDriverFixture>(previous, current), IClassFixture<RedisDriverFixture>, IClassFixture<RedisClusterDriverFixture>;
+    : DriverMigrationTests<RedisDriverFixture, RedisClusterDriverFixture>(previous, current), IClassFixture<RedisDriverFixture>, IClassFixture<RedisClusterDriverFixture>
+{
+    [Fact]
+    public Task BackgroundMoversOnTwoServers_MoveEverySessionOnce_FromRedis() => BackgroundMoversOnTwoServers_MoveEverySessionOnce();
+}

@@ -11,7 +11,7 @@ namespace Asm.Caching.Drivers.InMemory;
 /// by the sweeper, so the store never grows past the live entries. Session values go in and come out as copies, as
 /// they would through any other driver: a caller that changes an array it wrote or read changes nothing stored.
 /// </summary>
-internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver, ISessionTransferDriver, ISessionTrackingDriver, ICacheDriver, ISweepableDriver
+internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver, ISessionTransferDriver, ISessionListingDriver, ISessionTrackingDriver, ICacheDriver, ISweepableDriver
 {
     private readonly ConcurrentDictionary<string, HashSet<string>> _users = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _endChecks = new(StringComparer.Ordinal);
@@ -285,6 +285,8 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
 
         return ValueTask.FromResult<IReadOnlyList<string>>(claimed);
     }
+
+    public IAsyncEnumerable<string> ListSessionIdsAsync(CancellationToken cancellationToken) => _sessions.Keys.ToAsyncEnumerable();
 
     public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>
         _signals.WaitAsync(sessionId, maxWait, cancellationToken);

@@ -16,7 +16,7 @@ namespace Asm.Caching.Drivers.Redis;
 /// records itself, so there is nothing to sweep. Lock releases are published on
 /// <c>&lt;InstanceName&gt;asm:released</c> and wake waiters in every process.
 /// </summary>
-internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDisposable
+internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriver, ICacheDriver, IDisposable
 {
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -116,15 +116,15 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
 
         var fence = (long)reply[2];
         var zombieProfile = (string?)reply[4];
-        var profileCount = (int)(long)reply[5];
+        var profileCount = (int)(long)reply[6];
         var profiles = new string[profileCount];
         for (var i = 0; i < profileCount; i++)
         {
-            profiles[i] = (string?)reply[6 + i] ?? "";
+            profiles[i] = (string?)reply[7 + i] ?? "";
         }
 
         var values = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        for (var i = 6 + profileCount; i + 1 < reply.Length; i += 2)
+        for (var i = 7 + profileCount; i + 1 < reply.Length; i += 2)
         {
             values[(string?)reply[i] ?? ""] = (byte[]?)reply[i + 1] ?? [];
         }
@@ -138,6 +138,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds((long)reply[1]),
             Profiles = profiles,
             Lease = lease is null ? null : lease with { Fence = fence },
+            UserId = (string?)reply[5] is { Length: > 0 } userId ? userId : null,
         };
     }
 
@@ -221,20 +222,20 @@ internal sealed partial class RedisDriver : ISessionDriver, ICacheDriver, IDispo
         }
 
         var result = await _connection.EvaluateAsync(
-            RedisScripts.Regenerate,
-            SessionKeyOf(request.Key.Id),
-            [
-                request.Key.Secret,
-                request.NewSecret,
-                SessionRecord.Ms(request.Now),
-                SessionRecord.Ms(request.ZombieExpiresAt),
-                Math.Max(0, request.MaxZombies),
-                request.Profile ?? "",
-            ],
-            "session regeneration",
-            cancellationToken).ConfigureAwait(false);
+            RedisScripts.Regenerate, SessionKeyOf(request.Key.Id), RegenerateArguments(request), "session regeneration", cancellationToken).ConfigureAwait(false);
         return ToCommitStatus((long)result);
     }
+
+    /// <summary>The ARGV of <see cref="RedisScripts.Regenerate"/> (and, after the user id, of <see cref="RedisScripts.Bind"/>).</summary>
+    private static RedisValue[] RegenerateArguments(SessionRegenerateRequest request) =>
+    [
+        request.Key.Secret,
+        request.NewSecret,
+        SessionRecord.Ms(request.Now),
+        SessionRecord.Ms(request.ZombieExpiresAt),
+        Math.Max(0, request.MaxZombies),
+        request.Profile ?? "",
+    ];
 
     public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
     {

@@ -22,6 +22,7 @@ namespace Asm.Caching.Drivers.Redis;
 ///              lowest seq is the oldest; profile: the client profile of the request that replaced the secret)
 /// p:&lt;profile&gt;  a client profile: "&lt;seq&gt;" (seq from n; the newest MaxProfiles are kept)
 /// v:&lt;name&gt;     a session value: opaque bytes, as committed
+/// u            the user the session is bound to (the raw user id, UTF-8); absent when unbound; a tombstone keeps it
 /// </code>
 /// <para>
 /// Integers are decimal strings of at most 16 digits. Any other field, or a field that does not parse, makes the
@@ -77,6 +78,8 @@ internal static partial class RedisScripts
               r.x = true
             elseif name == 's' then
               r.s = v
+            elseif name == 'u' then
+              r.u = v
             elseif name == 'lt' then
               r.lt = v
             elseif INTS[name] then
@@ -186,8 +189,8 @@ internal static partial class RedisScripts
     /// ARGV[4] lease token ('' to load without locking), ARGV[5] lease duration (ms, from Redis's clock),
     /// ARGV[6] lease clock override (unix ms; '' for Redis's TIME, always outside tests).
     /// Returns {status} when the session is not usable, else {status, created at, granted fence (0 for none),
-    /// current secret ('' unless status is Zombie), zombie profile ('' for none), profile count,
-    /// profiles oldest first..., name, value, ...}.
+    /// current secret ('' unless status is Zombie), zombie profile ('' for none), user id ('' when unbound),
+    /// profile count, profiles oldest first..., name, value, ...}.
     /// </summary>
     public const string Load = Prelude + """
         local key, secret, now, idle, token, duration = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
@@ -208,7 +211,7 @@ internal static partial class RedisScripts
         local current = ''
         if status == ZOMBIE then current = r.s end
         table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
-        local out = { status, r.c, fence, current, zombie_profile or '', #r.profiles }
+        local out = { status, r.c, fence, current, zombie_profile or '', r.u or '', #r.profiles }
         for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
         for _, v in ipairs(r.values) do
           out[#out + 1] = v[1]
@@ -317,7 +320,42 @@ internal static partial class RedisScripts
     /// ARGV[4] zombie window end (ms), ARGV[5] max zombies, ARGV[6] client profile of the regenerating request ('' for none).
     /// Returns 0 Committed, 2 NotFound.
     /// </summary>
-    public const string Regenerate = Prelude + """
+    public const string Regenerate = Prelude + RegenerateBody;
+
+    /// <summary>
+    /// Regenerates (as <see cref="Regenerate"/>) and binds the session to a user in the same step.
+    /// KEYS[1] session hash. ARGV[1] user id, then the arguments of <see cref="Regenerate"/>.
+    /// Returns {0 Committed or 2 NotFound, the user the session was bound to before ('' for none)}.
+    /// </summary>
+    public const string Bind = Prelude + """
+        local user = table.remove(ARGV, 1)
+        local before = redis.pcall('HGET', KEYS[1], 'u')
+        if type(before) ~= 'string' then before = '' end
+        local function regenerate()
+        """ + "\n" + RegenerateBody + "\n" + """
+        end
+        local status = regenerate()
+        if status == COMMITTED then redis.call('HSET', KEYS[1], 'u', user) end
+        return { status, before }
+        """;
+
+    /// <summary>
+    /// Reads what a session record tells about its session, touching nothing.
+    /// KEYS[1] session hash. Returns nil when there is no readable record, else {destroyed (0 or 1), created at,
+    /// idle expiry, absolute expiry ('' for never), user id ('' when unbound), profiles oldest first...}.
+    /// </summary>
+    public const string Info = Prelude + """
+        local r = read_meta(KEYS[1])
+        if not r then return false end
+        if r.x then return { 1, 0, 0, '', r.u or '' } end
+        table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
+        local out = { 0, r.c, r.ie, r.ae or '', r.u or '' }
+        for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
+        return out
+        """;
+
+    /// <summary>The body of <see cref="Regenerate"/>, shared with <see cref="Bind"/>.</summary>
+    private const string RegenerateBody = """
         local key, secret, new_secret, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
         local zombie_end, max_zombies = tonumber(ARGV[4]), tonumber(ARGV[5])
         local r = read_meta(key)
@@ -345,14 +383,16 @@ internal static partial class RedisScripts
     /// <summary>
     /// Replaces whatever a session stored with a tombstone, and wakes lock waiters.
     /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] tombstone end (ms), ARGV[3] release channel, ARGV[4] session id.
-    /// Returns 1.
+    /// The tombstone keeps the user the session was bound to, so that its end is reported with it. Returns 1.
     /// </summary>
     public const string Destroy = Prelude + """
         local key, now, purge_at = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
         local fence = redis.pcall('HGET', key, 'f')
         fence = int(fence) or 0
+        local user = redis.pcall('HGET', key, 'u')
         redis.call('DEL', key)
         redis.call('HSET', key, 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at))
+        if type(user) == 'string' then redis.call('HSET', key, 'u', user) end
         expire(key, purge_at, now)
         redis.call('PUBLISH', ARGV[3], ARGV[4])
         return 1

@@ -380,6 +380,11 @@ internal sealed class AsmSession : IAsmSession
                 throw new InvalidOperationException($"Session {Hash} could not be stored, so it cannot be bound to a user.");
             }
 
+            // What was written is stored now: the commit at the end of the request has nothing left to write again.
+            _values = _changes.Where(c => c.Value is not null).ToDictionary(c => c.Key, c => c.Value!, StringComparer.Ordinal);
+            _changes.Clear();
+            _cleared = false;
+            _newProfiles.Clear();
             SendKey();
         }
 

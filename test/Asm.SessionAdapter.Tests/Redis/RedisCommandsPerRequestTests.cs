@@ -31,6 +31,32 @@ public sealed class RedisCommandsPerRequestTests(RedisServer redis, ITestOutputH
     }
 
     [Fact]
+    public async Task UsersAndEnds_CostNothingOnOrdinaryRequests_OneCommandOnCreation_AndBindingIsMeasured()
+    {
+        await using var app = await StartAsync(s => s.AddAsmSession().UseRedisDriver(redis.EndPoint));
+        var server = app.GetTestServer();
+        await NewClient(server).PostAsync("/bind", null); // warms the server's script cache
+
+        // A session's first write also schedules its end check: one more command, once per session.
+        var create = await CommandsPerRequestAsync(() => NewClient(server).PostAsync("/write", null));
+
+        // Binding a new session: its creation and first end check, then the bind script, the index update, the info
+        // read and the end check again (no cap, no former user).
+        var bind = await CommandsPerRequestAsync(() => NewClient(server).PostAsync("/bind", null));
+
+        using var bound = NewClient(server);
+        await bound.PostAsync("/bind", null);
+        var (read, write) = await MeasureAsync(app, bound);
+
+        output.WriteLine($"Asm over Redis: {create:0.##} command(s) per creating request, {bind:0.##} per binding request " +
+            $"(which also creates), and on a bound session {read:0.##} per read-only request, {write:0.##} per read-write request.");
+        Assert.Equal(2, create);
+        Assert.Equal(1, read);
+        Assert.Equal(2, write);
+        Assert.Equal(6, bind);
+    }
+
+    [Fact]
     public async Task StockSessionOverAsmRedisCache_IsMeasuredForComparison()
     {
         await using var app = await StartAsync(s =>
@@ -60,9 +86,17 @@ public sealed class RedisCommandsPerRequestTests(RedisServer redis, ITestOutputH
         return app;
     }
 
+    private static HttpClient NewClient(TestServer server) =>
+        new(new CookieJarHandler(server.CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
+
     private async Task<(double Read, double Write)> MeasureAsync(WebApplication app)
     {
-        using var client = new HttpClient(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
+        using var client = NewClient(app.GetTestServer());
+        return await MeasureAsync(app, client);
+    }
+
+    private async Task<(double Read, double Write)> MeasureAsync(WebApplication app, HttpClient client)
+    {
         // Establish the session and warm the server's script cache.
         await client.PostAsync("/write", null);
         await client.GetStringAsync("/read");
@@ -96,6 +130,11 @@ public sealed class RedisCommandsPerRequestTests(RedisServer redis, ITestOutputH
         {
             await c.Session.LoadAsync();
             c.Session.SetInt32("n", (c.Session.GetInt32("n") ?? 0) + 1);
+        });
+        app.MapPost("/bind", async (HttpContext c) =>
+        {
+            c.Session.SetInt32("n", 0);
+            await c.Session.BindUserAsync("ada");
         });
     }
 }

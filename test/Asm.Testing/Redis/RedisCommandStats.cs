@@ -19,8 +19,8 @@ public sealed class RedisCommandStats
     /// <see cref="TopLevelCommands"/>. A cache removal is the one command the driver sends outside a script
     /// (<c>UNLINK</c>).
     /// </summary>
-    public static IReadOnlyList<string> CommandsRunByAsmScripts { get; } = typeof(RedisScripts)
-        .GetFields(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
+    public static IReadOnlyList<string> CommandsRunByAsmScripts { get; } = new[] { typeof(RedisScripts), typeof(RedisDriver.TrackingScripts) }
+        .SelectMany(t => t.GetFields(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static))
         .Where(f => f.IsLiteral && f.FieldType == typeof(string))
         .SelectMany(f => Regex.Matches((string)f.GetRawConstantValue()!, @"redis\.p?call\('([A-Za-z]+)'"))
         .Select(m => m.Groups[1].Value.ToLowerInvariant())

@@ -1,0 +1,9 @@
+using Asm.Testing.Drivers;
+
+namespace Asm.SessionAdapter.Tests.Users;
+
+public sealed class RedisSessionUserTests(RedisDriverFixture driver) : SessionUserTests<RedisDriverFixture>(driver)
+{
+    [Fact]
+    public Task TwoInstances_ReportEachEndExactlyOnce() => TwoInstancesOnOneStorage_ReportEachEndExactlyOnce();
+}

@@ -396,6 +396,7 @@ internal sealed class AsmSession : IAsmSession
             NewSecret = newKey.Secret,
             Now = now,
             ZombieExpiresAt = now + _options.ZombieLifetime,
+            Profile = _options.ProfileProvider?.Invoke(_context),
         };
         var status = await StorageAsync(
             "binding", async ct => await _lifecycle.BindAsync(request, userId, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);

@@ -85,9 +85,11 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
         inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
 
     public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) =>
-        inner.RegenerateAsync(
-            request.Profile is { } profile ? request with { Profile = SealProfile(For(request.Key.Id), profile) } : request,
-            cancellationToken);
+        inner.RegenerateAsync(Seal(request), cancellationToken);
+
+    /// <summary>The regeneration as stored: its profile sealed (for binds too, which regenerate through the driver's tracking).</summary>
+    public SessionRegenerateRequest Seal(SessionRegenerateRequest request) =>
+        request.Profile is { } profile ? request with { Profile = SealProfile(For(request.Key.Id), profile) } : request;
 
     public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
         inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);

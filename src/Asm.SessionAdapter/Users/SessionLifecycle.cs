@@ -93,7 +93,8 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
         var tracking = Tracking ?? throw new NotSupportedException(
             $"The session driver {services.Driver.GetType().Name} does not keep users: it does not implement ISessionTrackingDriver.");
         var sessionId = request.Key.Id;
-        var result = await tracking.BindUserAsync(request, userId, cancellationToken).ConfigureAwait(false);
+        var stored = services.Driver is EncryptingSessionDriver encrypting ? encrypting.Seal(request) : request;
+        var result = await tracking.BindUserAsync(stored, userId, cancellationToken).ConfigureAwait(false);
         if (result.Status != SessionCommitStatus.Committed)
         {
             return result.Status;

@@ -1,4 +1,5 @@
 using System.Net;
+using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Import;
 using Asm.SessionAdapter.Tests.Diagnostics;
@@ -33,7 +34,8 @@ public abstract class StockSessionImportTests
         await stockClient.PostAsync("/inc", null);
         var stockKey = StockApp.KeyOf(stock.Services, stockJar);
 
-        await using var asm = await StartAsmAsync(stock);
+        var logs = new ListLoggerProvider();
+        await using var asm = await StartAsmAsync(stock, logs: logs);
         using var counters = new AsmCounters(asm.Services);
         var client = ClientWithCookiesOf(asm, stockJar, out var asmJar);
 
@@ -45,6 +47,10 @@ public abstract class StockSessionImportTests
         Assert.Equal("n,user", await client.GetStringAsync("/keys"));
         Assert.Null(await stock.Services.GetRequiredService<IDistributedCache>().GetAsync(stockKey));
         Assert.Equal(1, counters[AsmSessionMetricNames.Imported]);
+        var imported = Assert.Single(logs.Messages, m => m.Contains("was imported as session", StringComparison.Ordinal));
+        Assert.Contains(SessionKey.Hash(stockKey), imported, StringComparison.Ordinal);
+        Assert.All(logs.Messages, m => Assert.DoesNotContain(stockKey, m, StringComparison.Ordinal));
+        Assert.All(logs.Messages, m => Assert.DoesNotContain(asmKey, m, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -235,7 +241,7 @@ public abstract class StockSessionImportTests
     private protected Task<StockApp> StartStockAsync() => StockApp.StartAsync(AddStockCache);
 
     /// <summary>The app after the swap: Asm sessions, the stock cache kept, the same Data Protection keys.</summary>
-    private protected Task<SessionApp> StartAsmAsync(StockApp stock, RecordingSessionEvents? events = null, TimeProvider? time = null, bool import = true, bool encrypt = false) =>
+    private protected Task<SessionApp> StartAsmAsync(StockApp stock, RecordingSessionEvents? events = null, TimeProvider? time = null, bool import = true, bool encrypt = false, ListLoggerProvider? logs = null) =>
         SessionApp.StartAsync(
             builder =>
             {
@@ -256,5 +262,9 @@ public abstract class StockSessionImportTests
             {
                 AddStockCache(services);
                 SessionApp.ShareDataProtection(services, stock.Services);
+                if (logs is not null)
+                {
+                    services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs);
+                }
             });
 }

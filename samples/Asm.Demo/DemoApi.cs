@@ -15,6 +15,9 @@ internal static class DemoApi
     /// <summary>How long "Hold the lock" holds its Exclusive lock.</summary>
     public static readonly TimeSpan Hold = TimeSpan.FromSeconds(3);
 
+    /// <summary>The user "Log in" signs in as.</summary>
+    public const string DemoUser = "ada";
+
     public static void MapDemoApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api");
@@ -35,11 +38,11 @@ internal static class DemoApi
         api.MapGet("/state", (HttpContext context, DemoStorage storage, DemoEventLog log) =>
         {
             var session = Describe(context.Session);
-            return new { session, storage = storage.Description, events = log.Of(session.Id) };
+            return new { session, storage = storage.Description, events = log.Of(session.Id, context.Session.UserId) };
         }).WithSessionLock(SessionLockMode.ReadOnly);
 
         api.MapGet("/events", (HttpContext context, DemoEventLog log) =>
-            log.Of(SessionKey.Hash(context.Session.Id))).WithSessionLock(SessionLockMode.ReadOnly);
+            log.Of(SessionKey.Hash(context.Session.Id), context.Session.UserId)).WithSessionLock(SessionLockMode.ReadOnly);
 
         // "Fire 50 parallel increments": the same read-modify-write under two lock modes.
         api.MapPost("/counters/reset", async (HttpContext context) =>
@@ -64,10 +67,45 @@ internal static class DemoApi
         api.MapPost("/login", async (HttpContext context) =>
         {
             await context.Session.LoadAsync(context.RequestAborted);
-            await context.Session.RegenerateIdAsync(context.RequestAborted);
-            context.Session.SetString("user", "ada");
+            await context.Session.BindUserAsync(DemoUser, context.RequestAborted);
+            context.Session.SetString("user", DemoUser);
             return new { id = SessionKey.Hash(context.Session.Id) };
         });
+
+        // "Your devices": the signed-in user's sessions, another device signing in, and "log out other devices".
+        api.MapGet("/devices", async (HttpContext context, IAsmSessionManager sessions) =>
+        {
+            await context.Session.LoadAsync(context.RequestAborted);
+            if (context.Session.UserId is not { } user)
+            {
+                return Results.BadRequest("Log in first: this session is not bound to a user.");
+            }
+
+            var devices = await sessions.GetUserSessionsAsync(user, context.RequestAborted);
+            return Results.Ok(devices.Reverse().Select(d => new
+            {
+                id = SessionKey.Hash(d.SessionId),
+                current = d.SessionId == context.Session.Id,
+                profile = d.Profiles.Count > 0 ? DemoProfiles.Label(d.Profiles[^1]) : "",
+                created = d.CreatedAt,
+                lastSeen = d.LastAccessedAt,
+            }));
+        }).WithSessionLock(SessionLockMode.ReadOnly);
+        api.MapPost("/devices/sign-in-elsewhere", async (HttpContext context) =>
+        {
+            // Sent by the page without its cookies and with X-Demo-Client: a new session, on "another device".
+            context.Session.SetString("user", DemoUser);
+            await context.Session.BindUserAsync(DemoUser, context.RequestAborted);
+            return new { id = SessionKey.Hash(context.Session.Id) };
+        });
+        api.MapPost("/devices/logout-others", async (HttpContext context, IAsmSessionManager sessions) =>
+        {
+            await context.Session.LoadAsync(context.RequestAborted);
+            var ended = context.Session.UserId is { } user
+                ? await sessions.DestroyUserSessionsAsync(user, context.Session.Id, context.RequestAborted)
+                : 0;
+            return new { ended };
+        }).WithSessionLock(SessionLockMode.ReadOnly);
 
         // "Hold the lock for 3 s" and the reads that answer meanwhile.
         api.MapPost("/hold", async (HttpContext context, DemoLockHolders holders, TimeProvider time) =>

@@ -1,3 +1,5 @@
+using Asm.Caching.Sessions;
+
 namespace Asm.Demo;
 
 /// <summary>
@@ -27,14 +29,26 @@ internal sealed class DemoEventLog(TimeProvider time)
             $"A cookie was not adopted ({context.Reason}); the request got a new session."),
         OnLockLost = context => Add(context, DemoEvent.LockLost,
             $"A {context.LockMode} request lost its lock lease; its commit was refused."),
+        OnSessionEnded = context =>
+        {
+            // Not tied to a request: it may come from the sweeper, for any session.
+            var log = context.Services.GetRequiredService<DemoEventLog>();
+            var session = SessionKey.Hash(context.SessionId);
+            log.Append(new DemoEvent(context.EndedAt, session, DemoEvent.SessionEnded,
+                $"Session {session} of {context.UserId ?? "no user"} ended: {context.Reason}.", context.UserId));
+            return Task.CompletedTask;
+        },
     };
 
-    /// <summary>The events of the session whose hash is <paramref name="session"/>, newest first.</summary>
-    public IReadOnlyList<DemoEvent> Of(string session)
+    /// <summary>
+    /// The events of the session whose hash is <paramref name="session"/>, and the ends of the sessions of
+    /// <paramref name="user"/>, newest first.
+    /// </summary>
+    public IReadOnlyList<DemoEvent> Of(string session, string? user)
     {
         lock (_gate)
         {
-            return [.. _events.Where(e => e.Session == session)];
+            return [.. _events.Where(e => e.Session == session || (user is not null && e.User == user))];
         }
     }
 
@@ -52,15 +66,19 @@ internal sealed class DemoEventLog(TimeProvider time)
 
         raised.Add(kind);
         var log = http.RequestServices.GetRequiredService<DemoEventLog>();
-        lock (log._gate)
+        log.Append(new DemoEvent(log._time.GetUtcNow(), context.SessionHash, kind, text));
+        return Task.CompletedTask;
+    }
+
+    private void Append(DemoEvent item)
+    {
+        lock (_gate)
         {
-            log._events.AddFirst(new DemoEvent(log._time.GetUtcNow(), context.SessionHash, kind, text));
-            while (log._events.Count > Capacity)
+            _events.AddFirst(item);
+            while (_events.Count > Capacity)
             {
-                log._events.RemoveLast();
+                _events.RemoveLast();
             }
         }
-
-        return Task.CompletedTask;
     }
 }

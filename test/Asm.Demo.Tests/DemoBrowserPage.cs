@@ -75,6 +75,19 @@ public sealed class DemoBrowserPage : IAsyncDisposable
         await Expect(Page.Locator("#event-log li[data-kind=profile-changed]").First).ToContainTextAsync("another-device");
     }
 
+    /// <summary>
+    /// "Your devices" (after "Log in"): another device signs in as the same user, both are listed, "log out other
+    /// devices" ends the other one, and its end appears in the event log.
+    /// </summary>
+    public async Task YourDevicesAsync()
+    {
+        await RunAsync("devices");
+        await Expect(Page.Locator("#devices-listed")).ToHaveClassAsync("yes");
+        await Expect(Page.Locator("#devices-others-ended")).ToHaveClassAsync("yes");
+        await Expect(Page.Locator("#result-devices table.devices tbody tr")).Not.ToHaveCountAsync(0);
+        await Expect(Page.Locator("#event-log li[data-kind=session-ended]").First).ToContainTextAsync("ended: Destroyed");
+    }
+
     /// <summary>"Destroy": the page ends up on a new session, with none of the old values.</summary>
     public async Task DestroyAsync()
     {

@@ -15,6 +15,7 @@ public sealed class ScreenshotTests(DemoFixture fixture) : IClassFixture<DemoFix
         await page.LogInAsync();
         await page.SimulateAnotherBrowserAsync();
         await page.HoldTheLockAsync();
+        await page.YourDevicesAsync();
 
         var path = Environment.GetEnvironmentVariable("ASM_UPDATE_SCREENSHOT") == "1"
             ? Path.Combine(Repository.Root, "docs", "demo.png")

@@ -43,7 +43,8 @@ internal sealed class StockApp : IAsyncDisposable
     }
 
     /// <summary>
-    /// <c>POST /set?name=&amp;value=</c> stores a string, <c>GET /get?name=</c> reads it ("-" when absent),
+    /// <c>POST /set?name=&amp;value=</c> stores a string, <c>GET /get?name=</c> reads it ("-" when absent; also
+    /// <c>/get-readonly</c>, in <see cref="SessionLockMode.ReadOnly"/>),
     /// <c>POST /inc</c> adds one to the counter "n" and returns it, <c>GET /keys</c> lists the names.
     /// </summary>
     public static void MapRoutes(WebApplication app)
@@ -58,6 +59,11 @@ internal sealed class StockApp : IAsyncDisposable
             await c.Session.LoadAsync();
             return c.Session.GetString(name) ?? "-";
         });
+        app.MapGet("/get-readonly", async (HttpContext c, string name) =>
+        {
+            await c.Session.LoadAsync();
+            return c.Session.GetString(name) ?? "-";
+        }).WithSessionLock(SessionLockMode.ReadOnly);
         app.MapPost("/inc", async (HttpContext c) =>
         {
             await c.Session.LoadAsync();

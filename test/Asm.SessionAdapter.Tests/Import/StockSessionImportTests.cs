@@ -54,6 +54,21 @@ public abstract class StockSessionImportTests
     }
 
     [Fact]
+    public async Task StockSession_IsImportedByAReadOnlyRequest_WhichSendsTheAsmCookie()
+    {
+        await using var stock = await StartStockAsync();
+        var stockClient = stock.CreateClient(out var stockJar);
+        await stockClient.PostAsync("/set?name=user&value=alice", null);
+        await using var asm = await StartAsmAsync(stock);
+        var client = ClientWithCookiesOf(asm, stockJar, out var asmJar);
+
+        Assert.Equal("alice", await client.GetStringAsync("/get-readonly?name=user"));
+
+        Assert.False(StockSessionImporter.IsStockKey(StockApp.KeyOf(asm.Services, asmJar)));
+        Assert.Equal("alice", await client.GetStringAsync("/get-readonly?name=user"));
+    }
+
+    [Fact]
     public async Task ParallelRequestsWithOneStockCookie_ImportItOnce_AndAllGetTheSameAsmSession()
     {
         await using var stock = await StartStockAsync();

@@ -5,6 +5,7 @@ using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Import;
 using Asm.SessionAdapter.Users;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 
 namespace Asm.SessionAdapter;
 
@@ -42,6 +43,24 @@ internal sealed class AsmSession : IAsmSession
     private bool _sendKey;
     private bool _deleteCookie;
     private string? _userId;
+    private WriteRefusal _refusal;
+    private bool _servedByZombie;
+
+    /// <summary>Why this request may no longer write, once something closed it for writes.</summary>
+    private enum WriteRefusal
+    {
+        /// <summary>Writes are allowed (as far as the lock mode goes).</summary>
+        None,
+
+        /// <summary>The lock wait timed out and <see cref="LockWaitFailure.ContinueReadOnly"/> went on without the lock.</summary>
+        LockWaitTimedOut,
+
+        /// <summary>An explicit commit found the lease lost: nothing more may be written without it.</summary>
+        LockLost,
+
+        /// <summary>The middleware's final commit has run: the request is over.</summary>
+        Ended,
+    }
 
     public AsmSession(AsmSessionServices services, HttpContext context, string? presentedKey, SessionLifecycle lifecycle)
     {
@@ -123,7 +142,21 @@ internal sealed class AsmSession : IAsmSession
 
         if (PrepareWrite())
         {
+            var had = _changes.TryGetValue(key, out var previous);
             _changes[key] = [.. value];
+            if (ValueBytes() > _options.MaxSessionSize)
+            {
+                if (had)
+                {
+                    _changes[key] = previous;
+                }
+                else
+                {
+                    _changes.Remove(key);
+                }
+
+                throw TooLarge();
+            }
         }
     }
 
@@ -149,7 +182,36 @@ internal sealed class AsmSession : IAsmSession
     {
         _changes.Clear();
         _cleared = false;
+        if (!_stored)
+        {
+            // A new session with nothing to store is never established: no cookie for it.
+            _sendKey = false;
+        }
     }
+
+    /// <summary>The bytes of values the session would hold once this request's changes are written.</summary>
+    private long ValueBytes()
+    {
+        long total = 0;
+        if (!_cleared)
+        {
+            foreach (var (name, value) in _values)
+            {
+                total += _changes.ContainsKey(name) ? 0 : value.Length;
+            }
+        }
+
+        foreach (var value in _changes.Values)
+        {
+            total += value?.Length ?? 0;
+        }
+
+        return total;
+    }
+
+    private InvalidOperationException TooLarge() => new(
+        $"Session {Hash} would hold more than AsmSessionOptions.MaxSessionSize ({_options.MaxSessionSize} bytes of values); " +
+        "nothing was written. Store less in the session, or raise MaxSessionSize.");
 
     /// <summary>
     /// The synchronous load <see cref="ISession"/> forces on callers that did not call <see cref="LoadAsync"/>:
@@ -197,6 +259,12 @@ internal sealed class AsmSession : IAsmSession
 
     private async Task LoadCoreAsync(System.Diagnostics.Activity? activity, CancellationToken cancellationToken)
     {
+        if (_refusal == WriteRefusal.Ended)
+        {
+            await LoadAfterRequestAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         _mode = _context.GetEndpoint()?.Metadata.GetMetadata<ISessionLockMetadata>()?.Mode ?? _options.DefaultLockMode;
         if (_presentedKey is null)
         {
@@ -230,6 +298,14 @@ internal sealed class AsmSession : IAsmSession
 
             AsmSessionMetrics.SetOutcome(activity, AsmSessionMetrics.OutcomeOf(result.Status), error: result.Status == SessionLoadStatus.Corrupt);
             await AdoptAsync(key, result, cancellationToken).ConfigureAwait(false);
+            if (stockKey is not null && result.Status == SessionLoadStatus.Zombie && _stored && result.CurrentSecret is { } current
+                && !_context.Response.HasStarted)
+            {
+                // A stock cookie is the zombie of its imported session: the browser moves to the Asm key.
+                _key = SessionKey.Create(key.Id, current);
+                _servedByZombie = false;
+                SendKey();
+            }
         }
     }
 
@@ -237,13 +313,18 @@ internal sealed class AsmSession : IAsmSession
     {
         await LoadAsync(cancellationToken).ConfigureAwait(false);
         EnsureAvailable();
+        EnsureWritable();
         if (_lease is null && _stored)
         {
             var result = await LoadLockedAsync(_key, cancellationToken).ConfigureAwait(false);
-            if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie)
+            if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && result.Lease is { } lease)
             {
                 _values = result.Values;
-                Hold(result.Lease!);
+                Hold(lease);
+            }
+            else if (_refusal == WriteRefusal.LockWaitTimedOut)
+            {
+                EnsureWritable();
             }
             else
             {
@@ -255,18 +336,51 @@ internal sealed class AsmSession : IAsmSession
         _mode = SessionLockMode.Exclusive;
     }
 
+    /// <summary>
+    /// Writes what this request changed since its last commit. An explicit call (the app's) keeps the lease, so that
+    /// later changes are written under it; the middleware's final call (it removes the session feature first) also
+    /// releases the lease and ends the request's session: from then on it never locks, and writes throw.
+    /// </summary>
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
-        StopRenewal();
+        if (_refusal == WriteRefusal.Ended)
+        {
+            return;
+        }
+
+        var final = _context.Features.Get<ISessionFeature>() is null;
         var lease = _lease;
-        _lease = null;
-        var hasWrites = _loaded && _available && (_changes.Count > 0 || _cleared || _newProfiles.Count > 0);
+        var writable = _loaded && _available && _refusal == WriteRefusal.None;
+        if (final)
+        {
+            _refusal = WriteRefusal.Ended;
+            StopRenewal();
+            _lease = null;
+        }
+
+        var hasValueWrites = writable && (_changes.Count > 0 || _cleared);
+        var hasWrites = hasValueWrites || (writable && _newProfiles.Count > 0);
+        if (hasValueWrites && ValueBytes() > _options.MaxSessionSize)
+        {
+            if (final && lease is not null)
+            {
+                await StorageAsync("releasing the lock of", ct => _services.Driver.ReleaseLockAsync(_key.Id, lease, ct), cancellationToken)
+                    .ConfigureAwait(false);
+            }
+
+            throw TooLarge();
+        }
+
         if (!_stored)
         {
             // A new session is stored once it holds something; its client profile alone is not worth a record.
-            if (hasWrites && (_changes.Count > 0 || _cleared))
+            if (hasValueWrites)
             {
                 await CreateAsync(cancellationToken).ConfigureAwait(false);
+                if (_stored)
+                {
+                    StartNextDelta();
+                }
             }
 
             return;
@@ -275,7 +389,7 @@ internal sealed class AsmSession : IAsmSession
         using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.CommitActivity);
         try
         {
-            var outcome = await CommitStoredAsync(lease, hasWrites, cancellationToken).ConfigureAwait(false);
+            var outcome = await CommitStoredAsync(lease, hasWrites, final, cancellationToken).ConfigureAwait(false);
             AsmSessionMetrics.SetOutcome(activity, outcome, error: outcome is "lock_lost" or "not_found");
         }
         catch (Exception ex)
@@ -286,12 +400,12 @@ internal sealed class AsmSession : IAsmSession
     }
 
     /// <summary>Commits a stored session's changes, or releases its lock; returns the outcome for the activity.</summary>
-    private async Task<string> CommitStoredAsync(SessionLease? lease, bool hasWrites, CancellationToken cancellationToken)
+    private async Task<string> CommitStoredAsync(SessionLease? lease, bool hasWrites, bool final, CancellationToken cancellationToken)
     {
         if (!hasWrites)
         {
             // Also reached when loading failed half-way (an event handler threw): the lock must not outlive the request.
-            if (lease is not null)
+            if (lease is not null && final)
             {
                 await StorageAsync(
                     "releasing the lock of", ct => _services.Driver.ReleaseLockAsync(_key.Id, lease, ct), cancellationToken).ConfigureAwait(false);
@@ -307,16 +421,26 @@ internal sealed class AsmSession : IAsmSession
             Now = _services.Time.GetUtcNow(),
             IdleTimeout = _options.IdleTimeout,
             Lease = lease,
-            ReleaseLock = lease is not null,
+            ReleaseLock = lease is not null && final,
             Clear = _cleared,
-            Changes = _changes,
-            AddProfiles = _newProfiles,
+            Changes = new Dictionary<string, byte[]?>(_changes, StringComparer.Ordinal),
+            AddProfiles = [.. _newProfiles],
             MaxProfiles = _options.MaxProfiles,
         };
         var status = await StorageAsync("committing", ct => _services.Driver.CommitAsync(request, ct), cancellationToken).ConfigureAwait(false);
         switch (status)
         {
+            case SessionCommitStatus.Committed:
+                StartNextDelta();
+                break;
             case SessionCommitStatus.LockLost:
+                if (!final)
+                {
+                    StopRenewal();
+                    _lease = null;
+                    _refusal = WriteRefusal.LockLost;
+                }
+
                 Log.LockLost(_services.Logger, Hash);
                 _services.Metrics.LockLost();
                 await _options.Events.LockLost(new LockLostContext(_context, Hash, _mode)).ConfigureAwait(false);
@@ -333,6 +457,8 @@ internal sealed class AsmSession : IAsmSession
     {
         await LoadAsync(cancellationToken).ConfigureAwait(false);
         EnsureAvailable();
+        EnsureWritable();
+        EnsureNotServedByZombie("regenerated");
         EnsureResponseNotStarted("regenerated");
         var newKey = _key.WithNewSecret();
         if (_stored)
@@ -370,6 +496,8 @@ internal sealed class AsmSession : IAsmSession
         SessionLifecycle.ValidateUserId(userId, nameof(userId));
         await LoadAsync(cancellationToken).ConfigureAwait(false);
         EnsureAvailable();
+        EnsureWritable();
+        EnsureNotServedByZombie("bound to a user");
         EnsureResponseNotStarted("bound to a user");
         if (!_stored)
         {
@@ -418,6 +546,11 @@ internal sealed class AsmSession : IAsmSession
     {
         await LoadAsync(cancellationToken).ConfigureAwait(false);
         EnsureAvailable();
+        if (_refusal == WriteRefusal.Ended)
+        {
+            EnsureWritable();
+        }
+
         StopRenewal();
         if (_stored)
         {
@@ -431,8 +564,7 @@ internal sealed class AsmSession : IAsmSession
         StartNewSession();
         if (!_context.Response.HasStarted)
         {
-            _deleteCookie = true;
-            RegisterCookieCallback();
+            DeleteCookie();
         }
     }
 
@@ -444,7 +576,8 @@ internal sealed class AsmSession : IAsmSession
             return;
         }
 
-        _key = result.CurrentSecret is { } current ? SessionKey.Create(key.Id, current) : key;
+        // A zombie request keeps the key it presented: it is never handed the current one.
+        _key = key;
         _stored = true;
         _userId = result.UserId;
         _values = result.Values;
@@ -457,14 +590,27 @@ internal sealed class AsmSession : IAsmSession
         _loaded = true;
         if (result.Status == SessionLoadStatus.Zombie)
         {
-            _services.Metrics.ZombieHit();
-            Log.ZombieHit(_services.Logger, Hash);
-            if (!_context.Response.HasStarted)
+            // The window is for the browser that regenerated (its requests in flight), nothing more.
+            if (_options.ProfileProvider?.Invoke(_context) is { } profile && result.ZombieProfile is { } regenerating
+                && !string.Equals(profile, regenerating, StringComparison.Ordinal))
             {
-                SendKey();
+                await GiveBackLockAsync(cancellationToken).ConfigureAwait(false);
+                await RejectPresentedKeyAsync(InvalidSessionReason.ZombieProfileMismatch).ConfigureAwait(false);
+                return;
             }
 
-            await _options.Events.ZombieKeyAccessed(new ZombieKeyContext(_context, Hash)).ConfigureAwait(false);
+            _servedByZombie = true;
+            _services.Metrics.ZombieHit();
+            Log.ZombieHit(_services.Logger, Hash);
+            var zombie = new ZombieKeyContext(_context, Hash);
+            await _options.Events.ZombieKeyAccessed(zombie).ConfigureAwait(false);
+            if (zombie.IsRejected)
+            {
+                await GiveBackLockAsync(cancellationToken).ConfigureAwait(false);
+                StartNewSession();
+                DeleteCookie();
+                return;
+            }
         }
 
         await CheckProfileAsync(result.Profiles, cancellationToken).ConfigureAwait(false);
@@ -486,16 +632,9 @@ internal sealed class AsmSession : IAsmSession
             if (changed.IsRejected)
             {
                 // The owner's session stays as it is: give it back its lock and start this request afresh.
-                StopRenewal();
-                if (_lease is { } lease)
-                {
-                    _lease = null;
-                    var id = _key.Id;
-                    await StorageAsync("releasing the lock of", ct => _services.Driver.ReleaseLockAsync(id, lease, ct), cancellationToken)
-                        .ConfigureAwait(false);
-                }
-
+                await GiveBackLockAsync(cancellationToken).ConfigureAwait(false);
                 StartNewSession();
+                DeleteCookie();
                 return;
             }
         }
@@ -503,10 +642,47 @@ internal sealed class AsmSession : IAsmSession
         _newProfiles.Add(profile);
     }
 
+    /// <summary>Releases the lease this request took with a session it does not adopt after all.</summary>
+    private async Task GiveBackLockAsync(CancellationToken cancellationToken)
+    {
+        StopRenewal();
+        if (_lease is { } lease)
+        {
+            _lease = null;
+            var id = _key.Id;
+            await StorageAsync("releasing the lock of", ct => _services.Driver.ReleaseLockAsync(id, lease, ct), cancellationToken)
+                .ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The first load of a session touched after its request ended (from <c>Response.OnCompleted</c> or a background
+    /// task): a plain read that takes no lock, starts no timer, raises no event and writes no cookie.
+    /// </summary>
+    private async Task LoadAfterRequestAsync(CancellationToken cancellationToken)
+    {
+        _mode = SessionLockMode.ReadOnly;
+        StartNewSession();
+        if (SessionKey.TryParse(_presentedKey, out var key))
+        {
+            var result = await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
+            if (result.Status == SessionLoadStatus.Found)
+            {
+                _key = key;
+                _stored = true;
+                _userId = result.UserId;
+                _values = result.Values;
+            }
+        }
+    }
+
     private async Task RejectPresentedKeyAsync(InvalidSessionReason reason)
     {
         StartNewSession();
         _loaded = true;
+
+        // The cookie is deleted whatever the handler does (a refusal by throwing too), so it is reported once.
+        DeleteCookie();
         _services.Metrics.Invalid(reason);
         Log.InvalidSession(_services.Logger, reason);
         await _options.Events.InvalidSessionAccessed(new InvalidSessionContext(_context, Hash, reason)).ConfigureAwait(false);
@@ -522,6 +698,7 @@ internal sealed class AsmSession : IAsmSession
         _cleared = false;
         _newProfiles.Clear();
         _sendKey = false;
+        _servedByZombie = false;
         if (_options.ProfileProvider?.Invoke(_context) is { } profile)
         {
             _newProfiles.Add(profile);
@@ -593,6 +770,7 @@ internal sealed class AsmSession : IAsmSession
                 Log.LockTimeout(_services.Logger, waited, _mode, SessionKey.Hash(key.Id));
                 if (_options.LockWaitFailure == LockWaitFailure.ContinueReadOnly)
                 {
+                    _refusal = WriteRefusal.LockWaitTimedOut;
                     _mode = SessionLockMode.ReadOnly;
                     return await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
                 }
@@ -695,6 +873,7 @@ internal sealed class AsmSession : IAsmSession
             return false;
         }
 
+        EnsureWritable();
         switch (_mode)
         {
             case SessionLockMode.ReadOnly:
@@ -722,11 +901,21 @@ internal sealed class AsmSession : IAsmSession
         return true;
     }
 
+    /// <summary>Sends the session's key in the response (this wins over a delete).</summary>
     private void SendKey()
     {
         _sendKey = true;
-        _deleteCookie = false;
         RegisterCookieCallback();
+    }
+
+    /// <summary>Deletes the presented cookie in the response, unless a key is sent after all.</summary>
+    private void DeleteCookie()
+    {
+        if (!_context.Response.HasStarted)
+        {
+            _deleteCookie = true;
+            RegisterCookieCallback();
+        }
     }
 
     private void RegisterCookieCallback()
@@ -751,6 +940,60 @@ internal sealed class AsmSession : IAsmSession
 
             return Task.CompletedTask;
         }, this);
+    }
+
+    /// <summary>Folds what was just committed into the loaded values and starts an empty delta.</summary>
+    private void StartNextDelta()
+    {
+        if (_changes.Count > 0 || _cleared)
+        {
+            var values = _cleared ? new Dictionary<string, byte[]>(StringComparer.Ordinal) : new Dictionary<string, byte[]>(_values, StringComparer.Ordinal);
+            foreach (var (name, value) in _changes)
+            {
+                if (value is null)
+                {
+                    values.Remove(name);
+                }
+                else
+                {
+                    values[name] = value;
+                }
+            }
+
+            _values = values;
+        }
+
+        _changes.Clear();
+        _cleared = false;
+        _newProfiles.Clear();
+    }
+
+    private void EnsureWritable()
+    {
+        switch (_refusal)
+        {
+            case WriteRefusal.LockWaitTimedOut:
+                throw new InvalidOperationException(
+                    $"The wait for the lock of session {Hash} timed out (AsmSessionOptions.LockWaitTimeout), and " +
+                    "LockWaitFailure.ContinueReadOnly went on without it: the session is read-only for this request.");
+            case WriteRefusal.LockLost:
+                throw new InvalidOperationException(
+                    $"The lock lease of session {Hash} was lost (a commit was refused): nothing more can be written in this request.");
+            case WriteRefusal.Ended:
+                throw new InvalidOperationException(
+                    $"The request of session {Hash} has ended (the session middleware made its final commit), so nothing " +
+                    "written now would be stored. Write the session while the request runs; reading it is still allowed.");
+        }
+    }
+
+    private void EnsureNotServedByZombie(string what)
+    {
+        if (_servedByZombie)
+        {
+            throw new InvalidOperationException(
+                $"Session {Hash} was served to this request through a replaced (zombie) key, so it cannot be {what} here: " +
+                "a zombie request is never handed the current key.");
+        }
     }
 
     private void EnsureAvailable()

@@ -64,9 +64,19 @@ public sealed class AsmSessionOptions
     /// <value>The default value is <see cref="SessionAdapter.LockWaitFailure.Throw"/>.</value>
     public LockWaitFailure LockWaitFailure { get; set; } = LockWaitFailure.Throw;
 
-    /// <summary>How long a key replaced by <see cref="IAsmSession.RegenerateIdAsync"/> keeps working.</summary>
+    /// <summary>
+    /// How long a key replaced by <see cref="IAsmSession.RegenerateIdAsync"/> keeps working, for the same client
+    /// profile only; <see cref="TimeSpan.Zero"/> turns zombie keys off (a replaced key is refused at once).
+    /// </summary>
     /// <value>The default value is 30 seconds.</value>
     public TimeSpan ZombieLifetime { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The most bytes of values one session may hold (the sum of the lengths of its values, as this request sees
+    /// them). A <c>Set</c> or commit that would pass it throws <see cref="InvalidOperationException"/> and writes nothing.
+    /// </summary>
+    /// <value>The default value is 4 MiB.</value>
+    public long MaxSessionSize { get; set; } = 4 * 1024 * 1024;
 
     /// <summary>
     /// Describes the client of a request; a session used from a profile it has not seen raises

@@ -40,6 +40,11 @@ internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOp
                 "that a slow storage round trip loses it. Use at least 1 second.");
         }
 
+        if (options.MaxSessionSize <= 0)
+        {
+            failures.Add($"AsmSessionOptions.MaxSessionSize must be positive; it is {options.MaxSessionSize}.");
+        }
+
         if (options.MaxProfiles is < 1 or > 64)
         {
             failures.Add($"AsmSessionOptions.MaxProfiles must be between 1 and 64; it is {options.MaxProfiles}.");

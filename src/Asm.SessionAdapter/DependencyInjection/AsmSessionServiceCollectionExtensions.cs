@@ -39,7 +39,9 @@ public static class AsmSessionServiceCollectionExtensions
         services.AddMetrics();
         services.TryAddSingleton<AsmSessionMetrics>();
         services.TryAddSingleton<AsmSessionServices>();
-        services.TryAddTransient<ISessionStore, AsmSessionStore>();
+        // Replace, not TryAdd: an AddSession() made earlier would otherwise keep the stock store, and every IAsmSession
+        // call would fail. An AddSession() made later only TryAdds its store, so Asm's stays either way.
+        services.Replace(ServiceDescriptor.Transient<ISessionStore, AsmSessionStore>());
         services.TryAddSingleton<SessionLifecycle>();
         services.TryAddSingleton<IAsmSessionManager, AsmSessionManager>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SessionEndSweeper>());

@@ -20,4 +20,10 @@ public enum InvalidSessionReason
 
     /// <summary>The key was replaced by a regeneration and its zombie window has closed: reuse after the window is a hijack signal.</summary>
     ZombieExpired,
+
+    /// <summary>
+    /// The key was replaced by a regeneration and is still inside its zombie window, but the request's client profile
+    /// differs from that of the request that regenerated: a zombie key serves only the browser that logged in.
+    /// </summary>
+    ZombieProfileMismatch,
 }

@@ -68,3 +68,28 @@ public sealed class AsmSessionOptionsTests
         Assert.Contains("FileSystemDriverOptions.Directory", failure.Message);
     }
 }
+
+public sealed class AsmSessionRegistrationTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AddAsmSession_WithAddSessionBeforeOrAfter_AsmStoreWins(bool stockFirst)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        if (stockFirst)
+        {
+            services.AddSession();
+        }
+
+        services.AddAsmSession();
+        if (!stockFirst)
+        {
+            services.AddSession();
+        }
+
+        var stores = services.Where(d => d.ServiceType == typeof(Microsoft.AspNetCore.Session.ISessionStore)).ToList();
+        Assert.Equal("AsmSessionStore", Assert.Single(stores).ImplementationType?.Name);
+    }
+}

@@ -71,14 +71,17 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
         Assert.Equal("alice", await responseC.Content.ReadAsStringAsync());
         var newKey = KeyOf(app, SessionCookieOf(loggedIn));
         Assert.NotEqual(oldKey, newKey);
-        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(responseB)));
-        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(responseC)));
+        // A zombie request is served the session but never handed the current key.
+        Assert.Empty(SessionCookiesOf(responseB));
+        Assert.Empty(SessionCookiesOf(responseC));
         Assert.Equal(["/tab/b", "/tab/c"], Events.Zombies.Order(StringComparer.Ordinal));
         Assert.Empty(Events.Invalid);
         Assert.Equal("b,c,cart,user", await login.GetStringAsync("/keys"));
         Assert.Equal("b,c,cart,user", await tabB.GetStringAsync("/keys"));
         Assert.Equal("b,c,cart,user", await tabC.GetStringAsync("/keys"));
-        Assert.Equal(2, Events.Zombies.Count);
+
+        // The tabs were handed no new key, so their reads are zombie hits too (inside the window, same profile).
+        Assert.Equal(4, Events.Zombies.Count);
     }
 
     [Theory]
@@ -166,8 +169,9 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
         Assert.Equal("alice", await responseC.Content.ReadAsStringAsync());
         var newKey = KeyOf(app, SessionCookieOf(loggedIn));
         Assert.NotEqual(oldKey, newKey);
-        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(responseB)));
-        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(responseC)));
+        // A zombie request is served the session but never handed the current key.
+        Assert.Empty(SessionCookiesOf(responseB));
+        Assert.Empty(SessionCookiesOf(responseC));
         Assert.Equal(["/tab/b", "/tab/c"], Events.Zombies.Order(StringComparer.Ordinal));
         Assert.Equal("b,c,cart,user", await login.GetStringAsync("/keys"));
     }
@@ -255,9 +259,9 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
         Assert.Equal("cart,x,y", await readY.Content.ReadAsStringAsync());
         Assert.Equal(zombiesBefore + 1, Events.Zombies.Count);
 
-        // The key that lost the race is a zombie: its read is handed the other, current key.
-        var (zombieRead, currentKey) = SessionCookiesOf(readX).Count > 0 ? (readX, keyY) : (readY, keyX);
-        Assert.Equal(currentKey, KeyOf(app, SessionCookieOf(zombieRead)));
+        // The key that lost the race is a zombie: its read is served, and handed no key.
+        Assert.Empty(SessionCookiesOf(readX));
+        Assert.Empty(SessionCookiesOf(readY));
         Assert.Empty(Events.Invalid);
     }
 
@@ -316,7 +320,7 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
         time.Advance(TimeSpan.FromSeconds(29));
         var early = await earlyTab.GetAsync("/read/cart");
         Assert.Equal("3-items", await early.Content.ReadAsStringAsync());
-        Assert.Equal(newKey, KeyOf(app, SessionCookieOf(early)));
+        Assert.Empty(SessionCookiesOf(early));
         Assert.Equal(["/read/cart"], Events.Zombies);
         Assert.Empty(Events.Invalid);
 
@@ -327,6 +331,100 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
         Assert.Equal(("/probe", InvalidSessionReason.ZombieExpired), Assert.Single(Events.Invalid));
         Assert.Single(Events.Zombies);
         Assert.Equal("cart,user", await login.GetStringAsync("/keys"));
+    }
+
+    // ---- Zombie keys serve only the browser that regenerated ----
+
+    [Fact]
+    public async Task PlantedKey_AfterTheVictimLogsIn_IsRefusedToTheAttackerWithZombieProfileMismatchAndNoKey()
+    {
+        await using var app = await StartAsync();
+        var attacker = Browser(app, "Attacker/1.0", out var attackerJar);
+        var id = await (await attacker.PostAsync("/seed/cart/planted", null)).Content.ReadAsStringAsync();
+        var victim = Tab(app, attackerJar, "Victim/1.0");
+        var loggedIn = await victim.PostAsync("/login", null);
+        var currentKey = KeyOf(app, SessionCookieOf(loggedIn));
+
+        var stolen = await attacker.PostAsync("/probe", null);
+
+        await AssertFreshSessionAsync(app, stolen, id, attacker);
+        Assert.DoesNotContain(currentKey, KeyOf(app, SessionCookieOf(stolen)), StringComparison.Ordinal);
+        Assert.Contains(("/probe", InvalidSessionReason.ZombieProfileMismatch), Events.Invalid);
+        Assert.Empty(Events.Zombies);
+        Assert.Equal("alice", await victim.GetStringAsync("/read/user"));
+    }
+
+    [Fact]
+    public async Task ZombieKeyContext_Reject_GivesAFreshSessionAndDeletesTheOldCookie()
+    {
+        await using var app = await StartAsync();
+        Events.OnZombieKeyAccessed = context =>
+        {
+            context.Reject();
+            return Task.CompletedTask;
+        };
+        var login = app.CreateClient(out var loginJar);
+        await login.PostAsync("/seed/cart/3-items", null);
+        var oldTab = Tab(app, loginJar);
+        await login.PostAsync("/login", null);
+
+        var refused = await oldTab.GetAsync("/read/cart");
+
+        Assert.Equal("(none)", await refused.Content.ReadAsStringAsync());
+        Assert.True(SessionCookieOf(refused).Expires < DateTimeOffset.UtcNow);
+        Assert.Equal("alice", await login.GetStringAsync("/read/user"));
+    }
+
+    [Fact]
+    public async Task ZombieLifetimeZero_OldKeyIsRefusedAtOnce()
+    {
+        await using var app = await StartAsync(configure: o => o.ZombieLifetime = TimeSpan.Zero);
+        var login = app.CreateClient(out var loginJar);
+        await login.PostAsync("/seed/cart/3-items", null);
+        var oldTab = Tab(app, loginJar);
+        await login.PostAsync("/login", null);
+
+        Assert.Equal("(none)", await oldTab.GetStringAsync("/read/cart"));
+
+        Assert.Equal(("/read/cart", InvalidSessionReason.ZombieExpired), Assert.Single(Events.Invalid));
+        Assert.Empty(Events.Zombies);
+    }
+
+    // ---- Rejected cookies and new sessions ----
+
+    [Fact]
+    public async Task RejectedCookie_OnAReadingRequest_IsDeletedInTheSameResponseAndReportedOnce()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient(out var jar);
+        jar.Cookies.Add(Site, new System.Net.Cookie(CookieName, "not-a-protected-key", "/"));
+
+        var first = await client.GetAsync("/read/cart");
+        await client.GetAsync("/read/cart");
+        await client.GetAsync("/read/cart");
+
+        Assert.True(SessionCookieOf(first).Expires < DateTimeOffset.UtcNow);
+        Assert.Equal(("/read/cart", InvalidSessionReason.Malformed), Assert.Single(Events.Invalid));
+    }
+
+    [Fact]
+    public async Task DiscardChanges_OnANewSession_SendsNoCookie()
+    {
+        await using var app = await StartAsync(a => a.MapPost("/set-and-discard", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("cart", "1");
+            ((IAsmSession)c.Session).DiscardChanges();
+            return "discarded";
+        }));
+        var client = app.CreateClient();
+
+        var response = await client.PostAsync("/set-and-discard", null);
+
+        Assert.Equal("discarded", await response.Content.ReadAsStringAsync());
+        Assert.Empty(SessionCookiesOf(response));
+        Assert.Equal("(none)", await client.GetStringAsync("/read/cart"));
+        Assert.Empty(Events.Invalid);
     }
 
     // ---- Client profiles ----

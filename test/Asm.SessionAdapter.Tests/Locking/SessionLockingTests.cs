@@ -227,6 +227,74 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
     /// Tries an increment while another request holds the lock longer than the wait allows; returns what the trying
     /// endpoint saw, after checking that only the holder's write landed.
     /// </summary>
+    [Fact]
+    public async Task Exclusive_ExplicitCommitMidRequest_ThirtyParallelIncrementsCountThirtyAndLaterChangesAreWritten()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        await Task.WhenAll(Enumerable.Range(0, 30).Select(_ => client.PostAsync("/exclusive/inc-commit-inc", null)));
+
+        Assert.Equal("31", await client.GetStringAsync("/read/n"));
+        Assert.Equal("32", await (await client.PostAsync("/exclusive/inc-commit-inc", null)).Content.ReadAsStringAsync());
+        Assert.Equal("32", await client.GetStringAsync("/read/after"));
+    }
+
+    [Fact]
+    public async Task LockOnWrite_ContinueReadOnlyAfterTheLockWait_WriteThrowsNamingTheWaitAndWritesNothing()
+    {
+        await using var app = await StartAsync(o =>
+        {
+            o.LockWaitTimeout = TimeSpan.FromMilliseconds(200);
+            o.LockWaitFailure = LockWaitFailure.ContinueReadOnly;
+        });
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        var hold = client.PostAsync("/exclusive/hold", null);
+        await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var message = await client.GetStringAsync("/lock-on-write/try-inc");
+        app.Gates.Release.SetResult();
+        await hold;
+
+        Assert.StartsWith("InvalidOperationException:", message);
+        Assert.Contains("LockWaitTimeout", message);
+        Assert.Equal("1", await client.GetStringAsync("/read/n"));
+    }
+
+    [Fact]
+    public async Task SessionFirstUsedAfterItsRequest_ReadsWithoutLockingAndRefusesWrites()
+    {
+        await using var app = await StartAsync(o => o.LockWaitTimeout = TimeSpan.FromSeconds(5));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        Assert.Equal("ok", await (await client.PostAsync("/late", null)).Content.ReadAsStringAsync());
+        var late = await app.Late.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.StartsWith("n=1 InvalidOperationException:", late);
+        Assert.Contains("final commit", late);
+        var next = await client.PostAsync("/exclusive/inc", null);
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        Assert.Equal("2", await next.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task MaxSessionSize_SetPastIt_ThrowsNamingTheOptionAndWritesNothing()
+    {
+        await using var app = await StartAsync(o => o.MaxSessionSize = 1000);
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        Assert.Equal("set", await (await client.PostAsync("/big/900", null)).Content.ReadAsStringAsync());
+        var refused = await (await client.PostAsync("/big/2000", null)).Content.ReadAsStringAsync();
+
+        Assert.Contains("AsmSessionOptions.MaxSessionSize", refused);
+        Assert.Contains("nothing was written", refused);
+        Assert.Equal("1", await client.GetStringAsync("/read/n"));
+    }
+
     private async Task<string> TryIncrementWhileHeldAsync(LockWaitFailure failure)
     {
         await using var app = await StartAsync(o =>
@@ -260,6 +328,9 @@ public sealed class LockingApp : IAsyncDisposable
 
     public Gates Gates { get; private set; } = new();
 
+    /// <summary>What <c>/late</c> saw when it used its session after the request.</summary>
+    public TaskCompletionSource<string> Late { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public static async Task<LockingApp> StartAsync(
         Action<IAsmSessionBuilder> driver, Action<AsmSessionOptions>? configure, TimeProvider? time, Action<IServiceCollection>? services)
     {
@@ -281,6 +352,60 @@ public sealed class LockingApp : IAsyncDisposable
             await Task.Yield();
             c.Session.SetInt32("n", n);
             return n;
+        });
+        app.MapPost("/exclusive/inc-commit-inc", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            var n = (c.Session.GetInt32("n") ?? 0) + 1;
+            c.Session.SetInt32("n", n);
+            await c.Session.CommitAsync();
+            c.Session.SetInt32("after", n);
+            return n;
+        });
+        app.MapGet("/lock-on-write/try-inc", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            var n = c.Session.GetInt32("n") ?? 0;
+            try
+            {
+                c.Session.SetInt32("n", n + 1);
+                return "wrote";
+            }
+            catch (Exception e)
+            {
+                return $"{e.GetType().Name}: {e.Message}";
+            }
+        }).WithSessionLock(SessionLockMode.LockOnWrite);
+        app.MapPost("/late", (HttpContext c) =>
+        {
+            var session = c.Session;
+            c.Response.OnCompleted(async () =>
+            {
+                var n = (await Task.Run(() => session.GetInt32("n"))) ?? 0;
+                try
+                {
+                    session.SetInt32("n", n + 100);
+                    Late.TrySetResult($"n={n} wrote");
+                }
+                catch (InvalidOperationException e)
+                {
+                    Late.TrySetResult($"n={n} {nameof(InvalidOperationException)}: {e.Message}");
+                }
+            });
+            return "ok";
+        });
+        app.MapPost("/big/{bytes:int}", async (HttpContext c, int bytes) =>
+        {
+            await c.Session.LoadAsync();
+            try
+            {
+                c.Session.Set("big", new byte[bytes]);
+                return "set";
+            }
+            catch (InvalidOperationException e)
+            {
+                return e.Message;
+            }
         });
         app.MapGet("/exclusive/try-inc", async (HttpContext c) =>
         {
@@ -333,6 +458,7 @@ public sealed class LockingApp : IAsyncDisposable
         var read = app.MapGroup("/read").WithSessionLock(SessionLockMode.ReadOnly);
         read.MapGet("/n", (HttpContext c) => c.Session.GetInt32("n") ?? 0);
         read.MapGet("/held", (HttpContext c) => c.Session.GetString("held") ?? "");
+        read.MapGet("/after", (HttpContext c) => c.Session.GetInt32("after") ?? 0);
         read.MapGet("/appended", (HttpContext c) => c.Session.GetString("appended") ?? "");
         read.MapGet("/keys", (HttpContext c) => string.Join(',', c.Session.Keys.Order()));
         read.MapGet("/try-write", (HttpContext c) =>

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Asm against real servers, installing what the tests need when it is missing
-# (redis-server for the Redis driver, Chromium for the demo's browser test). Prints, last,
+# (redis-server and redis-sentinel for the Redis driver, Chromium for the demo's browser test). Prints, last,
 # "N passed, N failed" summed over all test projects, and exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v redis-sentinel >/dev/null 2>&1 || need+=(redis-sentinel)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]}..."

@@ -27,6 +27,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     private readonly byte[] _escapedCachePrefix;
     private readonly string _releaseChannel;
     private readonly ILogger _logger;
+    private readonly int _waitForReplicas;
 
     public RedisDriver(IOptions<RedisDriverOptions> options, TimeProvider timeProvider, ILogger<RedisDriver> logger)
     {
@@ -40,6 +41,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         _escapedCachePrefix = Encoding.UTF8.GetBytes(prefix + "c#");
         _releaseChannel = prefix + "asm:released";
         _connection = new RedisConnection(value, _releaseChannel, _signals.Signal, logger);
+        _waitForReplicas = value.WaitForReplicas;
     }
 
     /// <summary>
@@ -183,9 +185,15 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             args.Add(profile);
         }
 
-        var result = await _connection.EvaluateAsync(
-            RedisScripts.Commit, SessionKeyOf(request.SessionId), [.. args], "session commit", cancellationToken).ConfigureAwait(false);
-        return ToCommitStatus((long)result);
+        var key = SessionKeyOf(request.SessionId);
+        var result = await _connection.EvaluateAsync(RedisScripts.Commit, key, [.. args], "session commit", cancellationToken).ConfigureAwait(false);
+        var status = ToCommitStatus((long)result);
+        if (status == SessionCommitStatus.Committed && _waitForReplicas > 0)
+        {
+            await _connection.WaitForReplicasAsync(key, _waitForReplicas, "session commit", cancellationToken).ConfigureAwait(false);
+        }
+
+        return status;
     }
 
     public async ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)

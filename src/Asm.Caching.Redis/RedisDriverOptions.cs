@@ -50,6 +50,17 @@ public sealed class RedisDriverOptions
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// How many replicas must have a session commit before it counts as done: after each commit the driver sends
+    /// Redis <c>WAIT</c> and, when fewer replicas acknowledge within <see cref="OperationTimeout"/>, fails the commit
+    /// with <see cref="RedisDriverException"/> (the write stays on the master). Redis replicates asynchronously: with
+    /// 0, a commit acknowledged by a master that dies before its replica copied it is lost at failover. <c>WAIT</c>
+    /// narrows that window; it does not make Redis strongly consistent (see docs/drivers.md).
+    /// </summary>
+    /// <value>The default value is 0: commits do not wait for replicas.</value>
+    [Range(0, 16, ErrorMessage = "RedisDriverOptions.WaitForReplicas must be between 0 and 16.")]
+    public int WaitForReplicas { get; set; }
+
+    /// <summary>
     /// Gives the driver the application's own connection, for an application that shares one
     /// <see cref="IConnectionMultiplexer"/> between several uses; preferred over <see cref="ConfigurationOptions"/> and
     /// <see cref="Configuration"/>. The driver calls it on its first operation (again after a failure), never

@@ -13,7 +13,6 @@ namespace Asm.Testing.Redis;
 /// </summary>
 public sealed class RedisServer : IAsyncLifetime, IDisposable
 {
-    private const string InstallHint = "apt-get install -y redis-server";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
 
     /// <summary>Runs the server ($2...) while the owner process ($1) lives; kills it when the owner is gone.</summary>
@@ -50,6 +49,12 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
     /// </summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
 
+    /// <summary>
+    /// When set, the process is a <c>redis-sentinel</c> (Debian's package of that name) with these lines of its
+    /// configuration, for example <c>["sentinel monitor mymaster 127.0.0.1 6379 2"]</c>.
+    /// </summary>
+    public IReadOnlyList<string>? SentinelConfiguration { get; init; }
+
     /// <summary>The port, chosen on the first start and kept across restarts; 0 before.</summary>
     public int Port { get; private set; }
 
@@ -77,7 +82,7 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
     /// </summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        var executable = FindExecutable("redis-server");
+        var executable = SentinelConfiguration is null ? FindExecutable("redis-server") : FindExecutable("redis-sentinel", "redis-sentinel");
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (IsRunning)
         {
@@ -195,7 +200,7 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
     };
 
     /// <summary>Finds <paramref name="name"/> on PATH, or fails saying how to install Redis.</summary>
-    internal static string FindExecutable(string name)
+    internal static string FindExecutable(string name, string package = "redis-server")
     {
         var path = Environment.GetEnvironmentVariable("PATH") ?? "";
         foreach (var directory in path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
@@ -208,7 +213,7 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
         }
 
         throw new InvalidOperationException(
-            $"{name} is not installed (it is not on PATH). The Redis tests run a real Redis: install it with `{InstallHint}`.");
+            $"{name} is not installed (it is not on PATH). The Redis tests run a real Redis: install it with `apt-get install -y {package}`.");
     }
 
     private async Task LaunchAsync(string executable, int port, CancellationToken cancellationToken)
@@ -222,8 +227,18 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
             RedirectStandardError = true,
             WorkingDirectory = Directory,
         };
+        // A sentinel rewrites its configuration file as it learns the topology: it must have one of its own.
+        string[] sentinel = [];
+        if (SentinelConfiguration is { } lines)
+        {
+            var file = Path.Combine(Directory, "sentinel.conf");
+            await File.WriteAllLinesAsync(file, lines, cancellationToken).ConfigureAwait(false);
+            sentinel = [file];
+        }
+
         string[] arguments =
         [
+            .. sentinel,
             "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--bind", "127.0.0.1",
             "--save", "",

@@ -197,6 +197,34 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
         Assert.All(logger.Entries, e => Assert.DoesNotContain("hunter2", e.Message + e.Exception, StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task WaitForReplicas_NoReplicaAcknowledges_CommitFailsNamingTheOptionAndTheWriteStaysOnTheMaster()
+    {
+        using var drivers = new RedisTestDrivers(_server.EndPoint);
+        var driver = drivers.Create(TimeProvider.System, configure: o =>
+        {
+            o.WaitForReplicas = 1;
+            o.OperationTimeout = TimeSpan.FromMilliseconds(200);
+        });
+        var key = SessionKey.New();
+
+        var failure = await Assert.ThrowsAsync<RedisDriverException>(() => driver.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id,
+                CreateWithSecret = key.Secret,
+                Now = DateTimeOffset.UtcNow,
+                IdleTimeout = SessionSteps.Idle,
+                Changes = new Dictionary<string, byte[]?> { ["a"] = [1] },
+            },
+            CancellationToken.None).AsTask());
+
+        Assert.Contains("RedisDriverOptions.WaitForReplicas", failure.Message, StringComparison.Ordinal);
+        Assert.Contains("0 of the 1 replicas", failure.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(key.Id, failure.Message, StringComparison.Ordinal);
+        Assert.Equal(1L, await _server.ExecuteAsync("EXISTS", driver.SessionKeyOf(key.Id)));
+    }
+
     private static OptionsValidationException Validate(Action<RedisDriverOptions> configure)
     {
         var services = new ServiceCollection();

@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using Asm.Caching.Drivers.Redis;
+using Asm.Caching.Sessions;
+using Asm.Testing.Redis;
+using Xunit.Abstractions;
+
+namespace Asm.Caching.Tests.Drivers.Redis;
+
+/// <summary>
+/// The driver in Sentinel mode (<c>sentinels,serviceName=mymaster</c>) on a real master, replica and three sentinels
+/// of the test's own, including a failover after the master is killed with SIGKILL.
+/// </summary>
+public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    /// <summary>How long requests may fail after the master dies; measured well under it (docs/drivers.md).</summary>
+    private static readonly TimeSpan RecoveryBound = TimeSpan.FromSeconds(30);
+
+    private readonly RedisSentinelGroup _group = new();
+    private RedisTestDrivers _drivers = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _group.StartAsync();
+        _drivers = new RedisTestDrivers(_group.Configuration);
+    }
+
+    public Task DisposeAsync()
+    {
+        _drivers.Dispose();
+        _group.Dispose();
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task ServiceNameConfiguration_CommitWithWaitForReplicas_IsOnTheReplicaWhenItReturns()
+    {
+        var driver = _drivers.Create(TimeProvider.System, configure: o => o.WaitForReplicas = 1);
+        var plain = _drivers.Create(TimeProvider.System);
+
+        var key = await SessionSteps.CreateAsync(driver, TimeProvider.System, new() { ["a"] = [1] });
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, TimeProvider.System, key, new() { ["a"] = [2] }));
+
+        // No polling: WAIT returned, so the replica has both writes now.
+        var stored = driver.SessionKeyOf(key.Id);
+        Assert.Equal(1L, await _group.Master.ExecuteAsync("EXISTS", stored));
+        Assert.Equal(1L, await _group.Replica.ExecuteAsync("EXISTS", stored));
+        Assert.Equal([2], (await SessionSteps.LoadAsync(plain, TimeProvider.System, key)).Values["a"]);
+
+        // What WAIT costs per commit here (printed, not asserted: speed is measured in bench/).
+        output.WriteLine($"commit p50 without WAIT: {await MedianCommitAsync(plain, key):F3} ms; with WaitForReplicas = 1: {await MedianCommitAsync(driver, key):F3} ms");
+    }
+
+    [Fact]
+    public async Task MasterKilled_ReplicaPromoted_SessionsServedAgainNothingReplicatedLostOldHolderCommitRefused()
+    {
+        var clock = TimeProvider.System;
+        var holder = _drivers.Create(clock);
+        var next = _drivers.Create(clock);
+        var keys = new List<SessionKey>();
+        for (var i = 0; i < 20; i++)
+        {
+            keys.Add(await SessionSteps.CreateAsync(holder, clock, new() { ["n"] = [(byte)i] }));
+        }
+
+        // The holder's lock (1 s lease) and every session reach the replica before the master dies.
+        var locked = keys[0];
+        var lease = (await SessionSteps.LoadAsync(holder, clock, locked, SessionLease.Create(TimeSpan.FromSeconds(1)))).Lease!;
+        await WaitForReplicaToCatchUpAsync();
+
+        _group.Master.Stop();
+        var sinceKill = Stopwatch.StartNew();
+
+        // Requests fail with the driver's clear exception (and nothing else) until the replica is promoted.
+        var failures = 0;
+        SessionLoadResult served;
+        while (true)
+        {
+            try
+            {
+                served = await SessionSteps.LoadAsync(next, clock, keys[1]);
+                break;
+            }
+            catch (RedisDriverException ex) when (sinceKill.Elapsed < RecoveryBound)
+            {
+                failures++;
+                Assert.DoesNotContain(keys[1].Id, ex.Message, StringComparison.Ordinal);
+                await Task.Delay(50);
+            }
+        }
+
+        var recovered = sinceKill.Elapsed;
+        await _group.WaitForMasterAsync(_group.Replica);
+        output.WriteLine($"served again {recovered.TotalMilliseconds:F0} ms after SIGKILL of the master ({failures} failed attempts at 50 ms intervals); every sentinel named the replica master after {sinceKill.Elapsed.TotalMilliseconds:F0} ms");
+
+        Assert.Equal(SessionLoadStatus.Found, served.Status);
+        for (var i = 0; i < keys.Count; i++)
+        {
+            var loaded = await SessionSteps.LoadAsync(next, clock, keys[i]);
+            Assert.Equal(SessionLoadStatus.Found, loaded.Status);
+            Assert.Equal([(byte)i], loaded.Values["n"]);
+        }
+
+        // The old holder's lease ran out on the new master; another request takes the lock, and the old holder's
+        // late commit is refused by token and fence.
+        SessionLease taken;
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            var load = await SessionSteps.LoadAsync(next, clock, locked, SessionLease.Create(TimeSpan.FromSeconds(30)));
+            if (load.Status == SessionLoadStatus.Found)
+            {
+                taken = load.Lease!;
+                break;
+            }
+
+            Assert.Equal(SessionLoadStatus.LockBusy, load.Status);
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(10), "The old holder's lease never ran out on the new master.");
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(SessionCommitStatus.LockLost, await SessionSteps.CommitAsync(holder, clock, locked, new() { ["n"] = [100] }, lease, releaseLock: true));
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(next, clock, locked, new() { ["n"] = [200] }, taken, releaseLock: true));
+        Assert.Equal([200], (await SessionSteps.LoadAsync(next, clock, locked)).Values["n"]);
+    }
+
+    private async Task WaitForReplicaToCatchUpAsync()
+    {
+        var target = ReplicationOffset(await _group.Master.ExecuteTextAsync("INFO", "replication"));
+        var deadline = Stopwatch.StartNew();
+        while (ReplicationOffset(await _group.Replica.ExecuteTextAsync("INFO", "replication")) < target)
+        {
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(10), "The replica did not catch up.");
+            await Task.Delay(20);
+        }
+    }
+
+    private static long ReplicationOffset(string? info) =>
+        long.Parse(
+            info!.Split('\n').Select(l => l.Trim()).First(l => l.StartsWith("master_repl_offset:", StringComparison.Ordinal))["master_repl_offset:".Length..],
+            System.Globalization.CultureInfo.InvariantCulture);
+
+    private static async Task<double> MedianCommitAsync(RedisDriver driver, SessionKey key)
+    {
+        var times = new List<double>();
+        for (var i = 0; i < 200; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            await SessionSteps.CommitAsync(driver, TimeProvider.System, key, new() { ["a"] = [(byte)i] });
+            times.Add(watch.Elapsed.TotalMilliseconds);
+        }
+
+        times.Sort();
+        return times[times.Count / 2];
+    }
+}

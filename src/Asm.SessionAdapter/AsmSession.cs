@@ -463,15 +463,7 @@ internal sealed class AsmSession : IAsmSession
         var newKey = _key.WithNewSecret();
         if (_stored)
         {
-            var now = _services.Time.GetUtcNow();
-            var request = new SessionRegenerateRequest
-            {
-                Key = _key,
-                NewSecret = newKey.Secret,
-                Now = now,
-                ZombieExpiresAt = now + _options.ZombieLifetime,
-                Profile = _options.ProfileProvider?.Invoke(_context),
-            };
+            var request = RegenerateRequest(newKey);
             var status = await StorageAsync("regenerating", ct => _services.Driver.RegenerateAsync(request, ct), cancellationToken).ConfigureAwait(false);
             if (status != SessionCommitStatus.Committed)
             {
@@ -517,15 +509,7 @@ internal sealed class AsmSession : IAsmSession
         }
 
         var newKey = _key.WithNewSecret();
-        var now = _services.Time.GetUtcNow();
-        var request = new SessionRegenerateRequest
-        {
-            Key = _key,
-            NewSecret = newKey.Secret,
-            Now = now,
-            ZombieExpiresAt = now + _options.ZombieLifetime,
-            Profile = _options.ProfileProvider?.Invoke(_context),
-        };
+        var request = RegenerateRequest(newKey);
         var status = await StorageAsync(
             "binding", async ct => await _lifecycle.BindAsync(request, userId, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         if (status != SessionCommitStatus.Committed)
@@ -540,6 +524,20 @@ internal sealed class AsmSession : IAsmSession
         _services.Metrics.Regenerated();
         _services.Metrics.UserBound();
         Log.UserBound(_services.Logger, Hash);
+    }
+
+    /// <summary>The regeneration of the stored session to <paramref name="newKey"/>, by a request of this client profile.</summary>
+    private SessionRegenerateRequest RegenerateRequest(SessionKey newKey)
+    {
+        var now = _services.Time.GetUtcNow();
+        return new SessionRegenerateRequest
+        {
+            Key = _key,
+            NewSecret = newKey.Secret,
+            Now = now,
+            ZombieExpiresAt = now + _options.ZombieLifetime,
+            Profile = _options.ProfileProvider?.Invoke(_context),
+        };
     }
 
     public async Task DestroyAsync(CancellationToken cancellationToken = default)

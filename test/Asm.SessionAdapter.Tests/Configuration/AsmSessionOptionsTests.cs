@@ -19,6 +19,7 @@ public sealed class AsmSessionOptionsTests
         Assert.Equal(TimeSpan.FromSeconds(10), options.LockWaitTimeout);
         Assert.Equal(LockWaitFailure.Throw, options.LockWaitFailure);
         Assert.Equal(TimeSpan.FromSeconds(30), options.ZombieLifetime);
+        Assert.Equal(4 * 1024 * 1024, options.MaxSessionSize);
         Assert.False(options.EncryptAtRest);
         Assert.True(options.Cookie.HttpOnly);
         Assert.Equal(Microsoft.AspNetCore.Http.SameSiteMode.Lax, options.Cookie.SameSite);

@@ -242,6 +242,24 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
     }
 
     [Fact]
+    public async Task Lockless_ExplicitCommits_WriteTheDeltaThenStartANewOneAndParallelRequestsKeepEveryName()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(i => client.PostAsync($"/lockless/commit-between/k{i}", null)));
+
+        var keys = (await client.GetStringAsync("/read/keys")).Split(',');
+        Assert.Equal(41, keys.Length);
+        Assert.All(Enumerable.Range(0, 20), i =>
+        {
+            Assert.Contains($"k{i}-first", keys);
+            Assert.Contains($"k{i}-second", keys);
+        });
+    }
+
+    [Fact]
     public async Task LockOnWrite_ContinueReadOnlyAfterTheLockWait_WriteThrowsNamingTheWaitAndWritesNothing()
     {
         await using var app = await StartAsync(o =>
@@ -362,6 +380,15 @@ public sealed class LockingApp : IAsyncDisposable
             c.Session.SetInt32("after", n);
             return n;
         });
+        app.MapPost("/lockless/commit-between/{name}", async (HttpContext c, string name) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString(name + "-first", "1");
+            await c.Session.CommitAsync();
+            await c.Session.CommitAsync();
+            c.Session.SetString(name + "-second", "2");
+            return "ok";
+        }).WithSessionLock(SessionLockMode.Lockless);
         app.MapGet("/lock-on-write/try-inc", async (HttpContext c) =>
         {
             await c.Session.LoadAsync();

@@ -966,23 +966,6 @@ internal sealed class AsmSession : IAsmSession
         _newProfiles.Clear();
     }
 
-    /// <summary>
-    /// Replaces the secret with <paramref name="newKey"/>'s; the replaced one stays a zombie for the window, kept with
-    /// this request's profile so that only this client is served through it.
-    /// </summary>
-    private SessionRegenerateRequest RegenerateRequest(SessionKey newKey)
-    {
-        var now = _services.Time.GetUtcNow();
-        return new SessionRegenerateRequest
-        {
-            Key = _key,
-            NewSecret = newKey.Secret,
-            Now = now,
-            ZombieExpiresAt = now + _options.ZombieLifetime,
-            Profile = _options.ProfileProvider?.Invoke(_context),
-        };
-    }
-
     private void EnsureWritable()
     {
         switch (_refusal)

@@ -116,6 +116,7 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
                 {
                     Values = snapshot.Values.ToDictionary(v => v.Key, v => OpenValue(protector, v.Key, v.Value), StringComparer.Ordinal),
                     Profiles = [.. snapshot.Profiles.Select(p => OpenProfile(protector, p))],
+                    Zombies = [.. snapshot.Zombies.Select(z => z with { Profile = z.Profile is { } p ? OpenProfile(protector, p) : null })],
                 },
             };
         }
@@ -134,6 +135,7 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
         {
             Values = snapshot.Values.ToDictionary(v => v.Key, v => SealValue(protector, v.Key, v.Value), StringComparer.Ordinal),
             Profiles = [.. snapshot.Profiles.Select(p => SealProfile(protector, p))],
+            Zombies = [.. snapshot.Zombies.Select(z => z with { Profile = z.Profile is { } p ? SealProfile(protector, p) : null })],
         }, now, cancellationToken);
     }
 

@@ -89,7 +89,7 @@ internal sealed class StockSessionImporter(IDistributedCache cache, TimeProvider
             IdleExpiresAt = idleExpiresAt,
             AbsoluteExpiresAt = absoluteExpiresAt,
             PurgeAt = idleEnd > zombieExpiresAt ? idleEnd : zombieExpiresAt,
-            Zombies = [new SessionZombie(mapped.Secret, zombieExpiresAt)],
+            Zombies = [new SessionZombie(mapped.Secret, zombieExpiresAt, profile)],
             Profiles = profile is null ? [] : [profile],
             Values = values,
         };

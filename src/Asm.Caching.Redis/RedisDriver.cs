@@ -100,6 +100,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
                 lease?.Token ?? "",
                 lease is null ? 0 : SessionRecord.Ms(lease.Duration),
                 LeaseClock(request.Now),
+                SessionRecord.SlideThreshold(request.IdleTimeout),
             ],
             "session load",
             cancellationToken).ConfigureAwait(false);

@@ -181,13 +181,21 @@ internal static partial class RedisScripts
           expire(key, pa, now)
         end
 
+        -- Slides the idle expiry only when that moves it by more than threshold ms, so most reads write nothing.
+        local function slide(key, r, now, idle, threshold)
+          local ie = now + idle
+          if r.ae and r.ae < ie then ie = r.ae end
+          if ie - r.ie > threshold then touch(key, r, now, idle) end
+        end
+
         """;
 
     /// <summary>
     /// Loads a session, slides its idle expiry and optionally acquires its lease.
     /// KEYS[1] session hash. ARGV[1] presented secret, ARGV[2] now (ms), ARGV[3] idle timeout (ms),
     /// ARGV[4] lease token ('' to load without locking), ARGV[5] lease duration (ms, from Redis's clock),
-    /// ARGV[6] lease clock override (unix ms; '' for Redis's TIME, always outside tests).
+    /// ARGV[6] lease clock override (unix ms; '' for Redis's TIME, always outside tests),
+    /// ARGV[7] slide threshold (ms: the idle expiry is written only when it moves by more).
     /// Returns {status} when the session is not usable, else {status, created at, granted fence (0 for none),
     /// current secret ('' unless status is Zombie), zombie profile ('' for none), user id ('' when unbound),
     /// profile count, profiles oldest first..., name, value, ...}.
@@ -207,7 +215,7 @@ internal static partial class RedisScripts
           fence = r.f
           redis.call('HSET', key, 'f', str(r.f), 'lt', token, 'lx', str(t + duration))
         end
-        touch(key, r, now, idle)
+        slide(key, r, now, idle, tonumber(ARGV[7]))
         local current = ''
         if status == ZOMBIE then current = r.s end
         table.sort(r.profiles, function(a, b) return a[2] < b[2] end)

@@ -14,6 +14,13 @@ internal sealed class SessionRecord
     /// <summary>Milliseconds since the Unix epoch; <see cref="long.MaxValue"/> for never.</summary>
     public const long Never = long.MaxValue;
 
+    /// <summary>
+    /// A load slides the idle expiry only when that moves it by more than this part of the idle timeout
+    /// (1/<see cref="SlideFraction"/>), so that most reads of a busy session write nothing; a commit always slides.
+    /// The Redis scripts are given the same threshold (<see cref="SlideThreshold"/>).
+    /// </summary>
+    public const int SlideFraction = 16;
+
     public string Secret { get; set; } = "";
 
     public long CreatedAt { get; set; }
@@ -70,12 +77,19 @@ internal sealed class SessionRecord
         Values.Clear();
     }
 
+    /// <summary>The least move of the idle expiry that a load writes (see <see cref="SlideFraction"/>).</summary>
+    public static long SlideThreshold(TimeSpan idleTimeout) => Ms(idleTimeout) / SlideFraction;
+
     /// <summary>
     /// Loads the record for <paramref name="request"/>: checks the secret (current, zombie), the timeouts, and
-    /// takes the lease when asked. Slides the idle expiry when the session is usable.
+    /// takes the lease when asked. Slides the idle expiry when the session is usable and the slide is worth a write.
     /// </summary>
-    public SessionLoadResult Load(SessionLoadRequest request)
+    public SessionLoadResult Load(SessionLoadRequest request) => Load(request, out _);
+
+    /// <summary>As <see cref="Load(SessionLoadRequest)"/>; <paramref name="changed"/> says whether the record must be written back.</summary>
+    public SessionLoadResult Load(SessionLoadRequest request, out bool changed)
     {
+        changed = false;
         var now = Ms(request.Now);
         var status = Authenticate(request.Key.Secret, now, out var zombieProfile);
         if (status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
@@ -95,9 +109,16 @@ internal sealed class SessionRecord
             LockToken = wanted.Token;
             LockExpiresAt = now + Ms(wanted.Duration);
             lease = wanted with { Fence = Fence };
+            changed = true;
         }
 
-        Touch(now, Ms(request.IdleTimeout));
+        var idle = Ms(request.IdleTimeout);
+        if (Math.Min(now + idle, AbsoluteExpiresAt) - IdleExpiresAt > SlideThreshold(request.IdleTimeout))
+        {
+            Touch(now, idle);
+            changed = true;
+        }
+
         return new SessionLoadResult
         {
             Status = status,
@@ -248,6 +269,10 @@ internal sealed class SessionRecord
             return SessionCommitStatus.NotFound;
         }
 
+        // One entry per secret: a secret that was already a zombie (it was current before) gets the new window and
+        // becomes the newest, as the Lua scripts do with the hash field named after it.
+        var replaced = Secret;
+        Zombies.RemoveAll(z => z.Secret == replaced);
         Zombies.Add((Secret, Ms(request.ZombieExpiresAt), request.Profile));
         if (Zombies.Count > request.MaxZombies)
         {

@@ -6,7 +6,8 @@ namespace Asm.SessionAdapter;
 /// <param name="CreatedAt">When the session was created.</param>
 /// <param name="LastAccessedAt">
 /// When the session was last used: derived from its idle expiry (the idle expiry less
-/// <see cref="AsmSessionOptions.IdleTimeout"/>), so it is exact unless the absolute timeout capped the idle expiry.
+/// <see cref="AsmSessionOptions.IdleTimeout"/>), so it is exact unless the absolute timeout capped the idle expiry, to
+/// within a sixteenth of the idle timeout: a read moves the idle expiry only when that moves it by more.
 /// </param>
 /// <param name="IdleExpiresAt">When the session ends unless it is used again.</param>
 /// <param name="AbsoluteExpiresAt">When the session ends however active it is; <see langword="null"/> for never.</param>

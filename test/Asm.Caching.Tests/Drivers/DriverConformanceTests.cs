@@ -561,6 +561,24 @@ public abstract partial class DriverConformanceTests : IDisposable
         Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(third)).Status);
     }
 
+    /// <summary>A secret that comes back (A → B → A → C) is one zombie with the newest window, on every driver.</summary>
+    [Fact]
+    public async Task RegenerateAsync_SecretThatIsAlreadyAZombie_KeepsOneEntryWithTheNewestWindow()
+    {
+        var a = await CreateSessionAsync();
+        var b = a.WithNewSecret();
+        var c = a.WithNewSecret();
+
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(a, b, TimeSpan.FromSeconds(10)));
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(b, a, TimeSpan.FromMinutes(1)));
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(a, c, TimeSpan.FromMinutes(1)));
+        Clock.Advance(TimeSpan.FromSeconds(30));
+
+        var fromA = await LoadAsync(a);
+        Assert.Equal(SessionLoadStatus.Zombie, fromA.Status);
+        Assert.Equal(c.Secret, fromA.CurrentSecret);
+    }
+
     [Fact]
     public async Task RegenerateAsync_WrongSecretOrUnknownId_ReturnsNotFound()
     {

@@ -62,6 +62,23 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     {
         ArgumentNullException.ThrowIfNull(request);
         var file = SessionFile(request.Key.Id);
+        if (request.Lease is null)
+        {
+            // A load that takes no lease and whose slide is not worth a write is a pure read, without the stripe lock:
+            // files are replaced by rename, so a reader sees a whole file, the old one or the new one.
+            var (read, gone) = await ReadSessionAsync(file, request.Key.Id, cancellationToken).ConfigureAwait(false);
+            if (read is null)
+            {
+                return SessionLoadResult.Of(gone);
+            }
+
+            var readOnly = read.Load(request, out var slides);
+            if (!slides)
+            {
+                return readOnly;
+            }
+        }
+
         using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var (record, missing) = await ReadSessionAsync(file, request.Key.Id, cancellationToken).ConfigureAwait(false);
@@ -70,10 +87,10 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
                 return SessionLoadResult.Of(missing);
             }
 
-            var result = record.Load(request);
-            if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie)
+            var result = record.Load(request, out var changed);
+            if (changed)
             {
-                // The idle expiry slid, and a lease may have been taken.
+                // The idle expiry slid, or a lease was taken.
                 await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
             }
 

@@ -280,16 +280,16 @@ handoff() {
   kill "$monitor_pid" 2>/dev/null || true
   wait "$monitor_pid" 2>/dev/null || true
 
-  # A script call is a load (key + 5 arguments: 9 quoted tokens with the command, script and key count) or a release
+  # A script call is a load (key + 7 arguments: 11 quoted tokens with the command, script and key count) or a release
   # (a commit: 16 tokens or more; a plain release: 7). Tokens are the quoted strings MONITOR prints; see the argument
-  # lists in src/Asm.Caching.Redis/RedisScripts.cs. A renewal (8) is neither.
+  # lists in src/Asm.Caching.Redis/RedisScripts.cs. A renewal (9) is neither.
   awk -v gaps="$work/gaps.txt" -v holds="$work/holds.txt" '
     $3 == "lua]" { next }
     tolower($4) !~ /^"eval(sha)?"$/ { next }
     {
       rest = $0; n = 0
       while (match(rest, /"([^"\\]|\\.)*"/)) { n++; rest = substr(rest, RSTART + RLENGTH) }
-      if (n == 9) {
+      if (n == 11) {
         loads++
         if (released) { printf "%.1f\n", ($1 - released_at) * 1e6 > gaps; released = 0; acquired_at = $1; held = 1 }
       } else if (n == 7 || n >= 16) {
@@ -389,10 +389,12 @@ goal_line() {
       measured="${value}x ($a against $b us)" ;;
     loads)
       [[ -n ${handoff_done:-} ]] || return 0
+      ((ho_loads > 0)) || { printf '| %s | <= %s | no load sampled (see MONITOR) | not measured |\n' "$description" "$target"; return 0; }
       value=$(awk -v l="$ho_loads" -v r="$ho_releases" 'BEGIN { printf "%.2f", (r > 0 ? l / r : 0) }')
       measured="$value ($ho_loads loads, $ho_releases releases)" ;;
     handoff)
       [[ -n ${handoff_done:-} ]] || return 0
+      ((ho_gap_n > 0)) || { printf '| %s | <= %s | no hand-off sampled (see MONITOR) | not measured |\n' "$description" "$target"; return 0; }
       value=$(awk -v g="$ho_gap_p50" -v p="$rb_p50" 'BEGIN { printf "%.1f", (p > 0 ? g / p : 0) }')
       measured="$value ($ho_gap_p50 us against a $rb_p50 us PING)" ;;
     alloc)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Asm.Testing.Cleanup;
 
 namespace Asm.Demo.Tests;
 
@@ -40,7 +41,7 @@ public sealed class DemoProcess : IAsyncDisposable
 
     public static async Task<DemoProcess> StartAsync()
     {
-        var directory = Directory.CreateTempSubdirectory("asm-demo-test-").FullName;
+        var directory = TestDirectories.Create("asm-demo-test-");
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -82,7 +83,7 @@ public sealed class DemoProcess : IAsyncDisposable
         process.OutputDataReceived += Collect;
         process.ErrorDataReceived += Collect;
         process.Exited += (_, _) => listening.TrySetException(new InvalidOperationException($"The demo exited before listening:\n{output}"));
-        process.Start();
+        OwnedProcess.Start(process);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         try
@@ -93,7 +94,7 @@ public sealed class DemoProcess : IAsyncDisposable
         catch
         {
             await StopAsync(process);
-            Directory.Delete(directory, recursive: true);
+            TestDirectories.Delete(directory);
             throw;
         }
     }
@@ -101,14 +102,7 @@ public sealed class DemoProcess : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync(_process);
-        try
-        {
-            Directory.Delete(_directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A file still open in the temp folder is harmless.
-        }
+        TestDirectories.Delete(_directory);
     }
 
     private static async Task StopAsync(Process process)

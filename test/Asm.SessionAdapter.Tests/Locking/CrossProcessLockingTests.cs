@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using Asm.Testing.Cleanup;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 
@@ -10,7 +11,7 @@ public abstract class CrossProcessLockingTests<TDriver>(TDriver driver) : IClass
     where TDriver : class, IDriverFixture
 {
     private readonly string _scope = Guid.NewGuid().ToString("N");
-    private readonly DirectoryInfo _keys = Directory.CreateTempSubdirectory("asm-keys-");
+    private readonly string _keys = TestDirectories.Create("asm-keys-");
 
     [Fact]
     public async Task TwoProcesses_HundredConcurrentIncrementsEach_CountTwoHundred()
@@ -53,14 +54,14 @@ public abstract class CrossProcessLockingTests<TDriver>(TDriver driver) : IClass
 
     public void Dispose()
     {
-        _keys.Delete(recursive: true);
+        TestDirectories.Delete(_keys);
         GC.SuppressFinalize(this);
     }
 
     private const int LeaseSeconds = 2;
 
     private Task<ChildApp> StartChildAsync() =>
-        ChildApp.StartAsync(["--keys", _keys.FullName, "--lease", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), .. driver.ChildArguments(_scope)]);
+        ChildApp.StartAsync(["--keys", _keys, "--lease", LeaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), .. driver.ChildArguments(_scope)]);
 
     private static async Task<string> EstablishAsync(HttpClient client, ChildApp app)
     {

@@ -1,3 +1,4 @@
+using Asm.Testing.Cleanup;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Asm.Testing.Drivers;
@@ -5,7 +6,7 @@ namespace Asm.Testing.Drivers;
 /// <summary>The filesystem driver on a temporary directory per scope, removed when the fixture is disposed.</summary>
 public sealed class FileSystemDriverFixture : IDriverFixture, IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("asm-fs-").FullName;
+    private readonly string _root = TestDirectories.Create("asm-fs-");
 
     public string Name => "filesystem";
 
@@ -44,15 +45,5 @@ public sealed class FileSystemDriverFixture : IDriverFixture, IDisposable
         return all.ToArray();
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A child process may still hold a file for a moment; the temp directory is cleaned by the OS later.
-        }
-    }
+    public void Dispose() => TestDirectories.Delete(_root);
 }

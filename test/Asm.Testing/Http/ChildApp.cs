@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Asm.Testing.Cleanup;
 
 namespace Asm.Testing.Http;
 
@@ -27,7 +28,7 @@ public sealed class ChildApp : IAsyncDisposable
             start.ArgumentList.Add(argument);
         }
 
-        var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the test app.");
+        var process = OwnedProcess.Start(start);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
         while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
         {

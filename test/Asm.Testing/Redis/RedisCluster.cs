@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Asm.Testing.Cleanup;
 using Xunit;
 
 namespace Asm.Testing.Redis;
@@ -40,7 +41,7 @@ public sealed class RedisCluster : IAsyncLifetime, IDisposable
             start.ArgumentList.Add(argument);
         }
 
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("redis-cli did not start.");
+        using var process = OwnedProcess.Start(start);
         process.StandardInput.Close();
         var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var error = process.StandardError.ReadToEndAsync(cancellationToken);

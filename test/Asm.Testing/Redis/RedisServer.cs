@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Asm.Testing.Cleanup;
 using Xunit;
 
 namespace Asm.Testing.Redis;
@@ -14,16 +15,6 @@ namespace Asm.Testing.Redis;
 public sealed class RedisServer : IAsyncLifetime, IDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
-
-    /// <summary>Runs the server ($2...) while the owner process ($1) lives; kills it when the owner is gone.</summary>
-    private const string Watchdog = """
-        owner=$1; shift
-        "$@" &
-        child=$!
-        while kill -0 "$owner" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 1; done
-        kill -9 "$child" 2>/dev/null
-        wait "$child"
-        """;
 
     private readonly bool _clusterNode;
     private readonly Lock _gate = new();
@@ -39,7 +30,7 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
     internal RedisServer(bool clusterNode)
     {
         _clusterNode = clusterNode;
-        Directory = System.IO.Directory.CreateTempSubdirectory("asm-redis-").FullName;
+        Directory = TestDirectories.Create("asm-redis-");
         AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
     }
 
@@ -177,14 +168,7 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
         _disposed = true;
         Stop();
         AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
-        try
-        {
-            System.IO.Directory.Delete(Directory, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A temp directory left behind is harmless.
-        }
+        TestDirectories.Delete(Directory);
     }
 
     /// <inheritdoc/>
@@ -200,27 +184,14 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
     };
 
     /// <summary>Finds <paramref name="name"/> on PATH, or fails saying how to install Redis.</summary>
-    internal static string FindExecutable(string name, string package = "redis-server")
-    {
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        foreach (var directory in path.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
-        {
-            var candidate = Path.Combine(directory, name);
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new InvalidOperationException(
-            $"{name} is not installed (it is not on PATH). The Redis tests run a real Redis: install it with `apt-get install -y {package}`.");
-    }
+    internal static string FindExecutable(string name, string package = "redis-server") =>
+        Executables.Find(name, $"apt-get install -y {package}");
 
     private async Task LaunchAsync(string executable, int port, CancellationToken cancellationToken)
     {
-        // redis-server runs under a small shell that kills it when this process dies, so that a test host killed
-        // mid-run leaves no server behind; Stop() kills the shell and the server together.
-        var start = new ProcessStartInfo("/bin/sh")
+        // redis-server dies with this process, however it dies (see OwnedProcess): a test host killed mid-run leaves
+        // no server behind.
+        var start = new ProcessStartInfo(executable)
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -251,12 +222,12 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
                 : [],
             .. ExtraArguments,
         ];
-        foreach (var argument in (string[])["-c", Watchdog, "asm-redis-watchdog", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), executable, .. arguments])
+        foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
         }
 
-        var process = Process.Start(start) ?? throw new InvalidOperationException($"{executable} did not start.");
+        var process = OwnedProcess.Start(start);
         process.OutputDataReceived += static (_, _) => { };
         process.ErrorDataReceived += static (_, _) => { };
         process.BeginOutputReadLine();

@@ -6,7 +6,7 @@ namespace Asm.Caching.Tests.Drivers.Redis;
 
 /// <summary>The driver conformance suite against a three-master Redis Cluster.</summary>
 [Collection(RedisClusterGroup.Name)]
-public sealed class RedisClusterDriverTests(RedisCluster cluster) : DriverConformanceTests
+public sealed class RedisClusterDriverTests(RedisCluster cluster) : StoredDriverConformanceTests
 {
     private readonly RedisTestDrivers _drivers = new(cluster.Configuration);
 

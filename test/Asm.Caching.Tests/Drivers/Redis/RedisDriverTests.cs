@@ -6,7 +6,7 @@ namespace Asm.Caching.Tests.Drivers.Redis;
 
 /// <summary>The driver conformance suite against a standalone Redis.</summary>
 [Collection(RedisServerGroup.Name)]
-public sealed class RedisDriverTests(RedisServer server) : DriverConformanceTests
+public sealed class RedisDriverTests(RedisServer server) : StoredDriverConformanceTests
 {
     private readonly RedisTestDrivers _drivers = new(server.EndPoint);
 

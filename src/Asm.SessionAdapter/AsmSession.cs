@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Text;
+using Asm.Caching;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Import;
@@ -427,7 +428,25 @@ internal sealed class AsmSession : IAsmSession
             AddProfiles = [.. _newProfiles],
             MaxProfiles = _options.MaxProfiles,
         };
-        var status = await StorageAsync("committing", ct => _services.Driver.CommitAsync(request, ct), cancellationToken).ConfigureAwait(false);
+        SessionCommitStatus status;
+        try
+        {
+            status = await StorageAsync("committing", ct => _services.Driver.CommitAsync(request, ct), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
+        {
+            // Nothing was written (a disk full, a server gone): the changes are dropped, so that a second commit (the
+            // middleware's, after the app's own) cannot write them without the lock, and the lock is given back, so
+            // that the session is usable again as soon as the storage is, not a whole lease later.
+            DropChanges();
+            if (lease is not null)
+            {
+                await AbandonAsync(_key.Id, lease).ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
         switch (status)
         {
             case SessionCommitStatus.Committed:
@@ -847,7 +866,24 @@ internal sealed class AsmSession : IAsmSession
             AddProfiles = _newProfiles,
             MaxProfiles = _options.MaxProfiles,
         };
-        var status = await StorageAsync("creating", ct => _services.Driver.CommitAsync(request, ct), cancellationToken).ConfigureAwait(false);
+        SessionCommitStatus status;
+        try
+        {
+            status = await StorageAsync("creating", ct => _services.Driver.CommitAsync(request, ct), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
+        {
+            // As for a failed commit: nothing was stored, and a second commit (the middleware's) must not retry.
+            DropChanges();
+            if (ex.InnerException is StorageFullException)
+            {
+                _services.Metrics.Refused();
+                Log.CreateRefused(_services.Logger, Hash);
+            }
+
+            throw;
+        }
+
         if (status == SessionCommitStatus.Committed)
         {
             _stored = true;
@@ -860,6 +896,14 @@ internal sealed class AsmSession : IAsmSession
         {
             Log.CreateCollision(_services.Logger, Hash);
         }
+    }
+
+    /// <summary>Forgets this request's writes after a commit that failed, so that nothing retries them.</summary>
+    private void DropChanges()
+    {
+        _changes.Clear();
+        _cleared = false;
+        _newProfiles.Clear();
     }
 
     /// <summary>Checks that this request may write, taking the lock first in <see cref="SessionLockMode.LockOnWrite"/>.</summary>

@@ -20,6 +20,16 @@ public static class AsmStorageBuilderExtensions
         return builder.UseDriver<TBuilder, InMemoryDriver>();
     }
 
+    /// <summary>Keeps sessions in this process's memory, configured by <paramref name="configure"/> (its size limit).</summary>
+    public static TBuilder UseInMemoryDriver<TBuilder>(this TBuilder builder, Action<InMemoryDriverOptions> configure)
+        where TBuilder : IAsmStorageBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configure);
+        builder.Services.Configure(configure);
+        return builder.UseInMemoryDriver();
+    }
+
     /// <summary>
     /// Keeps sessions as files in <paramref name="directory"/>, which several processes on one machine may share.
     /// </summary>
@@ -62,6 +72,7 @@ public static class AsmStorageBuilderExtensions
         services.AddOptions();
         services.AddLogging();
         services.TryAddSingleton(TimeProvider.System);
+        services.AddOptions<InMemoryDriverOptions>().ValidateDataAnnotations().ValidateOnStart();
         services.TryAddSingleton<InMemoryDriver>();
         services.TryAddSingleton<ISessionDriver>(sp => sp.GetRequiredService<InMemoryDriver>());
         services.TryAddSingleton<ICacheDriver>(sp => sp.GetRequiredService<InMemoryDriver>());

@@ -43,6 +43,9 @@ public static class AsmSessionMetricNames
     /// <summary>Session ends reported to <c>OnSessionEnded</c> (once per session), tagged <see cref="EndedReason"/>.</summary>
     public const string Ended = "asm.session.ended";
 
+    /// <summary>New sessions the storage refused because it was full (for example the in-memory driver's <c>SizeLimit</c>).</summary>
+    public const string Refused = "asm.session.refused";
+
     /// <summary>Why a cookie was not adopted: an <c>InvalidSessionReason</c> name.</summary>
     public const string InvalidReason = "asm.session.invalid.reason";
 

@@ -85,4 +85,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 47, Level = LogLevel.Warning, Message = "Background session move, pass {Pass}, failed; it starts again shortly.")]
     public static partial void MoverFailed(ILogger logger, int pass, Exception exception);
+
+    [LoggerMessage(EventId = 50, Level = LogLevel.Warning, Message = "The storage is full: new session {Session} was refused and not stored.")]
+    public static partial void CreateRefused(ILogger logger, string session);
 }

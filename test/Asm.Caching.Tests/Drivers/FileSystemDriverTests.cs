@@ -5,16 +5,17 @@ using Asm.Caching.Caching;
 using Asm.Caching.Drivers.FileSystem;
 using Asm.Caching.Records;
 using Asm.Caching.Sessions;
+using Asm.Testing.Cleanup;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Xunit.Abstractions;
 
 namespace Asm.Caching.Tests.Drivers;
 
-public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : DriverConformanceTests
+public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : StoredDriverConformanceTests
 {
     /// <summary>Everything a test writes must stay under this root; the store sits two levels below it.</summary>
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "asm-fs-tests", Guid.NewGuid().ToString("N"));
+    private readonly string _root = TestDirectories.Create("asm-fs-tests-");
 
     private string StoreDirectory => Path.Combine(_root, "a", "b", "store");
 
@@ -44,9 +45,9 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : Dr
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing && Directory.Exists(_root))
+        if (disposing)
         {
-            Directory.Delete(_root, recursive: true);
+            TestDirectories.Delete(_root);
         }
 
         base.Dispose(disposing);
@@ -333,6 +334,38 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : Dr
         Assert.Empty(Directory.GetFiles(StoreDirectory, "*.tmp"));
     }
 
+    [Fact]
+    public async Task CommitAsync_Durable_EveryWriteReadsBackAndLeavesNoTemporaryFile()
+    {
+        var durable = new FileSystemDriver(
+            Options.Create(new FileSystemDriverOptions { Directory = StoreDirectory, Durable = true }),
+            Clock,
+            NullLogger<FileSystemDriver>.Instance);
+        var key = await CreateSessionThroughAsync(durable, new() { ["a"] = [1] });
+
+        Assert.Equal(SessionCommitStatus.Committed, await CommitAsync(durable, key, new() { ["a"] = [2] }));
+        await durable.SetAsync("entry", [3], Never(), Token);
+
+        Assert.Equal([2], (await LoadAsync(Sessions, key)).Values["a"]);
+        Assert.Equal([3], await Cache.GetAsync("entry", Clock.GetUtcNow(), Token));
+        Assert.Empty(Directory.GetFiles(StoreDirectory, "*.tmp"));
+    }
+
+    [Fact]
+    public void DirectorySync_MissingDirectory_ThrowsIOExceptionNamingIt()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        var missing = Path.Combine(_root, "missing");
+
+        var thrown = Assert.Throws<IOException>(() => DirectorySync.Flush(missing));
+
+        Assert.Contains(missing, thrown.Message, StringComparison.Ordinal);
+    }
+
     private Process StartChild(SessionKey key, int increments)
     {
         var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
@@ -347,7 +380,7 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : Dr
         start.ArgumentList.Add(key.Id);
         start.ArgumentList.Add(key.Secret);
         start.ArgumentList.Add(increments.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        return Process.Start(start) ?? throw new InvalidOperationException("The child process did not start.");
+        return OwnedProcess.Start(start);
     }
 
     /// <summary>The child's build output, named by the test project (which builds it without referencing it).</summary>

@@ -3,20 +3,74 @@ using System.Reflection;
 using Asm.Caching.Drivers.InMemory;
 using Asm.Caching.Records;
 using Asm.Caching.Sessions;
+using Microsoft.Extensions.Options;
 
 namespace Asm.Caching.Tests.Drivers;
 
 public sealed class InMemoryDriverTests : DriverConformanceTests
 {
-    /// <summary>The in-memory driver keeps no serialized form: the only damage it can suffer is a lost record.</summary>
-    protected override SessionLoadStatus CorruptSessionStatus => SessionLoadStatus.Unknown;
-
     protected override ISessionDriver CreateDriver(TimeProvider timeProvider) => new InMemoryDriver(timeProvider);
 
-    protected override Task CorruptStoredSessionAsync(string sessionId)
+    [Fact]
+    public async Task CommitAsync_NewSessionPastSizeLimit_RefusedWhileLiveSessionsKeepWorking()
     {
-        Assert.True(Records.TryRemove(sessionId, out _));
-        return Task.CompletedTask;
+        var driver = Limited(3);
+        var first = await CreateSessionThroughAsync(driver, new() { ["a"] = [1] });
+        await CreateSessionThroughAsync(driver);
+        await driver.SetAsync("entry", [1], Never(), Token);
+
+        var refused = await Assert.ThrowsAsync<StorageFullException>(() => CreateSessionThroughAsync(driver));
+
+        Assert.Contains("InMemoryDriverOptions.SizeLimit", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(3, driver.Count);
+        Assert.Equal(SessionCommitStatus.Committed, await CommitAsync(driver, first, new() { ["a"] = [2] }));
+        Assert.Equal([2], (await LoadAsync(driver, first)).Values["a"]);
+    }
+
+    [Fact]
+    public async Task SetAsync_NewEntryPastSizeLimit_RefusedButExistingEntryIsUpdated()
+    {
+        var driver = Limited(1);
+        await driver.SetAsync("kept", [1], Never(), Token);
+
+        await Assert.ThrowsAsync<StorageFullException>(async () => await driver.SetAsync("new", [2], Never(), Token));
+        await driver.SetAsync("kept", [3], Never(), Token);
+
+        Assert.Equal([3], await driver.GetAsync("kept", Clock.GetUtcNow(), Token));
+        Assert.Null(await driver.GetAsync("new", Clock.GetUtcNow(), Token));
+    }
+
+    [Fact]
+    public async Task CommitAsync_FullOfExpiredSessions_SweepsThemToMakeRoom()
+    {
+        var driver = Limited(2);
+        await CreateSessionThroughAsync(driver);
+        await CreateSessionThroughAsync(driver);
+
+        Clock.Advance(Idle * 3);
+        var fresh = await CreateSessionThroughAsync(driver);
+
+        Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(driver, fresh)).Status);
+        Assert.Equal(1, driver.Count);
+    }
+
+    [Fact]
+    public async Task Count_AfterRemovesDestroysAndSweeps_TracksTheRecordsKept()
+    {
+        var driver = Limited(10);
+        var key = await CreateSessionThroughAsync(driver);
+        await driver.SetAsync("a", [1], Never(), Token);
+        await driver.SetAsync("a", [2], Never(), Token);
+        await driver.SetAsync("b", [1], Never(), Token);
+        await driver.RemoveAsync("b", Token);
+        await driver.DestroyAsync("never-created", Clock.GetUtcNow(), Clock.GetUtcNow() + Idle, Token);
+        Assert.Equal(3, driver.Count);
+
+        await driver.DestroyAsync(key.Id, Clock.GetUtcNow(), Clock.GetUtcNow() + Idle, Token);
+        Clock.Advance(Idle * 3);
+        await driver.SweepAsync(Clock.GetUtcNow(), Token);
+
+        Assert.Equal(1, driver.Count);
     }
 
     protected override Task ReplaceLockTokenAsync(string sessionId, string token)
@@ -33,4 +87,7 @@ public sealed class InMemoryDriverTests : DriverConformanceTests
     private ConcurrentDictionary<string, SessionRecord> Records =>
         (ConcurrentDictionary<string, SessionRecord>)typeof(InMemoryDriver)
             .GetField("_sessions", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(Sessions)!;
+
+    private InMemoryDriver Limited(int sizeLimit) =>
+        new(Clock, Options.Create(new InMemoryDriverOptions { SizeLimit = sizeLimit }));
 }

@@ -1,119 +1,153 @@
 using System.Net;
+using Asm.Testing;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Asm.SessionAdapter.Tests.Failures;
 
-/// <summary>What a request sees when storage fails or hangs: the stock session's semantics, with clear errors.</summary>
+/// <summary>
+/// What a request sees when storage fails or hangs, through endpoints that catch nothing: the stock session's
+/// semantics (a failed <c>LoadAsync</c> fails the request, a synchronous read finds the session unavailable, a failed
+/// commit at the end of the request is logged), with clear errors and nothing written.
+/// </summary>
 public sealed class StorageFailureTests
 {
+    private readonly ListLoggerProvider _logs = new();
     private ChaosSessionDriver _chaos = null!;
+    private Exception? _thrown;
 
     [Fact]
-    public async Task SynchronousLoad_StorageDown_SessionIsUnavailableAndRequestSucceeds()
+    public async Task SynchronousRead_StorageDown_SessionUnavailableValueAbsentAndFailureLogged()
     {
         await using var app = await StartAsync();
         var client = app.CreateClient();
-        await client.PostAsync("/async/set", null);
+        await SetAsync(client, "kept");
         _chaos.Fail = true;
 
         var response = await client.GetStringAsync("/sync/read");
 
         Assert.Equal("available=False value=", response);
+        Assert.Contains(_logs.Messages, m => m.StartsWith("Loading session ", StringComparison.Ordinal) && m.Contains("Injected storage failure.", StringComparison.Ordinal));
     }
 
     [Fact]
-    public async Task LoadAsync_StorageDown_ThrowsSessionStorageExceptionNamingTheCause()
+    public async Task LoadAsync_StorageDown_RequestFailsWithSessionStorageExceptionNamingTheCause()
     {
         await using var app = await StartAsync();
         var client = app.CreateClient();
-        await client.PostAsync("/async/set", null);
+        await SetAsync(client, "kept");
         _chaos.Fail = true;
 
-        var response = await client.GetStringAsync("/async/load");
+        var response = await client.GetAsync("/async/read");
 
-        Assert.StartsWith("SessionStorageException: Failed loading session ", response);
-        Assert.Contains("Injected storage failure.", response);
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        var thrown = Assert.IsType<SessionStorageException>(_thrown);
+        Assert.StartsWith("Failed loading session ", thrown.Message, StringComparison.Ordinal);
+        Assert.Contains("Injected storage failure.", thrown.Message, StringComparison.Ordinal);
+        Assert.IsType<IOException>(thrown.InnerException);
     }
 
     [Fact]
-    public async Task CommitAsync_StorageDown_ThrowsSessionStorageException()
+    public async Task CommitAsync_StorageRefusesTheWrite_ThrowsWritesNothingAndFreesTheLock()
     {
-        await using var app = await StartAsync();
+        await using var app = await StartAsync(o => o.LockWaitTimeout = TimeSpan.FromSeconds(5));
         var client = app.CreateClient();
-        await client.PostAsync("/async/set", null);
+        await SetAsync(client, "kept");
 
-        var response = await client.GetStringAsync("/async/commit-while-down");
+        var response = await client.PostAsync("/async/set-then-fail?value=changed", null);
 
-        Assert.StartsWith("SessionStorageException: Failed committing session ", response);
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        var thrown = Assert.IsType<SessionStorageException>(_thrown);
+        Assert.StartsWith("Failed committing session ", thrown.Message, StringComparison.Ordinal);
+        Assert.Contains("no space left on device", thrown.Message, StringComparison.Ordinal);
+
+        // Exclusive again: a lock left behind would make this wait out LockWaitTimeout and fail.
+        Assert.Equal("kept", await client.GetStringAsync("/async/read"));
     }
 
     [Fact]
-    public async Task LoadAsync_StorageHangs_TimesOutAfterIOTimeout()
+    public async Task LoadAsync_StorageHangs_RequestFailsAfterIOTimeout()
     {
         await using var app = await StartAsync(o => o.IOTimeout = TimeSpan.FromMilliseconds(300));
         var client = app.CreateClient();
-        await client.PostAsync("/async/set", null);
+        await SetAsync(client, "kept");
         _chaos.Hang = true;
 
-        var response = await client.GetStringAsync("/async/load");
+        var response = await client.GetAsync("/async/read");
 
-        Assert.StartsWith("OperationCanceledException: Timed out loading the session (AsmSessionOptions.IOTimeout is 00:00:00.3", response);
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        var thrown = Assert.IsType<OperationCanceledException>(_thrown);
+        Assert.StartsWith("Timed out loading the session (AsmSessionOptions.IOTimeout is 00:00:00.3", thrown.Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public async Task StorageBack_RequestsSucceedAgainWithNothingLost()
+    public async Task StorageBack_AfterFailedRequests_ValueWrittenBeforeTheOutageIsReadAgain()
     {
         await using var app = await StartAsync();
         var client = app.CreateClient();
-        await client.PostAsync("/async/set", null);
+        await SetAsync(client, "kept");
         _chaos.Fail = true;
-        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/async/load")).StatusCode);
+        Assert.Equal(HttpStatusCode.InternalServerError, (await client.GetAsync("/async/read")).StatusCode);
+        Assert.Equal(HttpStatusCode.InternalServerError, (await client.PostAsync("/async/set?value=lost", null)).StatusCode);
 
         _chaos.Fail = false;
 
-        Assert.Equal("available=True value=kept", await client.GetStringAsync("/sync/read"));
+        Assert.Equal("kept", await client.GetStringAsync("/async/read"));
     }
 
+    private static async Task SetAsync(HttpClient client, string value) =>
+        (await client.PostAsync($"/async/set?value={value}", null)).EnsureSuccessStatusCode();
+
     private Task<SessionApp> StartAsync(Action<AsmSessionOptions>? configure = null) =>
-        SessionApp.StartAsync(b => b.UseInMemoryDriver(), Map, configure, services: s => _chaos = ChaosSessionDriver.Wrap(s));
+        SessionApp.StartAsync(b => b.UseInMemoryDriver(), Map, configure, services: s =>
+        {
+            _chaos = ChaosSessionDriver.Wrap(s);
+            s.AddLogging(l => l.AddProvider(_logs));
+        });
 
     private void Map(WebApplication app)
     {
-        app.MapPost("/async/set", (HttpContext c) => c.Session.SetString("v", "kept"));
-        app.MapGet("/sync/read", (HttpContext c) => $"available={c.Session.IsAvailable} value={c.Session.GetString("v")}");
-        app.MapGet("/async/load", async (HttpContext c) =>
+        // What Kestrel does with an exception an endpoint lets out (TestServer would hand it to the client): a 500.
+        // The exception is kept for the test.
+        app.Use(async (context, next) =>
         {
             try
             {
-                await c.Session.LoadAsync();
-                return "loaded";
+                await next(context);
             }
-            catch (Exception e) when (e is SessionStorageException or OperationCanceledException)
+            catch (Exception ex)
             {
-                return $"{e.GetType().Name}: {e.Message}";
+                _thrown = ex;
+                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
             }
         });
-        app.MapGet("/async/commit-while-down", async (HttpContext c) =>
+        app.MapGet("/sync/read", (HttpContext c) => $"available={c.Session.IsAvailable} value={c.Session.GetString("v")}");
+        app.MapGet("/async/read", async (HttpContext c) =>
         {
             await c.Session.LoadAsync();
-            c.Session.SetString("v", "changed");
-            _chaos.Fail = true;
+            return c.Session.GetString("v");
+        });
+        app.MapPost("/async/set", async (HttpContext c, string value) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("v", value);
+        });
+        app.MapPost("/async/set-then-fail", async (HttpContext c, string value) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("v", value);
+            _chaos.FailCommits = true;
             try
             {
                 await c.Session.CommitAsync();
-                return "committed";
-            }
-            catch (SessionStorageException e)
-            {
-                return $"{e.GetType().Name}: {e.Message}";
             }
             finally
             {
-                _chaos.Fail = false;
+                _chaos.FailCommits = false;
             }
         });
     }

@@ -26,6 +26,9 @@ public sealed class ChaosSessionDriver : ISessionDriver
     /// <summary>Every operation fails as if storage were unreachable.</summary>
     public bool Fail { get; set; }
 
+    /// <summary>Commits fail as on a full disk, writing nothing; every other operation works.</summary>
+    public bool FailCommits { get; set; }
+
     /// <summary>Every operation hangs until cancelled.</summary>
     public bool Hang { get; set; }
 
@@ -102,6 +105,11 @@ public sealed class ChaosSessionDriver : ISessionDriver
     public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
     {
         await BreakAsync(cancellationToken);
+        if (FailCommits)
+        {
+            throw new IOException("Injected write failure: no space left on device.");
+        }
+
         return await Inner.CommitAsync(request, cancellationToken);
     }
 

@@ -81,18 +81,49 @@ internal sealed class FileLockStripes
         }
     }
 
+    /// <summary>
+    /// Opens and locks the lock file, or returns <see langword="null"/> when another process holds it. On a disk that
+    /// cannot be written (read-only, permission denied) the existing lock file is opened for reading, which locks it
+    /// just as well, so that reads go on; any other failure (a full disk, a missing directory) is thrown as it is,
+    /// never mistaken for a held lock.
+    /// </summary>
     private static FileStream? TryOpenExclusive(string path)
     {
         try
         {
             return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
         }
-        catch (IOException ex) when (ex is not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException))
+        catch (IOException ex) when (IsHeldElsewhere(ex))
         {
-            // Held by another process (EWOULDBLOCK on Unix, a sharing violation on Windows).
             return null;
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.None, bufferSize: 0);
+            }
+            catch (IOException again) when (IsHeldElsewhere(again))
+            {
+                return null;
+            }
+            catch (Exception again) when (again is IOException or UnauthorizedAccessException)
+            {
+                throw new IOException($"The lock file {Path.GetFileName(path)} of the session directory cannot be opened: {ex.Message}", ex);
+            }
+        }
     }
+
+    /// <summary>
+    /// Whether opening failed because another holder has the lock: on Unix <c>flock</c>'s EWOULDBLOCK, which .NET
+    /// reports as a sharing violation whose HResult is the errno (11 on Linux, 35 on macOS and the BSDs); on Windows
+    /// a sharing or lock violation.
+    /// </summary>
+    private static bool IsHeldElsewhere(IOException ex) =>
+        ex is not (FileNotFoundException or DirectoryNotFoundException or PathTooLongException)
+        && (OperatingSystem.IsWindows()
+            ? ex.HResult is unchecked((int)0x80070020) or unchecked((int)0x80070021)
+            : ex.HResult == (OperatingSystem.IsLinux() ? 11 : 35));
 
     private TimeoutException Timeout(int stripe) =>
         new($"The file lock '{stripe:x2}.lock' of the session directory was not acquired within {_timeout}; " +

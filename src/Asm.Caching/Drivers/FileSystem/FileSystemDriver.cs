@@ -35,6 +35,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     private static readonly byte[] SessionDomain = "asm-session\0"u8.ToArray();
     private static readonly byte[] CacheDomain = "asm-cache\0"u8.ToArray();
 
+    private readonly bool _durable;
     private readonly FileLockStripes _locks;
     private readonly LockReleaseSignals _signals;
     private readonly ILogger<FileSystemDriver> _logger;
@@ -45,6 +46,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         _logger = logger;
         var settings = options.Value;
         DirectoryPath = Path.GetFullPath(settings.Directory);
+        _durable = settings.Durable;
         if (!Directory.Exists(DirectoryPath))
         {
             CreatePrivateDirectory(DirectoryPath);
@@ -90,8 +92,16 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             var result = record.Load(request, out var changed);
             if (changed)
             {
-                // The idle expiry slid, or a lease was taken.
-                await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+                // The idle expiry slid, and a lease may have been taken. A lease must be stored; a slide alone may
+                // fail (a full or read-only disk) without failing the read: the session keeps its older expiry.
+                try
+                {
+                    await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (request.Lease is null && ex is IOException or UnauthorizedAccessException)
+                {
+                    IdleSlideNotStored(SessionKey.Hash(request.Key.Id), ex);
+                }
             }
 
             return result;
@@ -403,7 +413,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         return (record, SessionLoadStatus.Found);
     }
 
-    private static ValueTask WriteSessionAsync(StoredFile file, SessionRecord record, CancellationToken cancellationToken) =>
+    private ValueTask WriteSessionAsync(StoredFile file, SessionRecord record, CancellationToken cancellationToken) =>
         WriteAtomicallyAsync(file.Path, SessionFileFormat.Serialize(record), cancellationToken);
 
     private async ValueTask<CacheFileEntry?> ReadCacheEntryAsync(StoredFile file, string key, CancellationToken cancellationToken)
@@ -520,8 +530,12 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     private static FileStream OpenRead(string path) =>
         new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
 
-    /// <summary>Writes a temporary file next to <paramref name="path"/> and renames it over <paramref name="path"/>.</summary>
-    private static async ValueTask WriteAtomicallyAsync(string path, byte[] data, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes a temporary file next to <paramref name="path"/> and renames it over <paramref name="path"/>. When
+    /// <see cref="FileSystemDriverOptions.Durable"/>, the temporary file is flushed to disk before the rename and the
+    /// directory after it, so that the new file, and its name, survive a power cut once the write returns.
+    /// </summary>
+    private async ValueTask WriteAtomicallyAsync(string path, byte[] data, CancellationToken cancellationToken)
     {
         var temp = $"{path}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}{TempExtension}";
         try
@@ -542,9 +556,17 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             await using (stream.ConfigureAwait(false))
             {
                 await stream.WriteAsync(data, cancellationToken).ConfigureAwait(false);
+                if (_durable)
+                {
+                    stream.Flush(flushToDisk: true);
+                }
             }
 
             File.Move(temp, path, overwrite: true);
+            if (_durable)
+            {
+                DirectorySync.Flush(DirectoryPath);
+            }
         }
         catch
         {
@@ -593,6 +615,10 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
 
     [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Could not sweep {FileName}; the next sweep tries again.")]
     private partial void SweepSkippedFile(string fileName, Exception exception);
+
+    [LoggerMessage(EventId = 205, Level = LogLevel.Warning,
+        Message = "Session {SessionHash} was read, but its new idle expiry could not be written; it keeps the older one.")]
+    private partial void IdleSlideNotStored(string sessionHash, Exception exception);
 
     /// <summary>Where a record lives and which lock stripe guards it.</summary>
     private readonly record struct StoredFile(string Path, int Stripe);

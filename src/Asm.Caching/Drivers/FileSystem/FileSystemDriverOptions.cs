@@ -22,4 +22,14 @@ public sealed class FileSystemDriverOptions
     /// <value>The default value is 10 seconds.</value>
     [Range(typeof(TimeSpan), "00:00:00.1", "00:05:00", ErrorMessage = "FileSystemDriverOptions.FileLockTimeout must be between 100 milliseconds and 5 minutes.")]
     public TimeSpan FileLockTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Whether every write is flushed to disk before it returns: the temporary file is fsynced before it is renamed
+    /// over the record, and the directory after the rename. Without it a write is atomic (a reader sees the old file
+    /// or the new one, never a torn one) but a power cut or a kernel crash may lose the last writes; with it they
+    /// survive, at the cost of two fsyncs per write (a load that slides the idle expiry or takes a lock writes too).
+    /// A crash of the process alone never loses a write either way.
+    /// </summary>
+    /// <value>The default value is <see langword="false"/>.</value>
+    public bool Durable { get; set; }
 }

@@ -3,23 +3,32 @@ using Asm.Caching.Caching;
 using Asm.Caching.Locking;
 using Asm.Caching.Records;
 using Asm.Caching.Sessions;
+using Microsoft.Extensions.Options;
 
 namespace Asm.Caching.Drivers.InMemory;
 
 /// <summary>
 /// Keeps sessions and cache entries in this process. Thread-safe; expired entries are dropped when they are met and
-/// by the sweeper, so the store never grows past the live entries. Session values go in and come out as copies, as
-/// they would through any other driver: a caller that changes an array it wrote or read changes nothing stored.
+/// by the sweeper, so the store never grows past the live entries. At most
+/// <see cref="InMemoryDriverOptions.SizeLimit"/> records are kept: past it new ones are refused, never live ones evicted.
 /// </summary>
-internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver, ISessionTransferDriver, ISessionListingDriver, ISessionTrackingDriver, ICacheDriver, ISweepableDriver
+internal sealed class InMemoryDriver(TimeProvider timeProvider, IOptions<InMemoryDriverOptions>? options = null)
+    : ISessionDriver, ISessionTransferDriver, ISessionListingDriver, ISessionTrackingDriver, ICacheDriver, ISweepableDriver
 {
+    /// <summary>When the store is full, expired records are swept to make room at most this often.</summary>
+    private static readonly TimeSpan FullSweepInterval = TimeSpan.FromSeconds(1);
+
     private readonly ConcurrentDictionary<string, HashSet<string>> _users = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _endChecks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, SessionRecord> _sessions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, CacheEntry> _entries = new(StringComparer.Ordinal);
     private readonly LockReleaseSignals _signals = new(timeProvider);
+    private readonly int _sizeLimit = (options?.Value ?? new InMemoryDriverOptions()).SizeLimit;
+    private long _count;
+    private long _lastFullSweep = long.MinValue;
 
-    internal int Count => _sessions.Count + _entries.Count;
+    /// <summary>The records kept (sessions and cache entries).</summary>
+    internal int Count => (int)Interlocked.Read(ref _count);
 
     public ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
     {
@@ -67,9 +76,10 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
         SessionCommitStatus status;
         if (request.CreateWithSecret is not null)
         {
+            Reserve("session");
             status = _sessions.TryAdd(request.SessionId, SessionRecord.Create(request))
                 ? SessionCommitStatus.Committed
-                : SessionCommitStatus.NotFound;
+                : Unreserve(SessionCommitStatus.NotFound);
         }
         else if (_sessions.TryGetValue(request.SessionId, out var record))
         {
@@ -143,7 +153,13 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
     {
         cancellationToken.ThrowIfCancellationRequested();
         var purgeAt = SessionRecord.Ms(tombstoneExpiresAt);
-        var record = _sessions.GetOrAdd(sessionId, _ => SessionRecord.Tombstone(purgeAt));
+
+        // A tombstone is never refused (a destroy must not fail), but it counts.
+        var record = _sessions.GetOrAdd(sessionId, _ =>
+        {
+            Interlocked.Increment(ref _count);
+            return SessionRecord.Tombstone(purgeAt);
+        });
         lock (record)
         {
             // A request holding the old record object sees the tombstone too: nothing it commits survives.
@@ -172,7 +188,8 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         cancellationToken.ThrowIfCancellationRequested();
-        return ValueTask.FromResult(_sessions.TryAdd(snapshot.SessionId, SessionRecord.Import(snapshot)));
+        Reserve("session");
+        return ValueTask.FromResult(_sessions.TryAdd(snapshot.SessionId, SessionRecord.Import(snapshot)) || Unreserve(false));
     }
 
     public ValueTask<SessionBindResult> BindUserAsync(SessionRegenerateRequest request, string userId, CancellationToken cancellationToken)
@@ -300,8 +317,27 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
     public ValueTask SetAsync(string key, byte[] value, CacheEntryExpiration expiration, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        _entries[key] = new CacheEntry(value, expiration.AbsoluteExpiresAt, expiration.Sliding, expiration.ExpiresAt);
-        return ValueTask.CompletedTask;
+        var entry = new CacheEntry(value, expiration.AbsoluteExpiresAt, expiration.Sliding, expiration.ExpiresAt);
+        while (true)
+        {
+            if (_entries.TryGetValue(key, out var old))
+            {
+                if (_entries.TryUpdate(key, entry, old))
+                {
+                    return ValueTask.CompletedTask;
+                }
+
+                continue;
+            }
+
+            Reserve("cache entry");
+            if (_entries.TryAdd(key, entry))
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            Unreserve(0);
+        }
     }
 
     public ValueTask RefreshAsync(string key, DateTimeOffset now, CancellationToken cancellationToken)
@@ -314,11 +350,18 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
     public ValueTask RemoveAsync(string key, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        _entries.TryRemove(key, out _);
+        if (_entries.TryRemove(key, out _))
+        {
+            Interlocked.Decrement(ref _count);
+        }
+
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask<int> SweepAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    public ValueTask<int> SweepAsync(DateTimeOffset now, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Sweep(now, cancellationToken));
+
+    private int Sweep(DateTimeOffset now, CancellationToken cancellationToken)
     {
         var removed = 0;
         var ms = SessionRecord.Ms(now);
@@ -339,7 +382,53 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
             }
         }
 
-        return ValueTask.FromResult(removed);
+        Interlocked.Add(ref _count, -removed);
+        return removed;
+    }
+
+    /// <summary>
+    /// Counts a record about to be added, or throws <see cref="StorageFullException"/> when the store is full even
+    /// after sweeping expired records (at most once per <see cref="FullSweepInterval"/>, so a flood cannot make
+    /// every request scan the store).
+    /// </summary>
+    private void Reserve(string what)
+    {
+        if (Interlocked.Increment(ref _count) <= _sizeLimit)
+        {
+            return;
+        }
+
+        Interlocked.Decrement(ref _count);
+        if (SweepWhenFull())
+        {
+            if (Interlocked.Increment(ref _count) <= _sizeLimit)
+            {
+                return;
+            }
+
+            Interlocked.Decrement(ref _count);
+        }
+
+        throw new StorageFullException(
+            $"The in-memory store is full: it keeps at most {_sizeLimit} sessions and cache entries " +
+            $"(InMemoryDriverOptions.SizeLimit), so a new {what} was refused. Live records are never evicted; new ones " +
+            "are accepted again once some expire.");
+    }
+
+    /// <summary>Sweeps expired records unless that was done less than <see cref="FullSweepInterval"/> ago; true if some went.</summary>
+    private bool SweepWhenFull()
+    {
+        var last = Interlocked.Read(ref _lastFullSweep);
+        var now = timeProvider.GetTimestamp();
+        var due = last == long.MinValue || timeProvider.GetElapsedTime(last, now) >= FullSweepInterval;
+        return due && Interlocked.CompareExchange(ref _lastFullSweep, now, last) == last
+            && Sweep(timeProvider.GetUtcNow(), CancellationToken.None) > 0;
+    }
+
+    private T Unreserve<T>(T result)
+    {
+        Interlocked.Decrement(ref _count);
+        return result;
     }
 
     private CacheEntry? Slide(string key, DateTimeOffset now)
@@ -351,7 +440,11 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider) : ISessionDriver
 
         if (entry.ExpiresAt <= now)
         {
-            _entries.TryRemove(new KeyValuePair<string, CacheEntry>(key, entry));
+            if (_entries.TryRemove(new KeyValuePair<string, CacheEntry>(key, entry)))
+            {
+                Interlocked.Decrement(ref _count);
+            }
+
             return null;
         }
 

@@ -1,0 +1,139 @@
+using System.Net;
+using Asm.Testing.Faults;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Asm.SessionAdapter.Tests.Failures;
+
+/// <summary>
+/// The filesystem driver on a real disk that fills up or turns read-only (a small tmpfs the test mounts): clear
+/// errors per request, the stored session as it was, reads still served, and everything working again once the
+/// disk does.
+/// </summary>
+public sealed class FileSystemFaultTests : IDisposable
+{
+    private readonly SmallDisk _disk = SmallDisk.Mount(kilobytes: 1024);
+    private Exception? _thrown;
+
+    private string Sessions => Path.Combine(_disk.Path, "sessions");
+
+    [Fact]
+    public async Task DiskFull_CommitFailsClearlyPreviousFileIntactAndWorksAgainWhenSpaceReturns()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await SetAsync(client, "exclusive", "kept");
+        var before = SessionFiles();
+        _disk.Fill();
+
+        // A write without a lock: its load needs no write, its commit fails.
+        var lockless = await client.PostAsync("/lockless/set?value=lost", null);
+        // A write under the lock: taking the lock is a write, so the load fails.
+        var exclusive = await client.PostAsync("/exclusive/set?value=lost", null);
+        var read = await client.GetStringAsync("/read");
+
+        Assert.Equal(HttpStatusCode.InternalServerError, lockless.StatusCode);
+        Assert.Equal(HttpStatusCode.InternalServerError, exclusive.StatusCode);
+        var thrown = Assert.IsType<SessionStorageException>(_thrown);
+        Assert.StartsWith("Failed loading session ", thrown.Message, StringComparison.Ordinal);
+        Assert.Contains("No space left on device", thrown.Message, StringComparison.Ordinal);
+        Assert.Equal("kept", read);
+        Assert.Equal(before, SessionFiles());
+
+        _disk.Free();
+
+        await SetAsync(client, "exclusive", "after");
+        Assert.Equal("after", await client.GetStringAsync("/read"));
+        await SetAsync(client, "lockless", "again");
+        Assert.Equal("again", await client.GetStringAsync("/read"));
+    }
+
+    [Fact]
+    public async Task DiskFull_LocklessCommit_FailsWithSessionStorageExceptionNamingTheCause()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await SetAsync(client, "exclusive", "kept");
+        var before = SessionFiles();
+        _disk.Fill();
+
+        var response = await client.PostAsync("/lockless/set?value=lost", null);
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        var thrown = Assert.IsType<SessionStorageException>(_thrown);
+        Assert.StartsWith("Failed committing session ", thrown.Message, StringComparison.Ordinal);
+        Assert.Contains("No space left on device", thrown.Message, StringComparison.Ordinal);
+        Assert.Equal(before, SessionFiles());
+    }
+
+    [Fact]
+    public async Task DiskReadOnly_WritesFailClearlyReadsServedAndWorksAgainWhenWritable()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        await SetAsync(client, "exclusive", "kept");
+        var before = SessionFiles();
+        _disk.SetReadOnly(true);
+
+        var exclusive = await client.PostAsync("/exclusive/set?value=lost", null);
+        var read = await client.GetStringAsync("/read");
+        var created = await app.CreateClient().PostAsync("/exclusive/set?value=new", null);
+
+        Assert.Equal(HttpStatusCode.InternalServerError, exclusive.StatusCode);
+        Assert.Equal(HttpStatusCode.InternalServerError, created.StatusCode);
+        var thrown = Assert.IsType<SessionStorageException>(_thrown);
+        Assert.Contains("Read-only file system", thrown.Message, StringComparison.Ordinal);
+        Assert.Equal("kept", read);
+        Assert.Equal(before, SessionFiles());
+
+        _disk.SetReadOnly(false);
+
+        await SetAsync(client, "exclusive", "after");
+        Assert.Equal("after", await client.GetStringAsync("/read"));
+    }
+
+    public void Dispose() => _disk.Dispose();
+
+    /// <summary>The session files and their bytes (lock files and the filler aside).</summary>
+    private SortedDictionary<string, string> SessionFiles() =>
+        new(Directory.EnumerateFiles(Sessions, "*", SearchOption.TopDirectoryOnly)
+            .ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexString(File.ReadAllBytes(f))), StringComparer.Ordinal);
+
+    private static async Task SetAsync(HttpClient client, string mode, string value) =>
+        (await client.PostAsync($"/{mode}/set?value={value}", null)).EnsureSuccessStatusCode();
+
+    private Task<SessionApp> StartAsync() => SessionApp.StartAsync(b => b.UseFileSystemDriver(Sessions), Map);
+
+    private void Map(WebApplication app)
+    {
+        // What Kestrel does with an exception an endpoint lets out: a 500. The exception is kept for the test.
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context);
+            }
+            catch (Exception ex)
+            {
+                _thrown = ex;
+                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+            }
+        });
+        app.MapGet("/read", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            return c.Session.GetString("v") ?? "";
+        }).WithSessionLock(SessionLockMode.ReadOnly);
+        app.MapPost("/exclusive/set", SetValue).WithSessionLock(SessionLockMode.Exclusive);
+        app.MapPost("/lockless/set", SetValue).WithSessionLock(SessionLockMode.Lockless);
+    }
+
+    private static async Task SetValue(HttpContext c, string value)
+    {
+        await c.Session.LoadAsync();
+        c.Session.SetString("v", value);
+        await c.Session.CommitAsync();
+    }
+}

@@ -1,0 +1,187 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Net;
+using Asm.Caching;
+using Asm.Caching.Drivers.InMemory;
+using Asm.SessionAdapter.Diagnostics;
+using Asm.Testing.Cleanup;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Asm.SessionAdapter.Tests.Limits;
+
+/// <summary>Storage limits seen from requests: refusals are clear, counted, and cost nobody their live session.</summary>
+public sealed class StorageLimitTests
+{
+    private Exception? _thrown;
+
+    [Fact]
+    public async Task NewSessionPastInMemorySizeLimit_RefusedWithSessionStorageExceptionAndCounted()
+    {
+        await using var app = await SessionApp.StartAsync(b => b.UseInMemoryDriver(o => o.SizeLimit = 2), Map);
+        var refused = CountRefusals(app, out var listener);
+        using (listener)
+        {
+            var first = app.CreateClient();
+            var second = app.CreateClient();
+            Assert.Equal(HttpStatusCode.OK, (await first.PostAsync("/set?value=1", null)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await second.PostAsync("/set?value=2", null)).StatusCode);
+
+            var third = await app.CreateClient().PostAsync("/set?value=3", null);
+
+            Assert.Equal(HttpStatusCode.InternalServerError, third.StatusCode);
+            var thrown = Assert.IsType<SessionStorageException>(_thrown);
+            Assert.StartsWith("Failed creating session ", thrown.Message, StringComparison.Ordinal);
+            Assert.Contains("InMemoryDriverOptions.SizeLimit", thrown.Message, StringComparison.Ordinal);
+            Assert.IsType<StorageFullException>(thrown.InnerException);
+            Assert.Equal(1, refused.Sum());
+
+            // Nobody was evicted to make room, and the live sessions still take writes.
+            Assert.Equal(HttpStatusCode.OK, (await first.PostAsync("/set?value=10", null)).StatusCode);
+            Assert.Equal("10", await first.GetStringAsync("/read"));
+            Assert.Equal("2", await second.GetStringAsync("/read"));
+            Assert.Equal(2, app.Services.GetRequiredService<InMemoryDriver>().Count);
+        }
+    }
+
+    [Fact]
+    public async Task FloodOfBadOrMissingCookies_InMemory_StoresNothing()
+    {
+        await using var app = await SessionApp.StartAsync(b => b.UseInMemoryDriver(), Map);
+        var driver = app.Services.GetRequiredService<InMemoryDriver>();
+        var stale = await DestroyedSessionCookieAsync(app);
+        var before = driver.Count;
+
+        await FloodAsync(app, stale);
+
+        Assert.Equal(before, driver.Count);
+    }
+
+    [Fact]
+    public async Task FloodOfBadOrMissingCookies_FileSystem_WritesNoFile()
+    {
+        var directory = TestDirectories.Create("asm-flood-");
+        try
+        {
+            await using var app = await SessionApp.StartAsync(b => b.UseFileSystemDriver(directory), Map);
+            var stale = await DestroyedSessionCookieAsync(app);
+            var before = Snapshot(directory);
+
+            await FloodAsync(app, stale);
+
+            Assert.Equal(before, Snapshot(directory));
+        }
+        finally
+        {
+            TestDirectories.Delete(directory);
+        }
+    }
+
+    /// <summary>
+    /// 600 reading requests: no cookie, random garbage of every length, a valid-looking but unknown id, and the
+    /// cookie of a destroyed session. Every one is answered 200 with an empty session.
+    /// </summary>
+    private static async Task FloodAsync(SessionApp app, string staleCookie)
+    {
+        var random = new Random(15);
+        var cookies = new List<string?>();
+        for (var i = 0; i < 150; i++)
+        {
+            cookies.Add(null);
+            cookies.Add(RandomCookie(random));
+            cookies.Add(Convert.ToBase64String(Guid.NewGuid().ToByteArray()) + "CfDJ8" + new string('A', random.Next(0, 200)));
+            cookies.Add(staleCookie);
+        }
+
+        var responses = await Task.WhenAll(cookies.Select(async cookie =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/read");
+            if (cookie is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Cookie", $".AspNetCore.Session={cookie}");
+            }
+
+            using var client = new HttpClient(app.Server.CreateHandler()) { BaseAddress = new Uri("http://localhost/") };
+            var response = await client.SendAsync(request);
+            return (response.StatusCode, Body: await response.Content.ReadAsStringAsync());
+        }));
+
+        Assert.All(responses, r => Assert.Equal((HttpStatusCode.OK, ""), r));
+    }
+
+    private static string RandomCookie(Random random)
+    {
+        const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_%+/=.";
+        var length = random.Next(0, 4000);
+        return string.Create(length, random, (span, r) =>
+        {
+            for (var i = 0; i < span.Length; i++)
+            {
+                span[i] = Alphabet[r.Next(Alphabet.Length)];
+            }
+        });
+    }
+
+    private static async Task<string> DestroyedSessionCookieAsync(SessionApp app)
+    {
+        var client = app.CreateClient(out var jar);
+        (await client.PostAsync("/set?value=1", null)).EnsureSuccessStatusCode();
+        var cookie = jar.Cookies.GetCookies(new Uri("http://localhost/"))[".AspNetCore.Session"]!.Value;
+        (await client.PostAsync("/destroy", null)).EnsureSuccessStatusCode();
+        return cookie;
+    }
+
+    private static SortedDictionary<string, DateTime> Snapshot(string directory) =>
+        new(Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => f, File.GetLastWriteTimeUtc), StringComparer.Ordinal);
+
+    private static ConcurrentBag<long> CountRefusals(SessionApp app, out MeterListener listener)
+    {
+        var meters = app.Services.GetRequiredService<IMeterFactory>();
+        var refused = new ConcurrentBag<long>();
+        listener = new MeterListener
+        {
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter.Scope == meters && instrument.Name == AsmSessionMetricNames.Refused)
+                {
+                    l.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => refused.Add(value));
+        listener.Start();
+        return refused;
+    }
+
+    private void Map(WebApplication app)
+    {
+        // What Kestrel does with an exception an endpoint lets out: a 500. The exception is kept for the test.
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context);
+            }
+            catch (Exception ex)
+            {
+                _thrown = ex;
+                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+            }
+        });
+        app.MapGet("/read", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            return c.Session.GetString("v") ?? "";
+        });
+        app.MapPost("/set", async (HttpContext c, string value) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("v", value);
+            await c.Session.CommitAsync();
+        });
+        app.MapPost("/destroy", async (HttpContext c) => await c.Session.DestroyAsync());
+    }
+}

@@ -8,6 +8,7 @@ using CsCheck;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Xunit.Abstractions;
+using Asm.Testing.Cleanup;
 
 namespace Asm.Caching.Tests.Drivers;
 
@@ -38,7 +39,7 @@ public sealed class DriverDifferentialTests : IDisposable
     private static readonly string[] Tokens = ["token-1", "token-2"];
 
     private readonly ITestOutputHelper _output;
-    private readonly string _directory = Directory.CreateTempSubdirectory("asm-differential-").FullName;
+    private readonly string _directory = TestDirectories.Create("asm-differential-");
     private readonly RedisTestDrivers _redis;
     private readonly (string Name, ISessionDriver Driver)[] _drivers;
     private int _sequence;

@@ -7,6 +7,7 @@ using Asm.Caching.Tests.Drivers.Redis;
 using Asm.Testing.Redis;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Asm.Testing.Cleanup;
 
 namespace Asm.Caching.Tests.Drivers;
 
@@ -18,7 +19,7 @@ namespace Asm.Caching.Tests.Drivers;
 [Collection(RedisServerGroup.Name)]
 public sealed class StoredFormatSampleTests(RedisServer server) : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("asm-samples-").FullName;
+    private readonly string _directory = TestDirectories.Create("asm-samples-");
     private readonly RedisTestDrivers _redis = new(server.EndPoint);
 
     private FileSystemDriver? _files;

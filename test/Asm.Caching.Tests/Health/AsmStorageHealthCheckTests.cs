@@ -1,12 +1,13 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Asm.Testing.Cleanup;
 
 namespace Asm.Caching.Tests.Health;
 
 /// <summary><c>AddHealthChecks().AddAsmSessionStorage()</c> on the drivers that live on this machine.</summary>
 public sealed class AsmStorageHealthCheckTests : IDisposable
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "asm-health-tests", Guid.NewGuid().ToString("N"));
+    private readonly string _root = TestDirectories.Create("asm-health-tests-");
 
     private string StoreDirectory => Path.Combine(_root, "store");
 

@@ -4,6 +4,7 @@ using Asm.Caching.Drivers.InMemory;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Encryption;
 using Microsoft.AspNetCore.DataProtection;
+using Asm.Testing.Cleanup;
 
 namespace Asm.SessionAdapter.Tests.Encryption;
 
@@ -18,7 +19,7 @@ public sealed class EncryptedPayloadSampleTests : IDisposable
     private static readonly SessionKey Key = SessionKey.Create(SessionId, "currentSecret000000000");
     private static readonly DateTimeOffset Now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
-    private readonly DirectoryInfo _keys = Directory.CreateTempSubdirectory("asm-sample-keys-");
+    private readonly DirectoryInfo _keys = new(TestDirectories.Create("asm-sample-keys-"));
     private readonly IDataProtectionProvider _provider;
 
     public EncryptedPayloadSampleTests()

@@ -1,3 +1,4 @@
+using Asm.Testing.Cleanup;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Asm.SessionAdapter.Tests.Import;
@@ -8,7 +9,7 @@ namespace Asm.SessionAdapter.Tests.Import;
 /// </summary>
 public sealed class AsmCacheStockSessionImportTests : StockSessionImportTests, IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("asm-import-").FullName;
+    private readonly string _directory = TestDirectories.Create("asm-import-");
 
     protected override void AddStockCache(IServiceCollection services) => services.AddAsmDistributedCache().UseFileSystemDriver(_directory);
 

@@ -42,6 +42,16 @@ app.MapPost("/inc", async (HttpContext context) =>
     return value;
 });
 
+// As /inc, but answers only once the increment is stored: an acknowledged increment must never be lost.
+app.MapPost("/inc-committed", async (HttpContext context) =>
+{
+    await context.Session.LoadAsync();
+    var value = (context.Session.GetInt32("n") ?? 0) + 1;
+    context.Session.SetInt32("n", value);
+    await context.Session.CommitAsync();
+    return value;
+});
+
 // Takes the lock and tells the caller so; then hangs until the process is killed or the wait ends.
 app.MapPost("/hold", async (HttpContext context, int ms) =>
 {

@@ -52,6 +52,50 @@ public abstract class CrossProcessLockingTests<TDriver>(TDriver driver) : IClass
         Assert.InRange(waited.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(LeaseSeconds + 1));
     }
 
+    [Fact]
+    public async Task KilledInTheMiddleOfCommits_NoTornSessionNoAcknowledgedIncrementLostLockFreeWithinOneLease()
+    {
+        await using var victim = await StartChildAsync();
+        await using var survivor = await StartChildAsync();
+        using var client = new HttpClient();
+        var established = await client.PostAsync(new Uri(victim.Address, "/inc-committed"), null);
+        established.EnsureSuccessStatusCode();
+        var cookie = established.Headers.GetValues("Set-Cookie").Single().Split(';')[0];
+
+        // 100 increments in flight, each answered only once stored; the process dies after the first 20 answers.
+        var acknowledged = new System.Collections.Concurrent.ConcurrentBag<int>();
+        var twenty = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var increments = Enumerable.Range(0, 100).Select(async _ =>
+        {
+            try
+            {
+                var response = await SendAsync(client, victim, HttpMethod.Post, "/inc-committed", cookie);
+                acknowledged.Add(int.Parse(await response.Content.ReadAsStringAsync(), System.Globalization.CultureInfo.InvariantCulture));
+                if (acknowledged.Count >= 20)
+                {
+                    twenty.TrySetResult();
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or IOException or System.Net.Sockets.SocketException)
+            {
+                // Cut off by the kill.
+            }
+        }).ToList();
+        await twenty.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        victim.Kill();
+        await Task.WhenAll(increments);
+
+        var waited = Stopwatch.StartNew();
+        var next = await SendAsync(client, survivor, HttpMethod.Post, "/inc-committed", cookie);
+        waited.Stop();
+        var after = int.Parse(await next.Content.ReadAsStringAsync(), System.Globalization.CultureInfo.InvariantCulture);
+
+        // The record reads whole (a torn one would be corrupt: a new session, counting from 1), holds every
+        // acknowledged increment, and the lock the dead process may have held ended with its lease.
+        Assert.InRange(after, acknowledged.Max() + 1, 1 + 100 + 1);
+        Assert.InRange(waited.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(LeaseSeconds + 3));
+    }
+
     public void Dispose()
     {
         TestDirectories.Delete(_keys);

@@ -140,6 +140,12 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
         }
     }
 
+    /// <summary>Stops the server with SIGSTOP, as a hung server: its connections stay open and nothing answers.</summary>
+    public void Pause() => Signal("-STOP");
+
+    /// <summary>Lets a paused server go on with SIGCONT.</summary>
+    public void Resume() => Signal("-CONT");
+
     /// <summary>Sends one command to the server (see <see cref="RedisProtocolClient"/> for the reply types).</summary>
     public Task<object?> ExecuteAsync(params object[] args) => RedisProtocolClient.ExecuteAsync(Port, args);
 
@@ -273,6 +279,22 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
             }
 
             await Task.Delay(20, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void Signal(string signal)
+    {
+        int pid;
+        lock (_gate)
+        {
+            pid = _process is { HasExited: false } process ? process.Id : throw new InvalidOperationException($"{this} is not running.");
+        }
+
+        using var kill = Process.Start("kill", [signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill {signal} {pid} failed with code {kill.ExitCode}.");
         }
     }
 

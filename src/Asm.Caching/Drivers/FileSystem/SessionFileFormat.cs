@@ -32,8 +32,8 @@ namespace Asm.Caching.Drivers.FileSystem;
 /// int32    value count        then per value: string Name, int32 length, the value's bytes
 /// </code>
 /// <para>
-/// Nothing follows the last value. A file with another version, a count or length that overruns the file, a
-/// duplicate value name, unknown flags or trailing bytes is corrupt: <see cref="TryDeserialize"/> refuses it.
+/// Nothing follows the last value. A file with another version, a count or length that overruns the file, a time
+/// out of <see cref="DateTimeOffset"/>'s range, a duplicate value name, unknown flags or trailing bytes is corrupt: <see cref="TryDeserialize"/> refuses it.
 /// </para>
 /// </remarks>
 internal static class SessionFileFormat
@@ -116,9 +116,9 @@ internal static class SessionFileFormat
             || !reader.TryReadInt64(out var purgeAt)
             || !reader.TryReadByte(out var flags) || (flags & ~(DestroyedFlag | LockedFlag | BoundFlag | ZombieProfilesFlag)) != 0
             || !reader.TryReadString(out var secret)
-            || !reader.TryReadInt64(out var createdAt)
-            || !reader.TryReadInt64(out var idleExpiresAt)
-            || !reader.TryReadInt64(out var absoluteExpiresAt)
+            || !reader.TryReadTime(out var createdAt)
+            || !reader.TryReadTime(out var idleExpiresAt)
+            || !reader.TryReadTime(out var absoluteExpiresAt)
             || !reader.TryReadInt64(out var fence))
         {
             return false;
@@ -137,7 +137,7 @@ internal static class SessionFileFormat
 
         if ((flags & LockedFlag) != 0)
         {
-            if (!reader.TryReadString(out var token) || !reader.TryReadInt64(out var lockExpiresAt))
+            if (!reader.TryReadString(out var token) || !reader.TryReadTime(out var lockExpiresAt))
             {
                 return false;
             }
@@ -163,7 +163,7 @@ internal static class SessionFileFormat
 
         for (var i = 0; i < zombies; i++)
         {
-            if (!reader.TryReadString(out var zombie) || !reader.TryReadInt64(out var expiresAt))
+            if (!reader.TryReadString(out var zombie) || !reader.TryReadTime(out var expiresAt))
             {
                 return false;
             }
@@ -301,6 +301,12 @@ internal static class SessionFileFormat
         /// Reads a count of entries. Every entry takes at least four bytes, so a count larger than a quarter of what is
         /// left overruns the data (and would otherwise make a garbage file allocate a huge list).
         /// </summary>
+        /// <summary>A time: <see cref="SessionRecord.Never"/> or milliseconds a <see cref="DateTimeOffset"/> can hold.</summary>
+        public bool TryReadTime(out long value) =>
+            TryReadInt64(out value)
+            && (value == SessionRecord.Never
+                || value is >= -62_135_596_800_000 and <= 253_402_300_799_999);
+
         public bool TryReadCount(out int count) =>
             TryReadInt32(out count) && count >= 0 && count <= _rest.Length / sizeof(int);
 

@@ -19,6 +19,7 @@ internal sealed class AsmSessionMetrics
     private readonly Counter<long> _imported;
     private readonly Counter<long> _userBound;
     private readonly Counter<long> _ended;
+    private readonly Counter<long> _migrated;
     private readonly Counter<long> _refused;
 
     public AsmSessionMetrics(IMeterFactory meterFactory)
@@ -39,6 +40,7 @@ internal sealed class AsmSessionMetrics
         _imported = meter.CreateCounter<long>(AsmSessionMetricNames.Imported, "{session}", "Stock sessions imported.");
         _userBound = meter.CreateCounter<long>(AsmSessionMetricNames.UserBound, "{session}", "Sessions bound to a user.");
         _ended = meter.CreateCounter<long>(AsmSessionMetricNames.Ended, "{session}", "Session ends reported, once per session.");
+        _migrated = meter.CreateCounter<long>(AsmSessionMetricNames.Migrated, "{session}", "Sessions moved from the previous driver.");
         _refused = meter.CreateCounter<long>(AsmSessionMetricNames.Refused, "{session}", "New sessions refused because the storage was full.");
     }
 

@@ -111,20 +111,7 @@ public sealed class StorageFailureTests
 
     private void Map(WebApplication app)
     {
-        // What Kestrel does with an exception an endpoint lets out (TestServer would hand it to the client): a 500.
-        // The exception is kept for the test.
-        app.Use(async (context, next) =>
-        {
-            try
-            {
-                await next(context);
-            }
-            catch (Exception ex)
-            {
-                _thrown = ex;
-                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
-            }
-        });
+        app.AnswerExceptionsWith500(ex => _thrown = ex);
         app.MapGet("/sync/read", (HttpContext c) => $"available={c.Session.IsAvailable} value={c.Session.GetString("v")}");
         app.MapGet("/async/read", async (HttpContext c) =>
         {

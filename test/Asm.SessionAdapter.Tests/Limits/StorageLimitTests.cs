@@ -158,19 +158,7 @@ public sealed class StorageLimitTests
 
     private void Map(WebApplication app)
     {
-        // What Kestrel does with an exception an endpoint lets out: a 500. The exception is kept for the test.
-        app.Use(async (context, next) =>
-        {
-            try
-            {
-                await next(context);
-            }
-            catch (Exception ex)
-            {
-                _thrown = ex;
-                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
-            }
-        });
+        app.AnswerExceptionsWith500(ex => _thrown = ex);
         app.MapGet("/read", async (HttpContext c) =>
         {
             await c.Session.LoadAsync();

@@ -171,19 +171,7 @@ public sealed class RedisFaultTests(ITestOutputHelper output) : IAsyncLifetime
 
     private void Map(WebApplication app)
     {
-        // What Kestrel does with an exception an endpoint lets out: a 500. The exception is kept for the test.
-        app.Use(async (context, next) =>
-        {
-            try
-            {
-                await next(context);
-            }
-            catch (Exception ex)
-            {
-                _thrown.Enqueue(ex);
-                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
-            }
-        });
+        app.AnswerExceptionsWith500(_thrown.Enqueue);
         app.MapPost("/inc", async (HttpContext c) =>
         {
             await c.Session.LoadAsync();

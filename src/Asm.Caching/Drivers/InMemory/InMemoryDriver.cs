@@ -9,8 +9,10 @@ namespace Asm.Caching.Drivers.InMemory;
 
 /// <summary>
 /// Keeps sessions and cache entries in this process. Thread-safe; expired entries are dropped when they are met and
-/// by the sweeper, so the store never grows past the live entries. At most
-/// <see cref="InMemoryDriverOptions.SizeLimit"/> records are kept: past it new ones are refused, never live ones evicted.
+/// by the sweeper, so the store never grows past the live entries. Session values go in and come out as copies, as
+/// they would through any other driver: a caller that changes an array it wrote or read changes nothing stored. At
+/// most <see cref="InMemoryDriverOptions.SizeLimit"/> records are kept: past it new ones are refused, never live ones
+/// evicted.
 /// </summary>
 internal sealed class InMemoryDriver(TimeProvider timeProvider, IOptions<InMemoryDriverOptions>? options = null)
     : ISessionDriver, ISessionTransferDriver, ISessionListingDriver, ISessionTrackingDriver, ICacheDriver, ISweepableDriver

@@ -441,15 +441,12 @@ internal sealed class AsmSession : IAsmSession
             DropChanges();
             if (lease is not null)
             {
+                StopRenewal();
+                _lease = null;
                 await AbandonAsync(_key.Id, lease).ConfigureAwait(false);
             }
 
             throw;
-        }
-
-        if (status == SessionCommitStatus.Committed)
-        {
-            Stored();
         }
 
         switch (status)
@@ -891,7 +888,6 @@ internal sealed class AsmSession : IAsmSession
 
         if (status == SessionCommitStatus.Committed)
         {
-            Stored();
             _stored = true;
             _services.Metrics.Created();
             Log.SessionCreated(_services.Logger, Hash);
@@ -902,33 +898,6 @@ internal sealed class AsmSession : IAsmSession
         {
             Log.CreateCollision(_services.Logger, Hash);
         }
-    }
-
-    /// <summary>
-    /// Takes the changes just committed into the values this request sees, so that a second commit (the middleware's,
-    /// after the app's own <c>CommitAsync</c>) has nothing to write again, without the lock, over a later request's.
-    /// </summary>
-    private void Stored()
-    {
-        if (_changes.Count > 0 || _cleared)
-        {
-            var values = _cleared ? new Dictionary<string, byte[]>(StringComparer.Ordinal) : new Dictionary<string, byte[]>(_values, StringComparer.Ordinal);
-            foreach (var (name, value) in _changes)
-            {
-                if (value is null)
-                {
-                    values.Remove(name);
-                }
-                else
-                {
-                    values[name] = value;
-                }
-            }
-
-            _values = values;
-        }
-
-        DropChanges();
     }
 
     /// <summary>Forgets this request's writes after a commit that failed, so that nothing retries them.</summary>

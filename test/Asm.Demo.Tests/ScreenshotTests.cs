@@ -25,7 +25,7 @@ public sealed class ScreenshotTests(DemoFixture fixture) : IClassFixture<DemoFix
         await page.YourDevicesAsync();
 
         var cards = await page.Page.Locator("[id^=card-]").AllAsync();
-        Assert.Equal(5, cards.Count);
+        Assert.Equal(6, cards.Count);
         foreach (var card in cards)
         {
             Assert.Equal("done", await card.GetAttributeAsync("data-status"));

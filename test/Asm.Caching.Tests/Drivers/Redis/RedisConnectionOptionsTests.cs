@@ -204,9 +204,10 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
         var driver = drivers.Create(TimeProvider.System, configure: o =>
         {
             o.WaitForReplicas = 1;
-            o.OperationTimeout = TimeSpan.FromMilliseconds(200);
+            o.OperationTimeout = TimeSpan.FromSeconds(1);
         });
         var key = SessionKey.New();
+        await SessionSteps.LoadAsync(driver, TimeProvider.System, key); // connected first: only the WAIT may time out
 
         var failure = await Assert.ThrowsAsync<RedisDriverException>(() => driver.CommitAsync(
             new SessionCommitRequest

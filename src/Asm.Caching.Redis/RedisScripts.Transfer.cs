@@ -25,18 +25,14 @@ internal static partial class RedisScripts
         local ae = ''
         if r.ae then ae = str(r.ae) end
         table.sort(r.zombies, function(a, b) return a[2] < b[2] end)
-        table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
         local out = { FOUND, r.f, r.s, r.c, r.ie, ae, r.pa, #r.zombies }
         for _, z in ipairs(r.zombies) do
           out[#out + 1] = z[1]
           out[#out + 1] = z[3]
         end
         out[#out + 1] = #r.profiles
-        for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
-        for _, v in ipairs(r.values) do
-          out[#out + 1] = v[1]
-          out[#out + 1] = v[2]
-        end
+        put_profiles(out, r)
+        put_values(out, r)
         return out
         """;
 

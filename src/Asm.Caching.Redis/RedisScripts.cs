@@ -181,6 +181,20 @@ internal static partial class RedisScripts
           expire(key, pa, now)
         end
 
+        -- Appends the profiles, oldest first, to a reply.
+        local function put_profiles(out, r)
+          table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
+          for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
+        end
+
+        -- Appends the values, as name and value pairs, to a reply.
+        local function put_values(out, r)
+          for _, v in ipairs(r.values) do
+            out[#out + 1] = v[1]
+            out[#out + 1] = v[2]
+          end
+        end
+
         -- Slides the idle expiry only when that moves it by more than threshold ms, so most reads write nothing.
         local function slide(key, r, now, idle, threshold)
           local ie = now + idle
@@ -218,13 +232,9 @@ internal static partial class RedisScripts
         slide(key, r, now, idle, tonumber(ARGV[7]))
         local current = ''
         if status == ZOMBIE then current = r.s end
-        table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
         local out = { status, r.c, fence, current, zombie_profile or '', r.u or '', #r.profiles }
-        for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
-        for _, v in ipairs(r.values) do
-          out[#out + 1] = v[1]
-          out[#out + 1] = v[2]
-        end
+        put_profiles(out, r)
+        put_values(out, r)
         return out
         """;
 
@@ -356,9 +366,8 @@ internal static partial class RedisScripts
         local r = read_meta(KEYS[1])
         if not r then return false end
         if r.x then return { 1, 0, 0, '', r.u or '' } end
-        table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
         local out = { 0, r.c, r.ie, r.ae or '', r.u or '' }
-        for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
+        put_profiles(out, r)
         return out
         """;
 

@@ -121,8 +121,9 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task LoadAsync_RedisHangsLongerThanOperationTimeout_ThrowsRedisDriverExceptionSayingOutcomeUnknown()
     {
+        var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock);
         var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromMilliseconds(200));
-        var key = await SessionSteps.CreateAsync(driver, _clock);
+        await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key)); // connected: only the paused load may time out
         await _server.ExecuteAsync("CLIENT", "PAUSE", "1500", "ALL");
 
         var watch = Stopwatch.StartNew();

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Asm.Caching.Sessions;
+using Microsoft.Extensions.Options;
 
 namespace Asm.Demo;
 
@@ -56,18 +57,19 @@ internal static class DemoApi
             .WithSessionLock(SessionLockMode.Lockless);
 
         // "Log in": a slow request sent with the old key finishes after the key was regenerated.
-        api.MapPost("/slow-write", async (HttpContext context) =>
+        api.MapPost("/slow-write", async (HttpContext context, DemoLogIns logIns, IOptions<SessionOptions> options) =>
         {
             // The session loads lazily: the slow request reads it only now, after the log-in replaced its key.
-            await Task.Delay(SlowRequest, context.RequestAborted);
+            await logIns.SleepThenWaitAsync(context.Request.Cookies[options.Value.Cookie.Name!], SlowRequest, context.RequestAborted);
             await context.Session.LoadAsync(context.RequestAborted);
             context.Session.SetString("cart", "3 books");
             return new { zombie = DemoEventLog.Raised(context, DemoEvent.ZombieKey) };
         });
-        api.MapPost("/login", async (HttpContext context) =>
+        api.MapPost("/login", async (HttpContext context, DemoLogIns logIns, IOptions<SessionOptions> options) =>
         {
             await context.Session.LoadAsync(context.RequestAborted);
             await context.Session.BindUserAsync(DemoUser, context.RequestAborted);
+            logIns.LoggedIn(context.Request.Cookies[options.Value.Cookie.Name!]);
             context.Session.SetString("user", DemoUser);
             return new { id = SessionKey.Hash(context.Session.Id) };
         });

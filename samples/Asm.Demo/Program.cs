@@ -23,6 +23,7 @@ if (string.IsNullOrEmpty(builder.Configuration["urls"]))
 builder.Services.AddSingleton(storage);
 builder.Services.AddSingleton<DemoEventLog>();
 builder.Services.AddSingleton<DemoLockHolders>();
+builder.Services.AddSingleton<DemoLogIns>();
 var sessions = builder.Services.AddAsmSession(options =>
 {
     // The default profile is the client's IP address and User-Agent. Browsers do not let a page change its

@@ -30,9 +30,10 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
         var absolute = (string?)reply[5];
         var next = 8;
         var zombies = new SessionZombie[(int)(long)reply[7]];
-        for (var i = 0; i < zombies.Length; i++, next += 2)
+        for (var i = 0; i < zombies.Length; i++, next += 3)
         {
-            zombies[i] = new SessionZombie((string?)reply[next] ?? "", SessionRecord.Time((long)reply[next + 1]));
+            var profile = (string?)reply[next + 2];
+            zombies[i] = new SessionZombie((string?)reply[next] ?? "", SessionRecord.Time((long)reply[next + 1]), string.IsNullOrEmpty(profile) ? null : profile);
         }
 
         var profiles = new string[(int)(long)reply[next++]];
@@ -83,7 +84,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
     public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
-        var args = new List<RedisValue>(10 + (snapshot.Zombies.Count * 2) + snapshot.Profiles.Count + (snapshot.Values.Count * 2))
+        var args = new List<RedisValue>(10 + (snapshot.Zombies.Count * 3) + snapshot.Profiles.Count + (snapshot.Values.Count * 2))
         {
             SessionRecord.Ms(now),
             snapshot.Secret,
@@ -98,6 +99,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
         {
             args.Add(zombie.Secret);
             args.Add(SessionRecord.Ms(zombie.ExpiresAt));
+            args.Add(zombie.Profile ?? "");
         }
 
         args.Add(snapshot.Profiles.Count);

@@ -9,7 +9,8 @@ internal static partial class RedisScripts
     /// ARGV[4] lease clock override (unix ms; '' for Redis's TIME, always outside tests).
     /// Returns {status} (2 Unknown, 3 Expired, 4 Destroyed, 6 LockBusy, 7 Corrupt) when nothing is exported, else
     /// {0, granted fence, secret, created at, idle expiry, absolute expiry ('' for never), purge-at, zombie count Z,
-    /// Z pairs (secret, window end) oldest first, profile count P, P profiles oldest first, name, value, ...}.
+    /// Z triples (secret, window end, profile of the regenerating request or '') oldest first, profile count P, P profiles
+    /// oldest first, name, value, ...}.
     /// </summary>
     public const string Export = Prelude + """
         local key, now, token, duration = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -29,6 +30,7 @@ internal static partial class RedisScripts
         for _, z in ipairs(r.zombies) do
           out[#out + 1] = z[1]
           out[#out + 1] = z[3]
+          out[#out + 1] = z[4] or ''
         end
         out[#out + 1] = #r.profiles
         put_profiles(out, r)
@@ -39,8 +41,8 @@ internal static partial class RedisScripts
     /// <summary>
     /// Stores a whole record as a new, unlocked session unless the key exists (even as a tombstone).
     /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] secret, ARGV[3] created at, ARGV[4] idle expiry,
-    /// ARGV[5] absolute expiry ('' for never), ARGV[6] purge-at, ARGV[7] fence, ARGV[8] zombie count Z, then Z pairs
-    /// (secret, window end) oldest first, then the profile count P and P profiles oldest first, then name, value, ...
+    /// ARGV[5] absolute expiry ('' for never), ARGV[6] purge-at, ARGV[7] fence, ARGV[8] zombie count Z, then Z triples
+    /// (secret, window end, profile of the regenerating request or '') oldest first, then the profile count P and P profiles oldest first, then name, value, ...
     /// Returns 1 when stored, 0 when the key exists.
     /// </summary>
     public const string Import = Prelude + """
@@ -51,8 +53,10 @@ internal static partial class RedisScripts
         local n, i = 0, 9
         for _ = 1, tonumber(ARGV[8]) do
           n = n + 1
-          redis.call('HSET', key, 'z:' .. ARGV[i], str(n) .. ':' .. ARGV[i + 1])
-          i = i + 2
+          local zombie = str(n) .. ':' .. ARGV[i + 1]
+          if ARGV[i + 2] ~= '' then zombie = zombie .. ':' .. ARGV[i + 2] end
+          redis.call('HSET', key, 'z:' .. ARGV[i], zombie)
+          i = i + 3
         end
         local profiles = tonumber(ARGV[i])
         i = i + 1

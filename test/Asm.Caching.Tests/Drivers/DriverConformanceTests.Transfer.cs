@@ -48,6 +48,26 @@ public abstract partial class DriverConformanceTests
     }
 
     [Fact]
+    public async Task ExportThenImport_KeepsTheProfileOfTheRequestThatReplacedEachZombie()
+    {
+        var first = await CreateSessionAsync(new() { ["a"] = [1] });
+        var second = first.WithNewSecret();
+        var third = second.WithNewSecret();
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(first, second, profile: "10.0.0.1|Firefox: x"));
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(second, third));
+
+        var snapshot = (await Transfer.ExportAsync(third.Id, SessionLease.Create(TimeSpan.FromSeconds(30)), Clock.GetUtcNow(), Token)).Snapshot!;
+
+        Assert.Equal(["10.0.0.1|Firefox: x", null], snapshot.Zombies.Select(z => z.Profile));
+        var moved = SessionKey.New();
+        Assert.True(await Transfer.ImportAsync(snapshot with { SessionId = moved.Id }, Clock.GetUtcNow(), Token));
+        var zombie = await LoadAsync(SessionKey.Create(moved.Id, first.Secret));
+        Assert.Equal(SessionLoadStatus.Zombie, zombie.Status);
+        Assert.Equal("10.0.0.1|Firefox: x", zombie.ZombieProfile);
+        Assert.Null((await LoadAsync(SessionKey.Create(moved.Id, second.Secret))).ZombieProfile);
+    }
+
+    [Fact]
     public async Task Export_TakesTheLock_AndWaitsForAnotherHolder()
     {
         var key = await CreateSessionAsync(new() { ["a"] = [1] });

@@ -355,6 +355,35 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
     }
 
     [Fact]
+    public async Task ZombieKeyHandlerThatThrows_RefusesTheRequestWithNoSessionCookie_AndGivesTheLockBack()
+    {
+        await using var app = await StartAsync(a => a.Use(async (c, next) =>
+        {
+            try
+            {
+                await next(c);
+            }
+            catch (UnauthorizedAccessException)
+            {
+                c.Response.StatusCode = StatusCodes.Status403Forbidden;
+            }
+        }));
+        Events.OnZombieKeyAccessed = _ => throw new UnauthorizedAccessException("An old key: sign in again.");
+        var login = app.CreateClient(out var loginJar);
+        await login.PostAsync("/seed/cart/3-items", null);
+        var oldTab = Tab(app, loginJar);
+        await login.PostAsync("/login", null);
+
+        var refused = await Within(oldTab.PostAsync("/probe", null));
+
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Empty(SessionCookiesOf(refused));
+        Assert.Equal(["/probe"], Events.Zombies);
+        Assert.Equal(HttpStatusCode.OK, (await Within(login.PostAsync("/seed/more/1", null))).StatusCode);
+        Assert.Equal("cart,more,user", await login.GetStringAsync("/keys"));
+    }
+
+    [Fact]
     public async Task ZombieKeyContext_Reject_GivesAFreshSessionAndDeletesTheOldCookie()
     {
         await using var app = await StartAsync();

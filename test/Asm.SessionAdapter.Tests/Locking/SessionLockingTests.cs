@@ -241,6 +241,28 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
         Assert.Equal("32", await client.GetStringAsync("/read/after"));
     }
 
+    [Theory]
+    [InlineData("exclusive")]
+    [InlineData("lockless")]
+    public async Task ExplicitCommit_ThenTheFinalCommitWithNothingNew_WritesNothingMore(string mode)
+    {
+        ChaosSessionDriver? chaos = null;
+        await using var app = await StartAsync(services: services => chaos = ChaosSessionDriver.Wrap(services));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+        var (calls, commits) = (chaos!.Calls, chaos.Commits);
+
+        Assert.Equal("1", await (await client.PostAsync($"/{mode}/set-commit", null)).Content.ReadAsStringAsync());
+
+        // The explicit commit is the request's only write; the final one has nothing to write (Exclusive: it only
+        // releases the lock the load took, so the next request gets it at once).
+        Assert.Equal(1, chaos.Commits - commits);
+        Assert.Equal(mode == "exclusive" ? 3 : 2, chaos.Calls - calls);
+        Assert.Equal("committed", await client.GetStringAsync("/read/committed"));
+        Assert.Equal("2", await (await client.PostAsync("/exclusive/inc", null)).Content.ReadAsStringAsync());
+        Assert.False(chaos.WhenLockBusy(1).IsCompleted);
+    }
+
     [Fact]
     public async Task Lockless_ExplicitCommits_WriteTheDeltaThenStartANewOneAndParallelRequestsKeepEveryName()
     {
@@ -380,6 +402,17 @@ public sealed class LockingApp : IAsyncDisposable
             c.Session.SetInt32("after", n);
             return n;
         });
+        foreach (var (path, mode) in new[] { ("/exclusive/set-commit", SessionLockMode.Exclusive), ("/lockless/set-commit", SessionLockMode.Lockless) })
+        {
+            app.MapPost(path, async (HttpContext c) =>
+            {
+                await c.Session.LoadAsync();
+                c.Session.SetString("committed", "committed");
+                await c.Session.CommitAsync();
+                return c.Session.GetInt32("n") ?? 0;
+            }).WithSessionLock(mode);
+        }
+
         app.MapPost("/lockless/commit-between/{name}", async (HttpContext c, string name) =>
         {
             await c.Session.LoadAsync();
@@ -485,6 +518,7 @@ public sealed class LockingApp : IAsyncDisposable
         var read = app.MapGroup("/read").WithSessionLock(SessionLockMode.ReadOnly);
         read.MapGet("/n", (HttpContext c) => c.Session.GetInt32("n") ?? 0);
         read.MapGet("/held", (HttpContext c) => c.Session.GetString("held") ?? "");
+        read.MapGet("/committed", (HttpContext c) => c.Session.GetString("committed") ?? "");
         read.MapGet("/after", (HttpContext c) => c.Session.GetInt32("after") ?? 0);
         read.MapGet("/appended", (HttpContext c) => c.Session.GetString("appended") ?? "");
         read.MapGet("/keys", (HttpContext c) => string.Join(',', c.Session.Keys.Order()));

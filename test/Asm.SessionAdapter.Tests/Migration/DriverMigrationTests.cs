@@ -136,6 +136,26 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     }
 
     [Fact]
+    public async Task ZombieKey_IsMovedWithTheRegeneratingBrowsersProfile_AndRefusedToAnotherBrowser()
+    {
+        await using var before = await StartBeforeAsync();
+        var user = before.CreateClient(out var jar);
+        await user.PostAsync("/set?name=user&value=alice", null);
+        var planted = new CookieContainer();
+        planted.Add(jar.Cookies.GetAllCookies());
+        await user.PostAsync("/regen", null);
+        var events = new RecordingSessionEvents();
+        await using var after = await StartAfterAsync(before, events);
+
+        var other = ClientWithCookiesOf(after, planted);
+        other.DefaultRequestHeaders.UserAgent.ParseAdd("AsmTest-Other/2.0");
+        Assert.Equal("-", await other.GetStringAsync("/get?name=user"));
+        Assert.Equal("alice", await ClientWithCookiesOf(after, planted).GetStringAsync("/get?name=user"));
+        Assert.Equal([("/get", InvalidSessionReason.ZombieProfileMismatch)], events.Invalid);
+        Assert.Equal(["/get"], events.Zombies);
+    }
+
+    [Fact]
     public async Task DestroyedSession_StaysDestroyed_AndIsNotMoved()
     {
         await using var before = await StartBeforeAsync();

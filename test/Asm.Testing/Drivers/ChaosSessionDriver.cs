@@ -17,6 +17,7 @@ public sealed class ChaosSessionDriver : ISessionDriver
     private readonly List<(int Requests, TaskCompletionSource Reached)> _busyWaiters = [];
     private ISessionDriver? _inner;
     private int _calls;
+    private int _commits;
 
     private ISessionDriver Inner => _inner ?? throw new InvalidOperationException("The app has not resolved its driver yet.");
 
@@ -40,6 +41,9 @@ public sealed class ChaosSessionDriver : ISessionDriver
 
     /// <summary>How many operations were asked of storage.</summary>
     public int Calls => Volatile.Read(ref _calls);
+
+    /// <summary>How many commits (writes of values or profiles, creations included) were asked of storage.</summary>
+    public int Commits => Volatile.Read(ref _commits);
 
     /// <summary>Puts a chaos driver in front of the driver <paramref name="services"/> registered last.</summary>
     public static ChaosSessionDriver Wrap(IServiceCollection services)
@@ -104,6 +108,7 @@ public sealed class ChaosSessionDriver : ISessionDriver
 
     public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
     {
+        Interlocked.Increment(ref _commits);
         await BreakAsync(cancellationToken);
         if (FailCommits)
         {

@@ -2,14 +2,14 @@ using System.Diagnostics;
 using Asm.Caching.Caching;
 using Asm.Caching.Distributed;
 using Asm.Caching.Sessions;
-using Asm.Testing;
 using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.Caching.Tests.Drivers;
 
 /// <summary>
 /// The behaviour every driver owes the session layer and the distributed cache. Each driver's test class inherits
-/// this one and says how to build the driver under test; time-based rules run on a <see cref="ManualTimeProvider"/>.
+/// this one and says how to build the driver under test; time-based rules run on a <see cref="FakeTimeProvider"/>.
 /// </summary>
 public abstract partial class DriverConformanceTests : IDisposable
 {
@@ -23,7 +23,7 @@ public abstract partial class DriverConformanceTests : IDisposable
     private ISessionDriver? _realTimeDriver;
 
     /// <summary>The clock of the driver under test and of every request the tests make.</summary>
-    protected ManualTimeProvider Clock { get; } = new();
+    protected FakeTimeProvider Clock { get; } = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
     /// <summary>The session side of the driver under test, on <see cref="Clock"/>.</summary>
     protected ISessionDriver Sessions => _driver ??= CreateDriver(Clock);

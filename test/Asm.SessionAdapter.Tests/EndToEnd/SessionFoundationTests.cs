@@ -1,10 +1,12 @@
 using System.Net;
-using Asm.Testing;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.EndToEnd;
 
@@ -123,7 +125,7 @@ public abstract class SessionFoundationTests<TDriver>(TDriver driver) : IClassFi
     [Fact]
     public async Task IdleTimeout_ExpiresAnUnusedSession()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         await using var app = await StartAsync(o => o.IdleTimeout = TimeSpan.FromMinutes(20), time);
         var client = app.CreateClient();
         await client.PostAsync("/set/name/ada", null);
@@ -141,7 +143,7 @@ public abstract class SessionFoundationTests<TDriver>(TDriver driver) : IClassFi
     [Fact]
     public async Task AbsoluteTimeout_ExpiresEvenAnActiveSession()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         await using var app = await StartAsync(o => o.AbsoluteTimeout = TimeSpan.FromHours(1), time);
         var client = app.CreateClient();
         await client.PostAsync("/set/name/ada", null);
@@ -160,17 +162,18 @@ public abstract class SessionFoundationTests<TDriver>(TDriver driver) : IClassFi
     [Fact]
     public async Task SessionIdIsStableAndKeysAreNeverLogged()
     {
-        var logs = new ListLoggerProvider();
-        await using var app = await StartAsync(services: s => s.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs));
+        var logs = new FakeLogCollector();
+        await using var app = await StartAsync(services: s => s.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs)));
         var client = app.CreateClient(out var jar);
         var id = await (await client.PostAsync("/set/name/ada", null)).Content.ReadAsStringAsync();
         Assert.Equal(id, await client.GetStringAsync("/id"));
         client.DefaultRequestHeaders.Add("Cookie", ".AspNetCore.Session=garbage");
         await client.GetStringAsync("/get/name");
 
-        Assert.NotEmpty(logs.Messages);
-        Assert.DoesNotContain(logs.Messages, m => m.Contains(id, StringComparison.Ordinal));
-        Assert.DoesNotContain(logs.Messages, m => m.Contains(jar.Cookies.GetAllCookies().Single().Value, StringComparison.Ordinal));
+        var messages = logs.GetSnapshot().Select(r => r.Message + r.Exception).ToList();
+        Assert.NotEmpty(messages);
+        Assert.DoesNotContain(messages, m => m.Contains(id, StringComparison.Ordinal));
+        Assert.DoesNotContain(messages, m => m.Contains(jar.Cookies.GetAllCookies().Single().Value, StringComparison.Ordinal));
     }
 
     protected Task<SessionApp> StartAsync(

@@ -1,11 +1,11 @@
 using System.Net;
-using Asm.Testing;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Asm.SessionAdapter.Tests.Failures;
 
@@ -16,7 +16,7 @@ namespace Asm.SessionAdapter.Tests.Failures;
 /// </summary>
 public sealed class StorageFailureTests
 {
-    private readonly ListLoggerProvider _logs = new();
+    private readonly FakeLogCollector _logs = new();
     private ChaosSessionDriver _chaos = null!;
     private Exception? _thrown;
 
@@ -31,7 +31,7 @@ public sealed class StorageFailureTests
         var response = await client.GetStringAsync("/sync/read");
 
         Assert.Equal("available=False value=", response);
-        Assert.Contains(_logs.Messages, m => m.StartsWith("Loading session ", StringComparison.Ordinal) && m.Contains("Injected storage failure.", StringComparison.Ordinal));
+        Assert.Contains(_logs.GetSnapshot(), r => r.Message.StartsWith("Loading session ", StringComparison.Ordinal) && $"{r.Exception}".Contains("Injected storage failure.", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -106,7 +106,7 @@ public sealed class StorageFailureTests
         SessionApp.StartAsync(b => b.UseInMemoryDriver(), Map, configure, services: s =>
         {
             _chaos = ChaosSessionDriver.Wrap(s);
-            s.AddLogging(l => l.AddProvider(_logs));
+            s.AddLogging(l => l.AddProvider(new FakeLoggerProvider(_logs)));
         });
 
     private void Map(WebApplication app)

@@ -1,12 +1,12 @@
 using System.Net;
 using System.Text;
-using Asm.Testing;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.Net.Http.Headers;
 
 namespace Asm.SessionAdapter.Tests.Identity;
@@ -309,7 +309,7 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
     [Fact]
     public async Task OldCookie_AfterTheZombieWindow_GetsAFreshSessionAndOneZombieExpiredEvent()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         await using var app = await StartAsync(configure: o => o.ZombieLifetime = TimeSpan.FromSeconds(30), time: time);
         var login = app.CreateClient(out var loginJar);
         var id = await (await login.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();

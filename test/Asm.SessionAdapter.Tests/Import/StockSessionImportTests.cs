@@ -4,10 +4,12 @@ using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Import;
 using Asm.SessionAdapter.Tests.Diagnostics;
 using Asm.SessionAdapter.Tests.Identity;
-using Asm.Testing;
 using Asm.Testing.Http;
 using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.Import;
 
@@ -34,9 +36,9 @@ public abstract class StockSessionImportTests
         await stockClient.PostAsync("/inc", null);
         var stockKey = StockApp.KeyOf(stock.Services, stockJar);
 
-        var logs = new ListLoggerProvider();
+        var logs = new FakeLogCollector();
         await using var asm = await StartAsmAsync(stock, logs: logs);
-        using var counters = new AsmCounters(asm.Services);
+        using var imported = asm.Services.CollectCounter(AsmSessionMetricNames.Imported);
         var client = ClientWithCookiesOf(asm, stockJar, out var asmJar);
 
         Assert.Equal("alice", await client.GetStringAsync("/get?name=user"));
@@ -46,11 +48,12 @@ public abstract class StockSessionImportTests
         Assert.Equal("3", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
         Assert.Equal("n,user", await client.GetStringAsync("/keys"));
         Assert.Null(await stock.Services.GetRequiredService<IDistributedCache>().GetAsync(stockKey));
-        Assert.Equal(1, counters[AsmSessionMetricNames.Imported]);
-        var imported = Assert.Single(logs.Messages, m => m.Contains("was imported as session", StringComparison.Ordinal));
-        Assert.Contains(SessionKey.Hash(stockKey), imported, StringComparison.Ordinal);
-        Assert.All(logs.Messages, m => Assert.DoesNotContain(stockKey, m, StringComparison.Ordinal));
-        Assert.All(logs.Messages, m => Assert.DoesNotContain(asmKey, m, StringComparison.Ordinal));
+        Assert.Equal(1, imported.Total());
+        var messages = logs.GetSnapshot().Select(r => r.Message + r.Exception).ToList();
+        var importedMessage = Assert.Single(messages, m => m.Contains("was imported as session", StringComparison.Ordinal));
+        Assert.Contains(SessionKey.Hash(stockKey), importedMessage, StringComparison.Ordinal);
+        Assert.All(messages, m => Assert.DoesNotContain(stockKey, m, StringComparison.Ordinal));
+        Assert.All(messages, m => Assert.DoesNotContain(asmKey, m, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -76,7 +79,7 @@ public abstract class StockSessionImportTests
         await stockClient.PostAsync("/inc", null);
 
         await using var asm = await StartAsmAsync(stock);
-        using var counters = new AsmCounters(asm.Services);
+        using var imported = asm.Services.CollectCounter(AsmSessionMetricNames.Imported);
         var tabs = Enumerable.Range(0, 20).Select(_ => (Client: ClientWithCookiesOf(asm, stockJar, out var jar), Jar: jar)).ToList();
         var responses = await Task.WhenAll(tabs.Select(t => t.Client.PostAsync("/inc", null)));
 
@@ -84,7 +87,7 @@ public abstract class StockSessionImportTests
         var counts = await Task.WhenAll(responses.Select(r => r.Content.ReadAsStringAsync()));
         Assert.Equal(Enumerable.Range(2, 20).Select(n => n.ToString(System.Globalization.CultureInfo.InvariantCulture)), counts.Order(StringComparer.Ordinal).OrderBy(c => c.Length));
         Assert.Single(tabs.Select(t => StockApp.KeyOf(asm.Services, t.Jar)).Distinct());
-        Assert.Equal(1, counters[AsmSessionMetricNames.Imported]);
+        Assert.Equal(1, imported.Total());
     }
 
     [Fact]
@@ -124,7 +127,7 @@ public abstract class StockSessionImportTests
         await cache.SetAsync(stockKey, payload, new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.FromMinutes(20) });
         var events = new RecordingSessionEvents();
         await using var asm = await StartAsmAsync(stock, events);
-        using var counters = new AsmCounters(asm.Services);
+        using var imported = asm.Services.CollectCounter(AsmSessionMetricNames.Imported);
         var client = asm.CreateClient(out var jar);
         jar.Cookies.Add(new Cookie(AsmSessionOptions.DefaultCookieName, StockApp.CookieFor(stock.Services, stockKey), "/", "localhost"));
 
@@ -136,7 +139,7 @@ public abstract class StockSessionImportTests
         Assert.Equal("other", await read.Content.ReadAsStringAsync());
         Assert.Equal([("/set", InvalidSessionReason.Corrupt)], events.Invalid);
         Assert.Equal(payload, await cache.GetAsync(stockKey));
-        Assert.Equal(0, counters[AsmSessionMetricNames.Imported]);
+        Assert.Equal(0, imported.Total());
     }
 
     [Fact]
@@ -159,7 +162,7 @@ public abstract class StockSessionImportTests
         await using var stock = await StartStockAsync();
         var stockClient = stock.CreateClient(out var stockJar);
         await stockClient.PostAsync("/set?name=user&value=alice", null);
-        var time = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var events = new RecordingSessionEvents();
         await using var asm = await StartAsmAsync(stock, events, time);
         Assert.Equal("alice", await ClientWithCookiesOf(asm, stockJar, out _).GetStringAsync("/get?name=user"));
@@ -256,7 +259,7 @@ public abstract class StockSessionImportTests
     private protected Task<StockApp> StartStockAsync() => StockApp.StartAsync(AddStockCache);
 
     /// <summary>The app after the swap: Asm sessions, the stock cache kept, the same Data Protection keys.</summary>
-    private protected Task<SessionApp> StartAsmAsync(StockApp stock, RecordingSessionEvents? events = null, TimeProvider? time = null, bool import = true, bool encrypt = false, ListLoggerProvider? logs = null) =>
+    private protected Task<SessionApp> StartAsmAsync(StockApp stock, RecordingSessionEvents? events = null, TimeProvider? time = null, bool import = true, bool encrypt = false, FakeLogCollector? logs = null) =>
         SessionApp.StartAsync(
             builder =>
             {
@@ -279,7 +282,7 @@ public abstract class StockSessionImportTests
                 SessionApp.ShareDataProtection(services, stock.Services);
                 if (logs is not null)
                 {
-                    services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs);
+                    services.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs));
                 }
             });
 }

@@ -1,9 +1,8 @@
-using System.Collections.Concurrent;
-using System.Diagnostics.Metrics;
 using System.Net;
 using Asm.Caching;
 using Asm.Caching.Drivers.InMemory;
 using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Tests.Diagnostics;
 using Asm.Testing.Cleanup;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
@@ -21,8 +20,7 @@ public sealed class StorageLimitTests
     public async Task NewSessionPastInMemorySizeLimit_RefusedWithSessionStorageExceptionAndCounted()
     {
         await using var app = await SessionApp.StartAsync(b => b.UseInMemoryDriver(o => o.SizeLimit = 2), Map);
-        var refused = CountRefusals(app, out var listener);
-        using (listener)
+        using (var refused = app.Services.CollectCounter(AsmSessionMetricNames.Refused))
         {
             var first = app.CreateClient();
             var second = app.CreateClient();
@@ -36,7 +34,7 @@ public sealed class StorageLimitTests
             Assert.StartsWith("Failed creating session ", thrown.Message, StringComparison.Ordinal);
             Assert.Contains("InMemoryDriverOptions.SizeLimit", thrown.Message, StringComparison.Ordinal);
             Assert.IsType<StorageFullException>(thrown.InnerException);
-            Assert.Equal(1, refused.Sum());
+            Assert.Equal(1, refused.Total());
 
             // Nobody was evicted to make room, and the live sessions still take writes.
             Assert.Equal(HttpStatusCode.OK, (await first.PostAsync("/set?value=10", null)).StatusCode);
@@ -136,25 +134,6 @@ public sealed class StorageLimitTests
     private static SortedDictionary<string, DateTime> Snapshot(string directory) =>
         new(Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
             .ToDictionary(f => f, File.GetLastWriteTimeUtc), StringComparer.Ordinal);
-
-    private static ConcurrentBag<long> CountRefusals(SessionApp app, out MeterListener listener)
-    {
-        var meters = app.Services.GetRequiredService<IMeterFactory>();
-        var refused = new ConcurrentBag<long>();
-        listener = new MeterListener
-        {
-            InstrumentPublished = (instrument, l) =>
-            {
-                if (instrument.Meter.Scope == meters && instrument.Name == AsmSessionMetricNames.Refused)
-                {
-                    l.EnableMeasurementEvents(instrument);
-                }
-            },
-        };
-        listener.SetMeasurementEventCallback<long>((_, value, _, _) => refused.Add(value));
-        listener.Start();
-        return refused;
-    }
 
     private void Map(WebApplication app)
     {

@@ -1,5 +1,4 @@
 using System.Net;
-using Asm.Testing;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;

@@ -6,12 +6,13 @@ using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Tests.Diagnostics;
 using Asm.SessionAdapter.Tests.Identity;
 using Asm.SessionAdapter.Tests.Import;
-using Asm.Testing;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Asm.SessionAdapter.Tests.Migration;
 
@@ -36,7 +37,8 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         var users = await SeedAsync(before, 100);
 
         await using var after = await StartAfterAsync(before);
-        using var counters = new AsmCounters(after.Services);
+        using var migrated = after.Services.CollectCounter(AsmSessionMetricNames.Migrated);
+        using var created = after.Services.CollectCounter(AsmSessionMetricNames.Created);
 
         // Five parallel requests per session, all sessions at once: every one of them races to move its session.
         var responses = await Task.WhenAll(users.SelectMany(u => Enumerable.Range(0, 5).Select(_ => ClientWithCookiesOf(after, u.Jar).PostAsync("/inc", null))))
@@ -50,8 +52,8 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
             Assert.Equal($"u{index}", await client.GetStringAsync("/get?name=user"));
         }
 
-        Assert.Equal(100, counters[AsmSessionMetricNames.Migrated]);
-        Assert.Equal(0, counters[AsmSessionMetricNames.Created]);
+        Assert.Equal(100, migrated.Total());
+        Assert.Equal(0, created.Total());
 
         // The previous copies are ended: the old server no longer opens them.
         var (_, first) = users[0];
@@ -167,13 +169,13 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         await user.PostAsync("/destroy", null);
         var events = new RecordingSessionEvents();
         await using var after = await StartAfterAsync(before, events);
-        using var counters = new AsmCounters(after.Services);
+        using var migrated = after.Services.CollectCounter(AsmSessionMetricNames.Migrated);
 
         Assert.Equal("-", await ClientWithCookiesOf(after, stolen).GetStringAsync("/get?name=user"));
         Assert.Equal("-", await ClientWithCookiesOf(after, stolen).GetStringAsync("/get?name=user"));
 
         Assert.Equal([("/get", InvalidSessionReason.Destroyed), ("/get", InvalidSessionReason.Destroyed)], events.Invalid);
-        Assert.Equal(0, counters[AsmSessionMetricNames.Migrated]);
+        Assert.Equal(0, migrated.Total());
         Assert.Equal(SessionLoadStatus.Unknown, (await LoadAsync(after.Services.GetRequiredService<ISessionDriver>(), key)).Status);
     }
 
@@ -196,14 +198,14 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     {
         await using var before = await StartBeforeAsync();
         var users = await SeedAsync(before, 100);
-        var (logsA, logsB) = (new ListLoggerProvider(), new ListLoggerProvider());
+        var (logsA, logsB) = (new FakeLogCollector(), new FakeLogCollector());
 
         await using var a = await StartAfterAsync(before, background: true, logs: logsA);
         await using var b = await StartAfterAsync(before, background: true, logs: logsB);
         await WhenLoggedAsync(logsA, "Background session move complete");
         await WhenLoggedAsync(logsB, "Background session move complete");
 
-        var moves = logsA.Messages.Concat(logsB.Messages).Where(m => m.Contains("was moved from the previous driver", StringComparison.Ordinal)).ToList();
+        var moves = logsA.GetSnapshot().Concat(logsB.GetSnapshot()).Select(r => r.Message).Where(m => m.Contains("was moved from the previous driver", StringComparison.Ordinal)).ToList();
         Assert.Equal(100, moves.Count);
         Assert.Equal(100, moves.Distinct(StringComparer.Ordinal).Count());
         var storage = a.Services.GetRequiredService<ISessionDriver>();
@@ -215,10 +217,10 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     }
 
     /// <summary>Waits until <paramref name="logs"/> holds a message containing <paramref name="text"/>.</summary>
-    private protected static async Task WhenLoggedAsync(ListLoggerProvider logs, string text)
+    private protected static async Task WhenLoggedAsync(FakeLogCollector logs, string text)
     {
         using var deadline = new CancellationTokenSource(Patience);
-        while (!logs.Messages.Any(m => m.Contains(text, StringComparison.Ordinal)))
+        while (!logs.GetSnapshot().Any(r => r.Message.Contains(text, StringComparison.Ordinal)))
         {
             await Task.Delay(20, deadline.Token);
         }
@@ -261,7 +263,7 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
 
     /// <summary>The app on the new driver, migrating from the previous one, with the old server's Data Protection keys.</summary>
     private protected Task<SessionApp> StartAfterAsync(
-        SessionApp before, RecordingSessionEvents? events = null, bool background = false, ListLoggerProvider? logs = null) =>
+        SessionApp before, RecordingSessionEvents? events = null, bool background = false, FakeLogCollector? logs = null) =>
         SessionApp.StartAsync(
             builder =>
             {
@@ -289,7 +291,7 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
                 SessionApp.ShareDataProtection(services, before.Services);
                 if (logs is not null)
                 {
-                    services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(logs);
+                    services.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs));
                 }
             });
 
@@ -321,7 +323,7 @@ public sealed class FileSystemToRedisMigrationTests(FileSystemDriverFixture prev
     {
         await using var before = await StartBeforeAsync();
         var users = await SeedAsync(before, 1);
-        var logs = new ListLoggerProvider();
+        var logs = new FakeLogCollector();
 
         await using var after = await StartAfterAsync(before, background: true, logs: logs);
 

@@ -3,9 +3,9 @@ using Asm.Caching.Drivers.InMemory;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Migration;
-using Asm.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.Migration;
 
@@ -13,7 +13,7 @@ namespace Asm.SessionAdapter.Tests.Migration;
 public sealed class MigratingSessionDriverTests : IDisposable
 {
     private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
     private readonly ServiceProvider _metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();
 
     [Theory]

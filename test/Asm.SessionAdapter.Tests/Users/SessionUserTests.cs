@@ -3,12 +3,12 @@ using System.Net;
 using Asm.Caching;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Users;
-using Asm.Testing;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.Users;
 
@@ -19,7 +19,7 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
     private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
 
     private readonly string _scope = Guid.NewGuid().ToString("N");
-    private readonly ManualTimeProvider _time = new(DateTimeOffset.UtcNow);
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
     private readonly ConcurrentQueue<SessionEndedContext> _ended = new();
     private readonly ConcurrentQueue<InvalidSessionReason> _invalid = new();
 

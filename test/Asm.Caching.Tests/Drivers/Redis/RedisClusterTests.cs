@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text;
 using Asm.Caching.Sessions;
-using Asm.Testing;
 using Asm.Testing.Redis;
+using Microsoft.Extensions.Time.Testing;
 using Xunit.Abstractions;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
@@ -12,7 +12,7 @@ namespace Asm.Caching.Tests.Drivers.Redis;
 public sealed class RedisClusterTests(RedisCluster cluster, ITestOutputHelper output) : IDisposable
 {
     private readonly RedisTestDrivers _drivers = new(cluster.Configuration);
-    private readonly ManualTimeProvider _clock = new();
+    private readonly FakeTimeProvider _clock = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
     [Fact]
     public async Task CommitAsync_ManySessions_SpreadOverEveryMaster()

@@ -5,6 +5,7 @@ using Asm.Caching.Sessions;
 using Asm.Testing.Redis;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
@@ -37,7 +38,7 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
         });
         try
         {
-            var logger = new RecordingLogger<RedisDriver>();
+            var logger = new FakeLogger<RedisDriver>();
             var instance = $"asm-test:{Guid.NewGuid():N}:";
             var calls = 0;
             var services = new ServiceCollection();
@@ -71,7 +72,7 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
             await WaitForSubscribersAsync(instance + "asm:released", 0);
 
             // Its event handlers too: the app's connection failing and coming back is not logged by the stopped driver.
-            var logged = logger.Entries.Count;
+            var logged = logger.Collector.Count;
             _server.Stop();
             await _server.StartAsync();
             await EventuallyAsync(async () =>
@@ -79,7 +80,7 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
                 await app.GetDatabase().PingAsync();
                 return true;
             });
-            Assert.Equal(logged, logger.Entries.Count);
+            Assert.Equal(logged, logger.Collector.Count);
         }
         finally
         {
@@ -179,7 +180,7 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
     [Fact]
     public async Task FirstOperation_NoReachableServer_FailsNamingTheEndpointAndNeverThePassword()
     {
-        var logger = new RecordingLogger<RedisDriver>();
+        var logger = new FakeLogger<RedisDriver>();
         var services = new ServiceCollection();
         services.AddSingleton<ILogger<RedisDriver>>(logger);
         services.AddAsmDistributedCache().UseRedisDriver("127.0.0.1:1,password=hunter2,connectTimeout=200");
@@ -194,8 +195,8 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
             Assert.DoesNotContain("hunter2", ex.Message, StringComparison.Ordinal);
         }
 
-        Assert.NotEmpty(logger.Entries);
-        Assert.All(logger.Entries, e => Assert.DoesNotContain("hunter2", e.Message + e.Exception, StringComparison.Ordinal));
+        Assert.NotEmpty(logger.Collector.GetSnapshot());
+        Assert.All(logger.Collector.GetSnapshot(), e => Assert.DoesNotContain("hunter2", e.Message + e.Exception, StringComparison.Ordinal));
     }
 
     [Fact]

@@ -4,8 +4,9 @@ using System.Text;
 using Asm.Caching.Caching;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
-using Asm.Testing;
 using Asm.Testing.Redis;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
 
@@ -17,7 +18,7 @@ namespace Asm.Caching.Tests.Drivers.Redis;
 public sealed class RedisDriverStorageTests(RedisServer server) : IDisposable
 {
     private readonly RedisTestDrivers _drivers = new(server.EndPoint);
-    private readonly ManualTimeProvider _clock = new();
+    private readonly FakeTimeProvider _clock = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
 
     /// <summary>Ways to damage a stored session: each is a list of raw commands; <c>{key}</c> is the session's key.</summary>
     public static TheoryData<string, string[][]> Damages => new()
@@ -99,16 +100,16 @@ public sealed class RedisDriverStorageTests(RedisServer server) : IDisposable
     [Fact]
     public async Task LoadAsync_CorruptSession_LogsHashOfIdNeverTheId()
     {
-        var logger = new RecordingLogger<RedisDriver>();
+        var logger = new FakeLogger<RedisDriver>();
         var driver = _drivers.Create(_clock, logger);
         var key = await SessionSteps.CreateAsync(driver, _clock);
         await server.ExecuteAsync("HSET", driver.SessionKeyOf(key.Id), "ie", "soon");
 
         Assert.Equal(SessionLoadStatus.Corrupt, (await SessionSteps.LoadAsync(driver, _clock, key)).Status);
 
-        var entry = Assert.Single(logger.Entries, e => e.Id.Id == 310);
+        var entry = Assert.Single(logger.Collector.GetSnapshot(), e => e.Id.Id == 310);
         Assert.Contains(SessionKey.Hash(key.Id), entry.Message, StringComparison.Ordinal);
-        Assert.All(logger.Entries, e => Assert.DoesNotContain(key.Id, e.Message, StringComparison.Ordinal));
+        Assert.All(logger.Collector.GetSnapshot(), e => Assert.DoesNotContain(key.Id, e.Message, StringComparison.Ordinal));
     }
 
     [Fact]

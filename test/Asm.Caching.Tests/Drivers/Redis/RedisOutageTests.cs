@@ -2,8 +2,9 @@ using System.Diagnostics;
 using Asm.Caching.Caching;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
-using Asm.Testing;
 using Asm.Testing.Redis;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Time.Testing;
 using Xunit.Abstractions;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
@@ -22,7 +23,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     private static readonly TimeSpan PromptBound = TimeSpan.FromSeconds(3);
 
     private readonly RedisServer _server = new() { ExtraArguments = ["--appendonly", "yes", "--appendfsync", "always"] };
-    private readonly ManualTimeProvider _clock = new();
+    private readonly FakeTimeProvider _clock = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
     private RedisTestDrivers _drivers = null!;
 
     public async Task InitializeAsync()
@@ -41,7 +42,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task Operations_WhileRedisIsDown_ThrowRedisDriverExceptionNamingEndpointThenSucceedOnSameDriverOnceBack()
     {
-        var logger = new RecordingLogger<RedisDriver>();
+        var logger = new FakeLogger<RedisDriver>();
         var driver = _drivers.Create(_clock, logger);
         var key = await SessionSteps.CreateAsync(driver, _clock, new() { ["a"] = [1] });
         var lease = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
@@ -87,10 +88,10 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal([9], await driver.GetAsync("key", _clock.GetUtcNow(), CancellationToken.None));
         await AssertReleaseWakesWaiterAsync(fresh);
 
-        Assert.Contains(logger.Entries, e => e.Id.Id == 302);
-        Assert.Contains(logger.Entries, e => e.Id.Id == 303);
-        Assert.All(logger.Entries, e => Assert.InRange(e.Id.Id, 300, 399));
-        Assert.All(logger.Entries, e => Assert.DoesNotContain(key.Id, e.Message, StringComparison.Ordinal));
+        Assert.Contains(logger.Collector.GetSnapshot(), e => e.Id.Id == 302);
+        Assert.Contains(logger.Collector.GetSnapshot(), e => e.Id.Id == 303);
+        Assert.All(logger.Collector.GetSnapshot(), e => Assert.InRange(e.Id.Id, 300, 399));
+        Assert.All(logger.Collector.GetSnapshot(), e => Assert.DoesNotContain(key.Id, e.Message, StringComparison.Ordinal));
     }
 
     [Fact]

@@ -1,8 +1,8 @@
 using Asm.Caching.Caching;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
-using Asm.Testing;
 using Asm.Testing.Redis;
+using Microsoft.Extensions.Time.Testing;
 using Xunit.Abstractions;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
@@ -16,7 +16,7 @@ public sealed class RedisRoundTripTests(ITestOutputHelper output) : IAsyncLifeti
     private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
 
     private readonly RedisServer _server = new();
-    private readonly ManualTimeProvider _clock = new();
+    private readonly FakeTimeProvider _clock = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
     private RedisTestDrivers _drivers = null!;
     private RedisDriver _driver = null!;
 

@@ -183,7 +183,7 @@ async Task StepAsync(Random random)
 }
 
 var process = Process.GetCurrentProcess();
-ConnectionMultiplexer? redisInfo = driver == "redis" ? await ConnectionMultiplexer.ConnectAsync(redis) : null;
+ConnectionMultiplexer? redisInfo = driver == "redis" ? await ConnectionMultiplexer.ConnectAsync(redis + ",allowAdmin=true") : null;
 async Task<string> SampleAsync(TimeSpan at)
 {
     process.Refresh();

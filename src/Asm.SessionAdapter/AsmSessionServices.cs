@@ -3,6 +3,7 @@ using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Encryption;
 using Asm.SessionAdapter.Import;
 using Asm.SessionAdapter.Migration;
+using Asm.SessionAdapter.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
@@ -30,6 +31,12 @@ internal sealed class AsmSessionServices(
     /// encryption when it is on (so that sessions move between drivers sealed, as stored).
     /// </summary>
     public ISessionDriver Driver { get; } = Compose(options.Value, driver, dataProtection, timeProvider, metrics, logger, previous);
+
+    /// <summary>
+    /// <see cref="Driver"/> as sessions call it: under <see cref="AsmSessionOptions.IOTimeout"/>, with failures made
+    /// clear, resuming off the driver's thread.
+    /// </summary>
+    public GuardedSessionDriver Storage => field ??= new GuardedSessionDriver(Driver, Options.IOTimeout);
 
     /// <summary>The stock-session importer, when <c>ImportStockSessions()</c> is on.</summary>
     public StockSessionImporter? Importer { get; } = importer is null || driver is ISessionTransferDriver ? importer : throw new InvalidOperationException(

@@ -1,0 +1,160 @@
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Storage;
+
+namespace Asm.SessionAdapter.Sessions;
+
+/// <summary>
+/// The lock a request holds on its session: taking it (waiting, without spinning, for another holder to release it),
+/// renewing its lease on the application's <see cref="TimeProvider"/> while the request runs, and giving it back
+/// (released by the final commit, given back when the session is not adopted after all, abandoned when a load or a
+/// commit failed and storage may or may not have granted it).
+/// </summary>
+internal sealed class SessionLockHolder(GuardedSessionDriver storage, AsmSessionOptions options, TimeProvider time, SessionTelemetry telemetry)
+{
+    private string _sessionId = "";
+    private ITimer? _renewal;
+
+    /// <summary>The lease held, or <see langword="null"/> when the request holds no lock.</summary>
+    public SessionLease? Lease { get; private set; }
+
+    /// <summary>Whether the lease is being renewed.</summary>
+    public bool IsRenewing => _renewal is not null;
+
+    /// <summary>
+    /// Loads session <paramref name="key"/> with a lease, waiting for the current holder to release it, up to
+    /// <see cref="AsmSessionOptions.LockWaitTimeout"/>. Does not hold the lease: <see cref="Hold"/> does, once the
+    /// session is adopted.
+    /// </summary>
+    /// <returns>
+    /// The load's result, or <see langword="null"/> when the wait timed out and
+    /// <see cref="LockWaitFailure.ContinueReadOnly"/> goes on without the lock.
+    /// </returns>
+    /// <exception cref="SessionLockTimeoutException">The wait timed out, and <see cref="LockWaitFailure.Throw"/> is set.</exception>
+    public async Task<SessionLoadResult?> LoadLockedAsync(SessionKey key, SessionLockMode mode, CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        var lease = SessionLease.Create(options.LockLease);
+        for (var attempt = 0; ; attempt++)
+        {
+            var request = new SessionLoadRequest { Key = key, Now = time.GetUtcNow(), IdleTimeout = options.IdleTimeout, Lease = lease };
+            SessionLoadResult result;
+            try
+            {
+                result = await storage.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
+            {
+                // The storage may have granted the lease before the answer was lost: give it back by its token, so
+                // that the session is not blocked for a whole lease by a request that is gone.
+                await AbandonAsync(key.Id, lease).ConfigureAwait(false);
+                throw;
+            }
+
+            var waited = time.GetElapsedTime(started);
+            if (result.Status != SessionLoadStatus.LockBusy)
+            {
+                if (attempt > 0)
+                {
+                    telemetry.LockWaited(waited, acquired: true);
+                }
+
+                return result;
+            }
+
+            var remaining = options.LockWaitTimeout - waited;
+            if (remaining <= TimeSpan.Zero)
+            {
+                telemetry.LockTimeout(key.Id, waited, mode);
+                if (options.LockWaitFailure == LockWaitFailure.ContinueReadOnly)
+                {
+                    return null;
+                }
+
+                throw new SessionLockTimeoutException(
+                    $"Waited {waited.TotalMilliseconds:0} ms (AsmSessionOptions.LockWaitTimeout) for the {mode} lock of session " +
+                    $"{telemetry.Hash(key.Id)}, which another request holds. Mark endpoints that only read the session with " +
+                    "[SessionLock(SessionLockMode.ReadOnly)] so they do not wait, or set LockWaitFailure to ContinueReadOnly.");
+            }
+
+            // Releases wake a waiter at once; the growing bound covers holders in other processes that cannot signal.
+            var bound = TimeSpan.FromMilliseconds(Math.Min(100, 2 << Math.Min(attempt, 6)));
+            await storage.WaitForReleaseAsync(key.Id, remaining < bound ? remaining : bound, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Holds <paramref name="lease"/> on session <paramref name="sessionId"/>, renewing it every third of its duration.</summary>
+    public void Hold(string sessionId, SessionLease lease)
+    {
+        StopRenewal();
+        _sessionId = sessionId;
+        Lease = lease;
+        var period = lease.Duration / 3;
+        _renewal = time.CreateTimer(static state => _ = ((SessionLockHolder)state!).RenewAsync(), this, period, period);
+    }
+
+    /// <summary>Stops renewing the lease; it is still held (and released by the final commit) until <see cref="Forget"/>.</summary>
+    public void StopRenewal()
+    {
+        _renewal?.Dispose();
+        _renewal = null;
+    }
+
+    /// <summary>Stops renewing and forgets the lease, without a storage call: storage refused it, or the caller gives it back.</summary>
+    /// <returns>The lease that was held, if any.</returns>
+    public SessionLease? Forget()
+    {
+        StopRenewal();
+        var lease = Lease;
+        Lease = null;
+        return lease;
+    }
+
+    /// <summary>Releases the lease, if one is held (a session this request does not adopt after all).</summary>
+    public async Task ReleaseAsync(CancellationToken cancellationToken)
+    {
+        if (Forget() is { } lease)
+        {
+            await storage.ReleaseLockAsync(_sessionId, lease, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Gives back a lease storage may have granted when the answer was lost, by its token, within its own
+    /// <see cref="AsmSessionOptions.IOTimeout"/>; a failure is logged (the lease then ends by itself).
+    /// </summary>
+    public async Task AbandonAsync(string sessionId, SessionLease lease)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(options.IOTimeout);
+            await storage.Inner.ReleaseLockAsync(sessionId, lease, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            telemetry.AbandonFailed(sessionId, ex);
+        }
+    }
+
+    /// <summary>Renews the lease once; a lease storage no longer grants is not renewed again (the commit's fence check refuses the write).</summary>
+    internal async Task RenewAsync()
+    {
+        if (Lease is not { } lease)
+        {
+            return;
+        }
+
+        try
+        {
+            var third = lease.Duration / 3;
+            using var timeout = new CancellationTokenSource(options.IOTimeout < third ? options.IOTimeout : third, time);
+            if (!await storage.Inner.RenewLockAsync(_sessionId, lease, time.GetUtcNow(), timeout.Token).ConfigureAwait(false))
+            {
+                StopRenewal();
+            }
+        }
+        catch (Exception ex)
+        {
+            telemetry.RenewFailed(_sessionId, ex);
+        }
+    }
+}

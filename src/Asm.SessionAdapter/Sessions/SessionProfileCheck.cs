@@ -1,0 +1,52 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Asm.SessionAdapter.Sessions;
+
+/// <summary>
+/// The client-profile checks of one request (see <see cref="AsmSessionOptions.ProfileProvider"/>): whether a zombie
+/// key may serve it, and whether a session used from a profile it has not seen is adopted or refused
+/// (<see cref="AsmSessionEvents.OnProfileChanged"/>). The provider is asked each time, as the request is at that moment.
+/// </summary>
+internal sealed class SessionProfileCheck(AsmSessionOptions options, HttpContext context, SessionTelemetry telemetry)
+{
+    /// <summary>This request's client profile, or <see langword="null"/> when profiles are off.</summary>
+    public string? Current => options.ProfileProvider?.Invoke(context);
+
+    /// <summary>
+    /// Whether a zombie key may serve this request: only the profile of the request that regenerated
+    /// (<paramref name="regeneratingProfile"/>) may use it, when both are known.
+    /// </summary>
+    public bool MayUseZombie(string? regeneratingProfile) =>
+        Current is not { } profile || regeneratingProfile is null || string.Equals(profile, regeneratingProfile, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Checks this request's profile against the session's <paramref name="previous"/> ones, raising
+    /// <see cref="AsmSessionEvents.OnProfileChanged"/> for a profile the session has not seen.
+    /// </summary>
+    /// <returns>Whether the handler rejected the request, and the profile to add to the session if any.</returns>
+    public async Task<ProfileVerdict> CheckAsync(string sessionId, IReadOnlyList<string> previous)
+    {
+        if (Current is not { } profile || previous.Contains(profile, StringComparer.Ordinal))
+        {
+            return default;
+        }
+
+        if (previous.Count > 0)
+        {
+            var changed = new ProfileChangedContext(context, telemetry.Hash(sessionId), profile, previous);
+            await options.Events.ProfileChanged(changed).ConfigureAwait(false);
+            telemetry.ProfileChanged(sessionId, changed.IsRejected);
+            if (changed.IsRejected)
+            {
+                return new ProfileVerdict(Rejected: true, NewProfile: null);
+            }
+        }
+
+        return new ProfileVerdict(Rejected: false, NewProfile: profile);
+    }
+
+    /// <summary>What <see cref="CheckAsync"/> decided.</summary>
+    /// <param name="Rejected">The request must not use the session: it gets a fresh one.</param>
+    /// <param name="NewProfile">A profile the session has not seen, to store with the next write.</param>
+    internal readonly record struct ProfileVerdict(bool Rejected, string? NewProfile);
+}

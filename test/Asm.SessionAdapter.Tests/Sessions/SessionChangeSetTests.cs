@@ -1,0 +1,98 @@
+using Asm.SessionAdapter.Sessions;
+
+namespace Asm.SessionAdapter.Tests.Sessions;
+
+/// <summary>The values and change set of one request, without HTTP or storage.</summary>
+public sealed class SessionChangeSetTests
+{
+    private static Dictionary<string, byte[]> Loaded() => new(StringComparer.Ordinal) { ["a"] = [1], ["b"] = [2, 2] };
+
+    [Fact]
+    public void SetRemoveAndClear_AreSeenByReadsBeforeAnyCommit_AndLeaveTheLoadedValuesAlone()
+    {
+        var loaded = Loaded();
+        var set = new SessionChangeSet();
+        set.Reset(loaded);
+
+        set.Remove("a");
+        Assert.True(set.TrySet("c", [3], long.MaxValue));
+
+        Assert.False(set.TryGetValue("a", out _));
+        Assert.True(set.TryGetValue("c", out var c));
+        Assert.Equal([3], c);
+        Assert.Equal(["b", "c"], set.Keys.Order(StringComparer.Ordinal));
+        set.Clear();
+        Assert.Empty(set.Keys);
+        Assert.False(set.TryGetValue("b", out _));
+        Assert.Equal([1], loaded["a"]);
+    }
+
+    [Fact]
+    public void TrySet_StoresACopy_AndOverTheSizeLimitChangesNothing()
+    {
+        var set = new SessionChangeSet();
+        set.Reset(Loaded());
+        var value = new byte[] { 9 };
+        Assert.True(set.TrySet("a", value, maxBytes: 3));
+        value[0] = 0;
+
+        Assert.False(set.TrySet("a", [1, 1, 1], maxBytes: 3));
+        Assert.False(set.TrySet("new", [1, 1], maxBytes: 3));
+
+        Assert.True(set.TryGetValue("a", out var a));
+        Assert.Equal([9], a);
+        Assert.False(set.TryGetValue("new", out _));
+        Assert.Equal(3, set.ValueBytes());
+    }
+
+    [Fact]
+    public void StartNextDelta_FoldsTheCommittedChangesIntoTheValues_AndLeavesNothingToWrite()
+    {
+        var set = new SessionChangeSet();
+        set.Reset(Loaded());
+        set.AddProfile("10.0.0.1|Firefox");
+        set.Remove("a");
+        Assert.True(set.TrySet("c", [3], long.MaxValue));
+        Assert.True(set.HasChanges);
+
+        set.StartNextDelta();
+
+        Assert.False(set.HasChanges);
+        Assert.Empty(set.CopyChanges());
+        Assert.Empty(set.CopyNewProfiles());
+        Assert.Equal(["b", "c"], set.Keys.Order(StringComparer.Ordinal));
+        Assert.True(set.TryGetValue("c", out var c));
+        Assert.Equal([3], c);
+    }
+
+    [Fact]
+    public void StartNextDelta_AfterAClear_KeepsOnlyWhatWasSetSince()
+    {
+        var set = new SessionChangeSet();
+        set.Reset(Loaded());
+        set.Clear();
+        Assert.True(set.TrySet("z", [1], long.MaxValue));
+
+        set.StartNextDelta();
+
+        Assert.False(set.Cleared);
+        Assert.Equal(["z"], set.Keys);
+    }
+
+    [Fact]
+    public void DiscardValueChanges_KeepsProfilesToAdd_DropForgetsThemToo()
+    {
+        var set = new SessionChangeSet();
+        set.Reset(Loaded());
+        set.AddProfile("p");
+        set.Clear();
+
+        set.DiscardValueChanges();
+
+        Assert.False(set.HasValueChanges);
+        Assert.True(set.HasChanges);
+        Assert.Equal(["a", "b"], set.Keys.Order(StringComparer.Ordinal));
+        set.Drop();
+        Assert.False(set.HasChanges);
+    }
+}

@@ -1,0 +1,141 @@
+using System.Diagnostics.Metrics;
+using Asm.Caching.Drivers.InMemory;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Sessions;
+using Asm.SessionAdapter.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Asm.SessionAdapter.Tests.Sessions;
+
+/// <summary>The lock holder's states (no lease, held and renewed, renewal stopped, forgotten), over the in-memory driver.</summary>
+public sealed class SessionLockHolderTests : IDisposable
+{
+    private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+    private readonly ServiceProvider _metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();
+
+    [Fact]
+    public async Task LeaseFromALockedLoad_IsHeldAndRenewedEveryThirdOfItsDuration_UntilForgotten()
+    {
+        var time = new FakeTimeProvider();
+        var driver = new InMemoryDriver(time);
+        var key = await CreateAsync(driver, time);
+        var holder = Holder(driver, time);
+
+        var loaded = await holder.LoadLockedAsync(key, SessionLockMode.Exclusive, CancellationToken.None);
+        Assert.Null(holder.Lease);
+        holder.Hold(key.Id, loaded!.Lease!);
+
+        Assert.Same(loaded.Lease, holder.Lease);
+        Assert.True(holder.IsRenewing);
+        for (var i = 0; i < 4; i++)
+        {
+            time.Advance(Lease / 3);
+        }
+
+        // 40 s after a 30 s lease was granted, renewals keep it: another request is told the lock is busy.
+        Assert.True(holder.IsRenewing);
+        Assert.Equal(SessionLoadStatus.LockBusy, (await driver.LoadAsync(LockedLoad(key, time), CancellationToken.None)).Status);
+        Assert.Same(loaded.Lease, holder.Forget());
+        Assert.Null(holder.Lease);
+        Assert.False(holder.IsRenewing);
+        Assert.Null(holder.Forget());
+    }
+
+    [Fact]
+    public async Task RenewalThatStorageRefuses_StopsRenewing_ButKeepsTheLeaseForTheCommitsFenceCheck()
+    {
+        var time = new FakeTimeProvider();
+        var driver = new InMemoryDriver(time);
+        var key = await CreateAsync(driver, time);
+        var holder = Holder(driver, time);
+        var neverGranted = SessionLease.Create(Lease);
+
+        holder.Hold(key.Id, neverGranted);
+        time.Advance(Lease / 3);
+
+        await WhenAsync(() => !holder.IsRenewing);
+        Assert.Same(neverGranted, holder.Lease);
+    }
+
+    [Fact]
+    public async Task Release_GivesTheLockBack_SoAnotherLoadGetsItAtOnce_AndThenHoldsNothing()
+    {
+        var time = new FakeTimeProvider();
+        var driver = new InMemoryDriver(time);
+        var key = await CreateAsync(driver, time);
+        var holder = Holder(driver, time);
+        holder.Hold(key.Id, (await holder.LoadLockedAsync(key, SessionLockMode.Exclusive, CancellationToken.None))!.Lease!);
+
+        await holder.ReleaseAsync(CancellationToken.None);
+
+        Assert.Null(holder.Lease);
+        Assert.False(holder.IsRenewing);
+        var other = await driver.LoadAsync(LockedLoad(key, time), CancellationToken.None);
+        Assert.Equal(SessionLoadStatus.Found, other.Status);
+        await holder.ReleaseAsync(CancellationToken.None);
+    }
+
+    [Theory]
+    [InlineData(LockWaitFailure.ContinueReadOnly)]
+    [InlineData(LockWaitFailure.Throw)]
+    public async Task LockedLoad_WhileAnotherRequestHoldsTheLockPastTheWait_AnswersNullOrThrows(LockWaitFailure failure)
+    {
+        var driver = new InMemoryDriver(TimeProvider.System);
+        var key = await CreateAsync(driver, TimeProvider.System);
+        Assert.Equal(SessionLoadStatus.Found, (await driver.LoadAsync(LockedLoad(key, TimeProvider.System), CancellationToken.None)).Status);
+        var holder = Holder(driver, TimeProvider.System, o =>
+        {
+            o.LockWaitTimeout = TimeSpan.FromMilliseconds(50);
+            o.LockWaitFailure = failure;
+        });
+
+        var load = holder.LoadLockedAsync(key, SessionLockMode.Exclusive, CancellationToken.None);
+
+        if (failure == LockWaitFailure.ContinueReadOnly)
+        {
+            Assert.Null(await load.WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+        else
+        {
+            await Assert.ThrowsAsync<SessionLockTimeoutException>(() => load.WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+
+        Assert.Null(holder.Lease);
+    }
+
+    public void Dispose() => _metrics.Dispose();
+
+    private SessionLockHolder Holder(InMemoryDriver driver, TimeProvider time, Action<AsmSessionOptions>? configure = null)
+    {
+        var options = new AsmSessionOptions { LockLease = Lease };
+        configure?.Invoke(options);
+        var telemetry = new SessionTelemetry(new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance);
+        return new SessionLockHolder(new GuardedSessionDriver(driver, options.IOTimeout), options, time, telemetry);
+    }
+
+    private static async Task<SessionKey> CreateAsync(InMemoryDriver driver, TimeProvider time)
+    {
+        var key = SessionKey.New();
+        var status = await driver.CommitAsync(
+            new SessionCommitRequest { SessionId = key.Id, Now = time.GetUtcNow(), IdleTimeout = Idle, CreateWithSecret = key.Secret, Changes = new Dictionary<string, byte[]?> { ["a"] = [1] } },
+            CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.Committed, status);
+        return key;
+    }
+
+    private static SessionLoadRequest LockedLoad(SessionKey key, TimeProvider time) =>
+        new() { Key = key, Now = time.GetUtcNow(), IdleTimeout = Idle, Lease = SessionLease.Create(Lease) };
+
+    private static async Task WhenAsync(Func<bool> condition)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!condition())
+        {
+            await Task.Delay(10, deadline.Token);
+        }
+    }
+}

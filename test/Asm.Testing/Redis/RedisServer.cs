@@ -220,6 +220,9 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
+
+            // A replica syncs at once (the default waits 5 s for more replicas to share the transfer).
+            "--repl-diskless-sync-delay", "0",
             "--dir", Directory,
             "--logfile", "redis.log",
             "--daemonize", "no",

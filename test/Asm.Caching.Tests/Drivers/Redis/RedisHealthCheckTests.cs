@@ -5,10 +5,13 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
 
-/// <summary><c>AddHealthChecks().AddAsmSessionStorage()</c> on Redis: a PING on the driver's own connection.</summary>
+/// <summary>
+/// <c>AddHealthChecks().AddAsmSessionStorage()</c> on Redis: a PING on the driver's own connection, and whether every
+/// server the connection knows is connected.
+/// </summary>
 public sealed class RedisHealthCheckTests : IAsyncLifetime
 {
-    private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(60);
     private readonly RedisServer _server = new();
 
     public Task InitializeAsync() => _server.StartAsync();
@@ -45,10 +48,44 @@ public sealed class RedisHealthCheckTests : IAsyncLifetime
         Assert.Contains(_server.EndPoint, down.Description, StringComparison.Ordinal);
 
         await _server.StartAsync();
-        watch.Restart();
-        while ((await CheckAsync(health)).Status != HealthStatus.Healthy)
+        await WaitForStatusAsync(health, HealthStatus.Healthy, "after Redis came back");
+    }
+
+    [Fact]
+    public async Task RedisCluster_ReplicaKilledThenRestarted_DegradedNamingItThenHealthy()
+    {
+        using var cluster = new RedisCluster { ReplicasPerMaster = 1 };
+        await cluster.StartAsync();
+        var services = new ServiceCollection();
+        services.AddAsmDistributedCache().UseRedisDriver(cluster.Configuration);
+        services.AddHealthChecks().AddAsmSessionStorage();
+        await using var provider = services.BuildServiceProvider();
+        var health = provider.GetRequiredService<HealthCheckService>();
+        await WaitForStatusAsync(health, HealthStatus.Healthy, "with every node up");
+
+        var replica = await cluster.ReplicaOfAsync((await cluster.MastersAsync())[0]);
+        replica.Stop();
+        var degraded = await WaitForStatusAsync(health, HealthStatus.Degraded, "after a replica was killed");
+        Assert.Contains("but 1 of its 6 servers are disconnected", degraded.Description, StringComparison.Ordinal);
+        Assert.Equal(replica.EndPoint, degraded.Data["disconnected"]);
+
+        await replica.StartAsync();
+        await WaitForStatusAsync(health, HealthStatus.Healthy, "after the replica came back");
+    }
+
+    /// <summary>Checks until the status is <paramref name="expected"/> (the client notices a change within seconds).</summary>
+    private static async Task<HealthReportEntry> WaitForStatusAsync(HealthCheckService health, HealthStatus expected, string when)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
         {
-            Assert.True(watch.Elapsed < RecoveryTimeout, "The check did not turn healthy again after Redis came back.");
+            var entry = await CheckAsync(health);
+            if (entry.Status == expected)
+            {
+                return entry;
+            }
+
+            Assert.True(watch.Elapsed < RecoveryTimeout, $"The check was not {expected} {when} within {RecoveryTimeout.TotalSeconds} s: {entry.Status}, {entry.Description}");
             await Task.Delay(50);
         }
     }

@@ -123,11 +123,7 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     public async Task ZombieKeyInsideItsWindow_IsMovedWithTheSession_AndStillServes()
     {
         await using var before = await StartBeforeAsync();
-        var user = before.CreateClient(out var jar);
-        await user.PostAsync("/set?name=user&value=alice", null);
-        var oldTab = new CookieContainer();
-        oldTab.Add(jar.Cookies.GetAllCookies());
-        await user.PostAsync("/regen", null);
+        var (jar, oldTab) = await RegeneratedAsync(before);
         var events = new RecordingSessionEvents();
         await using var after = await StartAfterAsync(before, events);
 
@@ -141,11 +137,7 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     public async Task ZombieKey_IsMovedWithTheRegeneratingBrowsersProfile_AndRefusedToAnotherBrowser()
     {
         await using var before = await StartBeforeAsync();
-        var user = before.CreateClient(out var jar);
-        await user.PostAsync("/set?name=user&value=alice", null);
-        var planted = new CookieContainer();
-        planted.Add(jar.Cookies.GetAllCookies());
-        await user.PostAsync("/regen", null);
+        var (_, planted) = await RegeneratedAsync(before);
         var events = new RecordingSessionEvents();
         await using var after = await StartAfterAsync(before, events);
 
@@ -241,6 +233,17 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
             }
         }));
         return users;
+    }
+
+    /// <summary>A session holding "user" = alice whose key was regenerated on the old server: the browser's jar, and the replaced key's cookies.</summary>
+    private static async Task<(CookieJarHandler Jar, CookieContainer OldKey)> RegeneratedAsync(SessionApp before)
+    {
+        var user = before.CreateClient(out var jar);
+        await user.PostAsync("/set?name=user&value=alice", null);
+        var oldKey = new CookieContainer();
+        oldKey.Add(jar.Cookies.GetAllCookies());
+        await user.PostAsync("/regen", null);
+        return (jar, oldKey);
     }
 
     private static Task<SessionLoadResult> LoadAsync(ISessionDriver driver, SessionKey key) =>

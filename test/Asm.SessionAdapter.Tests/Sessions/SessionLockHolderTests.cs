@@ -20,10 +20,7 @@ public sealed class SessionLockHolderTests : IDisposable
     [Fact]
     public async Task LeaseFromALockedLoad_IsHeldAndRenewedEveryThirdOfItsDuration_UntilForgotten()
     {
-        var time = new FakeTimeProvider();
-        var driver = new InMemoryDriver(time);
-        var key = await CreateAsync(driver, time);
-        var holder = Holder(driver, time);
+        var (time, driver, key, holder) = await StartAsync();
 
         var loaded = await holder.LoadLockedAsync(key, SessionLockMode.Exclusive, CancellationToken.None);
         Assert.Null(holder.Lease);
@@ -48,10 +45,7 @@ public sealed class SessionLockHolderTests : IDisposable
     [Fact]
     public async Task RenewalThatStorageRefuses_StopsRenewing_ButKeepsTheLeaseForTheCommitsFenceCheck()
     {
-        var time = new FakeTimeProvider();
-        var driver = new InMemoryDriver(time);
-        var key = await CreateAsync(driver, time);
-        var holder = Holder(driver, time);
+        var (time, _, key, holder) = await StartAsync();
         var neverGranted = SessionLease.Create(Lease);
 
         holder.Hold(key.Id, neverGranted);
@@ -64,10 +58,7 @@ public sealed class SessionLockHolderTests : IDisposable
     [Fact]
     public async Task Release_GivesTheLockBack_SoAnotherLoadGetsItAtOnce_AndThenHoldsNothing()
     {
-        var time = new FakeTimeProvider();
-        var driver = new InMemoryDriver(time);
-        var key = await CreateAsync(driver, time);
-        var holder = Holder(driver, time);
+        var (time, driver, key, holder) = await StartAsync();
         holder.Hold(key.Id, (await holder.LoadLockedAsync(key, SessionLockMode.Exclusive, CancellationToken.None))!.Lease!);
 
         await holder.ReleaseAsync(CancellationToken.None);
@@ -108,6 +99,14 @@ public sealed class SessionLockHolderTests : IDisposable
     }
 
     public void Dispose() => _metrics.Dispose();
+
+    /// <summary>A stored session on the in-memory driver, on a fake clock, and a lock holder with no lease yet.</summary>
+    private async Task<(FakeTimeProvider Time, InMemoryDriver Driver, SessionKey Key, SessionLockHolder Holder)> StartAsync()
+    {
+        var time = new FakeTimeProvider();
+        var driver = new InMemoryDriver(time);
+        return (time, driver, await CreateAsync(driver, time), Holder(driver, time));
+    }
 
     private SessionLockHolder Holder(InMemoryDriver driver, TimeProvider time, Action<AsmSessionOptions>? configure = null)
     {

@@ -12,6 +12,8 @@
 #   SOAK_SESSIONS     sessions the load goes round (default 20000)
 #   SOAK_CONCURRENCY  concurrent clients (default 32)
 #   SOAK_SAMPLE       seconds between memory samples (default 10)
+#   SOAK_IDLE         the sessions' idle timeout in seconds (default 180: tombstones expire within the run, so that
+#                     memory after the first few minutes shows whether anything leaks)
 # Exits non-zero when a driver saw an error or lost an update. Stops everything it started, and removes its folder.
 set -euo pipefail
 
@@ -21,6 +23,7 @@ drivers=${SOAK_DRIVERS:-inmemory filesystem redis}
 sessions=${SOAK_SESSIONS:-20000}
 concurrency=${SOAK_CONCURRENCY:-32}
 sample=${SOAK_SAMPLE:-10}
+idle=${SOAK_IDLE:-180}
 
 command -v redis-server >/dev/null 2>&1 || { echo "redis-server is missing: apt-get install -y redis-server" >&2; exit 1; }
 work=$(mktemp -d -p /var/tmp asm-soak.XXXXXXXX)
@@ -36,7 +39,7 @@ soak="$root/bench/soak/bin/Release/net10.0/Asm.Soak"
 
 status=0
 for driver in $drivers; do
-  arguments=(--driver "$driver" --seconds "$seconds" --sessions "$sessions" --concurrency "$concurrency" --sample "$sample")
+  arguments=(--driver "$driver" --seconds "$seconds" --sessions "$sessions" --concurrency "$concurrency" --sample "$sample" --idle "$idle")
   case "$driver" in
     filesystem)
       arguments+=(--directory "$work/sessions")

@@ -1,9 +1,12 @@
 // The soak run: mixed traffic (ReadOnly, Exclusive, Lockless, regenerate, destroy) over many sessions, on one driver,
 // for a fixed time, through real HTTP on loopback. Usage (bench/soak.sh passes these):
 //   Asm.Soak --driver inmemory|filesystem|redis [--redis HOST:PORT] [--directory DIR] [--seconds 600]
-//            [--sessions 20000] [--hot 50] [--concurrency 32] [--sample 10]
+//            [--sessions 20000] [--hot 50] [--concurrency 32] [--sample 10] [--idle 180]
 // Every request the load sends is checked: a counter increment is acknowledged only once committed (the endpoint
-// commits before answering), so at the end every session's counter must equal its acknowledged increments.
+// commits before answering), so at the end every session's counter must equal its acknowledged increments, and its
+// marks (set and removed by Lockless deltas) the acknowledged ones exactly.
+// The data a run keeps is bounded (a session holds a counter and at most MarkNames marks; a destroyed session's
+// tombstone lives about two idle timeouts), so memory that still grows once the first tombstones expire is a leak.
 // Prints one Markdown report: requests, errors, lost updates, memory over time, files left.
 using System.Collections.Concurrent;
 using System.Diagnostics;
@@ -24,11 +27,13 @@ var concurrency = int.Parse(Setting("concurrency", "32"), CultureInfo.InvariantC
 var sampleEvery = TimeSpan.FromSeconds(int.Parse(Setting("sample", "10"), CultureInfo.InvariantCulture));
 var redis = Setting("redis", "");
 var directory = Setting("directory", "");
+var idleTimeout = TimeSpan.FromSeconds(int.Parse(Setting("idle", "180"), CultureInfo.InvariantCulture));
+const int MarkNames = 8;
 
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.WebHost.UseUrls("http://127.0.0.1:0");
 builder.Logging.ClearProviders();
-var sessions = builder.Services.AddAsmSession(o => o.IdleTimeout = TimeSpan.FromHours(1));
+var sessions = builder.Services.AddAsmSession(o => o.IdleTimeout = idleTimeout);
 switch (driver)
 {
     case "inmemory":
@@ -62,6 +67,13 @@ app.MapPost("/mark/{name}", async (HttpContext c, string name) =>
     await c.Session.CommitAsync();
     return "ok";
 }).WithSessionLock(SessionLockMode.Lockless);
+app.MapPost("/unmark/{name}", async (HttpContext c, string name) =>
+{
+    await c.Session.LoadAsync();
+    c.Session.Remove("m:" + name);
+    await c.Session.CommitAsync();
+    return "ok";
+}).WithSessionLock(SessionLockMode.Lockless);
 app.MapPost("/regenerate", async (HttpContext c) =>
 {
     await c.Session.LoadAsync();
@@ -77,8 +89,8 @@ app.MapPost("/destroy", async (HttpContext c) =>
 app.MapGet("/read", async (HttpContext c) =>
 {
     await c.Session.LoadAsync();
-    var marks = c.Session.Keys.Count(k => k.StartsWith("m:", StringComparison.Ordinal));
-    return $"{c.Session.GetInt32("n") ?? 0} {marks}";
+    var marks = c.Session.Keys.Where(k => k.StartsWith("m:", StringComparison.Ordinal)).Select(k => k[2..]).Order(StringComparer.Ordinal);
+    return $"{c.Session.GetInt32("n") ?? 0} {string.Join(',', marks)}";
 }).WithSessionLock(SessionLockMode.ReadOnly);
 
 await app.StartAsync();
@@ -88,6 +100,8 @@ using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer
 var state = Enumerable.Range(0, sessionCount).Select(_ => new SessionState()).ToArray();
 var errors = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
 long requests = 0;
+long nextCold = 0;
+var load = Stopwatch.StartNew();
 
 async Task<HttpResponseMessage?> SendAsync(HttpMethod method, string path, SessionState session)
 {
@@ -98,6 +112,7 @@ async Task<HttpResponseMessage?> SendAsync(HttpMethod method, string path, Sessi
     }
 
     Interlocked.Increment(ref requests);
+    session.Touched(load.Elapsed);
     try
     {
         var response = await http.SendAsync(request);
@@ -123,7 +138,8 @@ async Task<HttpResponseMessage?> SendAsync(HttpMethod method, string path, Sessi
 }
 
 // Cold sessions are each driven by one worker at a time (a lock per session), so their expected state is exact
-// whatever the mix; hot sessions take Exclusive increments from every worker at once, the case locking is for.
+// whatever the mix, and in turn, so that each is used far more often than once per idle timeout (the report gives the
+// longest gap); hot sessions take Exclusive increments from every worker at once, the case locking is for.
 async Task StepAsync(Random random)
 {
     if (random.Next(10) == 0)
@@ -137,7 +153,7 @@ async Task StepAsync(Random random)
         return;
     }
 
-    var session = state[hotCount + random.Next(sessionCount - hotCount)];
+    var session = state[hotCount + (int)(Interlocked.Increment(ref nextCold) % (sessionCount - hotCount))];
     if (!await session.Gate.WaitAsync(0))
     {
         return;
@@ -159,10 +175,11 @@ async Task StepAsync(Random random)
         }
         else if (roll < 90)
         {
-            var mark = random.Next(1000).ToString(CultureInfo.InvariantCulture);
-            if (await SendAsync(HttpMethod.Post, "/mark/" + mark, session) is not null)
+            var mark = random.Next(MarkNames).ToString(CultureInfo.InvariantCulture);
+            var set = !session.Marks.Contains(mark);
+            if (await SendAsync(HttpMethod.Post, (set ? "/mark/" : "/unmark/") + mark, session) is not null)
             {
-                session.Marks.Add(mark);
+                _ = set ? session.Marks.Add(mark) : session.Marks.Remove(mark);
             }
         }
         else if (roll < 98)
@@ -258,18 +275,18 @@ foreach (var session in state)
 
     var parts = (await response.Content.ReadAsStringAsync()).Split(' ');
     var counter = int.Parse(parts[0], CultureInfo.InvariantCulture);
-    var marks = int.Parse(parts[1], CultureInfo.InvariantCulture);
-    lost += Math.Max(0, session.Counter - counter) + Math.Max(0, session.Marks.Count - marks);
-    extra += Math.Max(0, counter - session.Counter) + Math.Max(0, marks - session.Marks.Count);
+    var marks = parts[1].Split(',', StringSplitOptions.RemoveEmptyEntries);
+    lost += Math.Max(0, session.Counter - counter) + session.Marks.Except(marks).Count();
+    extra += Math.Max(0, counter - session.Counter) + marks.Except(session.Marks).Count();
 }
 
 samples.Add(await SampleAsync(clock.Elapsed));
-Console.WriteLine($"## Soak: {driver}, {elapsed.TotalSeconds:0} s, {concurrency} concurrent clients, {sessionCount} sessions ({hotCount} hot)");
+Console.WriteLine($"## Soak: {driver}, {elapsed.TotalSeconds:0} s, {concurrency} concurrent clients, {sessionCount} sessions ({hotCount} hot), idle timeout {idleTimeout.TotalSeconds:0} s");
 Console.WriteLine();
 Console.WriteLine($"- requests served: {served} ({served / elapsed.TotalSeconds:0}/s)");
 Console.WriteLine($"- errors: {errors.Values.Sum()}{(errors.IsEmpty ? "" : " (" + string.Join(", ", errors.Select(e => $"{e.Key} x{e.Value}")) + ")")}");
 Console.WriteLine($"- lost updates: {lost} (acknowledged increments and marks missing at the end), extra: {extra}, unreadable sessions: {unreadable}");
-Console.WriteLine($"- sessions live at the end: {live}");
+Console.WriteLine($"- sessions live at the end: {live}; longest gap between two requests of a cold session: {state.Skip(hotCount).Max(s => s.LongestGap).TotalSeconds:0} s");
 if (driver == "filesystem")
 {
     var files = Directory.GetFiles(directory, "*.session").Length;
@@ -298,4 +315,19 @@ internal sealed class SessionState
     public int Counter;
 
     public HashSet<string> Marks { get; } = new(StringComparer.Ordinal);
+
+    public TimeSpan LongestGap { get; private set; }
+
+    private TimeSpan? _last;
+
+    /// <summary>Records a request sent at <paramref name="at"/> (a cold session sends one at a time).</summary>
+    public void Touched(TimeSpan at)
+    {
+        if (_last is { } last && at - last > LongestGap)
+        {
+            LongestGap = at - last;
+        }
+
+        _last = at;
+    }
 }

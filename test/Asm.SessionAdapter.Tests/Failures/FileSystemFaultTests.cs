@@ -4,6 +4,7 @@ using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Asm.SessionAdapter.Tests.Failures;
 
@@ -94,6 +95,60 @@ public sealed class FileSystemFaultTests : IDisposable
         Assert.Equal("after", await client.GetStringAsync("/read"));
     }
 
+    [Fact]
+    public async Task DiskReadOnlyAtStartUp_HealthCheckUnhealthyNamingTheDirectoryAndTheCause_WritesFailClearly()
+    {
+        // The directory an earlier server used; the disk turns read-only before this server starts.
+        await using var earlier = await StartAsync();
+        var earlierClient = earlier.CreateClient(out var jar);
+        await SetAsync(earlierClient, "exclusive", "kept");
+        _disk.SetReadOnly(true);
+        await using var app = await StartAsync(health: true, services: s => SessionApp.ShareDataProtection(s, earlier.Services));
+        var client = app.CreateClient(out var appJar);
+        appJar.Cookies.Add(jar.Cookies.GetAllCookies());
+
+        var down = await CheckHealthAsync(app);
+        var write = await client.PostAsync("/exclusive/set?value=lost", null);
+        var read = await client.GetStringAsync("/read");
+
+        Assert.Equal(HealthStatus.Unhealthy, down.Status);
+        Assert.Contains($"The session directory {Sessions} is not writable", down.Description, StringComparison.Ordinal);
+        Assert.Contains("Read-only file system", down.Description, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.InternalServerError, write.StatusCode);
+        var thrown = Assert.IsType<SessionStorageException>(_thrown);
+        Assert.StartsWith("Failed loading session ", thrown.Message, StringComparison.Ordinal);
+        Assert.Contains("Read-only file system", thrown.Message, StringComparison.Ordinal);
+        Assert.Equal("kept", read);
+
+        _disk.SetReadOnly(false);
+
+        Assert.Equal(HealthStatus.Healthy, (await CheckHealthAsync(app)).Status);
+        await SetAsync(client, "exclusive", "after");
+        Assert.Equal("after", await client.GetStringAsync("/read"));
+    }
+
+    [Fact]
+    public async Task DirectoryNotCreatableAtStartUp_HealthCheckUnhealthyNamingTheDirectoryAndTheCause_RequestsFailClearly()
+    {
+        _disk.SetReadOnly(true);
+        await using var app = await StartAsync(health: true);
+
+        var down = await CheckHealthAsync(app);
+        var write = await app.CreateClient().PostAsync("/exclusive/set?value=lost", null);
+
+        Assert.Equal(HealthStatus.Unhealthy, down.Status);
+        Assert.Contains(Sessions, down.Description, StringComparison.Ordinal);
+        Assert.Contains("Read-only file system", down.Description, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.InternalServerError, write.StatusCode);
+        var thrown = Assert.IsType<SessionStorageException>(_thrown);
+        Assert.Contains("Read-only file system", thrown.Message, StringComparison.Ordinal);
+
+        _disk.SetReadOnly(false);
+
+        Assert.Equal(HealthStatus.Healthy, (await CheckHealthAsync(app)).Status);
+        await SetAsync(app.CreateClient(), "exclusive", "after");
+    }
+
     public void Dispose() => _disk.Dispose();
 
     /// <summary>The session files and their bytes (lock files and the filler aside).</summary>
@@ -104,7 +159,20 @@ public sealed class FileSystemFaultTests : IDisposable
     private static async Task SetAsync(HttpClient client, string mode, string value) =>
         (await client.PostAsync($"/{mode}/set?value={value}", null)).EnsureSuccessStatusCode();
 
-    private Task<SessionApp> StartAsync() => SessionApp.StartAsync(b => b.UseFileSystemDriver(Sessions), Map);
+    private Task<SessionApp> StartAsync(bool health = false, Action<IServiceCollection>? services = null) => SessionApp.StartAsync(
+        b => b.UseFileSystemDriver(Sessions),
+        Map,
+        services: s =>
+        {
+            services?.Invoke(s);
+            if (health)
+            {
+                s.AddHealthChecks().AddAsmSessionStorage();
+            }
+        });
+
+    private static async Task<HealthReportEntry> CheckHealthAsync(SessionApp app) =>
+        (await app.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync()).Entries[AsmStorageHealthChecksBuilderExtensions.DefaultName];
 
     private void Map(WebApplication app)
     {

@@ -35,12 +35,14 @@ internal sealed class FileLockStripes
     {
         _directory = directory;
         _timeout = timeout;
-        Directory.CreateDirectory(directory);
         for (var i = 0; i < Count; i++)
         {
             _local[i] = new SemaphoreSlim(1, 1);
         }
     }
+
+    /// <summary>Creates the directory of the lock files unless it exists.</summary>
+    public void CreateDirectory() => Directory.CreateDirectory(_directory);
 
     /// <summary>Takes stripe <paramref name="stripe"/>; dispose the result to release it.</summary>
     /// <exception cref="TimeoutException">Another process held the stripe longer than the configured timeout.</exception>

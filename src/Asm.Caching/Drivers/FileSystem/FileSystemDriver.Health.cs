@@ -8,8 +8,9 @@ internal sealed partial class FileSystemDriver : IHealthCheck
 {
     /// <summary>
     /// Writes, flushes and deletes a small file in the directory, named like the driver's temporary files (so the
-    /// sweeper removes one a crash left behind). Unhealthy (the registration's failure status) when the directory is
-    /// missing, read-only, full or not ours.
+    /// sweeper removes one a crash left behind), after creating the directories if a start on a disk that could not
+    /// take them left them missing. Unhealthy (the registration's failure status) when the directory is missing,
+    /// cannot be created, or is read-only, full or not ours.
     /// </summary>
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -18,6 +19,7 @@ internal sealed partial class FileSystemDriver : IHealthCheck
         var data = new Dictionary<string, object> { ["directory"] = DirectoryPath };
         try
         {
+            EnsureDirectories();
             await using (var stream = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
             {
                 await stream.WriteAsync(new byte[] { 1 }, cancellationToken).ConfigureAwait(false);

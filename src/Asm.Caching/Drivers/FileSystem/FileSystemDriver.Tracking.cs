@@ -34,7 +34,7 @@ internal sealed partial class FileSystemDriver
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(userId);
         var file = SessionFile(request.Key.Id);
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var (record, _) = await ReadSessionAsync(file, request.Key.Id, cancellationToken).ConfigureAwait(false);
             if (record is null)
@@ -164,7 +164,7 @@ internal sealed partial class FileSystemDriver
         ArgumentNullException.ThrowIfNull(userId);
         var file = UserIndexFile(userId);
         EnsurePrivateDirectory(Path.GetDirectoryName(file.Path)!);
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var ids = await ReadUserIndexAsync(file.Path, cancellationToken).ConfigureAwait(false);
             var before = ids.Count;

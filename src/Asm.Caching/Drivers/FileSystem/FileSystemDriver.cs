@@ -39,6 +39,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     private readonly FileLockStripes _locks;
     private readonly LockReleaseSignals _signals;
     private readonly ILogger<FileSystemDriver> _logger;
+    private volatile bool _directoriesReady;
 
     public FileSystemDriver(IOptions<FileSystemDriverOptions> options, TimeProvider timeProvider, ILogger<FileSystemDriver> logger)
     {
@@ -47,18 +48,53 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         var settings = options.Value;
         DirectoryPath = Path.GetFullPath(settings.Directory);
         _durable = settings.Durable;
+        _locks = new FileLockStripes(Path.Combine(DirectoryPath, LocksDirectory), settings.FileLockTimeout);
+        _signals = new LockReleaseSignals(timeProvider);
+        try
+        {
+            EnsureDirectories();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The app starts anyway: the health check reports the cause, writes fail with it, and the first write or
+            // probe after the disk is writable again creates the directories.
+            DirectoryUnavailable(DirectoryPath, ex);
+        }
+    }
+
+    /// <summary>The full path of the directory.</summary>
+    internal string DirectoryPath { get; }
+
+    /// <summary>
+    /// Creates the directory (private to this user) and its lock directory unless they exist. Called at start-up, and
+    /// again before each write and health probe until it succeeded once, so that a disk that was read-only or denied
+    /// access at start-up is used as soon as it can be.
+    /// </summary>
+    /// <exception cref="IOException">The directory cannot be created (read-only disk, full disk).</exception>
+    /// <exception cref="UnauthorizedAccessException">The directory cannot be created (permission denied).</exception>
+    private void EnsureDirectories()
+    {
+        if (_directoriesReady)
+        {
+            return;
+        }
+
         if (!Directory.Exists(DirectoryPath))
         {
             CreatePrivateDirectory(DirectoryPath);
             DirectoryCreated(DirectoryPath);
         }
 
-        _locks = new FileLockStripes(Path.Combine(DirectoryPath, LocksDirectory), settings.FileLockTimeout);
-        _signals = new LockReleaseSignals(timeProvider);
+        _locks.CreateDirectory();
+        _directoriesReady = true;
     }
 
-    /// <summary>The full path of the directory.</summary>
-    internal string DirectoryPath { get; }
+    /// <summary>Takes the stripe lock <paramref name="stripe"/>, once the directories exist.</summary>
+    private ValueTask<FileLockStripes.Holder> LockStripeAsync(int stripe, CancellationToken cancellationToken)
+    {
+        EnsureDirectories();
+        return _locks.AcquireAsync(stripe, cancellationToken);
+    }
 
     public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
     {
@@ -81,7 +117,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             }
         }
 
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var (record, missing) = await ReadSessionAsync(file, request.Key.Id, cancellationToken).ConfigureAwait(false);
             if (record is null)
@@ -114,7 +150,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         SessionValueName.ValidateAll(request);
         var file = SessionFile(request.SessionId);
         SessionCommitStatus status;
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             status = await CommitLockedAsync(file, request, cancellationToken).ConfigureAwait(false);
         }
@@ -132,7 +168,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         ArgumentNullException.ThrowIfNull(sessionId);
         ArgumentNullException.ThrowIfNull(lease);
         var file = SessionFile(sessionId);
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var (record, _) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
             if (record is null || !record.Renew(lease, SessionRecord.Ms(now)))
@@ -150,7 +186,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         ArgumentNullException.ThrowIfNull(sessionId);
         ArgumentNullException.ThrowIfNull(lease);
         var file = SessionFile(sessionId);
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var (record, _) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
             if (record is null || !record.Release(lease))
@@ -168,7 +204,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     {
         ArgumentNullException.ThrowIfNull(request);
         var file = SessionFile(request.Key.Id);
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var (record, _) = await ReadSessionAsync(file, request.Key.Id, cancellationToken).ConfigureAwait(false);
             if (record is null)
@@ -191,7 +227,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         ArgumentNullException.ThrowIfNull(sessionId);
         var file = SessionFile(sessionId);
         var purgeAt = SessionRecord.Ms(tombstoneExpiresAt);
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var (record, _) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
             record ??= SessionRecord.Tombstone(purgeAt);
@@ -207,7 +243,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         ArgumentNullException.ThrowIfNull(sessionId);
         ArgumentNullException.ThrowIfNull(lease);
         var file = SessionFile(sessionId);
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var (record, missing) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
             if (record is null)
@@ -229,7 +265,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         var file = SessionFile(snapshot.SessionId);
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             // As for a creation: any file with this id, even a tombstone or an unreadable one, refuses the import.
             if (File.Exists(file.Path))
@@ -275,7 +311,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         var data = CacheFileFormat.Serialize(new CacheFileEntry(expiration.ExpiresAt, expiration.AbsoluteExpiresAt, expiration.Sliding, value));
 
         // Under the lock, so that a concurrent slide cannot write the old value back over this one.
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             await WriteAtomicallyAsync(file.Path, data, cancellationToken).ConfigureAwait(false);
         }
@@ -296,7 +332,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     {
         ArgumentNullException.ThrowIfNull(key);
         var file = CacheFile(key);
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             File.Delete(file.Path);
         }
@@ -309,6 +345,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     public async ValueTask<int> SweepAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         var removed = 0;
+        EnsureDirectories();
         foreach (var path in Directory.EnumerateFiles(DirectoryPath))
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -334,7 +371,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
                     continue;
                 }
 
-                using (await _locks.AcquireAsync(stripe, cancellationToken).ConfigureAwait(false))
+                using (await LockStripeAsync(stripe, cancellationToken).ConfigureAwait(false))
                 {
                     // A request may have renewed the file since the unlocked look.
                     if (await IsExpiredAsync(path, isSession, now, cancellationToken).ConfigureAwait(false))
@@ -440,7 +477,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     /// <summary>Slides a sliding entry under its lock; returns the entry, or <see langword="null"/> when it is gone.</summary>
     private async ValueTask<CacheFileEntry?> SlideAsync(StoredFile file, string key, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        using (await _locks.AcquireAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var entry = await ReadCacheEntryAsync(file, key, cancellationToken).ConfigureAwait(false);
             if (entry is null || entry.IsExpired(now))
@@ -619,6 +656,10 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     [LoggerMessage(EventId = 205, Level = LogLevel.Warning,
         Message = "Session {SessionHash} was read, but its new idle expiry could not be written; it keeps the older one.")]
     private partial void IdleSlideNotStored(string sessionHash, Exception exception);
+
+    [LoggerMessage(EventId = 206, Level = LogLevel.Error,
+        Message = "The session directory {Directory} cannot be created; sessions fail until it can be (the health check reports the cause).")]
+    private partial void DirectoryUnavailable(string directory, Exception exception);
 
     /// <summary>Where a record lives and which lock stripe guards it.</summary>
     private readonly record struct StoredFile(string Path, int Stripe);

@@ -57,7 +57,7 @@ internal sealed class AsmSession : IAsmSession
         _presentedKey = presentedKey;
         _storage = services.Storage;
         _telemetry = new SessionTelemetry(services.Metrics, services.Logger);
-        _lock = new SessionLockHolder(_storage, _options, services.Time, _telemetry);
+        _lock = new SessionLockHolder(_storage, _options, services.Time, _telemetry, services.LockQueue);
         _cookie = new SessionCookieWriter(context, services.Cookie, () => _key.Value);
         _profiles = new SessionProfileCheck(_options, context, _telemetry);
     }
@@ -300,6 +300,22 @@ internal sealed class AsmSession : IAsmSession
     /// </summary>
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
+        try
+        {
+            await CommitOnceAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (_context.Features.Get<ISessionFeature>() is null)
+            {
+                // The request is over and its lease given back: the next request of this process may have the lock.
+                _lock.EndTurn();
+            }
+        }
+    }
+
+    private async Task CommitOnceAsync(CancellationToken cancellationToken)
+    {
         if (_state is SessionState.Ended or SessionState.EndedNotLoaded)
         {
             return;
@@ -307,7 +323,7 @@ internal sealed class AsmSession : IAsmSession
 
         var final = _context.Features.Get<ISessionFeature>() is null;
         var writable = _state == SessionState.Loaded;
-        var lease = final ? _lock.Forget() : _lock.Lease;
+        var lease = final ? _lock.Forget(keepTurn: true) : _lock.Lease;
         if (final)
         {
             _state = _state switch

@@ -51,6 +51,9 @@ internal sealed class AsmSessionServices(
 
     public ILogger Logger { get; } = logger;
 
+    /// <summary>The requests of this process waiting for a session's lock: only the first asks the storage.</summary>
+    public LocalLockQueue LockQueue { get; } = new(timeProvider);
+
     public SessionCookie Cookie { get; } = new(sessionOptions.Value.Cookie, dataProtection);
 
     private static ISessionDriver Compose(

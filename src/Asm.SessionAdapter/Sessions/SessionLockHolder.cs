@@ -7,12 +7,17 @@ namespace Asm.SessionAdapter.Sessions;
 /// The lock a request holds on its session: taking it (waiting, without spinning, for another holder to release it),
 /// renewing its lease on the application's <see cref="TimeProvider"/> while the request runs, and giving it back
 /// (released by the final commit, given back when the session is not adopted after all, abandoned when a load or a
-/// commit failed and storage may or may not have granted it).
+/// commit failed and storage may or may not have granted it). Requests of one process wait for their turn in
+/// <see cref="LocalLockQueue"/> first, so that only one of them at a time asks the storage; the turn is kept with the
+/// lease and passed on once the lease is given back.
 /// </summary>
-internal sealed class SessionLockHolder(GuardedSessionDriver storage, AsmSessionOptions options, TimeProvider time, SessionTelemetry telemetry)
+internal sealed class SessionLockHolder(
+    GuardedSessionDriver storage, AsmSessionOptions options, TimeProvider time, SessionTelemetry telemetry, LocalLockQueue? queue = null)
 {
+    private readonly LocalLockQueue _queue = queue ?? new LocalLockQueue(time);
     private string _sessionId = "";
     private ITimer? _renewal;
+    private LocalLockQueue.Turn? _turn;
 
     /// <summary>The lease held, or <see langword="null"/> when the request holds no lock.</summary>
     public SessionLease? Lease { get; private set; }
@@ -33,6 +38,36 @@ internal sealed class SessionLockHolder(GuardedSessionDriver storage, AsmSession
     public async Task<SessionLoadResult?> LoadLockedAsync(SessionKey key, SessionLockMode mode, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
+        if (await _queue.EnterAsync(key.Id, options.LockWaitTimeout, cancellationToken).ConfigureAwait(false) is not { } turn)
+        {
+            return TimedOut(key, mode, time.GetElapsedTime(started));
+        }
+
+        _turn = turn;
+        SessionLoadResult? result = null;
+        try
+        {
+            result = await LoadInTurnAsync(key, mode, started, turn.Queued, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // The turn goes with the lease: kept while the request holds the lock, passed on at once otherwise.
+            if (result?.Lease is { } lease)
+            {
+                turn.Extend(time.GetUtcNow() + lease.Duration);
+            }
+            else
+            {
+                EndTurn();
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>The storage side of <see cref="LoadLockedAsync"/>, once this request's turn has come.</summary>
+    private async Task<SessionLoadResult?> LoadInTurnAsync(SessionKey key, SessionLockMode mode, long started, bool queued, CancellationToken cancellationToken)
+    {
         var lease = SessionLease.Create(options.LockLease);
         for (var attempt = 0; ; attempt++)
         {
@@ -53,7 +88,7 @@ internal sealed class SessionLockHolder(GuardedSessionDriver storage, AsmSession
             var waited = time.GetElapsedTime(started);
             if (result.Status != SessionLoadStatus.LockBusy)
             {
-                if (attempt > 0)
+                if (attempt > 0 || queued)
                 {
                     telemetry.LockWaited(waited, acquired: true);
                 }
@@ -64,22 +99,28 @@ internal sealed class SessionLockHolder(GuardedSessionDriver storage, AsmSession
             var remaining = options.LockWaitTimeout - waited;
             if (remaining <= TimeSpan.Zero)
             {
-                telemetry.LockTimeout(key.Id, waited, mode);
-                if (options.LockWaitFailure == LockWaitFailure.ContinueReadOnly)
-                {
-                    return null;
-                }
-
-                throw new SessionLockTimeoutException(
-                    $"Waited {waited.TotalMilliseconds:0} ms (AsmSessionOptions.LockWaitTimeout) for the {mode} lock of session " +
-                    $"{telemetry.Hash(key.Id)}, which another request holds. Mark endpoints that only read the session with " +
-                    "[SessionLock(SessionLockMode.ReadOnly)] so they do not wait, or set LockWaitFailure to ContinueReadOnly.");
+                return TimedOut(key, mode, waited);
             }
 
             // Releases wake a waiter at once; the growing bound covers holders in other processes that cannot signal.
             var bound = TimeSpan.FromMilliseconds(Math.Min(100, 2 << Math.Min(attempt, 6)));
             await storage.WaitForReleaseAsync(key.Id, remaining < bound ? remaining : bound, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>The end of a wait that timed out: <see langword="null"/> to go on read-only, or the exception.</summary>
+    private SessionLoadResult? TimedOut(SessionKey key, SessionLockMode mode, TimeSpan waited)
+    {
+        telemetry.LockTimeout(key.Id, waited, mode);
+        if (options.LockWaitFailure == LockWaitFailure.ContinueReadOnly)
+        {
+            return null;
+        }
+
+        throw new SessionLockTimeoutException(
+            $"Waited {waited.TotalMilliseconds:0} ms (AsmSessionOptions.LockWaitTimeout) for the {mode} lock of session " +
+            $"{telemetry.Hash(key.Id)}, which another request holds. Mark endpoints that only read the session with " +
+            "[SessionLock(SessionLockMode.ReadOnly)] so they do not wait, or set LockWaitFailure to ContinueReadOnly.");
     }
 
     /// <summary>Holds <paramref name="lease"/> on session <paramref name="sessionId"/>, renewing it every third of its duration.</summary>
@@ -99,22 +140,43 @@ internal sealed class SessionLockHolder(GuardedSessionDriver storage, AsmSession
         _renewal = null;
     }
 
-    /// <summary>Stops renewing and forgets the lease, without a storage call: storage refused it, or the caller gives it back.</summary>
+    /// <summary>
+    /// Stops renewing and forgets the lease, without a storage call: storage refused it or no longer has it, or the
+    /// caller gives it back (then with <paramref name="keepTurn"/>, and <see cref="EndTurn"/> once it has).
+    /// </summary>
     /// <returns>The lease that was held, if any.</returns>
-    public SessionLease? Forget()
+    public SessionLease? Forget(bool keepTurn = false)
     {
         StopRenewal();
         var lease = Lease;
         Lease = null;
+        if (!keepTurn)
+        {
+            EndTurn();
+        }
+
         return lease;
     }
+
+    /// <summary>
+    /// Passes this request's turn in <see cref="LocalLockQueue"/> on to the next request of the process that waits for
+    /// the session's lock: the lease is given back (or was never taken). Does nothing the second time.
+    /// </summary>
+    public void EndTurn() => Interlocked.Exchange(ref _turn, null)?.Leave();
 
     /// <summary>Releases the lease, if one is held (a session this request does not adopt after all).</summary>
     public async Task ReleaseAsync(CancellationToken cancellationToken)
     {
-        if (Forget() is { } lease)
+        try
         {
-            await storage.ReleaseLockAsync(_sessionId, lease, cancellationToken).ConfigureAwait(false);
+            if (Forget(keepTurn: true) is { } lease)
+            {
+                await storage.ReleaseLockAsync(_sessionId, lease, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            EndTurn();
         }
     }
 
@@ -133,6 +195,10 @@ internal sealed class SessionLockHolder(GuardedSessionDriver storage, AsmSession
         {
             telemetry.AbandonFailed(sessionId, ex);
         }
+        finally
+        {
+            EndTurn();
+        }
     }
 
     /// <summary>Renews the lease once; a lease storage no longer grants is not renewed again (the commit's fence check refuses the write).</summary>
@@ -147,9 +213,16 @@ internal sealed class SessionLockHolder(GuardedSessionDriver storage, AsmSession
         {
             var third = lease.Duration / 3;
             using var timeout = new CancellationTokenSource(options.IOTimeout < third ? options.IOTimeout : third, time);
-            if (!await storage.Inner.RenewLockAsync(_sessionId, lease, time.GetUtcNow(), timeout.Token).ConfigureAwait(false))
+            var now = time.GetUtcNow();
+            if (await storage.Inner.RenewLockAsync(_sessionId, lease, now, timeout.Token).ConfigureAwait(false))
             {
+                _turn?.Extend(now + lease.Duration);
+            }
+            else
+            {
+                // Lost: the next request of this process may try (the commit's fence check refuses this one's write).
                 StopRenewal();
+                EndTurn();
             }
         }
         catch (Exception ex)

@@ -155,7 +155,7 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
         await Within(regenerated.Task);
         var b = tabB.PostAsync("/tab/b", null);
         var c = tabC.PostAsync("/tab/c", null);
-        await Within(Task.WhenAny(Storage.WhenLockBusy(2), b, c).Unwrap());
+        await Within(Task.WhenAny(app.WhenQueuedForLock(2), b, c).Unwrap());
 
         Assert.False(b.IsCompleted, "A tab with the old cookie ran while the login held the lock.");
         Assert.False(c.IsCompleted, "A tab with the old cookie ran while the login held the lock.");
@@ -294,7 +294,7 @@ public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixt
         var loggingIn = login.PostAsync("/login/held", null);
         await Within(regenerated.Task);
         var concurrent = tab.PostAsync("/exclusive/read/user", null);
-        await Within(Task.WhenAny(Storage.WhenLockBusy(1), concurrent).Unwrap());
+        await Within(Task.WhenAny(app.WhenQueuedForLock(1), concurrent).Unwrap());
 
         Assert.False(concurrent.IsCompleted, "The regeneration released the lock: a concurrent exclusive request got in.");
         release.SetResult();

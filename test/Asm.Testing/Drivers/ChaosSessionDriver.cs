@@ -18,6 +18,7 @@ public sealed class ChaosSessionDriver : ISessionDriver
     private ISessionDriver? _inner;
     private int _calls;
     private int _commits;
+    private int _lockedLoads;
 
     private ISessionDriver Inner => _inner ?? throw new InvalidOperationException("The app has not resolved its driver yet.");
 
@@ -44,6 +45,9 @@ public sealed class ChaosSessionDriver : ISessionDriver
 
     /// <summary>How many commits (writes of values or profiles, creations included) were asked of storage.</summary>
     public int Commits => Volatile.Read(ref _commits);
+
+    /// <summary>How many loads asked storage for the lock (granted or refused as busy).</summary>
+    public int LockedLoads => Volatile.Read(ref _lockedLoads);
 
     /// <summary>Puts a chaos driver in front of the driver <paramref name="services"/> registered last.</summary>
     public static ChaosSessionDriver Wrap(IServiceCollection services)
@@ -79,6 +83,11 @@ public sealed class ChaosSessionDriver : ISessionDriver
     public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
     {
         await BreakAsync(cancellationToken);
+        if (request.Lease is not null)
+        {
+            Interlocked.Increment(ref _lockedLoads);
+        }
+
         var result = await Inner.LoadAsync(request, cancellationToken);
         if (LoseLoadAnswers)
         {
@@ -121,7 +130,12 @@ public sealed class ChaosSessionDriver : ISessionDriver
     public async ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await BreakAsync(cancellationToken);
-        return DropRenewals || await Inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
+        if (DropRenewals)
+        {
+            throw new TimeoutException("Injected loss of a lease renewal.");
+        }
+
+        return await Inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
     }
 
     public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken)

@@ -22,6 +22,15 @@ public sealed class SessionApp : IAsyncDisposable
 
     public TestServer Server => _app.GetTestServer();
 
+    /// <summary>
+    /// Completes once <paramref name="requests"/> requests in all have queued in this app for a session lock that
+    /// another of its requests held (they wait in the app, without asking the storage).
+    /// </summary>
+    public Task WhenQueuedForLock(int requests) => Services.GetRequiredService<AsmSessionServices>().LockQueue.WhenQueued(requests);
+
+    /// <summary>How many sessions the app's lock queue holds: those a request of the app holds or waits for.</summary>
+    public int LockQueueSessions => Services.GetRequiredService<AsmSessionServices>().LockQueue.SessionCount;
+
     /// <summary>Starts an app whose sessions use <paramref name="driver"/> and whose routes <paramref name="map"/> adds.</summary>
     public static async Task<SessionApp> StartAsync(
         Action<IAsmSessionBuilder> driver,

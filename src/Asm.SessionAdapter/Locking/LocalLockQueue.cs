@@ -1,0 +1,223 @@
+namespace Asm.SessionAdapter;
+
+/// <summary>
+/// The requests of this process that want one session's lock, in the order they asked. Only the one holding the turn
+/// asks the storage (and waits there for holders in other processes); the others wait here without a storage call, and
+/// each is handed the turn when the one before it has given the lock back, so that a hand-off within the process costs
+/// one load and no polling, on every driver.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A turn whose holder took the lease lasts as long as the lease as its holder last knew it (<see cref="Turn.Extend"/>
+/// on every renewal): if the holder stalls and its renewals stop, the first waiter takes the turn over when the lease
+/// would have run out and asks the storage, which judges the lease, as a waiter in another process would.
+/// </para>
+/// <para>
+/// A waiter leaves the queue however its wait ends (handed the turn, timed out, cancelled), and a session leaves the
+/// table when its turn is given back with nobody waiting, so the table holds only sessions that a request of this
+/// process holds or waits for right now.
+/// </para>
+/// </remarks>
+internal sealed class LocalLockQueue(TimeProvider timeProvider)
+{
+    /// <summary>Waiters recheck the holder's lease at least this often (a renewal may have changed it).</summary>
+    private static readonly TimeSpan RecheckEvery = TimeSpan.FromSeconds(1);
+
+    private readonly Dictionary<string, Line> _lines = new(StringComparer.Ordinal);
+    private readonly List<(int Count, TaskCompletionSource Reached)> _queuedWatchers = [];
+    private int _queued;
+
+    /// <summary>How many sessions have a turn taken (for tests).</summary>
+    internal int SessionCount
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return _lines.Count;
+            }
+        }
+    }
+
+    /// <summary>Completes once <paramref name="count"/> requests in all have waited in the queue (for tests).</summary>
+    internal Task WhenQueued(int count)
+    {
+        lock (_lines)
+        {
+            if (_queued >= count)
+            {
+                return Task.CompletedTask;
+            }
+
+            var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _queuedWatchers.Add((count, reached));
+            return reached.Task;
+        }
+    }
+
+    /// <summary>
+    /// Takes the turn at <paramref name="sessionId"/>'s lock, waiting up to <paramref name="maxWait"/> for the requests
+    /// queued before this one. Returns <see langword="null"/> when the wait ran out; throws when it was cancelled.
+    /// </summary>
+    public async ValueTask<Turn?> EnterAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken)
+    {
+        var started = timeProvider.GetTimestamp();
+        Line line;
+        LinkedListNode<TaskCompletionSource<Turn>> node;
+        List<TaskCompletionSource>? reached;
+        lock (_lines)
+        {
+            if (!_lines.TryGetValue(sessionId, out line!))
+            {
+                line = new Line(sessionId);
+                _lines.Add(sessionId, line);
+                return line.Holder = new Turn(this, line, queued: false);
+            }
+
+            node = line.Waiters.AddLast(new TaskCompletionSource<Turn>(TaskCreationOptions.RunContinuationsAsynchronously));
+            reached = NoteQueued();
+        }
+
+        reached?.ForEach(static r => r.TrySetResult());
+        while (true)
+        {
+            var slice = Min(maxWait - timeProvider.GetElapsedTime(started), RecheckEvery);
+            lock (_lines)
+            {
+                // Only the first waiter takes over a turn whose lease ran out; the others wait for their own turn.
+                slice = line.Waiters.First == node ? Min(slice, line.Holder.Remaining(timeProvider)) : slice;
+            }
+
+            try
+            {
+                return await node.Value.Task.WaitAsync(slice > TimeSpan.Zero ? slice : TimeSpan.Zero, timeProvider, cancellationToken)
+                    .ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                lock (_lines)
+                {
+                    if (node.List is null)
+                    {
+                        // Handed the turn as the wait ended: take it.
+                        return node.Value.Task.Result;
+                    }
+
+                    if (timeProvider.GetElapsedTime(started) >= maxWait)
+                    {
+                        line.Waiters.Remove(node);
+                        return null;
+                    }
+
+                    if (line.Waiters.First == node && line.Holder.Remaining(timeProvider) <= TimeSpan.Zero)
+                    {
+                        // The holder's lease has run out without a renewal: ask the storage, which judges it.
+                        line.Waiters.Remove(node);
+                        return line.Holder = new Turn(this, line, queued: true);
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                Turn? handed = null;
+                lock (_lines)
+                {
+                    if (node.List is null)
+                    {
+                        handed = node.Value.Task.Result;
+                    }
+                    else
+                    {
+                        line.Waiters.Remove(node);
+                    }
+                }
+
+                handed?.Leave();
+                throw;
+            }
+        }
+    }
+
+    private List<TaskCompletionSource>? NoteQueued()
+    {
+        _queued++;
+        if (_queuedWatchers.Count == 0)
+        {
+            return null;
+        }
+
+        var reached = _queuedWatchers.Where(w => w.Count <= _queued).Select(w => w.Reached).ToList();
+        _queuedWatchers.RemoveAll(w => w.Count <= _queued);
+        return reached;
+    }
+
+    /// <summary>Hands the turn to the longest-waiting request, or frees the session when nobody waits.</summary>
+    private void Leave(Turn turn)
+    {
+        TaskCompletionSource<Turn> next;
+        Turn handed;
+        lock (_lines)
+        {
+            var line = turn.Line;
+            if (line.Holder != turn)
+            {
+                // Taken over by a waiter after the lease ran out: the turn is no longer this one's to give.
+                return;
+            }
+
+            if (line.Waiters.First is not { } first)
+            {
+                _lines.Remove(line.SessionId);
+                return;
+            }
+
+            next = first.Value;
+            line.Waiters.RemoveFirst();
+            line.Holder = handed = new Turn(this, line, queued: true);
+        }
+
+        next.TrySetResult(handed);
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    /// <summary>One session's turn holder and the requests waiting behind it.</summary>
+    internal sealed class Line(string sessionId)
+    {
+        public string SessionId { get; } = sessionId;
+
+        public Turn Holder { get; set; } = null!;
+
+        public LinkedList<TaskCompletionSource<Turn>> Waiters { get; } = [];
+    }
+
+    /// <summary>One request's turn at a session's lock; <see cref="Leave"/> gives it up (once, whoever calls it).</summary>
+    internal sealed class Turn(LocalLockQueue queue, Line line, bool queued)
+    {
+        private long _expiresAtTicks = DateTimeOffset.MaxValue.UtcTicks;
+        private int _left;
+
+        /// <summary>Whether the request waited for requests queued before it.</summary>
+        public bool Queued { get; } = queued;
+
+        internal Line Line { get; } = line;
+
+        /// <summary>The holder took or renewed its lease: it runs until <paramref name="expiresAt"/>, as far as it knows.</summary>
+        public void Extend(DateTimeOffset expiresAt) => Volatile.Write(ref _expiresAtTicks, expiresAt.UtcTicks);
+
+        /// <summary>How long the holder's lease has left, as far as it knows (no lease yet: as long as it asks).</summary>
+        internal TimeSpan Remaining(TimeProvider time)
+        {
+            var ticks = Volatile.Read(ref _expiresAtTicks);
+            return ticks == DateTimeOffset.MaxValue.UtcTicks ? TimeSpan.MaxValue : new DateTimeOffset(ticks, TimeSpan.Zero) - time.GetUtcNow();
+        }
+
+        public void Leave()
+        {
+            if (Interlocked.Exchange(ref _left, 1) == 0)
+            {
+                queue.Leave(this);
+            }
+        }
+    }
+}

@@ -17,7 +17,9 @@ namespace Asm.Benchmarks;
 /// serialized session.
 /// </summary>
 /// <remarks>
-/// The session holds what the load-test app seeds: four values, about 250 bytes. Redis runs only when the REDIS
+/// The session holds what the load-test app seeds: four values, about 250 bytes. <c>FileSystemDurable</c> is the
+/// filesystem driver with <see cref="FileSystemDriverOptions.Durable"/>, which fsyncs every write (its directory is
+/// in the temporary folder, so put that on the disk to measure with <c>TMPDIR</c>). Redis runs only when the REDIS
 /// environment variable names a server (HOST:PORT); its numbers are one request at a time, so they are round trips.
 /// </remarks>
 [MemoryDiagnoser]
@@ -43,6 +45,7 @@ public class DriverBenchmarks
     {
         yield return "InMemory";
         yield return "FileSystem";
+        yield return "FileSystemDurable";
         if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("REDIS")))
         {
             yield return "Redis";
@@ -57,10 +60,10 @@ public class DriverBenchmarks
             case "InMemory":
                 _driver = new InMemoryDriver(TimeProvider.System);
                 break;
-            case "FileSystem":
+            case "FileSystem" or "FileSystemDurable":
                 _directory = Path.Combine(Path.GetTempPath(), "asm-bench-" + Guid.NewGuid().ToString("N"));
                 _driver = new FileSystemDriver(
-                    Options.Create(new FileSystemDriverOptions { Directory = _directory }),
+                    Options.Create(new FileSystemDriverOptions { Directory = _directory, Durable = Driver == "FileSystemDurable" }),
                     TimeProvider.System,
                     NullLogger<FileSystemDriver>.Instance);
                 break;

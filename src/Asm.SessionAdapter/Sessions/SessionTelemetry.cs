@@ -14,8 +14,6 @@ internal sealed class SessionTelemetry(AsmSessionMetrics metrics, ILogger logger
     private string? _hashedId;
     private string _hash = "-";
 
-    public AsmSessionMetrics Metrics => metrics;
-
     /// <summary>The short hash that names session <paramref name="sessionId"/> ("-" for none).</summary>
     public string Hash(string? sessionId)
     {

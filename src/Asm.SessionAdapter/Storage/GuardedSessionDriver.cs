@@ -22,9 +22,6 @@ internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTime
     /// <summary>The driver this one guards.</summary>
     public ISessionDriver Inner => inner;
 
-    /// <summary>The bound of every guarded operation.</summary>
-    public TimeSpan IOTimeout => ioTimeout;
-
     public ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken) =>
         RunAsync("loading", request.Key.Id, ct => inner.LoadAsync(request, ct), cancellationToken);
 

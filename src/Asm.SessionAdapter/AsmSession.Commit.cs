@@ -1,0 +1,210 @@
+using Asm.Caching;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Sessions;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Asm.SessionAdapter;
+
+/// <summary>Committing: a new session created, a stored one's change set written, the lock released.</summary>
+internal sealed partial class AsmSession
+{
+    private InvalidOperationException TooLarge() => new(
+        $"Session {Hash} would hold more than AsmSessionOptions.MaxSessionSize ({_options.MaxSessionSize} bytes of values); " +
+        "nothing was written. Store less in the session, or raise MaxSessionSize.");
+
+    /// <summary>
+    /// Writes what this request changed since its last commit. An explicit call (the app's) keeps the lease, so that
+    /// later changes are written under it; the middleware's final call (it removes the session feature first) also
+    /// releases the lease and ends the request's session: from then on it never locks, and writes throw.
+    /// </summary>
+    public async Task CommitAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await CommitOnceAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (_context.Features.Get<ISessionFeature>() is null)
+            {
+                // The request is over and its lease given back: the next request of this process may have the lock.
+                _lock.EndTurn();
+            }
+        }
+    }
+
+    private async Task CommitOnceAsync(CancellationToken cancellationToken)
+    {
+        if (_state is SessionState.Ended or SessionState.EndedNotLoaded)
+        {
+            return;
+        }
+
+        var final = _context.Features.Get<ISessionFeature>() is null;
+        var writable = _state == SessionState.Loaded;
+        var lease = final ? _lock.Forget(keepTurn: true) : _lock.Lease;
+        if (final)
+        {
+            _state = _state switch
+            {
+                SessionState.NotLoaded => SessionState.EndedNotLoaded,
+                SessionState.Unavailable => SessionState.Unavailable,
+                _ => SessionState.Ended,
+            };
+        }
+
+        var hasValueWrites = writable && _values.HasValueChanges;
+        var hasWrites = writable && _values.HasChanges;
+        if (hasValueWrites && _values.ValueBytes() > _options.MaxSessionSize)
+        {
+            if (final && lease is not null)
+            {
+                await _storage.ReleaseLockAsync(_key.Id, lease, cancellationToken).ConfigureAwait(false);
+            }
+
+            throw TooLarge();
+        }
+
+        if (!_stored)
+        {
+            // A new session is stored once it holds something; its client profile alone is not worth a record.
+            if (hasValueWrites)
+            {
+                await CreateAsync(cancellationToken).ConfigureAwait(false);
+                if (_stored)
+                {
+                    _values.StartNextDelta();
+                }
+            }
+
+            return;
+        }
+
+        using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.CommitActivity);
+        try
+        {
+            var outcome = await CommitStoredAsync(lease, hasWrites, final, cancellationToken).ConfigureAwait(false);
+            AsmSessionMetrics.SetOutcome(activity, outcome, error: outcome is "lock_lost" or "not_found");
+        }
+        catch (Exception ex)
+        {
+            AsmSessionMetrics.SetError(activity, ex);
+            throw;
+        }
+    }
+
+    /// <summary>Commits a stored session's changes, or releases its lock; returns the outcome for the activity.</summary>
+    private async Task<string> CommitStoredAsync(SessionLease? lease, bool hasWrites, bool final, CancellationToken cancellationToken)
+    {
+        if (!hasWrites)
+        {
+            // Also reached when loading failed half-way (an event handler threw): the lock must not outlive the request.
+            if (lease is not null && final)
+            {
+                await _storage.ReleaseLockAsync(_key.Id, lease, cancellationToken).ConfigureAwait(false);
+                return "released";
+            }
+
+            return "unchanged";
+        }
+
+        var request = new SessionCommitRequest
+        {
+            SessionId = _key.Id,
+            Now = _services.Time.GetUtcNow(),
+            IdleTimeout = _options.IdleTimeout,
+            Lease = lease,
+            ReleaseLock = lease is not null && final,
+            Clear = _values.Cleared,
+            Changes = _values.CopyChanges(),
+            AddProfiles = _values.CopyNewProfiles(),
+            MaxProfiles = _options.MaxProfiles,
+        };
+        SessionCommitStatus status;
+        try
+        {
+            status = await _storage.CommitAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
+        {
+            // Nothing was written (a disk full, a server gone): the changes are dropped, so that a second commit (the
+            // middleware's, after the app's own) cannot write them without the lock, and the lock is given back, so
+            // that the session is usable again as soon as the storage is, not a whole lease later.
+            _values.Drop();
+            if (lease is not null)
+            {
+                _lock.Forget();
+                await _lock.AbandonAsync(_key.Id, lease).ConfigureAwait(false);
+            }
+
+            throw;
+        }
+
+        switch (status)
+        {
+            case SessionCommitStatus.Committed:
+                _values.StartNextDelta();
+                break;
+            case SessionCommitStatus.LockLost:
+                if (!final)
+                {
+                    _lock.Forget();
+                    _state = SessionState.LockLost;
+                }
+
+                _telemetry.LockLost(_key.Id);
+                await _options.Events.LockLost(new LockLostContext(_context, Hash, _mode)).ConfigureAwait(false);
+                break;
+            case SessionCommitStatus.NotFound:
+                _telemetry.CommitRefused(_key.Id);
+                break;
+        }
+
+        return AsmSessionMetrics.OutcomeOf(status);
+    }
+
+    private async Task CreateAsync(CancellationToken cancellationToken)
+    {
+        var now = _services.Time.GetUtcNow();
+        var request = new SessionCommitRequest
+        {
+            SessionId = _key.Id,
+            Now = now,
+            IdleTimeout = _options.IdleTimeout,
+            CreateWithSecret = _key.Secret,
+            AbsoluteExpiresAt = now + _options.AbsoluteTimeout,
+            Changes = _values.CopyChanges(),
+            AddProfiles = _values.CopyNewProfiles(),
+            MaxProfiles = _options.MaxProfiles,
+        };
+        SessionCommitStatus status;
+        try
+        {
+            status = await _storage.CommitAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
+        {
+            // As for a failed commit: nothing was stored, and a second commit (the middleware's) must not retry.
+            _values.Drop();
+            if (ex.InnerException is StorageFullException)
+            {
+                _telemetry.CreateRefused(_key.Id);
+            }
+
+            throw;
+        }
+
+        if (status == SessionCommitStatus.Committed)
+        {
+            _stored = true;
+            _telemetry.Created(_key.Id);
+            await _lifecycle.TrackCreatedAsync(_key.Id, now, cancellationToken).ConfigureAwait(false);
+            await _options.Events.SessionCreated(new SessionCreatedContext(_context, Hash)).ConfigureAwait(false);
+        }
+        else
+        {
+            _telemetry.CreateCollision(_key.Id);
+        }
+    }
+}

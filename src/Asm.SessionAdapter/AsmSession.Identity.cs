@@ -1,0 +1,112 @@
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Sessions;
+using Asm.SessionAdapter.Users;
+
+namespace Asm.SessionAdapter;
+
+/// <summary>The session's identity: its key regenerated, bound to a user, or destroyed.</summary>
+internal sealed partial class AsmSession
+{
+    public async Task RegenerateIdAsync(CancellationToken cancellationToken = default)
+    {
+        await LoadAsync(cancellationToken).ConfigureAwait(false);
+        EnsureAvailable();
+        EnsureWritable();
+        EnsureNotServedByZombie("regenerated");
+        _cookie.EnsureResponseNotStarted("regenerated");
+        var newKey = _key.WithNewSecret();
+        if (_stored)
+        {
+            var status = await _storage.RegenerateAsync(RegenerateRequest(newKey), cancellationToken).ConfigureAwait(false);
+            if (status != SessionCommitStatus.Committed)
+            {
+                throw new InvalidOperationException(
+                    $"Session {Hash} was destroyed or expired while this request ran, so its key cannot be regenerated.");
+            }
+
+            _cookie.SendKey();
+        }
+        else if (_cookie.SendsKey)
+        {
+            _cookie.SendKey();
+        }
+
+        _key = newKey;
+        _telemetry.Regenerated(_key.Id);
+    }
+
+    public async Task BindUserAsync(string userId, CancellationToken cancellationToken = default)
+    {
+        SessionLifecycle.ValidateUserId(userId, nameof(userId));
+        await LoadAsync(cancellationToken).ConfigureAwait(false);
+        EnsureAvailable();
+        EnsureWritable();
+        EnsureNotServedByZombie("bound to a user");
+        _cookie.EnsureResponseNotStarted("bound to a user");
+        if (!_stored)
+        {
+            // The user's index lists stored sessions: store this one now, with what the request has written so far.
+            await CreateAsync(cancellationToken).ConfigureAwait(false);
+            if (!_stored)
+            {
+                throw new InvalidOperationException($"Session {Hash} could not be stored, so it cannot be bound to a user.");
+            }
+
+            // What was written is stored now: the commit at the end of the request has nothing left to write again.
+            _values.StartNextDelta();
+            _cookie.SendKey();
+        }
+
+        var newKey = _key.WithNewSecret();
+        var request = RegenerateRequest(newKey);
+        var status = await _storage.RunAsync(
+            "binding", _key.Id, async ct => await _lifecycle.BindAsync(request, userId, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        if (status != SessionCommitStatus.Committed)
+        {
+            throw new InvalidOperationException(
+                $"Session {Hash} was destroyed or expired while this request ran, so it cannot be bound to a user.");
+        }
+
+        _key = newKey;
+        _userId = userId;
+        _cookie.SendKey();
+        _telemetry.UserBound(_key.Id);
+    }
+
+    /// <summary>The regeneration of the stored session to <paramref name="newKey"/>, by a request of this client profile.</summary>
+    private SessionRegenerateRequest RegenerateRequest(SessionKey newKey)
+    {
+        var now = _services.Time.GetUtcNow();
+        return new SessionRegenerateRequest
+        {
+            Key = _key,
+            NewSecret = newKey.Secret,
+            Now = now,
+            ZombieExpiresAt = now + _options.ZombieLifetime,
+            Profile = _profiles.Current,
+        };
+    }
+
+    public async Task DestroyAsync(CancellationToken cancellationToken = default)
+    {
+        await LoadAsync(cancellationToken).ConfigureAwait(false);
+        EnsureAvailable();
+        if (_state == SessionState.Ended)
+        {
+            EnsureWritable();
+        }
+
+        _lock.StopRenewal();
+        if (_stored)
+        {
+            var id = _key.Id;
+            var userId = _userId;
+            await _storage.RunAsync(
+                "destroying", id, ct => new ValueTask(_lifecycle.EndAsync(id, userId, SessionEndReason.Destroyed, ct)), cancellationToken).ConfigureAwait(false);
+        }
+
+        _lock.Forget();
+        StartNewSession();
+        _cookie.Delete();
+    }
+}

@@ -1,0 +1,296 @@
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Import;
+using Asm.SessionAdapter.Sessions;
+using Microsoft.AspNetCore.Http;
+
+namespace Asm.SessionAdapter;
+
+/// <summary>Loading: the presented key adopted or refused, the lock taken or escalated, a stock session imported.</summary>
+internal sealed partial class AsmSession
+{
+    /// <summary>
+    /// The synchronous load <see cref="ISession"/> forces on callers that did not call <see cref="LoadAsync"/>:
+    /// storage failures make the session unavailable for the request, as with the stock session.
+    /// </summary>
+    private void Load()
+    {
+        if (_state is not (SessionState.NotLoaded or SessionState.EndedNotLoaded))
+        {
+            return;
+        }
+
+        try
+        {
+            LoadAsync().GetAwaiter().GetResult();
+        }
+        catch (Exception ex) when (ex is SessionStorageException or OperationCanceledException)
+        {
+            _telemetry.LoadFailed(_key.Value is null ? null : _key.Id, ex);
+            _state = SessionState.Unavailable;
+        }
+    }
+
+    public async Task LoadAsync(CancellationToken cancellationToken = default)
+    {
+        if (_state is not (SessionState.NotLoaded or SessionState.EndedNotLoaded))
+        {
+            return;
+        }
+
+        using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.LoadActivity);
+        try
+        {
+            await LoadCoreAsync(activity, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            AsmSessionMetrics.SetError(activity, ex);
+            throw;
+        }
+
+        MarkLoaded();
+    }
+
+    /// <summary>The session is loaded: event handlers may use it from here on, and it must not load (and wait for its own lock) again.</summary>
+    private void MarkLoaded()
+    {
+        if (_state == SessionState.NotLoaded)
+        {
+            _state = SessionState.Loaded;
+        }
+    }
+
+    private async Task LoadCoreAsync(System.Diagnostics.Activity? activity, CancellationToken cancellationToken)
+    {
+        if (_state == SessionState.EndedNotLoaded)
+        {
+            await LoadAfterRequestAsync(cancellationToken).ConfigureAwait(false);
+            _state = SessionState.Ended;
+            return;
+        }
+
+        _mode = _context.GetEndpoint()?.Metadata.GetMetadata<ISessionLockMetadata>()?.Mode ?? _options.DefaultLockMode;
+        if (_presentedKey is null)
+        {
+            // The middleware found no usable cookie. If there was one, it did not unprotect or was not a key.
+            if (_context.Request.Cookies.ContainsKey(_services.Cookie.Name))
+            {
+                AsmSessionMetrics.SetOutcome(activity, "malformed");
+                await RejectPresentedKeyAsync(InvalidSessionReason.Malformed).ConfigureAwait(false);
+            }
+            else
+            {
+                StartNewSession();
+                AsmSessionMetrics.SetOutcome(activity, "new");
+            }
+        }
+        else if (!SessionKey.TryParse(_presentedKey, out var key))
+        {
+            AsmSessionMetrics.SetOutcome(activity, "malformed");
+            await RejectPresentedKeyAsync(InvalidSessionReason.Malformed).ConfigureAwait(false);
+        }
+        else
+        {
+            // With ImportStockSessions(), a stock session's key opens the Asm session it was (or is now) imported into.
+            var stockKey = _services.Importer is not null && StockSessionImporter.IsStockKey(_presentedKey) ? _presentedKey : null;
+            _key = key = stockKey is null ? key : StockSessionImporter.MapKey(stockKey);
+            var result = await LoadStoredAsync(key, cancellationToken).ConfigureAwait(false);
+            if (stockKey is not null && result.Status == SessionLoadStatus.Unknown)
+            {
+                result = await ImportStockSessionAsync(stockKey, key, cancellationToken).ConfigureAwait(false);
+            }
+
+            AsmSessionMetrics.SetOutcome(activity, AsmSessionMetrics.OutcomeOf(result.Status), error: result.Status == SessionLoadStatus.Corrupt);
+            await AdoptAsync(key, result, cancellationToken).ConfigureAwait(false);
+            if (stockKey is not null && result.Status == SessionLoadStatus.Zombie && _stored && result.CurrentSecret is { } current
+                && !_context.Response.HasStarted)
+            {
+                // A stock cookie is the zombie of its imported session: the browser moves to the Asm key.
+                _key = SessionKey.Create(key.Id, current);
+                _servedByZombie = false;
+                _cookie.SendKey();
+            }
+        }
+    }
+
+    public async Task AcquireWriteLockAsync(CancellationToken cancellationToken = default)
+    {
+        await LoadAsync(cancellationToken).ConfigureAwait(false);
+        EnsureAvailable();
+        EnsureWritable();
+        if (_lock.Lease is null && _stored)
+        {
+            var result = await LoadLockedAsync(_key, cancellationToken).ConfigureAwait(false);
+            if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && result.Lease is { } lease)
+            {
+                _values.Reload(result.Values);
+                _lock.Hold(_key.Id, lease);
+            }
+            else if (_state == SessionState.ReadOnlyAfterLockWait)
+            {
+                EnsureWritable();
+            }
+            else
+            {
+                // The session went away (destroyed, expired) between the read and the write.
+                await RejectPresentedKeyAsync(ToReason(result.Status)).ConfigureAwait(false);
+            }
+        }
+
+        _mode = SessionLockMode.Exclusive;
+    }
+
+    private async Task AdoptAsync(SessionKey key, SessionLoadResult result, CancellationToken cancellationToken)
+    {
+        if (result.Status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
+        {
+            await RejectPresentedKeyAsync(ToReason(result.Status)).ConfigureAwait(false);
+            return;
+        }
+
+        // A zombie request keeps the key it presented: it is never handed the current key.
+        _key = key;
+        _stored = true;
+        _userId = result.UserId;
+        _values.Reset(result.Values);
+        if (result.Lease is { } lease)
+        {
+            _lock.Hold(key.Id, lease);
+        }
+
+        // From here on event handlers may use the session: it must not load (and wait for its own lock) again.
+        MarkLoaded();
+        if (result.Status == SessionLoadStatus.Zombie)
+        {
+            // The window is for the browser that regenerated (its requests in flight), nothing more.
+            if (!_profiles.MayUseZombie(result.ZombieProfile))
+            {
+                await _lock.ReleaseAsync(cancellationToken).ConfigureAwait(false);
+                await RejectPresentedKeyAsync(InvalidSessionReason.ZombieProfileMismatch).ConfigureAwait(false);
+                return;
+            }
+
+            _servedByZombie = true;
+            _telemetry.ZombieHit(key.Id);
+            var zombie = new ZombieKeyContext(_context, Hash);
+            await _options.Events.ZombieKeyAccessed(zombie).ConfigureAwait(false);
+            if (zombie.IsRejected)
+            {
+                await _lock.ReleaseAsync(cancellationToken).ConfigureAwait(false);
+                StartNewSession();
+                _cookie.Delete();
+                return;
+            }
+        }
+
+        var verdict = await _profiles.CheckAsync(key.Id, result.Profiles).ConfigureAwait(false);
+        if (verdict.Rejected)
+        {
+            // The owner's session stays as it is: give it back its lock and start this request afresh.
+            await _lock.ReleaseAsync(cancellationToken).ConfigureAwait(false);
+            StartNewSession();
+            _cookie.Delete();
+        }
+        else if (verdict.NewProfile is { } profile)
+        {
+            _values.AddProfile(profile);
+        }
+    }
+
+    /// <summary>
+    /// The first load of a session touched after its request ended (from <c>Response.OnCompleted</c> or a background
+    /// task): a plain read that takes no lock, starts no timer, raises no event and writes no cookie.
+    /// </summary>
+    private async Task LoadAfterRequestAsync(CancellationToken cancellationToken)
+    {
+        _mode = SessionLockMode.ReadOnly;
+        StartNewSession();
+        if (SessionKey.TryParse(_presentedKey, out var key))
+        {
+            var result = await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
+            if (result.Status == SessionLoadStatus.Found)
+            {
+                _key = key;
+                _stored = true;
+                _userId = result.UserId;
+                _values.Reset(result.Values);
+            }
+        }
+    }
+
+    private async Task RejectPresentedKeyAsync(InvalidSessionReason reason)
+    {
+        StartNewSession();
+        MarkLoaded();
+
+        // The cookie is deleted whatever the handler does (a refusal by throwing too), so it is reported once.
+        _cookie.Delete();
+        _telemetry.Invalid(reason);
+        await _options.Events.InvalidSessionAccessed(new InvalidSessionContext(_context, Hash, reason)).ConfigureAwait(false);
+    }
+
+    private void StartNewSession()
+    {
+        _key = SessionKey.New();
+        _stored = false;
+        _userId = null;
+        _values.Reset();
+        _cookie.CancelKey();
+        _servedByZombie = false;
+        if (_profiles.Current is { } profile)
+        {
+            _values.AddProfile(profile);
+        }
+    }
+
+    private async Task<SessionLoadResult> LoadStoredAsync(SessionKey key, CancellationToken cancellationToken) =>
+        _mode == SessionLockMode.Exclusive
+            ? await LoadLockedAsync(key, cancellationToken).ConfigureAwait(false)
+            : await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Loads with a lease (see <see cref="SessionLockHolder.LoadLockedAsync"/>); when the wait times out and
+    /// <see cref="LockWaitFailure.ContinueReadOnly"/> goes on without the lock, reads without it, read-only.
+    /// </summary>
+    private async Task<SessionLoadResult> LoadLockedAsync(SessionKey key, CancellationToken cancellationToken)
+    {
+        if (await _lock.LoadLockedAsync(key, _mode, cancellationToken).ConfigureAwait(false) is { } result)
+        {
+            return result;
+        }
+
+        _mode = SessionLockMode.ReadOnly;
+        var unlocked = await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
+        _state = SessionState.ReadOnlyAfterLockWait;
+        return unlocked;
+    }
+
+    /// <summary>Imports the stock session, then loads what it became (see <see cref="StockSessionImporter"/>).</summary>
+    private async Task<SessionLoadResult> ImportStockSessionAsync(string stockKey, SessionKey key, CancellationToken cancellationToken)
+    {
+        var profile = _profiles.Current;
+        var reason = await _storage.RunAsync(
+            "importing", key.Id, ct => _services.Importer!.ImportAsync(_services.Driver, _options, stockKey, key, profile, ct), cancellationToken).ConfigureAwait(false);
+
+        // No payload may mean that a parallel request imported it a moment ago: look once more.
+        return reason == InvalidSessionReason.Corrupt
+            ? SessionLoadResult.Of(SessionLoadStatus.Corrupt)
+            : await LoadStoredAsync(key, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<SessionLoadResult> LoadUnlockedAsync(SessionKey key, CancellationToken cancellationToken)
+    {
+        var request = new SessionLoadRequest { Key = key, Now = _services.Time.GetUtcNow(), IdleTimeout = _options.IdleTimeout };
+        return await _storage.LoadAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static InvalidSessionReason ToReason(SessionLoadStatus status) => status switch
+    {
+        SessionLoadStatus.Expired => InvalidSessionReason.Expired,
+        SessionLoadStatus.Destroyed => InvalidSessionReason.Destroyed,
+        SessionLoadStatus.ZombieExpired => InvalidSessionReason.ZombieExpired,
+        SessionLoadStatus.Corrupt => InvalidSessionReason.Corrupt,
+        _ => InvalidSessionReason.Unknown,
+    };
+}

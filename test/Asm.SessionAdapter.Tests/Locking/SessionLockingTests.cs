@@ -116,7 +116,9 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
 
         var hold = client.PostAsync("/exclusive/hold", null);
         await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        var read = await client.GetStringAsync("/read/n").WaitAsync(TimeSpan.FromSeconds(5));
+        // The hold lasts until the test releases it, so a read that waited for it would never answer: any bound proves
+        // it did not wait, and a long one holds on a loaded machine.
+        var read = await client.GetStringAsync("/read/n").WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.False(hold.IsCompleted);
         Assert.Equal("1", read);
@@ -213,6 +215,9 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
             o =>
             {
                 o.LockLease = TimeSpan.FromSeconds(2);
+                // The next request waits for the lease to run out: far longer than the default 10 s is allowed, so
+                // that a loaded machine cannot make it give up before.
+                o.LockWaitTimeout = TimeSpan.FromSeconds(60);
                 o.Events.OnLockLost = _ =>
                 {
                     Interlocked.Increment(ref lost);

@@ -32,6 +32,9 @@ switch (config["driver"])
 var app = builder.Build();
 app.UseSession();
 
+// The StackExchange.Redis this process runs on (the test line's: 2.x, or 3.x for Asm.TestApp.Redis3).
+app.MapGet("/redis-client", () => typeof(StackExchange.Redis.ConnectionMultiplexer).Assembly.GetName().Version!.ToString());
+
 // Read-modify-write of one counter: lost updates show here unless the session is locked.
 app.MapPost("/inc", async (HttpContext context) =>
 {

@@ -5,7 +5,8 @@ namespace Asm.Testing.Http;
 
 /// <summary>
 /// The test app (test/Asm.TestApp) running as a separate process on a free loopback port: a second server on the
-/// same storage, or a lock holder to kill.
+/// same storage, or a lock holder to kill. When the tests run on StackExchange.Redis 3.x (the Redis3 test line), the
+/// child is the same app built on 3.x (test/Asm.TestApp.Redis3), so that both processes are on the line under test.
 /// </summary>
 public sealed class ChildApp : IAsyncDisposable
 {
@@ -71,8 +72,9 @@ public sealed class ChildApp : IAsyncDisposable
             root = root.Parent;
         }
 
+        var app = typeof(StackExchange.Redis.ConnectionMultiplexer).Assembly.GetName().Version!.Major >= 3 ? "Asm.TestApp.Redis3" : "Asm.TestApp";
         var path = Path.Combine(root?.FullName ?? throw new InvalidOperationException("Asm.sln not found above " + here),
-            "test", "Asm.TestApp", "bin", configuration, "net10.0", "Asm.TestApp.dll");
+            "test", app, "bin", configuration, "net10.0", app + ".dll");
         return File.Exists(path) ? path : throw new FileNotFoundException("Build the solution first: the test app is missing.", path);
     }
 }

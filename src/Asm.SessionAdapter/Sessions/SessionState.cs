@@ -1,16 +1,20 @@
 namespace Asm.SessionAdapter.Sessions;
 
-/// <summary>Where a request's session is in its lifecycle; what it may do follows from this alone.</summary>
+/// <summary>Where a request's session is in its lifecycle: whether it has been read, and whether it may still be written.</summary>
 /// <remarks>
-/// <code>
-/// NotLoaded ─load─▶ Loaded ─lease refused by an explicit commit─▶ LockLost
-///     │               │  ╲─lock wait timed out (ContinueReadOnly)─▶ ReadOnlyAfterLockWait
-///     │               └──────────── final commit ───────────────▶ Ended (reads only)
-///     ├─ synchronous load failed ─▶ Unavailable (reads see nothing, writes are ignored)
-///     └─ final commit ─▶ EndedNotLoaded ─load (no lock, no timer, no event, no cookie)─▶ Ended
-/// </code>
-/// Whether a lock is held is the <see cref="SessionLockHolder"/>'s to say; whether the session is stored and what it
-/// holds, the session's and its <see cref="SessionChangeSet"/>'s.
+/// <list type="bullet">
+/// <item><see cref="NotLoaded"/> becomes <see cref="Loaded"/> on the first load (a presented key adopted, or a fresh
+/// session started), or <see cref="Unavailable"/> when the synchronous load cannot reach storage.</item>
+/// <item>A lock wait that times out with <see cref="LockWaitFailure.ContinueReadOnly"/> (at the load, or when a write
+/// escalates the lock) makes it <see cref="ReadOnlyAfterLockWait"/>; an explicit commit whose lease was lost makes it
+/// <see cref="LockLost"/>.</item>
+/// <item>The middleware's final commit makes every loaded state <see cref="Ended"/>, and <see cref="NotLoaded"/>
+/// <see cref="EndedNotLoaded"/>, whose first load is a plain read (no lock, timer, event or cookie) that ends in
+/// <see cref="Ended"/>. <see cref="Unavailable"/> stays as it is.</item>
+/// </list>
+/// What a write may do also depends on the endpoint's <see cref="SessionLockMode"/>. Whether a lock is held is the
+/// <see cref="SessionLockHolder"/>'s to say; whether the session is stored and what it holds, the session's and its
+/// <see cref="SessionChangeSet"/>'s.
 /// </remarks>
 internal enum SessionState
 {

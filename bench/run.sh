@@ -343,8 +343,8 @@ ratio_median() {
 }
 
 # The goals of issue 12: description|kind|row|baseline|target. Kinds: rps (requests/s ratio, at least the target),
-# script (Redis time per script call, at most the target times the baseline's), loads and handoff (the lock hand-off,
-# at most the target), alloc (allocated bytes per request from BenchmarkDotNet, at most the target times the baseline's).
+# script (Redis time per script call, at most the target times the baseline's), loads, handoff_count and handoff (the
+# lock hand-off, at most the target), alloc (allocated bytes per request from BenchmarkDotNet, at most the target times the baseline's).
 goals=(
   "Redis read: Asm ReadOnly vs stock over Microsoft's Redis cache|rps|asm-redis-readonly|stock-msredis-read|2.5"
   "Redis read-modify-write: Asm Exclusive vs stock over Microsoft's Redis cache|rps|asm-redis-exclusive|stock-msredis-write|1.5"
@@ -356,7 +356,8 @@ goals=(
   "Redis time per script call: Asm Exclusive vs the stock session's cache script|script|asm-redis-exclusive|stock-redis-write|1.5"
   "Redis time per script call: Asm Lockless vs the stock session's cache script|script|asm-redis-lockless|stock-redis-write|1.5"
   "Hand-off, $connections clients on one session: loads per acquisition|loads|||1.2"
-  "Hand-off: release to the next acquire, in redis-benchmark PING round trips (p50)|handoff|||2"
+  "Hand-off: Redis round trips from a release to the next acquire, counted (commandstats: commands per request less the releasing commit)|handoff_count|||2"
+  "Hand-off: release to the next acquire, in redis-benchmark PING round trips (p50; wall clock, needs a quiet machine)|handoff|||2"
   "Filesystem ReadOnly vs in-memory ReadOnly|rps|asm-fs-readonly|asm-memory-readonly|0.4"
   "In-memory Exclusive vs the stock memory session|rps|asm-memory-exclusive|stock-memory-write|0.95"
   "Allocations per request: Asm ReadOnly read vs stock read|alloc|Asm_ReadOnly_Read|Stock_Read|1"
@@ -392,6 +393,12 @@ goal_line() {
       ((ho_loads > 0)) || { printf '| %s | <= %s | no load sampled (see MONITOR) | not measured |\n' "$description" "$target"; return 0; }
       value=$(awk -v l="$ho_loads" -v r="$ho_releases" 'BEGIN { printf "%.2f", (r > 0 ? l / r : 0) }')
       measured="$value ($ho_loads loads, $ho_releases releases)" ;;
+    handoff_count)
+      [[ -n ${handoff_done:-} ]] || return 0
+      # Every request of the run makes one load that acquires and one commit that releases; whatever else it sends
+      # (refused loads, renewals) lies between a release and the next acquire, as does the acquiring load itself.
+      value=$(awk -v c="${ho_redis%%|*}" 'BEGIN { printf "%.2f", c - 1 }')
+      measured="$value (${ho_redis%%|*} top-level commands per request)" ;;
     handoff)
       [[ -n ${handoff_done:-} ]] || return 0
       ((ho_gap_n > 0)) || { printf '| %s | <= %s | no hand-off sampled (see MONITOR) | not measured |\n' "$description" "$target"; return 0; }

@@ -109,17 +109,11 @@ internal sealed partial class AsmSession
             return "unchanged";
         }
 
-        var request = new SessionCommitRequest
+        var request = ChangeSetRequest(_services.Time.GetUtcNow()) with
         {
-            SessionId = _key.Id,
-            Now = _services.Time.GetUtcNow(),
-            IdleTimeout = _options.IdleTimeout,
             Lease = lease,
             ReleaseLock = lease is not null && final,
             Clear = _values.Cleared,
-            Changes = _values.CopyChanges(),
-            AddProfiles = _values.CopyNewProfiles(),
-            MaxProfiles = _options.MaxProfiles,
         };
         SessionCommitStatus status;
         try
@@ -164,19 +158,24 @@ internal sealed partial class AsmSession
         return AsmSessionMetrics.OutcomeOf(status);
     }
 
+    /// <summary>The write of this request's change set (values set and removed, profiles to add), as of <paramref name="now"/>.</summary>
+    private SessionCommitRequest ChangeSetRequest(DateTimeOffset now) => new()
+    {
+        SessionId = _key.Id,
+        Now = now,
+        IdleTimeout = _options.IdleTimeout,
+        Changes = _values.CopyChanges(),
+        AddProfiles = _values.CopyNewProfiles(),
+        MaxProfiles = _options.MaxProfiles,
+    };
+
     private async Task CreateAsync(CancellationToken cancellationToken)
     {
         var now = _services.Time.GetUtcNow();
-        var request = new SessionCommitRequest
+        var request = ChangeSetRequest(now) with
         {
-            SessionId = _key.Id,
-            Now = now,
-            IdleTimeout = _options.IdleTimeout,
             CreateWithSecret = _key.Secret,
             AbsoluteExpiresAt = now + _options.AbsoluteTimeout,
-            Changes = _values.CopyChanges(),
-            AddProfiles = _values.CopyNewProfiles(),
-            MaxProfiles = _options.MaxProfiles,
         };
         SessionCommitStatus status;
         try

@@ -30,7 +30,7 @@ public sealed class RedisCluster : IAsyncLifetime, IDisposable
     /// </summary>
     public IReadOnlyList<string> NodeArguments { get; init; } = [];
 
-    /// <summary>Every node, masters and replicas, in the order <c>redis-cli --cluster create</c> got them (masters first).</summary>
+    /// <summary>Every node, masters and replicas, in the order <c>redis-cli --cluster create</c> got them.</summary>
     public IReadOnlyList<RedisServer> Nodes => _nodes;
 
     /// <summary>A StackExchange.Redis configuration string that names every node.</summary>

@@ -112,10 +112,10 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
             $"SIGKILL of a master holding {orphaned.Count} of {sessions.Count} sessions: the first of them served again after {firstServed!.Value.TotalMilliseconds:F0} ms, " +
             $"all after {allServed.TotalMilliseconds:F0} ms ({failures} failed attempts, the slowest in {slowestFailure.TotalMilliseconds:F0} ms); {otherOperations} operations on the {others.Count} other sessions meanwhile, none failed.");
 
-        // Its replica took its slots, and every session takes writes again.
+        // Its replica took its slots (as every node learns by gossip), and every session takes writes again.
         foreach (var session in orphaned)
         {
-            Assert.Same(replica, await MasterOfAsync(driver, session.Key));
+            await EventuallyAsync(async () => await MasterOfAsync(driver, session.Key) == replica, "the cluster to name the replica the slot's master");
             Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, clock, session.Key, new() { ["c"] = BitConverter.GetBytes(1) }));
             await AssertServedAsync(driver, clock, session.Key, session.N, commits: 1);
         }
@@ -168,12 +168,22 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
             $"({migrating} while migrating with the keys on the source, {asking} with them on the target, {moved} after the move); " +
             $"the source answered ASK {await ErrorCountAsync(source, "ASK")} and MOVED {await ErrorCountAsync(source, "MOVED")} times.");
 
-        Assert.Same(target, await _cluster.MasterOfSlotAsync(slot));
+        await EventuallyAsync(async () => await _cluster.MasterOfSlotAsync(slot) == target, "the cluster to name the target the slot's master");
         Assert.True(await ErrorCountAsync(source, "ASK") > 0, "The source never answered ASK: the test did not exercise it.");
         Assert.True(await ErrorCountAsync(source, "MOVED") > 0, "The source never answered MOVED: the test did not exercise it.");
         var final = await SessionSteps.LoadAsync(driver, clock, key);
         Assert.Equal(SessionLoadStatus.Found, final.Status);
         Assert.Equal(BitConverter.GetBytes(commits), final.Values["c"]);
+    }
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition, string what)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(watch.Elapsed < Deadline, $"Waited {Deadline.TotalSeconds} s for {what}.");
+            await Task.Delay(20);
+        }
     }
 
     /// <summary>Waits until <paramref name="count"/> more requests have completed (or the requests failed); returns how many did.</summary>

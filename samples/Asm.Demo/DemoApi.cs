@@ -16,8 +16,15 @@ internal static class DemoApi
     /// <summary>How long "Hold the lock" holds its Exclusive lock.</summary>
     public static readonly TimeSpan Hold = TimeSpan.FromSeconds(3);
 
-    /// <summary>The user "Log in" signs in as.</summary>
-    public const string DemoUser = "ada";
+    /// <summary>
+    /// The user "Log in" signs in as: ada, one of her own per browser (the short hash of its session), so that the
+    /// visitors of one demo neither list nor log out each other's devices.
+    /// </summary>
+    public static string UserOf(string sessionId) => "ada-" + SessionKey.Hash(sessionId);
+
+    /// <summary>Whether <paramref name="user"/> has the shape of <see cref="UserOf"/>.</summary>
+    public static bool IsDemoUser(string? user) =>
+        user is { Length: 12 } && user.StartsWith("ada-", StringComparison.Ordinal) && user[4..].All(char.IsAsciiHexDigitLower);
 
     public static void MapDemoApi(this IEndpointRouteBuilder app)
     {
@@ -68,10 +75,11 @@ internal static class DemoApi
         api.MapPost("/login", async (HttpContext context, DemoLogIns logIns, IOptions<SessionOptions> options) =>
         {
             await context.Session.LoadAsync(context.RequestAborted);
-            await context.Session.BindUserAsync(DemoUser, context.RequestAborted);
+            var user = UserOf(context.Session.Id);
+            await context.Session.BindUserAsync(user, context.RequestAborted);
             logIns.LoggedIn(context.Request.Cookies[options.Value.Cookie.Name!]);
-            context.Session.SetString("user", DemoUser);
-            return new { id = SessionKey.Hash(context.Session.Id) };
+            context.Session.SetString("user", user);
+            return new { id = SessionKey.Hash(context.Session.Id), user };
         });
 
         // "Your devices": the signed-in user's sessions, another device signing in, and "log out other devices".
@@ -93,12 +101,18 @@ internal static class DemoApi
                 lastSeen = d.LastAccessedAt,
             }));
         }).WithSessionLock(SessionLockMode.ReadOnly);
-        api.MapPost("/devices/sign-in-elsewhere", async (HttpContext context) =>
+        api.MapPost("/devices/sign-in-elsewhere", async (HttpContext context, string user) =>
         {
-            // Sent by the page without its cookies and with X-Demo-Client: a new session, on "another device".
-            context.Session.SetString("user", DemoUser);
-            await context.Session.BindUserAsync(DemoUser, context.RequestAborted);
-            return new { id = SessionKey.Hash(context.Session.Id) };
+            // Sent by the page without its cookies and with X-Demo-Client: a new session of the same user, on
+            // "another device".
+            if (!IsDemoUser(user))
+            {
+                return Results.BadRequest("user must be the one \"Log in\" signed in as (ada-, then 8 hex digits).");
+            }
+
+            context.Session.SetString("user", user);
+            await context.Session.BindUserAsync(user, context.RequestAborted);
+            return Results.Ok(new { id = SessionKey.Hash(context.Session.Id) });
         });
         api.MapPost("/devices/logout-others", async (HttpContext context, IAsmSessionManager sessions) =>
         {

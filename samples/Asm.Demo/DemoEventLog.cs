@@ -21,7 +21,7 @@ internal sealed class DemoEventLog(TimeProvider time)
     public static AsmSessionEvents CreateEvents() => new()
     {
         OnZombieKeyAccessed = context => Add(context, DemoEvent.ZombieKey,
-            "A request sent the key replaced at log-in. It was served the live session and given the new key."),
+            "A request sent the key replaced at log-in. It was served the live session; only the browser that logged in holds the new key."),
         OnProfileChanged = context => Add(context, DemoEvent.ProfileChanged,
             $"Used from a new client, {DemoProfiles.Label(context.CurrentProfile)}, after " +
             $"{string.Join(", ", context.PreviousProfiles.Select(DemoProfiles.Label))}. Accepted: a handler may call Reject()."),

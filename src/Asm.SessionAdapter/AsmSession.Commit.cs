@@ -29,7 +29,7 @@ internal sealed partial class AsmSession
             if (_context.Features.Get<ISessionFeature>() is null)
             {
                 // The request is over and its lease given back: the next request of this process may have the lock.
-                _lock.EndTurn();
+                _lock.Close();
             }
         }
     }
@@ -128,7 +128,13 @@ internal sealed partial class AsmSession
             _values.Drop();
             if (lease is not null)
             {
-                _lock.Forget();
+                // Given back, so an explicit commit's later changes would go without the lock: they are refused instead.
+                _lock.Forget(keepTurn: true);
+                if (!final)
+                {
+                    _state = SessionState.LockLost;
+                }
+
                 await _lock.AbandonAsync(_key.Id, lease).ConfigureAwait(false);
             }
 

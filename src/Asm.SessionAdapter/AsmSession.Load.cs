@@ -102,6 +102,15 @@ internal sealed partial class AsmSession
             }
 
             AsmSessionMetrics.SetOutcome(activity, AsmSessionMetrics.OutcomeOf(result.Status), error: result.Status == SessionLoadStatus.Corrupt);
+            if (_state == SessionState.EndedNotLoaded)
+            {
+                // The request ended while this load waited (a task the request did not await): what it found is read
+                // as after the request, with no check, event or cookie (the request's context is gone).
+                AdoptAfterRequest(key, result);
+                _state = SessionState.Ended;
+                return;
+            }
+
             await AdoptAsync(key, result, cancellationToken).ConfigureAwait(false);
             if (stockKey is not null && result.Status == SessionLoadStatus.Zombie && _stored && result.CurrentSecret is { } current
                 && !_context.Response.HasStarted)
@@ -166,7 +175,7 @@ internal sealed partial class AsmSession
             // The window is for the browser that regenerated (its requests in flight), nothing more.
             if (!_profiles.MayUseZombie(result.ZombieProfile))
             {
-                await _lock.ReleaseAsync(cancellationToken).ConfigureAwait(false);
+                await _lock.ReleaseAsync().ConfigureAwait(false);
                 await RejectPresentedKeyAsync(InvalidSessionReason.ZombieProfileMismatch).ConfigureAwait(false);
                 return;
             }
@@ -177,7 +186,7 @@ internal sealed partial class AsmSession
             await _options.Events.ZombieKeyAccessed(zombie).ConfigureAwait(false);
             if (zombie.IsRejected)
             {
-                await _lock.ReleaseAsync(cancellationToken).ConfigureAwait(false);
+                await _lock.ReleaseAsync().ConfigureAwait(false);
                 StartNewSession();
                 _cookie.Delete();
                 return;
@@ -188,7 +197,7 @@ internal sealed partial class AsmSession
         if (verdict.Rejected)
         {
             // The owner's session stays as it is: give it back its lock and start this request afresh.
-            await _lock.ReleaseAsync(cancellationToken).ConfigureAwait(false);
+            await _lock.ReleaseAsync().ConfigureAwait(false);
             StartNewSession();
             _cookie.Delete();
         }
@@ -205,17 +214,35 @@ internal sealed partial class AsmSession
     private async Task LoadAfterRequestAsync(CancellationToken cancellationToken)
     {
         _mode = SessionLockMode.ReadOnly;
-        StartNewSession();
         if (SessionKey.TryParse(_presentedKey, out var key))
         {
-            var result = await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
-            if (result.Status == SessionLoadStatus.Found)
-            {
-                _key = key;
-                _stored = true;
-                _userId = result.UserId;
-                _values.Reset(result.Values);
-            }
+            AdoptAfterRequest(key, await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false));
+        }
+        else
+        {
+            AdoptAfterRequest(key, null);
+        }
+    }
+
+    /// <summary>
+    /// Takes what a load found for a request that has ended: the session's values if it was found, else an empty session
+    /// that is never stored. Nothing here reads the request, whose context may be gone.
+    /// </summary>
+    private void AdoptAfterRequest(SessionKey key, SessionLoadResult? result)
+    {
+        var found = result?.Status == SessionLoadStatus.Found;
+        _key = found ? key : SessionKey.New();
+        _stored = found;
+        _userId = found ? result!.UserId : null;
+        _servedByZombie = false;
+        _cookie.CancelKey();
+        if (found)
+        {
+            _values.Reset(result!.Values);
+        }
+        else
+        {
+            _values.Reset();
         }
     }
 

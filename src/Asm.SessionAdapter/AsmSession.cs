@@ -197,7 +197,7 @@ internal sealed partial class AsmSession : IAsmSession
                     "LockWaitFailure.ContinueReadOnly went on without it: the session is read-only for this request.");
             case SessionState.LockLost:
                 throw new InvalidOperationException(
-                    $"The lock lease of session {Hash} was lost (a commit was refused): nothing more can be written in this request.");
+                    $"The lock lease of session {Hash} was lost (a commit was refused, or failed and gave it back): nothing more can be written in this request.");
             case SessionState.Ended or SessionState.EndedNotLoaded:
                 throw new InvalidOperationException(
                     $"The request of session {Hash} has ended (the session middleware made its final commit), so nothing " +

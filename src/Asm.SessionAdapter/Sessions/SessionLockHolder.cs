@@ -18,6 +18,7 @@ internal sealed class SessionLockHolder(
     private string _sessionId = "";
     private ITimer? _renewal;
     private LocalLockQueue.Turn? _turn;
+    private volatile bool _closed;
 
     /// <summary>The lease held, or <see langword="null"/> when the request holds no lock.</summary>
     public SessionLease? Lease { get; private set; }
@@ -44,24 +45,33 @@ internal sealed class SessionLockHolder(
         }
 
         _turn = turn;
-        SessionLoadResult? result = null;
+        SessionLoadResult? result;
         try
         {
             result = await LoadInTurnAsync(key, mode, started, turn.Queued, cancellationToken).ConfigureAwait(false);
         }
-        finally
+        catch
         {
-            // The turn goes with the lease: kept while the request holds the lock, passed on at once otherwise.
-            if (result?.Lease is { } lease)
-            {
-                turn.Extend(time.GetUtcNow() + lease.Duration);
-            }
-            else
-            {
-                EndTurn();
-            }
+            EndTurn();
+            throw;
         }
 
+        // The turn goes with the lease: kept while the request holds the lock, passed on at once otherwise.
+        if (result?.Lease is not { } lease)
+        {
+            EndTurn();
+            return result;
+        }
+
+        if (_closed)
+        {
+            // The request ended while this load waited (a load from a task the request did not await): a session of an
+            // ended request never holds a lock, so the lease goes straight back.
+            await AbandonAsync(key.Id, lease).ConfigureAwait(false);
+            return result with { Lease = null };
+        }
+
+        turn.Extend(time.GetUtcNow() + lease.Duration);
         return result;
     }
 
@@ -126,6 +136,12 @@ internal sealed class SessionLockHolder(
     /// <summary>Holds <paramref name="lease"/> on session <paramref name="sessionId"/>, renewing it every third of its duration.</summary>
     public void Hold(string sessionId, SessionLease lease)
     {
+        if (_closed)
+        {
+            // Ended between the load and here: the lease ends by itself, and nothing renews it.
+            return;
+        }
+
         StopRenewal();
         _sessionId = sessionId;
         Lease = lease;
@@ -164,20 +180,29 @@ internal sealed class SessionLockHolder(
     /// </summary>
     public void EndTurn() => Interlocked.Exchange(ref _turn, null)?.Leave();
 
-    /// <summary>Releases the lease, if one is held (a session this request does not adopt after all).</summary>
-    public async Task ReleaseAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Ends the request's hold for good (the middleware's final commit has given the lease back): the turn passes on,
+    /// and a load still waiting from a task the request did not await gives back whatever lease it gets.
+    /// </summary>
+    public void Close()
     {
-        try
+        _closed = true;
+        EndTurn();
+    }
+
+    /// <summary>
+    /// Releases the lease, if one is held (a session this request does not adopt after all), within its own
+    /// <see cref="AsmSessionOptions.IOTimeout"/>: a client that went away does not leave the session locked for a lease.
+    /// </summary>
+    public Task ReleaseAsync()
+    {
+        if (Forget(keepTurn: true) is { } lease)
         {
-            if (Forget(keepTurn: true) is { } lease)
-            {
-                await storage.ReleaseLockAsync(_sessionId, lease, cancellationToken).ConfigureAwait(false);
-            }
+            return AbandonAsync(_sessionId, lease);
         }
-        finally
-        {
-            EndTurn();
-        }
+
+        EndTurn();
+        return Task.CompletedTask;
     }
 
     /// <summary>
@@ -209,14 +234,22 @@ internal sealed class SessionLockHolder(
             return;
         }
 
+        var turn = _turn;
         try
         {
             var third = lease.Duration / 3;
             using var timeout = new CancellationTokenSource(options.IOTimeout < third ? options.IOTimeout : third, time);
             var now = time.GetUtcNow();
-            if (await storage.Inner.RenewLockAsync(_sessionId, lease, now, timeout.Token).ConfigureAwait(false))
+            var renewed = await storage.Inner.RenewLockAsync(_sessionId, lease, now, timeout.Token).ConfigureAwait(false);
+            if (!ReferenceEquals(Lease, lease))
             {
-                _turn?.Extend(now + lease.Duration);
+                // The lease was given back (or replaced by a new one) while this renewal ran: the answer is about the old one.
+                return;
+            }
+
+            if (renewed)
+            {
+                turn?.Extend(now + lease.Duration);
             }
             else
             {

@@ -6,8 +6,8 @@ namespace Asm.SessionAdapter.Sessions;
 /// <item><see cref="NotLoaded"/> becomes <see cref="Loaded"/> on the first load (a presented key adopted, or a fresh
 /// session started), or <see cref="Unavailable"/> when the synchronous load cannot reach storage.</item>
 /// <item>A lock wait that times out with <see cref="LockWaitFailure.ContinueReadOnly"/> (at the load, or when a write
-/// escalates the lock) makes it <see cref="ReadOnlyAfterLockWait"/>; an explicit commit whose lease was lost makes it
-/// <see cref="LockLost"/>.</item>
+/// escalates the lock) makes it <see cref="ReadOnlyAfterLockWait"/>; an explicit commit whose lease was lost, or
+/// that failed and gave its lease back, makes it <see cref="LockLost"/>.</item>
 /// <item>The middleware's final commit makes every loaded state <see cref="Ended"/>, and <see cref="NotLoaded"/>
 /// <see cref="EndedNotLoaded"/>, whose first load is a plain read (no lock, timer, event or cookie) that ends in
 /// <see cref="Ended"/>. <see cref="Unavailable"/> stays as it is.</item>
@@ -27,7 +27,7 @@ internal enum SessionState
     /// <summary>The lock wait timed out and <see cref="LockWaitFailure.ContinueReadOnly"/> went on without the lock.</summary>
     ReadOnlyAfterLockWait,
 
-    /// <summary>An explicit commit found the lease lost: nothing more may be written without it.</summary>
+    /// <summary>An explicit commit found the lease lost, or failed and gave it back: nothing more may be written without it.</summary>
     LockLost,
 
     /// <summary>The storage could not be reached by the synchronous load: the session is unavailable for the request.</summary>

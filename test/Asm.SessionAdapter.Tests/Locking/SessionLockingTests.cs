@@ -1,4 +1,5 @@
 using System.Net;
+using Asm.Caching.Sessions;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
@@ -390,6 +391,46 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
     }
 
     [Fact]
+    public async Task UnawaitedLoadStillWaitingWhenItsRequestEnds_GivesBackTheLockItGets_NextRequestIsNotBlocked()
+    {
+        await using var app = await StartAsync(o => o.LockWaitTimeout = TimeSpan.FromSeconds(5));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        var hold = client.PostAsync("/exclusive/hold", null);
+        await app.Gates.Held.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var unawaited = client.PostAsync("/exclusive/unawaited-load", null);
+        await app.Session.WhenQueuedForLock(1).WaitAsync(TimeSpan.FromSeconds(10));
+        app.UnawaitedQueued.SetResult();
+        Assert.Equal("ok", await (await unawaited).Content.ReadAsStringAsync()); // its final commit ran while its load waited
+        app.Gates.Release.SetResult();
+        await hold;
+
+        Assert.Equal("n=1", await app.Unawaited.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        // Kept and renewed for a request that is over, the lock would make this wait out its 5 s and fail.
+        var next = await client.PostAsync("/exclusive/inc", null);
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        Assert.Equal("2", await next.Content.ReadAsStringAsync());
+        Assert.Equal(0, app.Session.LockQueueSessions);
+    }
+
+    [Fact]
+    public async Task Exclusive_ExplicitCommitFails_LaterWritesThrowAndTheFinalCommitWritesNothingWithoutTheLock()
+    {
+        ChaosSessionDriver? storage = null;
+        await using var app = await StartAsync(services: services => storage = ChaosSessionDriver.Wrap(services));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+
+        var message = await (await client.PostAsync("/exclusive/failed-commit-then-set", null)).Content.ReadAsStringAsync();
+
+        Assert.StartsWith("InvalidOperationException:", message);
+        Assert.Contains("gave it back", message);
+        Assert.Equal("1", await client.GetStringAsync("/read/n"));
+        Assert.Equal("2", await (await client.PostAsync("/exclusive/inc", null)).Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task MaxSessionSize_SetPastIt_ThrowsNamingTheOptionAndWritesNothing()
     {
         await using var app = await StartAsync(o => o.MaxSessionSize = 1000);
@@ -436,6 +477,12 @@ public sealed class LockingApp : IAsyncDisposable
     private SessionApp _app = null!;
 
     public Gates Gates { get; private set; } = new();
+
+    /// <summary>Opened by the test once the load <c>/exclusive/unawaited-load</c> started waits for the lock.</summary>
+    public TaskCompletionSource UnawaitedQueued { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>What the load <c>/exclusive/unawaited-load</c> did not await saw.</summary>
+    public TaskCompletionSource<string> Unawaited { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>What <c>/late</c> saw when it used its session after the request.</summary>
     public TaskCompletionSource<string> Late { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -515,6 +562,51 @@ public sealed class LockingApp : IAsyncDisposable
                 return $"{e.GetType().Name}: {e.Message}";
             }
         }).WithSessionLock(SessionLockMode.LockOnWrite);
+        app.MapPost("/exclusive/unawaited-load", async (HttpContext c) =>
+        {
+            // A load the request starts but does not await: it is still waiting for the lock when the request ends.
+            var session = c.Session;
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await session.LoadAsync();
+                    Unawaited.TrySetResult($"n={session.GetInt32("n") ?? 0}");
+                }
+                catch (Exception e)
+                {
+                    Unawaited.TrySetResult($"{e.GetType().Name}: {e.Message}");
+                }
+            });
+            await UnawaitedQueued.Task;
+            return "ok";
+        });
+        app.MapPost("/exclusive/failed-commit-then-set", async (HttpContext c, ISessionDriver driver) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetInt32("n", 50);
+            var chaos = (ChaosSessionDriver)driver;
+            chaos.FailCommits = true;
+            try
+            {
+                await c.Session.CommitAsync();
+            }
+            catch (SessionStorageException)
+            {
+                // The app saw the failure; it goes on.
+            }
+
+            chaos.FailCommits = false;
+            try
+            {
+                c.Session.SetInt32("n", 60);
+                return "wrote";
+            }
+            catch (InvalidOperationException e)
+            {
+                return $"{e.GetType().Name}: {e.Message}";
+            }
+        });
         app.MapPost("/late", (HttpContext c) =>
         {
             var session = c.Session;

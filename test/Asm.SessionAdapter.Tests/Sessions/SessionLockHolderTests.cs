@@ -61,13 +61,13 @@ public sealed class SessionLockHolderTests : IDisposable
         var (time, driver, key, holder) = await StartAsync();
         holder.Hold(key.Id, (await holder.LoadLockedAsync(key, SessionLockMode.Exclusive, CancellationToken.None))!.Lease!);
 
-        await holder.ReleaseAsync(CancellationToken.None);
+        await holder.ReleaseAsync();
 
         Assert.Null(holder.Lease);
         Assert.False(holder.IsRenewing);
         var other = await driver.LoadAsync(LockedLoad(key, time), CancellationToken.None);
         Assert.Equal(SessionLoadStatus.Found, other.Status);
-        await holder.ReleaseAsync(CancellationToken.None);
+        await holder.ReleaseAsync();
     }
 
     [Theory]

@@ -24,7 +24,7 @@ public sealed class AsmSessionMetricsTests
     public async Task Created_CountsTheFirstCommitOfEachNewSession()
     {
         await using var app = await StartAsync();
-        using var created = Collect<long>(app, AsmSessionMetricNames.Created);
+        using var created = app.Services.CollectCounter(AsmSessionMetricNames.Created);
         var client = app.CreateClient();
 
         await client.PostAsync("/set", null);
@@ -37,7 +37,7 @@ public sealed class AsmSessionMetricsTests
     public async Task Invalid_IsTaggedByNamespacedReasonNeverByKey()
     {
         await using var app = await StartAsync();
-        using var invalid = Collect<long>(app, AsmSessionMetricNames.Invalid);
+        using var invalid = app.Services.CollectCounter(AsmSessionMetricNames.Invalid);
         var stranger = app.CreateClient();
         stranger.DefaultRequestHeaders.Add("Cookie", ".AspNetCore.Session=garbage");
 
@@ -51,8 +51,8 @@ public sealed class AsmSessionMetricsTests
     public async Task ZombieAccessedAndRegenerated_AreCounted()
     {
         await using var app = await StartAsync();
-        using var zombie = Collect<long>(app, AsmSessionMetricNames.ZombieAccessed);
-        using var regenerated = Collect<long>(app, AsmSessionMetricNames.Regenerated);
+        using var zombie = app.Services.CollectCounter(AsmSessionMetricNames.ZombieAccessed);
+        using var regenerated = app.Services.CollectCounter(AsmSessionMetricNames.Regenerated);
         var client = app.CreateClient(out var jar);
         await client.PostAsync("/set", null);
         var old = jar.Cookies.GetAllCookies().Single().Value;
@@ -70,9 +70,9 @@ public sealed class AsmSessionMetricsTests
     public async Task UserBoundDestroyedAndEnded_AreCounted_EndedTaggedByReason()
     {
         await using var app = await StartAsync();
-        using var bound = Collect<long>(app, AsmSessionMetricNames.UserBound);
-        using var destroyed = Collect<long>(app, AsmSessionMetricNames.Destroyed);
-        using var ended = Collect<long>(app, AsmSessionMetricNames.Ended);
+        using var bound = app.Services.CollectCounter(AsmSessionMetricNames.UserBound);
+        using var destroyed = app.Services.CollectCounter(AsmSessionMetricNames.Destroyed);
+        using var ended = app.Services.CollectCounter(AsmSessionMetricNames.Ended);
         var client = app.CreateClient();
 
         await client.PostAsync("/bind", null);
@@ -87,7 +87,7 @@ public sealed class AsmSessionMetricsTests
     public async Task ProfileChanged_IsTaggedByNamespacedOutcome()
     {
         await using var app = await StartAsync();
-        using var changed = Collect<long>(app, AsmSessionMetricNames.ProfileChanged);
+        using var changed = app.Services.CollectCounter(AsmSessionMetricNames.ProfileChanged);
         var client = app.CreateClient();
         client.DefaultRequestHeaders.UserAgent.ParseAdd("First/1.0");
         await client.PostAsync("/set", null);
@@ -153,10 +153,6 @@ public sealed class AsmSessionMetricsTests
         Assert.Contains(commits, c => (string?)c.GetTagItem(AsmSessionMetricNames.Outcome) == "committed" && c.Status == ActivityStatusCode.Unset);
         Assert.Contains(commits, c => (string?)c.GetTagItem(AsmSessionMetricNames.Outcome) == "not_found" && c.Status == ActivityStatusCode.Error);
     }
-
-    private static MetricCollector<T> Collect<T>(SessionApp app, string instrument)
-        where T : struct =>
-        new(app.Services.GetRequiredService<IMeterFactory>(), AsmSessionMetricNames.MeterName, instrument);
 
     private static CollectedMeasurement<long> AssertCounted(MetricCollector<long> collector, long total, string unit)
     {

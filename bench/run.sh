@@ -196,11 +196,14 @@ script_commands() {
     | sed -E "s/.*\(['\"]//; s/['\"]$//" | tr '[:upper:]' '[:lower:]' | sort -u | tr '\n' ' ' || true
 }
 
-# round_trips BEFORE AFTER REQUESTS: prints "top-level-commands-per-request|breakdown|Redis us per script call".
-# Top-level = EVAL/EVALSHA (and the _RO/FCALL forms) + every command that no driver script calls, less INFO (ours).
+# round_trips BEFORE AFTER REQUESTS PROVIDER: prints "top-level-commands-per-request|breakdown|Redis us per script call".
+# Top-level = EVAL/EVALSHA (and the _RO/FCALL forms) + every command that no driver script calls, less INFO (ours);
+# for Microsoft's Redis cache, which runs no script, every command but INFO is a round trip.
 # The breakdown lists every command per request and, for scripts, the time Redis spent in each call.
 round_trips() {
-  awk -v requests="$3" -v inner="$script_cmds" '
+  local inner=$script_cmds
+  [[ $4 == stock-msredis ]] && inner=""
+  awk -v requests="$3" -v inner="$inner" '
     BEGIN { n = split(inner, names, " "); for (i = 1; i <= n; i++) in_script[names[i]] = 1 }
     FNR == NR { before[$1] = $2; before_us[$1] = $3; next }
     {
@@ -236,7 +239,7 @@ measure() {
     cp "$work/wrk.out" "$work/results/$id.$round.errors"
   fi
   if [[ $provider == *redis* ]]; then
-    round_trips "$work/before" "$work/after" "$requests" >"$work/results/$id.$round.redis"
+    round_trips "$work/before" "$work/after" "$requests" "$provider" >"$work/results/$id.$round.redis"
   fi
 }
 

@@ -12,9 +12,9 @@ internal static partial class RedisScripts
     /// Z triples (secret, window end, profile of the regenerating request or '') oldest first, profile count P, P profiles
     /// oldest first, name, value, ...}.
     /// </summary>
-    public const string Export = Prelude + """
+    public const string Export = Prelude + LeaseClock + Replies + """
         local key, now, token, duration = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-        local r = read_all(key)
+        local r = read(key)
         if r == nil then return { UNKNOWN } end
         if r == false then return { CORRUPT } end
         if r.x then return { DESTROYED } end
@@ -33,8 +33,7 @@ internal static partial class RedisScripts
           out[#out + 1] = z[4] or ''
         end
         out[#out + 1] = #r.profiles
-        put_profiles(out, r)
-        put_values(out, r)
+        put_values(out, put_profiles(out, #out, r), r)
         return out
         """;
 
@@ -45,31 +44,32 @@ internal static partial class RedisScripts
     /// (secret, window end, profile of the regenerating request or '') oldest first, then the profile count P and P profiles oldest first, then name, value, ...
     /// Returns 1 when stored, 0 when the key exists.
     /// </summary>
-    public const string Import = Prelude + """
+    public const string Import = Prelude + Writes + """
         local key, now = KEYS[1], tonumber(ARGV[1])
         if redis.call('EXISTS', key) == 1 then return 0 end
-        redis.call('HSET', key, 'fmt', '1', 's', ARGV[2], 'c', ARGV[3], 'ie', ARGV[4], 'pa', ARGV[6], 'f', ARGV[7])
-        if ARGV[5] ~= '' then redis.call('HSET', key, 'ae', ARGV[5]) end
+        local w = { 'fmt', '1', 's', ARGV[2], 'c', ARGV[3], 'ie', ARGV[4], 'pa', ARGV[6], 'f', ARGV[7] }
+        if ARGV[5] ~= '' then w[#w + 1], w[#w + 2] = 'ae', ARGV[5] end
         local n, i = 0, 9
         for _ = 1, tonumber(ARGV[8]) do
           n = n + 1
           local zombie = str(n) .. ':' .. ARGV[i + 1]
           if ARGV[i + 2] ~= '' then zombie = zombie .. ':' .. ARGV[i + 2] end
-          redis.call('HSET', key, 'z:' .. ARGV[i], zombie)
+          w[#w + 1], w[#w + 2] = 'z:' .. ARGV[i], zombie
           i = i + 3
         end
         local profiles = tonumber(ARGV[i])
         i = i + 1
         for _ = 1, profiles do
           n = n + 1
-          redis.call('HSET', key, 'p:' .. ARGV[i], str(n))
+          w[#w + 1], w[#w + 2] = 'p:' .. ARGV[i], str(n)
           i = i + 1
         end
         while i < #ARGV do
-          redis.call('HSET', key, 'v:' .. ARGV[i], ARGV[i + 1])
+          w[#w + 1], w[#w + 2] = 'v:' .. ARGV[i], ARGV[i + 1]
           i = i + 2
         end
-        redis.call('HSET', key, 'n', str(n))
+        w[#w + 1], w[#w + 2] = 'n', str(n)
+        batch('HSET', key, w)
         expire(key, tonumber(ARGV[6]), now)
         return 1
         """;

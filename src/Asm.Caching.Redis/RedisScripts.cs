@@ -39,53 +39,62 @@ namespace Asm.Caching.Drivers.Redis;
 /// </remarks>
 internal static partial class RedisScripts
 {
-    /// <summary>Helpers shared by the session scripts (each script is sent whole; Redis caches it by SHA1).</summary>
+    /// <summary>
+    /// What every session script starts with: the status codes, <c>str</c>, <c>read</c> and <c>live</c>. A script
+    /// appends the other helpers it calls (<see cref="Authentication"/>, <see cref="LeaseClock"/>, <see cref="Writes"/>,
+    /// <see cref="Replies"/>), and only those: Redis runs a script's whole text on every call, so every helper it
+    /// defines costs a closure per call even when unused.
+    /// </summary>
+    /// <remarks>
+    /// <c>read</c> is the one reader of a record: one <c>HGETALL</c>, then one pass that sorts the fields by their first
+    /// two bytes and validates every one of them, so that every script sees a damaged record as unreadable. Values are
+    /// not copied out: <c>r.vals</c> holds the index of each value's field name in <c>r.raw</c> (the value follows it).
+    /// </remarks>
     private const string Prelude = """
         local FOUND, ZOMBIE, UNKNOWN, EXPIRED, DESTROYED, ZOMBIE_EXPIRED, LOCK_BUSY, CORRUPT = 0, 1, 2, 3, 4, 5, 6, 7
         local COMMITTED, LOCK_LOST, NOT_FOUND = 0, 1, 2
-        local INTS = { c = true, ie = true, ae = true, f = true, lx = true, pa = true, n = true }
+        local byte, find, match, sub, format, tonumber = string.byte, string.find, string.match, string.sub, string.format, tonumber
 
-        local function int(v)
-          if type(v) ~= 'string' or #v > 16 or not string.match(v, '^%-?%d+$') then return nil end
-          return tonumber(v)
-        end
+        local function str(n) return format('%d', n) end
 
-        local function str(n) return string.format('%d', n) end
-
-        -- Parses a flat {name, value, ...} list into a record; nil when empty, false when it cannot be read.
-        local function parse(raw)
-          if #raw == 0 then return nil end
-          local r = { f = 0, n = 0, zombies = {}, profiles = {}, values = {} }
-          for i = 1, #raw, 2 do
+        -- Reads the record at key: nil when there is none, false when it cannot be read (a field that does not parse, an
+        -- unknown field, a key of another type), else the record.
+        local function read(key)
+          local raw = redis.pcall('HGETALL', key)
+          if raw.err then return false end
+          local count = #raw
+          if count == 0 then return nil end
+          -- The nil fields only size the table for the fields the loop sets.
+          local r = { raw = raw, vals = {}, profiles = {}, zombies = {}, f = 0, n = 0,
+            fmt = nil, x = nil, s = nil, u = nil, lt = nil, lx = nil, c = nil, ie = nil, ae = nil, pa = nil }
+          local vals, nv = r.vals, 0
+          for i = 1, count, 2 do
             local name, v = raw[i], raw[i + 1]
-            local prefix, rest = string.sub(name, 1, 2), string.sub(name, 3)
-            if prefix == 'v:' then
-              r.values[#r.values + 1] = { rest, v }
-            elseif prefix == 'p:' then
-              local seq = int(v)
-              if not seq then return false end
-              r.profiles[#r.profiles + 1] = { rest, seq }
-            elseif prefix == 'z:' then
-              local seq, exp, profile = string.match(v, '^(%d+):(%-?%d+)$')
-              if not seq then seq, exp, profile = string.match(v, '^(%d+):(%-?%d+):(.+)$') end
-              if not seq or #seq > 16 or #exp > 16 then return false end
-              r.zombies[#r.zombies + 1] = { rest, tonumber(seq), tonumber(exp), profile }
-            elseif name == 'fmt' then
+            local b1, b2 = byte(name, 1, 2)
+            if b2 == 58 then
+              -- 'v:<name>', 'p:<profile>', 'z:<secret>'
+              if b1 == 118 then
+                nv = nv + 1
+                vals[nv] = i
+              elseif b1 == 112 then
+                if #v > 16 or not find(v, '^%-?%d+$') then return false end
+                r.profiles[#r.profiles + 1] = { sub(name, 3), tonumber(v) }
+              elseif b1 == 122 then
+                local seq, exp, profile = match(v, '^(%d+):(%-?%d+)$')
+                if not seq then seq, exp, profile = match(v, '^(%d+):(%-?%d+):(.+)$') end
+                if not seq or #seq > 16 or #exp > 16 then return false end
+                r.zombies[#r.zombies + 1] = { sub(name, 3), tonumber(seq), tonumber(exp), profile }
+              else
+                return false
+              end
+            elseif name == 's' or name == 'lt' or name == 'u' then
+              r[name] = v
+            elseif name == 'c' or name == 'ie' or name == 'pa' or name == 'f' or name == 'ae' or name == 'n' or name == 'lx' then
+              if #v > 16 or not find(v, '^%-?%d+$') then return false end
+              r[name] = tonumber(v)
+            elseif name == 'fmt' or name == 'x' then
               if v ~= '1' then return false end
-              r.fmt = true
-            elseif name == 'x' then
-              if v ~= '1' then return false end
-              r.x = true
-            elseif name == 's' then
-              r.s = v
-            elseif name == 'u' then
-              r.u = v
-            elseif name == 'lt' then
-              r.lt = v
-            elseif INTS[name] then
-              local n = int(v)
-              if not n then return false end
-              r[name] = n
+              r[name] = true
             else
               return false
             end
@@ -97,51 +106,14 @@ internal static partial class RedisScripts
           return r
         end
 
-        -- Reads the whole record, values included.
-        local function read_all(key)
-          local raw = redis.pcall('HGETALL', key)
-          if raw.err then return false end
-          return parse(raw)
-        end
-
-        -- Reads the record without the bytes of its values (their names only).
-        local function read_meta(key)
-          local names = redis.pcall('HKEYS', key)
-          if names.err then return false end
-          if #names == 0 then return nil end
-          local wanted = {}
-          for _, name in ipairs(names) do
-            if string.sub(name, 1, 2) ~= 'v:' then wanted[#wanted + 1] = name end
-          end
-          local raw = {}
-          if #wanted > 0 then
-            local vals = redis.call('HMGET', key, unpack(wanted))
-            for i, name in ipairs(wanted) do
-              raw[#raw + 1] = name
-              raw[#raw + 1] = vals[i] or ''
-            end
-          end
-          for _, name in ipairs(names) do
-            if string.sub(name, 1, 2) == 'v:' then
-              raw[#raw + 1] = name
-              raw[#raw + 1] = ''
-            end
-          end
-          return parse(raw)
-        end
-
-        -- Redis's own clock in unix ms: lock leases are judged by it, never by a caller's clock. A test may pass
-        -- the time instead (a non-empty override), to run the record's rules on a fake clock.
-        local function clock(override)
-          if override ~= nil and override ~= '' then return tonumber(override) end
-          local t = redis.call('TIME')
-          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        end
-
         local function live(r, now)
           return not r.x and r.ie > now and (r.ae == nil or r.ae > now)
         end
 
+        """;
+
+    /// <summary>Checks a presented secret against a record (<c>authenticate</c>).</summary>
+    private const string Authentication = """
         -- Returns the status and, for a live zombie, the profile stored with it.
         local function authenticate(r, secret, now)
           if r.x then return DESTROYED end
@@ -149,8 +121,9 @@ internal static partial class RedisScripts
           if r.s == secret then
             status = FOUND
           else
-            for _, z in ipairs(r.zombies) do
-              if z[1] == secret then zombie = z break end
+            local zombies = r.zombies
+            for i = 1, #zombies do
+              if zombies[i][1] == secret then zombie = zombies[i] break end
             end
             if not zombie then return UNKNOWN end
             if zombie[3] > now then status = ZOMBIE else status = ZOMBIE_EXPIRED end
@@ -161,6 +134,47 @@ internal static partial class RedisScripts
           return status
         end
 
+        """;
+
+    /// <summary>The clock lock leases are judged by (<c>clock</c>).</summary>
+    private const string LeaseClock = """
+        -- Redis's own clock in unix ms: lock leases are judged by it, never by a caller's clock. A test may pass
+        -- the time instead (a non-empty override), to run the record's rules on a fake clock.
+        local function clock(override)
+          if override ~= nil and override ~= '' then return tonumber(override) end
+          local t = redis.call('TIME')
+          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+
+        """;
+
+    /// <summary>Batched writes and the sliding expiry (<c>batch</c>, <c>slide</c>, <c>expire</c>).</summary>
+    private const string Writes = """
+        -- Runs HSET or HDEL on key with the flat list of fields (field, value pairs for HSET), in as few calls as unpack allows.
+        local function batch(command, key, list)
+          local count = #list
+          for i = 1, count, 1000 do
+            local last = i + 999
+            if last > count then last = count end
+            redis.call(command, key, unpack(list, i, last))
+          end
+        end
+
+        -- Slides the idle expiry to now + idle (capped by the absolute expiry) and keeps the record one more idle period
+        -- (or until its last zombie closes): appends ie and pa to the HSET list w and returns the new purge-at.
+        local function slide(r, now, idle, w)
+          local ie = now + idle
+          if r.ae and r.ae < ie then ie = r.ae end
+          local pa = ie + idle
+          local zombies = r.zombies
+          for i = 1, #zombies do
+            if zombies[i][3] > pa then pa = zombies[i][3] end
+          end
+          local n = #w
+          w[n + 1], w[n + 2], w[n + 3], w[n + 4] = 'ie', str(ie), 'pa', str(pa)
+          return pa
+        end
+
         -- Sets the key's physical expiry from the record's purge-at.
         local function expire(key, pa, now)
           local ttl = pa - now
@@ -168,38 +182,27 @@ internal static partial class RedisScripts
           redis.call('PEXPIRE', key, str(ttl))
         end
 
-        -- Slides the idle expiry; keeps the record one more idle period (or until its last zombie closes).
-        local function touch(key, r, now, idle)
-          local ie = now + idle
-          if r.ae and r.ae < ie then ie = r.ae end
-          local pa = ie + idle
-          for _, z in ipairs(r.zombies) do
-            if z[3] > pa then pa = z[3] end
+        """;
+
+    /// <summary>The parts of a record that replies carry (<c>put_profiles</c>, <c>put_values</c>).</summary>
+    private const string Replies = """
+        -- Appends the profiles, oldest first, to the reply out (of n items); returns its new length.
+        local function put_profiles(out, n, r)
+          local profiles = r.profiles
+          local count = #profiles
+          if count > 1 then table.sort(profiles, function(a, b) return a[2] < b[2] end) end
+          for i = 1, count do out[n + i] = profiles[i][1] end
+          return n + count
+        end
+
+        -- Appends the values, as name and value pairs, to the reply out (of n items).
+        local function put_values(out, n, r)
+          local raw, vals = r.raw, r.vals
+          for i = 1, #vals do
+            local at = vals[i]
+            out[n + 1], out[n + 2] = sub(raw[at], 3), raw[at + 1]
+            n = n + 2
           end
-          r.ie, r.pa = ie, pa
-          redis.call('HSET', key, 'ie', str(ie), 'pa', str(pa))
-          expire(key, pa, now)
-        end
-
-        -- Appends the profiles, oldest first, to a reply.
-        local function put_profiles(out, r)
-          table.sort(r.profiles, function(a, b) return a[2] < b[2] end)
-          for _, p in ipairs(r.profiles) do out[#out + 1] = p[1] end
-        end
-
-        -- Appends the values, as name and value pairs, to a reply.
-        local function put_values(out, r)
-          for _, v in ipairs(r.values) do
-            out[#out + 1] = v[1]
-            out[#out + 1] = v[2]
-          end
-        end
-
-        -- Slides the idle expiry only when that moves it by more than threshold ms, so most reads write nothing.
-        local function slide(key, r, now, idle, threshold)
-          local ie = now + idle
-          if r.ae and r.ae < ie then ie = r.ae end
-          if ie - r.ie > threshold then touch(key, r, now, idle) end
         end
 
         """;
@@ -214,27 +217,33 @@ internal static partial class RedisScripts
     /// current secret ('' unless status is Zombie), zombie profile ('' for none), user id ('' when unbound),
     /// profile count, profiles oldest first..., name, value, ...}.
     /// </summary>
-    public const string Load = Prelude + """
-        local key, secret, now, idle, token, duration = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-        local r = read_all(key)
+    public const string Load = Prelude + Authentication + LeaseClock + Writes + Replies + """
+        local key, secret, now, idle, token = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+        local r = read(key)
         if r == nil then return { UNKNOWN } end
         if r == false then return { CORRUPT } end
         local status, zombie_profile = authenticate(r, secret, now)
         if status ~= FOUND and status ~= ZOMBIE then return { status } end
-        local fence = 0
+        local fence, w = 0, nil
         if token ~= '' then
           local t = clock(ARGV[6])
           if r.lt and r.lt ~= token and r.lx > t then return { LOCK_BUSY } end
-          r.f = r.f + 1
-          fence = r.f
-          redis.call('HSET', key, 'f', str(r.f), 'lt', token, 'lx', str(t + duration))
+          fence = r.f + 1
+          w = { 'f', str(fence), 'lt', token, 'lx', str(t + tonumber(ARGV[5])) }
         end
-        slide(key, r, now, idle, tonumber(ARGV[7]))
+        -- Most loads write nothing: the idle expiry slides only when that moves it by more than the threshold.
+        local ie, pa = now + idle, nil
+        if r.ae and r.ae < ie then ie = r.ae end
+        if ie - r.ie > tonumber(ARGV[7]) then
+          w = w or {}
+          pa = slide(r, now, idle, w)
+        end
+        if w then redis.call('HSET', key, unpack(w)) end
+        if pa then expire(key, pa, now) end
         local current = ''
         if status == ZOMBIE then current = r.s end
         local out = { status, r.c, fence, current, zombie_profile or '', r.u or '', #r.profiles }
-        put_profiles(out, r)
-        put_values(out, r)
+        put_values(out, put_profiles(out, 7, r), r)
         return out
         """;
 
@@ -244,62 +253,84 @@ internal static partial class RedisScripts
     /// existing session), ARGV[4] absolute expiry (ms, '' for never; creation only), ARGV[5] lease token ('' for a
     /// lockless delta), ARGV[6] lease fence, ARGV[7] '1' to release the lease, ARGV[8] '1' to clear every value first,
     /// ARGV[9] max profiles, ARGV[10] release channel, ARGV[11] session id (the release message),
-    /// ARGV[12] change count N, then N triples (op 's' set / 'd' delete, name, value), then the profiles to add.
-    /// Returns 0 Committed, 1 LockLost, 2 NotFound; publishes the session id on the channel when it releases.
+    /// ARGV[12] change count N, then N triples (op 's' set / 'd' delete, name, value; every name at most once), then the
+    /// profiles to add.
+    /// Returns 0 Committed, 1 LockLost, 2 NotFound; publishes the session id on the channel when it releases the lease.
     /// </summary>
-    public const string Commit = Prelude + """
+    /// <remarks>Every write is gathered first: one HDEL (cleared values, deleted values, dropped profiles, the released
+    /// lock), then one HSET (values, profiles, expiries), then PEXPIRE when the purge-at moved.</remarks>
+    public const string Commit = Prelude + Writes + """
         local key, now, idle = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-        local create, absolute, token, fence = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-        local release, clear, max_profiles = ARGV[7] == '1', ARGV[8] == '1', tonumber(ARGV[9])
-        local changes = tonumber(ARGV[12])
-        local r
+        local create, token, fence = ARGV[3], ARGV[5], tonumber(ARGV[6])
+        local r, w, d = nil, {}, {}
         if create ~= '' then
           if redis.call('EXISTS', key) == 1 then return NOT_FOUND end
-          r = { s = create, c = now, f = 0, n = 0, zombies = {}, profiles = {}, values = {} }
-          redis.call('HSET', key, 'fmt', '1', 's', create, 'c', str(now), 'f', '0')
-          if absolute ~= '' then
-            r.ae = tonumber(absolute)
-            redis.call('HSET', key, 'ae', absolute)
+          r = { s = create, c = now, f = 0, n = 0, vals = {}, profiles = {}, zombies = {} }
+          w = { 'fmt', '1', 's', create, 'c', str(now), 'f', '0' }
+          if ARGV[4] ~= '' then
+            r.ae = tonumber(ARGV[4])
+            w[9], w[10] = 'ae', ARGV[4]
           end
         else
-          r = read_meta(key)
+          r = read(key)
           if not r or not live(r, now) then return NOT_FOUND end
           if token ~= '' and (fence ~= r.f or r.lt ~= token) then return LOCK_LOST end
         end
 
-        if clear then
-          for _, v in ipairs(r.values) do redis.call('HDEL', key, 'v:' .. v[1]) end
+        local nw, nd = #w, 0
+        if ARGV[8] == '1' then
+          local raw, vals = r.raw, r.vals
+          for j = 1, #vals do d[j] = raw[vals[j]] end
+          nd = #vals
         end
         local i = 13
-        for _ = 1, changes do
+        for _ = 1, tonumber(ARGV[12]) do
           if ARGV[i] == 's' then
-            redis.call('HSET', key, 'v:' .. ARGV[i + 1], ARGV[i + 2])
+            w[nw + 1], w[nw + 2] = 'v:' .. ARGV[i + 1], ARGV[i + 2]
+            nw = nw + 2
           else
-            redis.call('HDEL', key, 'v:' .. ARGV[i + 1])
+            nd = nd + 1
+            d[nd] = 'v:' .. ARGV[i + 1]
           end
           i = i + 3
         end
 
+        local max_profiles = tonumber(ARGV[9])
         if i <= #ARGV or #r.profiles > max_profiles then
-          local seqs = {}
+          -- The newest max_profiles are kept, by seq; a profile added again becomes the newest.
+          local seqs, n = {}, r.n
           for _, p in ipairs(r.profiles) do seqs[p[1]] = p[2] end
           for j = i, #ARGV do
-            r.n = r.n + 1
-            seqs[ARGV[j]] = r.n
-            redis.call('HSET', key, 'p:' .. ARGV[j], str(r.n))
+            n = n + 1
+            seqs[ARGV[j]] = n
           end
-          if i <= #ARGV then redis.call('HSET', key, 'n', str(r.n)) end
+          if n ~= r.n then
+            w[nw + 1], w[nw + 2] = 'n', str(n)
+            nw = nw + 2
+          end
           local profiles = {}
           for name, seq in pairs(seqs) do profiles[#profiles + 1] = { name, seq } end
           table.sort(profiles, function(a, b) return a[2] < b[2] end)
-          for j = 1, #profiles - max_profiles do redis.call('HDEL', key, 'p:' .. profiles[j][1]) end
+          for j, p in ipairs(profiles) do
+            if j <= #profiles - max_profiles then
+              nd = nd + 1
+              d[nd] = 'p:' .. p[1]
+            elseif p[2] > r.n then
+              w[nw + 1], w[nw + 2] = 'p:' .. p[1], str(p[2])
+              nw = nw + 2
+            end
+          end
         end
 
-        if release and token ~= '' and r.lt == token and r.f == fence then
-          redis.call('HDEL', key, 'lt', 'lx')
+        local released = ARGV[7] == '1' and token ~= '' and r.lt == token and r.f == fence
+        if released then
+          d[nd + 1], d[nd + 2] = 'lt', 'lx'
         end
-        touch(key, r, now, idle)
-        if release then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
+        local pa = slide(r, now, idle, w)
+        if #d > 0 then batch('HDEL', key, d) end
+        batch('HSET', key, w)
+        if pa ~= r.pa then expire(key, pa, now) end
+        if released then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
         return COMMITTED
         """;
 
@@ -309,9 +340,9 @@ internal static partial class RedisScripts
     /// from Redis's clock), ARGV[5] lease clock override (unix ms; '' for Redis's TIME, always outside tests).
     /// Returns 1 when renewed, 0 when the lease was lost (or the session is gone).
     /// </summary>
-    public const string Renew = Prelude + """
+    public const string Renew = Prelude + LeaseClock + """
         local key, now, token, fence, duration = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-        local r = read_meta(key)
+        local r = read(key)
         if not r or not live(r, now) or r.lt ~= token or r.f ~= fence then return 0 end
         redis.call('HSET', key, 'lx', str(clock(ARGV[5]) + duration))
         return 1
@@ -325,7 +356,7 @@ internal static partial class RedisScripts
     /// </summary>
     public const string Release = Prelude + """
         local key, token = KEYS[1], ARGV[1]
-        local r = read_meta(key)
+        local r = read(key)
         if not r or r.lt ~= token then return 0 end
         redis.call('HDEL', key, 'lt', 'lx')
         redis.call('PUBLISH', ARGV[2], ARGV[3])
@@ -338,14 +369,14 @@ internal static partial class RedisScripts
     /// ARGV[4] zombie window end (ms), ARGV[5] max zombies, ARGV[6] client profile of the regenerating request ('' for none).
     /// Returns 0 Committed, 2 NotFound.
     /// </summary>
-    public const string Regenerate = Prelude + RegenerateBody;
+    public const string Regenerate = Prelude + Authentication + Writes + RegenerateBody;
 
     /// <summary>
     /// Regenerates (as <see cref="Regenerate"/>) and binds the session to a user in the same step.
     /// KEYS[1] session hash. ARGV[1] user id, then the arguments of <see cref="Regenerate"/>.
     /// Returns {0 Committed or 2 NotFound, the user the session was bound to before ('' for none)}.
     /// </summary>
-    public const string Bind = Prelude + """
+    public const string Bind = Prelude + Authentication + Writes + """
         local user = table.remove(ARGV, 1)
         local before = redis.pcall('HGET', KEYS[1], 'u')
         if type(before) ~= 'string' then before = '' end
@@ -362,12 +393,12 @@ internal static partial class RedisScripts
     /// KEYS[1] session hash. Returns nil when there is no readable record, else {destroyed (0 or 1), created at,
     /// idle expiry, absolute expiry ('' for never), user id ('' when unbound), profiles oldest first...}.
     /// </summary>
-    public const string Info = Prelude + """
-        local r = read_meta(KEYS[1])
+    public const string Info = Prelude + Replies + """
+        local r = read(KEYS[1])
         if not r then return false end
         if r.x then return { 1, 0, 0, '', r.u or '' } end
         local out = { 0, r.c, r.ie, r.ae or '', r.u or '' }
-        put_profiles(out, r)
+        put_profiles(out, 5, r)
         return out
         """;
 
@@ -375,25 +406,27 @@ internal static partial class RedisScripts
     private const string RegenerateBody = """
         local key, secret, new_secret, now = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
         local zombie_end, max_zombies = tonumber(ARGV[4]), tonumber(ARGV[5])
-        local r = read_meta(key)
+        local r = read(key)
         if not r then return NOT_FOUND end
         local status = authenticate(r, secret, now)
         if status ~= FOUND and status ~= ZOMBIE then return NOT_FOUND end
-        r.n = r.n + 1
+        local n = r.n + 1
         local zombies = {}
         for _, z in ipairs(r.zombies) do
           if z[1] ~= r.s then zombies[#zombies + 1] = z end
         end
-        zombies[#zombies + 1] = { r.s, r.n, zombie_end }
-        local zombie = str(r.n) .. ':' .. str(zombie_end)
+        zombies[#zombies + 1] = { r.s, n, zombie_end }
+        local zombie = str(n) .. ':' .. str(zombie_end)
         if ARGV[6] ~= '' then zombie = zombie .. ':' .. ARGV[6] end
-        redis.call('HSET', key, 'z:' .. r.s, zombie)
         table.sort(zombies, function(a, b) return a[2] < b[2] end)
-        for j = 1, #zombies - max_zombies do redis.call('HDEL', key, 'z:' .. zombies[j][1]) end
+        local d = {}
+        for j = 1, #zombies - max_zombies do d[j] = 'z:' .. zombies[j][1] end
         local pa = r.pa
         if zombie_end > pa then pa = zombie_end end
-        redis.call('HSET', key, 's', new_secret, 'n', str(r.n), 'pa', str(pa))
-        expire(key, pa, now)
+        -- The replaced secret's zombie is written before the oldest are dropped: with max zombies 0 it goes at once.
+        redis.call('HSET', key, 'z:' .. r.s, zombie, 's', new_secret, 'n', str(n), 'pa', str(pa))
+        if #d > 0 then batch('HDEL', key, d) end
+        if pa ~= r.pa then expire(key, pa, now) end
         return COMMITTED
         """;
 
@@ -402,14 +435,21 @@ internal static partial class RedisScripts
     /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] tombstone end (ms), ARGV[3] release channel, ARGV[4] session id.
     /// The tombstone keeps the user the session was bound to, so that its end is reported with it. Returns 1.
     /// </summary>
-    public const string Destroy = Prelude + """
+    public const string Destroy = Prelude + Writes + """
         local key, now, purge_at = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-        local fence = redis.pcall('HGET', key, 'f')
-        fence = int(fence) or 0
-        local user = redis.pcall('HGET', key, 'u')
+        -- Whatever the key holds (even another type), the fence carries over and the user is kept.
+        local kept = redis.pcall('HMGET', key, 'f', 'u')
+        local fence, user = 0, nil
+        if not kept.err then
+          if type(kept[1]) == 'string' and #kept[1] <= 16 and find(kept[1], '^%-?%d+$') then fence = tonumber(kept[1]) end
+          if type(kept[2]) == 'string' then user = kept[2] end
+        end
         redis.call('DEL', key)
-        redis.call('HSET', key, 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at))
-        if type(user) == 'string' then redis.call('HSET', key, 'u', user) end
+        if user then
+          redis.call('HSET', key, 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at), 'u', user)
+        else
+          redis.call('HSET', key, 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at))
+        end
         expire(key, purge_at, now)
         redis.call('PUBLISH', ARGV[3], ARGV[4])
         return 1

@@ -95,7 +95,7 @@ internal sealed partial class AsmSession
     }
 
     /// <summary>Commits a stored session's changes, or releases its lock; returns the outcome for the activity.</summary>
-    private async Task<string> CommitStoredAsync(SessionLease? lease, bool hasWrites, bool final, CancellationToken cancellationToken)
+    private async ValueTask<string> CommitStoredAsync(SessionLease? lease, bool hasWrites, bool final, CancellationToken cancellationToken)
     {
         if (!hasWrites)
         {
@@ -109,12 +109,7 @@ internal sealed partial class AsmSession
             return "unchanged";
         }
 
-        var request = ChangeSetRequest(_services.Time.GetUtcNow()) with
-        {
-            Lease = lease,
-            ReleaseLock = lease is not null && final,
-            Clear = _values.Cleared,
-        };
+        var request = ChangeSetRequest(_services.Time.GetUtcNow(), lease, releaseLock: lease is not null && final, clear: _values.Cleared);
         SessionCommitStatus status;
         try
         {
@@ -165,24 +160,26 @@ internal sealed partial class AsmSession
     }
 
     /// <summary>The write of this request's change set (values set and removed, profiles to add), as of <paramref name="now"/>.</summary>
-    private SessionCommitRequest ChangeSetRequest(DateTimeOffset now) => new()
+    private SessionCommitRequest ChangeSetRequest(
+        DateTimeOffset now, SessionLease? lease = null, bool releaseLock = false, bool clear = false, string? createWithSecret = null, DateTimeOffset? absoluteExpiresAt = null) => new()
     {
         SessionId = _key.Id,
         Now = now,
         IdleTimeout = _options.IdleTimeout,
-        Changes = _values.CopyChanges(),
-        AddProfiles = _values.CopyNewProfiles(),
+        CreateWithSecret = createWithSecret,
+        AbsoluteExpiresAt = absoluteExpiresAt,
+        Lease = lease,
+        ReleaseLock = releaseLock,
+        Clear = clear,
+        Changes = _values.Changes,
+        AddProfiles = _values.NewProfiles,
         MaxProfiles = _options.MaxProfiles,
     };
 
     private async Task CreateAsync(CancellationToken cancellationToken)
     {
         var now = _services.Time.GetUtcNow();
-        var request = ChangeSetRequest(now) with
-        {
-            CreateWithSecret = _key.Secret,
-            AbsoluteExpiresAt = now + _options.AbsoluteTimeout,
-        };
+        var request = ChangeSetRequest(now, createWithSecret: _key.Secret, absoluteExpiresAt: now + _options.AbsoluteTimeout);
         SessionCommitStatus status;
         try
         {

@@ -271,16 +271,14 @@ internal sealed partial class AsmSession
         }
     }
 
-    private async Task<SessionLoadResult> LoadStoredAsync(SessionKey key, CancellationToken cancellationToken) =>
-        _mode == SessionLockMode.Exclusive
-            ? await LoadLockedAsync(key, cancellationToken).ConfigureAwait(false)
-            : await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
+    private ValueTask<SessionLoadResult> LoadStoredAsync(SessionKey key, CancellationToken cancellationToken) =>
+        _mode == SessionLockMode.Exclusive ? LoadLockedAsync(key, cancellationToken) : LoadUnlockedAsync(key, cancellationToken);
 
     /// <summary>
     /// Loads with a lease (see <see cref="SessionLockHolder.LoadLockedAsync"/>); when the wait times out and
     /// <see cref="LockWaitFailure.ContinueReadOnly"/> goes on without the lock, reads without it, read-only.
     /// </summary>
-    private async Task<SessionLoadResult> LoadLockedAsync(SessionKey key, CancellationToken cancellationToken)
+    private async ValueTask<SessionLoadResult> LoadLockedAsync(SessionKey key, CancellationToken cancellationToken)
     {
         if (await _lock.LoadLockedAsync(key, _mode, cancellationToken).ConfigureAwait(false) is { } result)
         {
@@ -294,7 +292,7 @@ internal sealed partial class AsmSession
     }
 
     /// <summary>Imports the stock session, then loads what it became (see <see cref="StockSessionImporter"/>).</summary>
-    private async Task<SessionLoadResult> ImportStockSessionAsync(string stockKey, SessionKey key, CancellationToken cancellationToken)
+    private async ValueTask<SessionLoadResult> ImportStockSessionAsync(string stockKey, SessionKey key, CancellationToken cancellationToken)
     {
         var profile = _profiles.Current;
         var reason = await _storage.RunAsync(
@@ -306,11 +304,8 @@ internal sealed partial class AsmSession
             : await LoadStoredAsync(key, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<SessionLoadResult> LoadUnlockedAsync(SessionKey key, CancellationToken cancellationToken)
-    {
-        var request = new SessionLoadRequest { Key = key, Now = _services.Time.GetUtcNow(), IdleTimeout = _options.IdleTimeout };
-        return await _storage.LoadAsync(request, cancellationToken).ConfigureAwait(false);
-    }
+    private ValueTask<SessionLoadResult> LoadUnlockedAsync(SessionKey key, CancellationToken cancellationToken) =>
+        _storage.LoadAsync(new SessionLoadRequest { Key = key, Now = _services.Time.GetUtcNow(), IdleTimeout = _options.IdleTimeout }, cancellationToken);
 
     private static InvalidSessionReason ToReason(SessionLoadStatus status) => status switch
     {

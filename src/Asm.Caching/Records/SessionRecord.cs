@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using System.Text;
+using System.Runtime.InteropServices;
 using Asm.Caching.Sessions;
 
 namespace Asm.Caching.Records;
@@ -84,10 +84,12 @@ internal sealed class SessionRecord
     /// Loads the record for <paramref name="request"/>: checks the secret (current, zombie), the timeouts, and
     /// takes the lease when asked. Slides the idle expiry when the session is usable and the slide is worth a write.
     /// </summary>
-    public SessionLoadResult Load(SessionLoadRequest request) => Load(request, out _);
+    /// <param name="request">The load.</param>
+    /// <param name="copyValues">Whether the result gets copies of the value arrays, not the record's own (a record that outlives the call).</param>
+    public SessionLoadResult Load(SessionLoadRequest request, bool copyValues = false) => Load(request, out _, copyValues);
 
-    /// <summary>As <see cref="Load(SessionLoadRequest)"/>; <paramref name="changed"/> says whether the record must be written back.</summary>
-    public SessionLoadResult Load(SessionLoadRequest request, out bool changed)
+    /// <summary>As <see cref="Load(SessionLoadRequest, bool)"/>; <paramref name="changed"/> says whether the record must be written back.</summary>
+    public SessionLoadResult Load(SessionLoadRequest request, out bool changed, bool copyValues = false)
     {
         changed = false;
         var now = Ms(request.Now);
@@ -122,7 +124,7 @@ internal sealed class SessionRecord
         return new SessionLoadResult
         {
             Status = status,
-            Values = new Dictionary<string, byte[]>(Values, StringComparer.Ordinal),
+            Values = CopyValues(copyValues),
             CurrentSecret = status == SessionLoadStatus.Zombie ? Secret : null,
             ZombieProfile = zombieProfile,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
@@ -133,7 +135,9 @@ internal sealed class SessionRecord
     }
 
     /// <summary>Creates the record of a new session from its first commit.</summary>
-    public static SessionRecord Create(SessionCommitRequest request)
+    /// <param name="request">The commit.</param>
+    /// <param name="copyValues">Whether the record keeps copies of the value arrays, not the caller's (a record that outlives the call).</param>
+    public static SessionRecord Create(SessionCommitRequest request, bool copyValues = false)
     {
         var now = Ms(request.Now);
         var record = new SessionRecord
@@ -142,12 +146,14 @@ internal sealed class SessionRecord
             CreatedAt = now,
             AbsoluteExpiresAt = request.AbsoluteExpiresAt is { } absolute ? Ms(absolute) : Never,
         };
-        record.Apply(request, now);
+        record.Apply(request, now, copyValues);
         return record;
     }
 
     /// <summary>Applies a commit to an existing record.</summary>
-    public SessionCommitStatus Commit(SessionCommitRequest request)
+    /// <param name="request">The commit.</param>
+    /// <param name="copyValues">Whether the record keeps copies of the value arrays, not the caller's (a record that outlives the call).</param>
+    public SessionCommitStatus Commit(SessionCommitRequest request, bool copyValues = false)
     {
         var now = Ms(request.Now);
         if (request.CreateWithSecret is not null || !IsLive(now))
@@ -162,7 +168,7 @@ internal sealed class SessionRecord
             return SessionCommitStatus.LockLost;
         }
 
-        Apply(request, now);
+        Apply(request, now, copyValues);
         return SessionCommitStatus.Committed;
     }
 
@@ -322,7 +328,7 @@ internal sealed class SessionRecord
         }
         else
         {
-            var zombie = Zombies.FindIndex(z => FixedTimeEquals(z.Secret, secret));
+            var zombie = IndexOfZombie(secret);
             if (zombie < 0)
             {
                 return SessionLoadStatus.Unknown;
@@ -337,7 +343,7 @@ internal sealed class SessionRecord
 
     private bool IsLive(long now) => !Destroyed && IdleExpiresAt > now && AbsoluteExpiresAt > now;
 
-    private void Apply(SessionCommitRequest request, long now)
+    private void Apply(SessionCommitRequest request, long now, bool copyValues)
     {
         if (request.Clear)
         {
@@ -352,7 +358,7 @@ internal sealed class SessionRecord
             }
             else
             {
-                Values[name] = value;
+                Values[name] = copyValues ? [.. value] : value;
             }
         }
 
@@ -386,6 +392,37 @@ internal sealed class SessionRecord
         PurgeAt = Math.Max(IdleExpiresAt + idleTimeout, zombieEnd);
     }
 
+    private int IndexOfZombie(string secret)
+    {
+        for (var i = 0; i < Zombies.Count; i++)
+        {
+            if (FixedTimeEquals(Zombies[i].Secret, secret))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>The values for a result: a dictionary of its own, with copies of the arrays when <paramref name="copyArrays"/> is set.</summary>
+    private Dictionary<string, byte[]> CopyValues(bool copyArrays)
+    {
+        if (!copyArrays)
+        {
+            return new Dictionary<string, byte[]>(Values, StringComparer.Ordinal);
+        }
+
+        var copies = new Dictionary<string, byte[]>(Values.Count, StringComparer.Ordinal);
+        foreach (var (name, value) in Values)
+        {
+            copies[name] = [.. value];
+        }
+
+        return copies;
+    }
+
+    /// <summary>Compares two secrets in constant time for a given length (the UTF-16 code units, so no copy is made).</summary>
     private static bool FixedTimeEquals(string a, string b) =>
-        CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(a), Encoding.ASCII.GetBytes(b));
+        CryptographicOperations.FixedTimeEquals(MemoryMarshal.AsBytes(a.AsSpan()), MemoryMarshal.AsBytes(b.AsSpan()));
 }

@@ -75,10 +75,13 @@ internal sealed class AsmSessionMetrics
         _ended.Add(1, new KeyValuePair<string, object?>(AsmSessionMetricNames.EndedReason, reason.ToString()));
 
     /// <summary>An enum value as an outcome attribute value, in snake_case (<c>ZombieExpired</c> is <c>zombie_expired</c>).</summary>
+    /// <remarks>The names of the defined values are built once, so that a request's outcome allocates nothing.</remarks>
     public static string OutcomeOf<T>(T value)
-        where T : struct, Enum
+        where T : struct, Enum =>
+        OutcomeNames<T>.Names.TryGetValue(value, out var name) ? name : SnakeCase(value.ToString());
+
+    private static string SnakeCase(string name)
     {
-        var name = value.ToString();
         var builder = new System.Text.StringBuilder(name.Length + 4);
         for (var i = 0; i < name.Length; i++)
         {
@@ -119,5 +122,12 @@ internal sealed class AsmSessionMetrics
         activity.SetTag("error.type", exception.GetType().FullName);
         activity.SetTag(AsmSessionMetricNames.Outcome, "error");
         activity.SetStatus(ActivityStatusCode.Error, exception.GetType().Name);
+    }
+
+    /// <summary>The outcome names of <typeparamref name="T"/>'s defined values.</summary>
+    private static class OutcomeNames<T>
+        where T : struct, Enum
+    {
+        public static readonly Dictionary<T, string> Names = Enum.GetValues<T>().Distinct().ToDictionary(v => v, v => SnakeCase(v.ToString()));
     }
 }

@@ -5,30 +5,58 @@ namespace Asm.SessionAdapter.Sessions;
 /// (values set or removed, whether it cleared the session, client profiles to add). A commit sends the change set and
 /// <see cref="StartNextDelta"/> folds it into the values, so that the next commit sends only what is new.
 /// </summary>
+/// <remarks>
+/// The collections of the change set are made on first use, and a commit is given them (<see cref="Changes"/>,
+/// <see cref="NewProfiles"/>) rather than copies: once given, they are never changed again, a later change starts
+/// from a copy. A storage call that outlives its timeout never sees them move.
+/// </remarks>
 internal sealed class SessionChangeSet
 {
     private static readonly Dictionary<string, byte[]> NoValues = new(StringComparer.Ordinal);
+    private static readonly Dictionary<string, byte[]?> NoChanges = new(StringComparer.Ordinal);
 
-    private readonly Dictionary<string, byte[]?> _changes = new(StringComparer.Ordinal);
-    private readonly List<string> _newProfiles = [];
+    private Dictionary<string, byte[]?>? _changes;
+    private List<string>? _newProfiles;
+    private bool _given;
     private IReadOnlyDictionary<string, byte[]> _values = NoValues;
 
     /// <summary>Whether the request cleared the session (the loaded values no longer count).</summary>
     public bool Cleared { get; private set; }
 
     /// <summary>Whether there are values to write (a set, a remove or a clear).</summary>
-    public bool HasValueChanges => _changes.Count > 0 || Cleared;
+    public bool HasValueChanges => _changes is { Count: > 0 } || Cleared;
 
     /// <summary>Whether there is anything to write: values, or client profiles to add.</summary>
-    public bool HasChanges => HasValueChanges || _newProfiles.Count > 0;
+    public bool HasChanges => HasValueChanges || _newProfiles is { Count: > 0 };
+
+    /// <summary>The values set (bytes) and removed (<see langword="null"/>) since the last commit, for a commit: never changed from here on.</summary>
+    public IReadOnlyDictionary<string, byte[]?> Changes
+    {
+        get
+        {
+            _given = true;
+            return _changes ?? NoChanges;
+        }
+    }
+
+    /// <summary>The client profiles to add, for a commit: never changed from here on.</summary>
+    public IReadOnlyList<string> NewProfiles
+    {
+        get
+        {
+            _given = true;
+            return _newProfiles ?? [];
+        }
+    }
 
     /// <summary>The names the session holds once the change set is written.</summary>
     public IEnumerable<string> Keys
     {
         get
         {
-            var keys = Cleared ? [] : _values.Keys.Where(k => !_changes.ContainsKey(k)).ToList();
-            keys.AddRange(_changes.Where(c => c.Value is not null).Select(c => c.Key));
+            var changes = _changes ?? NoChanges;
+            var keys = Cleared ? [] : _values.Keys.Where(k => !changes.ContainsKey(k)).ToList();
+            keys.AddRange(changes.Where(c => c.Value is not null).Select(c => c.Key));
             return keys;
         }
     }
@@ -45,7 +73,7 @@ internal sealed class SessionChangeSet
 
     public bool TryGetValue(string name, out byte[]? value)
     {
-        if (_changes.TryGetValue(name, out value))
+        if (_changes is not null && _changes.TryGetValue(name, out value))
         {
             return value is not null;
         }
@@ -58,8 +86,9 @@ internal sealed class SessionChangeSet
     /// <returns><see langword="false"/>, with nothing changed, when the values would exceed <paramref name="maxBytes"/>.</returns>
     public bool TrySet(string name, byte[] value, long maxBytes)
     {
-        var had = _changes.TryGetValue(name, out var previous);
-        _changes[name] = [.. value];
+        var changes = WritableChanges();
+        var had = changes.TryGetValue(name, out var previous);
+        changes[name] = [.. value];
         if (ValueBytes() <= maxBytes)
         {
             return true;
@@ -67,28 +96,28 @@ internal sealed class SessionChangeSet
 
         if (had)
         {
-            _changes[name] = previous;
+            changes[name] = previous;
         }
         else
         {
-            _changes.Remove(name);
+            changes.Remove(name);
         }
 
         return false;
     }
 
-    public void Remove(string name) => _changes[name] = null;
+    public void Remove(string name) => WritableChanges()[name] = null;
 
     public void Clear()
     {
-        _changes.Clear();
+        _changes = null;
         Cleared = true;
     }
 
     /// <summary>Forgets the values set, removed or cleared since the last commit (profiles to add stay).</summary>
     public void DiscardValueChanges()
     {
-        _changes.Clear();
+        _changes = null;
         Cleared = false;
     }
 
@@ -96,24 +125,45 @@ internal sealed class SessionChangeSet
     public void Drop()
     {
         DiscardValueChanges();
-        _newProfiles.Clear();
+        _newProfiles = null;
+        _given = false;
     }
 
-    public void AddProfile(string profile) => _newProfiles.Add(profile);
+    public void AddProfile(string profile)
+    {
+        if (_given)
+        {
+            GiveUpGiven();
+        }
+
+        (_newProfiles ??= []).Add(profile);
+    }
 
     /// <summary>The bytes of values the session would hold once the change set is written.</summary>
     public long ValueBytes()
     {
         long total = 0;
+        var changes = _changes ?? NoChanges;
         if (!Cleared)
         {
-            foreach (var (name, value) in _values)
+            if (_values is Dictionary<string, byte[]> values)
             {
-                total += _changes.ContainsKey(name) ? 0 : value.Length;
+                // The common case, enumerated without boxing an enumerator.
+                foreach (var (name, value) in values)
+                {
+                    total += changes.ContainsKey(name) ? 0 : value.Length;
+                }
+            }
+            else
+            {
+                foreach (var (name, value) in _values)
+                {
+                    total += changes.ContainsKey(name) ? 0 : value.Length;
+                }
             }
         }
 
-        foreach (var value in _changes.Values)
+        foreach (var value in changes.Values)
         {
             total += value?.Length ?? 0;
         }
@@ -121,19 +171,13 @@ internal sealed class SessionChangeSet
         return total;
     }
 
-    /// <summary>A copy of the values set (bytes) and removed (<see langword="null"/>) since the last commit.</summary>
-    public Dictionary<string, byte[]?> CopyChanges() => new(_changes, StringComparer.Ordinal);
-
-    /// <summary>A copy of the client profiles to add.</summary>
-    public List<string> CopyNewProfiles() => [.. _newProfiles];
-
     /// <summary>Folds what was just committed into the loaded values and starts an empty change set.</summary>
     public void StartNextDelta()
     {
         if (HasValueChanges)
         {
             var values = Cleared ? new Dictionary<string, byte[]>(StringComparer.Ordinal) : new Dictionary<string, byte[]>(_values, StringComparer.Ordinal);
-            foreach (var (name, value) in _changes)
+            foreach (var (name, value) in _changes ?? NoChanges)
             {
                 if (value is null)
                 {
@@ -149,5 +193,24 @@ internal sealed class SessionChangeSet
         }
 
         Drop();
+    }
+
+    /// <summary>The change set's values, made now or copied when a commit was given them.</summary>
+    private Dictionary<string, byte[]?> WritableChanges()
+    {
+        if (_given)
+        {
+            GiveUpGiven();
+        }
+
+        return _changes ??= new Dictionary<string, byte[]?>(StringComparer.Ordinal);
+    }
+
+    /// <summary>Leaves the collections a commit was given to it: the change set goes on with copies.</summary>
+    private void GiveUpGiven()
+    {
+        _given = false;
+        _changes = _changes is null ? null : new Dictionary<string, byte[]?>(_changes, StringComparer.Ordinal);
+        _newProfiles = _newProfiles is null ? null : [.. _newProfiles];
     }
 }

@@ -36,7 +36,7 @@ internal sealed class SessionLockHolder(
     /// <see cref="LockWaitFailure.ContinueReadOnly"/> goes on without the lock.
     /// </returns>
     /// <exception cref="SessionLockTimeoutException">The wait timed out, and <see cref="LockWaitFailure.Throw"/> is set.</exception>
-    public async Task<SessionLoadResult?> LoadLockedAsync(SessionKey key, SessionLockMode mode, CancellationToken cancellationToken)
+    public async ValueTask<SessionLoadResult?> LoadLockedAsync(SessionKey key, SessionLockMode mode, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
         if (await _queue.EnterAsync(key.Id, options.LockWaitTimeout, cancellationToken).ConfigureAwait(false) is not { } turn)
@@ -76,7 +76,7 @@ internal sealed class SessionLockHolder(
     }
 
     /// <summary>The storage side of <see cref="LoadLockedAsync"/>, once this request's turn has come.</summary>
-    private async Task<SessionLoadResult?> LoadInTurnAsync(SessionKey key, SessionLockMode mode, long started, bool queued, CancellationToken cancellationToken)
+    private async ValueTask<SessionLoadResult?> LoadInTurnAsync(SessionKey key, SessionLockMode mode, long started, bool queued, CancellationToken cancellationToken)
     {
         var lease = SessionLease.Create(options.LockLease);
         for (var attempt = 0; ; attempt++)

@@ -24,7 +24,7 @@ internal sealed class SessionProfileCheck(AsmSessionOptions options, HttpContext
     /// <see cref="AsmSessionEvents.OnProfileChanged"/> for a profile the session has not seen.
     /// </summary>
     /// <returns>Whether the handler rejected the request, and the profile to add to the session if any.</returns>
-    public async Task<ProfileVerdict> CheckAsync(string sessionId, IReadOnlyList<string> previous)
+    public async ValueTask<ProfileVerdict> CheckAsync(string sessionId, IReadOnlyList<string> previous)
     {
         if (Current is not { } profile || previous.Contains(profile, StringComparer.Ordinal))
         {

@@ -16,6 +16,10 @@ namespace Asm.SessionAdapter.Storage;
 /// <see cref="SessionLockMode.LockOnWrite"/>) and wait for a reply that thread can no longer deliver.
 /// Lease renewal and the give-back of a lease whose load failed call <see cref="Inner"/>: they have bounds of their
 /// own and only log their failures. Waiting for a release is bounded by its caller and passes through.
+/// <para>
+/// An operation that completes at once (the in-memory driver's always do) costs no timer: the timeout's clock is
+/// started only when the driver returns an operation still running, and the operation's state is passed, not captured.
+/// </para>
 /// </remarks>
 internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTimeout) : ISessionDriver
 {
@@ -23,22 +27,22 @@ internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTime
     public ISessionDriver Inner => inner;
 
     public ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken) =>
-        RunAsync("loading", request.Key.Id, ct => inner.LoadAsync(request, ct), cancellationToken);
+        RunAsync("loading", request.Key.Id, (inner, request), static (s, ct) => s.inner.LoadAsync(s.request, ct), cancellationToken);
 
     public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken) =>
-        RunAsync(request.CreateWithSecret is null ? "committing" : "creating", request.SessionId, ct => inner.CommitAsync(request, ct), cancellationToken);
+        RunAsync(request.CreateWithSecret is null ? "committing" : "creating", request.SessionId, (inner, request), static (s, ct) => s.inner.CommitAsync(s.request, ct), cancellationToken);
 
     public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
-        RunAsync("renewing the lock of", sessionId, ct => inner.RenewLockAsync(sessionId, lease, now, ct), cancellationToken);
+        RunAsync("renewing the lock of", sessionId, (inner, sessionId, lease, now), static (s, ct) => s.inner.RenewLockAsync(s.sessionId, s.lease, s.now, ct), cancellationToken);
 
-    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
-        await RunAsync("releasing the lock of", sessionId, ct => inner.ReleaseLockAsync(sessionId, lease, ct), cancellationToken).ConfigureAwait(false);
+    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
+        RunAsync("releasing the lock of", sessionId, (inner, sessionId, lease), static (s, ct) => s.inner.ReleaseLockAsync(s.sessionId, s.lease, ct), cancellationToken);
 
     public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) =>
-        RunAsync("regenerating", request.Key.Id, ct => inner.RegenerateAsync(request, ct), cancellationToken);
+        RunAsync("regenerating", request.Key.Id, (inner, request), static (s, ct) => s.inner.RegenerateAsync(s.request, ct), cancellationToken);
 
-    public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
-        await RunAsync("destroying", sessionId, ct => inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, ct), cancellationToken).ConfigureAwait(false);
+    public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
+        RunAsync("destroying", sessionId, (inner, sessionId, now, tombstoneExpiresAt), static (s, ct) => s.inner.DestroyAsync(s.sessionId, s.now, s.tombstoneExpiresAt, ct), cancellationToken);
 
     public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>
         inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
@@ -47,35 +51,74 @@ internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTime
     /// Runs an operation of session <paramref name="sessionId"/> that returns nothing, guarded as a driver call;
     /// <paramref name="what"/> says what it does, as the messages say it ("destroying", "binding").
     /// </summary>
-    public ValueTask<bool> RunAsync(string what, string sessionId, Func<CancellationToken, ValueTask> operation, CancellationToken cancellationToken) =>
-        RunAsync(what, sessionId, async ct =>
-        {
-            await operation(ct).ConfigureAwait(false);
-            return true;
-        }, cancellationToken);
+    public ValueTask RunAsync(string what, string sessionId, Func<CancellationToken, ValueTask> operation, CancellationToken cancellationToken) =>
+        RunAsync(what, sessionId, operation, static (op, ct) => op(ct), cancellationToken);
 
     /// <summary>
     /// Runs an operation of session <paramref name="sessionId"/>, guarded as a driver call; <paramref name="what"/>
     /// says what it does, as the messages say it ("loading", "importing").
     /// </summary>
-    public async ValueTask<T> RunAsync<T>(string what, string sessionId, Func<CancellationToken, ValueTask<T>> operation, CancellationToken cancellationToken)
+    public ValueTask<T> RunAsync<T>(string what, string sessionId, Func<CancellationToken, ValueTask<T>> operation, CancellationToken cancellationToken) =>
+        RunAsync(what, sessionId, operation, static (op, ct) => op(ct), cancellationToken);
+
+    /// <summary>As <see cref="RunAsync{T}(string, string, Func{CancellationToken, ValueTask{T}}, CancellationToken)"/>, with the operation's state passed in, not captured.</summary>
+    private async ValueTask<T> RunAsync<TState, T>(
+        string what, string sessionId, TState state, Func<TState, CancellationToken, ValueTask<T>> operation, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(ioTimeout);
         try
         {
-            var pending = operation(timeout.Token);
-            return pending.IsCompleted
-                ? pending.Result
-                : await pending.AsTask().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+            var pending = operation(state, timeout.Token);
+            if (pending.IsCompleted)
+            {
+                return pending.Result;
+            }
+
+            timeout.CancelAfter(ioTimeout);
+            return await pending.AsTask().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new OperationCanceledException($"Timed out {what} the session (AsmSessionOptions.IOTimeout is {ioTimeout}).", ex, timeout.Token);
+            throw TimedOut(what, ex, timeout.Token);
         }
         catch (Exception ex) when (ex is not (OperationCanceledException or SessionStorageException))
         {
-            throw new SessionStorageException($"Failed {what} session {SessionKey.Hash(sessionId)}: {ex.Message}", ex);
+            throw Failed(what, sessionId, ex);
         }
     }
+
+    /// <summary>As <see cref="RunAsync{TState, T}"/>, for an operation that returns nothing.</summary>
+    private async ValueTask RunAsync<TState>(
+        string what, string sessionId, TState state, Func<TState, CancellationToken, ValueTask> operation, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        try
+        {
+            var pending = operation(state, timeout.Token);
+            if (pending.IsCompleted)
+            {
+                pending.GetAwaiter().GetResult();
+                return;
+            }
+
+            timeout.CancelAfter(ioTimeout);
+            await pending.AsTask().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw TimedOut(what, ex, timeout.Token);
+        }
+        catch (Exception ex) when (ex is not (OperationCanceledException or SessionStorageException))
+        {
+            throw Failed(what, sessionId, ex);
+        }
+    }
+
+    /// <summary>An operation the I/O timeout (not the caller) cancelled.</summary>
+    private OperationCanceledException TimedOut(string what, OperationCanceledException ex, CancellationToken timeout) =>
+        new($"Timed out {what} the session (AsmSessionOptions.IOTimeout is {ioTimeout}).", ex, timeout);
+
+    /// <summary>An operation that failed, as a <see cref="SessionStorageException"/> that says what failed.</summary>
+    private static SessionStorageException Failed(string what, string sessionId, Exception ex) =>
+        new($"Failed {what} session {SessionKey.Hash(sessionId)}: {ex.Message}", ex);
 }

@@ -58,8 +58,8 @@ public sealed class SessionChangeSetTests
         set.StartNextDelta();
 
         Assert.False(set.HasChanges);
-        Assert.Empty(set.CopyChanges());
-        Assert.Empty(set.CopyNewProfiles());
+        Assert.Empty(set.Changes);
+        Assert.Empty(set.NewProfiles);
         Assert.Equal(["b", "c"], set.Keys.Order(StringComparer.Ordinal));
         Assert.True(set.TryGetValue("c", out var c));
         Assert.Equal([3], c);
@@ -94,5 +94,29 @@ public sealed class SessionChangeSetTests
         Assert.Equal(["a", "b"], set.Keys.Order(StringComparer.Ordinal));
         set.Drop();
         Assert.False(set.HasChanges);
+    }
+
+    [Fact]
+    public void WhatACommitWasGiven_NeverChangesAfterwards_LaterChangesGoToACopy()
+    {
+        var set = new SessionChangeSet();
+        set.Reset(Loaded());
+        Assert.True(set.TrySet("a", [7], long.MaxValue));
+        set.AddProfile("p");
+        var changes = set.Changes;
+        var profiles = set.NewProfiles;
+
+        Assert.True(set.TrySet("c", [3], long.MaxValue));
+        set.Remove("a");
+        set.AddProfile("q");
+
+        Assert.Equal(["a"], changes.Keys);
+        Assert.Equal([7], changes["a"]);
+        Assert.Equal(["p"], profiles);
+        Assert.Equal(["a", "c"], set.Changes.Keys.Order(StringComparer.Ordinal));
+        Assert.Null(set.Changes["a"]);
+        Assert.Equal(["p", "q"], set.NewProfiles);
+        set.Clear();
+        Assert.Equal(["a"], changes.Keys);
     }
 }

@@ -84,7 +84,7 @@ public sealed class SessionLockHolderTests : IDisposable
             o.LockWaitFailure = failure;
         });
 
-        var load = holder.LoadLockedAsync(key, SessionLockMode.Exclusive, CancellationToken.None);
+        var load = holder.LoadLockedAsync(key, SessionLockMode.Exclusive, CancellationToken.None).AsTask();
 
         if (failure == LockWaitFailure.ContinueReadOnly)
         {

@@ -40,46 +40,21 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider, IOptions<InMemor
             return ValueTask.FromResult(SessionLoadResult.Of(SessionLoadStatus.Unknown));
         }
 
-        SessionLoadResult result;
         lock (record)
         {
-            result = record.Load(request);
+            return ValueTask.FromResult(record.Load(request, copyValues: true));
         }
-
-        if (result.Values.Count == 0)
-        {
-            return ValueTask.FromResult(result);
-        }
-
-        var copies = new Dictionary<string, byte[]>(result.Values.Count, StringComparer.Ordinal);
-        foreach (var (name, value) in result.Values)
-        {
-            copies[name] = [.. value];
-        }
-
-        return ValueTask.FromResult(result with { Values = copies });
     }
 
     public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         SessionValueName.ValidateAll(request);
-        if (request.Changes.Count > 0)
-        {
-            var copies = new Dictionary<string, byte[]?>(request.Changes.Count, StringComparer.Ordinal);
-            foreach (var (name, value) in request.Changes)
-            {
-                copies[name] = value is null ? null : [.. value];
-            }
-
-            request = request with { Changes = copies };
-        }
-
         SessionCommitStatus status;
         if (request.CreateWithSecret is not null)
         {
             Reserve("session");
-            status = _sessions.TryAdd(request.SessionId, SessionRecord.Create(request))
+            status = _sessions.TryAdd(request.SessionId, SessionRecord.Create(request, copyValues: true))
                 ? SessionCommitStatus.Committed
                 : Unreserve(SessionCommitStatus.NotFound);
         }
@@ -87,7 +62,7 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider, IOptions<InMemor
         {
             lock (record)
             {
-                status = record.Commit(request);
+                status = record.Commit(request, copyValues: true);
             }
         }
         else

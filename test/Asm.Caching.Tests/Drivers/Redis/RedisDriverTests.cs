@@ -12,6 +12,8 @@ public sealed class RedisDriverTests(RedisServer server) : StoredDriverConforman
 
     protected override ISessionDriver CreateDriver(TimeProvider timeProvider) => _drivers.Create(timeProvider);
 
+    protected override Task WhenWakeUpsArriveAsync(ISessionDriver driver) => _drivers.WhenSubscribedAsync((RedisDriver)driver, server);
+
     /// <summary>Writes a creation time that is not a number into the session's hash.</summary>
     protected override async Task CorruptStoredSessionAsync(string sessionId) =>
         Assert.Equal(0L, await server.ExecuteAsync("HSET", ((RedisDriver)Sessions).SessionKeyOf(sessionId), "c", "yesterday"));

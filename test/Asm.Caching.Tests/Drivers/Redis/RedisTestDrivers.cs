@@ -1,4 +1,5 @@
 using Asm.Caching.Drivers.Redis;
+using Asm.Testing.Redis;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -12,17 +13,20 @@ namespace Asm.Caching.Tests.Drivers.Redis;
 internal sealed class RedisTestDrivers(string configuration) : IDisposable
 {
     private readonly List<RedisDriver> _drivers = [];
+    private readonly Dictionary<RedisDriver, string> _clientNames = [];
 
     public string InstanceName { get; } = $"asm-test:{Guid.NewGuid():N}:";
 
     public RedisDriver Create(TimeProvider timeProvider, ILogger<RedisDriver>? logger = null, Action<RedisDriverOptions>? configure = null)
     {
-        var options = new RedisDriverOptions { Configuration = configuration, InstanceName = InstanceName };
+        var clientName = $"asm-test-{Guid.NewGuid():N}";
+        var options = new RedisDriverOptions { Configuration = $"{configuration},name={clientName}", InstanceName = InstanceName };
         configure?.Invoke(options);
         var driver = new RedisDriver(Options.Create(options), timeProvider, logger ?? NullLogger<RedisDriver>.Instance);
         lock (_drivers)
         {
             _drivers.Add(driver);
+            _clientNames.Add(driver, clientName);
         }
 
         return driver;
@@ -39,6 +43,21 @@ internal sealed class RedisTestDrivers(string configuration) : IDisposable
         return driver;
     }
 
+    /// <summary>
+    /// Completes once <paramref name="driver"/> (connected) has its lock-release subscription on one of
+    /// <paramref name="nodes"/>: from then on a release wakes its waiters, and a test may time the wake-up.
+    /// </summary>
+    public Task WhenSubscribedAsync(RedisDriver driver, params IEnumerable<RedisServer> nodes)
+    {
+        string clientName;
+        lock (_drivers)
+        {
+            clientName = _clientNames[driver];
+        }
+
+        return RedisSubscribers.WaitForAsync(nodes, clientName);
+    }
+
     public void Dispose()
     {
         lock (_drivers)
@@ -49,6 +68,7 @@ internal sealed class RedisTestDrivers(string configuration) : IDisposable
             }
 
             _drivers.Clear();
+            _clientNames.Clear();
         }
     }
 }

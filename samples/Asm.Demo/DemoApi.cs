@@ -43,14 +43,18 @@ internal static class DemoApi
             return Describe(session);
         });
 
-        api.MapGet("/state", (HttpContext context, DemoStorage storage, DemoEventLog log) =>
+        api.MapGet("/state", async (HttpContext context, DemoStorage storage, DemoEventLog log) =>
         {
+            await context.Session.LoadAsync(context.RequestAborted);
             var session = Describe(context.Session);
             return new { session, storage = storage.Description, events = log.Of(session.Id, context.Session.UserId) };
         }).WithSessionLock(SessionLockMode.ReadOnly);
 
-        api.MapGet("/events", (HttpContext context, DemoEventLog log) =>
-            log.Of(SessionKey.Hash(context.Session.Id), context.Session.UserId)).WithSessionLock(SessionLockMode.ReadOnly);
+        api.MapGet("/events", async (HttpContext context, DemoEventLog log) =>
+        {
+            await context.Session.LoadAsync(context.RequestAborted);
+            return log.Of(SessionKey.Hash(context.Session.Id), context.Session.UserId);
+        }).WithSessionLock(SessionLockMode.ReadOnly);
 
         // "Fire 50 parallel increments": the same read-modify-write under two lock modes.
         api.MapPost("/counters/reset", async (HttpContext context) =>
@@ -134,8 +138,8 @@ internal static class DemoApi
 
             context.Session.SetString("heldUntil", time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture));
         });
-        api.MapGet("/peek", [SessionLock(SessionLockMode.ReadOnly)] (HttpContext context, DemoLockHolders holders) => Peek(context, holders));
-        api.MapGet("/peek-exclusive", (HttpContext context, DemoLockHolders holders) => Peek(context, holders));
+        api.MapGet("/peek", [SessionLock(SessionLockMode.ReadOnly)] (HttpContext context, DemoLockHolders holders) => PeekAsync(context, holders));
+        api.MapGet("/peek-exclusive", (HttpContext context, DemoLockHolders holders) => PeekAsync(context, holders));
 
         // "Destroy": the record goes, the cookie is expired, and the next request starts a new session.
         api.MapPost("/destroy", async (HttpContext context) =>
@@ -156,12 +160,17 @@ internal static class DemoApi
         return value + 1;
     }
 
-    private static object Peek(HttpContext context, DemoLockHolders holders) => new
+    /// <summary>Loads asynchronously first: in Exclusive mode the load waits for the lock, which must not block a thread.</summary>
+    private static async Task<object> PeekAsync(HttpContext context, DemoLockHolders holders)
     {
-        holding = holders.IsHeld(context.Session.Id),
-        mode = context.Session.LockMode.ToString(),
-        profileChanged = DemoEventLog.Raised(context, DemoEvent.ProfileChanged),
-    };
+        await context.Session.LoadAsync(context.RequestAborted);
+        return new
+        {
+            holding = holders.IsHeld(context.Session.Id),
+            mode = context.Session.LockMode.ToString(),
+            profileChanged = DemoEventLog.Raised(context, DemoEvent.ProfileChanged),
+        };
+    }
 
     private static DemoSession Describe(ISession session)
     {

@@ -54,6 +54,9 @@ internal sealed class AsmSessionServices(
     /// <summary>The requests of this process waiting for a session's lock: only the first asks the storage.</summary>
     public LocalLockQueue LockQueue { get; } = new(timeProvider);
 
+    /// <summary>The timers that renew the leases of this process's requests, reused from one request to the next.</summary>
+    public RenewalTimers RenewalTimers { get; } = new(timeProvider);
+
     public SessionCookie Cookie { get; } = new(sessionOptions.Value.Cookie, dataProtection);
 
     private static ISessionDriver Compose(

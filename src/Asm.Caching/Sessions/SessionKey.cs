@@ -23,16 +23,30 @@ public readonly record struct SessionKey
     /// <summary>Characters of a whole key.</summary>
     public const int Length = IdLength + SecretLength;
 
-    private SessionKey(string value) => Value = value;
+    private SessionKey(string value)
+    {
+        // Cut once: a request asks a key for its id many times (every storage call, the lock queue, the lease).
+        Value = value;
+        Id = value[..IdLength];
+        Secret = value[IdLength..];
+    }
 
     /// <summary>The whole key, as stored in the cookie.</summary>
     public string Value { get; }
 
     /// <summary>The stable session id.</summary>
-    public string Id => Value[..IdLength];
+    public string Id { get; }
 
     /// <summary>The secret that proves the right to use the session.</summary>
-    public string Secret => Value[IdLength..];
+    public string Secret { get; }
+
+    /// <summary>Whether <paramref name="other"/> is the same key (its id and secret follow from it).</summary>
+    /// <param name="other">The key to compare with.</param>
+    /// <returns><see langword="true"/> when both keys have the same <see cref="Value"/>.</returns>
+    public bool Equals(SessionKey other) => string.Equals(Value, other.Value, StringComparison.Ordinal);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => Value is null ? 0 : StringComparer.Ordinal.GetHashCode(Value);
 
     /// <summary>Creates a key with a new id and a new secret.</summary>
     public static SessionKey New() => new(Random(Length));

@@ -165,7 +165,7 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
                 return;
             }
 
-            if (line.Waiters.First is not { } first)
+            if (line.FirstWaiter is not { } first)
             {
                 _lines.Remove(line.SessionId);
                 return;
@@ -188,7 +188,13 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
 
         public Turn Holder { get; set; } = null!;
 
-        public LinkedList<TaskCompletionSource<Turn>> Waiters { get; } = [];
+        private LinkedList<TaskCompletionSource<Turn>>? _waiters;
+
+        /// <summary>The requests waiting behind the holder, oldest first (made when the first one queues).</summary>
+        public LinkedList<TaskCompletionSource<Turn>> Waiters => _waiters ??= [];
+
+        /// <summary>The longest-waiting request, if any.</summary>
+        public LinkedListNode<TaskCompletionSource<Turn>>? FirstWaiter => _waiters?.First;
     }
 
     /// <summary>One request's turn at a session's lock; <see cref="Leave"/> gives it up (once, whoever calls it).</summary>

@@ -9,8 +9,12 @@ namespace Asm.SessionAdapter.Sessions;
 /// </summary>
 /// <param name="context">The request.</param>
 /// <param name="cookie">How the cookie is written.</param>
-/// <param name="currentKey">The session's key when the response starts (a regeneration may replace it after it was asked for).</param>
-internal sealed class SessionCookieWriter(HttpContext context, SessionCookie cookie, Func<string> currentKey)
+/// <param name="currentKey">
+/// The session's key when the response starts (a regeneration may replace it after it was asked for), read from
+/// <paramref name="keyOwner"/> (so that a static function will do, and no closure is made per request).
+/// </param>
+/// <param name="keyOwner">What holds the key.</param>
+internal sealed class SessionCookieWriter(HttpContext context, SessionCookie cookie, Func<object, string> currentKey, object keyOwner)
 {
     private bool _sendKey;
     private bool _delete;
@@ -72,7 +76,7 @@ internal sealed class SessionCookieWriter(HttpContext context, SessionCookie coo
         switch (Decision)
         {
             case SessionCookieDecision.SendKey:
-                cookie.Append(context, currentKey());
+                cookie.Append(context, currentKey(keyOwner));
                 break;
             case SessionCookieDecision.Delete:
                 cookie.Delete(context);

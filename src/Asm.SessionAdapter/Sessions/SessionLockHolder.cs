@@ -12,11 +12,17 @@ namespace Asm.SessionAdapter.Sessions;
 /// lease and passed on once the lease is given back.
 /// </summary>
 internal sealed class SessionLockHolder(
-    GuardedSessionDriver storage, AsmSessionOptions options, TimeProvider time, SessionTelemetry telemetry, LocalLockQueue? queue = null)
+    GuardedSessionDriver storage,
+    AsmSessionOptions options,
+    TimeProvider time,
+    SessionTelemetry telemetry,
+    LocalLockQueue? queue = null,
+    RenewalTimers? renewalTimers = null)
 {
     private readonly LocalLockQueue _queue = queue ?? new LocalLockQueue(time);
+    private readonly RenewalTimers _renewalTimers = renewalTimers ?? new RenewalTimers(time);
     private string _sessionId = "";
-    private ITimer? _renewal;
+    private RenewalTimers.Timer? _renewal;
     private LocalLockQueue.Turn? _turn;
     private volatile bool _closed;
 
@@ -145,15 +151,13 @@ internal sealed class SessionLockHolder(
         StopRenewal();
         _sessionId = sessionId;
         Lease = lease;
-        var period = lease.Duration / 3;
-        _renewal = time.CreateTimer(static state => _ = ((SessionLockHolder)state!).RenewAsync(), this, period, period);
+        _renewal = _renewalTimers.Start(this, lease.Duration / 3);
     }
 
     /// <summary>Stops renewing the lease; it is still held (and released by the final commit) until <see cref="Forget"/>.</summary>
     public void StopRenewal()
     {
-        _renewal?.Dispose();
-        _renewal = null;
+        Interlocked.Exchange(ref _renewal, null)?.Stop();
     }
 
     /// <summary>

@@ -9,6 +9,8 @@ namespace Asm.SessionAdapter.Sessions;
 /// </summary>
 internal sealed class SessionProfileCheck(AsmSessionOptions options, HttpContext context, SessionTelemetry telemetry)
 {
+    private static readonly Func<HttpContext, string?> DefaultProvider = AsmSessionOptions.DefaultProfile;
+
     /// <summary>This request's client profile, or <see langword="null"/> when profiles are off.</summary>
     public string? Current => options.ProfileProvider?.Invoke(context);
 
@@ -26,7 +28,7 @@ internal sealed class SessionProfileCheck(AsmSessionOptions options, HttpContext
     /// <returns>Whether the handler rejected the request, and the profile to add to the session if any.</returns>
     public async ValueTask<ProfileVerdict> CheckAsync(string sessionId, IReadOnlyList<string> previous)
     {
-        if (Current is not { } profile || previous.Contains(profile, StringComparer.Ordinal))
+        if (DefaultProfileSeen(previous) || Current is not { } profile || Seen(previous, profile))
         {
             return default;
         }
@@ -43,6 +45,46 @@ internal sealed class SessionProfileCheck(AsmSessionOptions options, HttpContext
         }
 
         return new ProfileVerdict(Rejected: false, NewProfile: profile);
+    }
+
+    /// <summary>
+    /// Whether the provider is <see cref="AsmSessionOptions.DefaultProfile"/> and the request's profile is one of
+    /// <paramref name="previous"/>, found without making the profile's string (a session's usual request).
+    /// <see langword="false"/> also when that cannot be told this way: the caller then asks the provider.
+    /// </summary>
+    private bool DefaultProfileSeen(IReadOnlyList<string> previous)
+    {
+        if (previous.Count == 0 || options.ProfileProvider != DefaultProvider)
+        {
+            return false;
+        }
+
+        // As DefaultProfile writes it: the client IP address, '|', the User-Agent header.
+        Span<char> profile = stackalloc char[256];
+        var written = 0;
+        var userAgent = context.Request.Headers.UserAgent.ToString();
+        if ((context.Connection.RemoteIpAddress is { } address && !address.TryFormat(profile, out written))
+            || written + 1 + userAgent.Length > profile.Length)
+        {
+            return false;
+        }
+
+        profile[written++] = '|';
+        userAgent.CopyTo(profile[written..]);
+        return Seen(previous, profile[..(written + userAgent.Length)]);
+    }
+
+    private static bool Seen(IReadOnlyList<string> previous, ReadOnlySpan<char> profile)
+    {
+        for (var i = 0; i < previous.Count; i++)
+        {
+            if (profile.SequenceEqual(previous[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>What <see cref="CheckAsync"/> decided.</summary>

@@ -19,10 +19,15 @@ namespace Asm.SessionAdapter.Storage;
 /// <para>
 /// An operation that completes at once (the in-memory driver's always do) costs no timer: the timeout's clock is
 /// started only when the driver returns an operation still running, and the operation's state is passed, not captured.
+/// The timeout's source is reused by the thread's next operation when it ended uncancelled and the caller's token
+/// cannot be cancelled (<see cref="CancellationTokenSource.TryReset"/>), so that a storage call allocates none.
 /// </para>
 /// </remarks>
 internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTimeout) : ISessionDriver
 {
+    [ThreadStatic]
+    private static CancellationTokenSource? t_spareTimeout;
+
     /// <summary>The driver this one guards.</summary>
     public ISessionDriver Inner => inner;
 
@@ -65,7 +70,7 @@ internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTime
     private async ValueTask<T> RunAsync<TState, T>(
         string what, string sessionId, TState state, Func<TState, CancellationToken, ValueTask<T>> operation, CancellationToken cancellationToken)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var timeout = RentTimeout(cancellationToken);
         try
         {
             var pending = operation(state, timeout.Token);
@@ -85,13 +90,17 @@ internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTime
         {
             throw Failed(what, sessionId, ex);
         }
+        finally
+        {
+            ReturnTimeout(timeout, cancellationToken);
+        }
     }
 
     /// <summary>As <see cref="RunAsync{TState, T}"/>, for an operation that returns nothing.</summary>
     private async ValueTask RunAsync<TState>(
         string what, string sessionId, TState state, Func<TState, CancellationToken, ValueTask> operation, CancellationToken cancellationToken)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var timeout = RentTimeout(cancellationToken);
         try
         {
             var pending = operation(state, timeout.Token);
@@ -112,6 +121,41 @@ internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTime
         {
             throw Failed(what, sessionId, ex);
         }
+        finally
+        {
+            ReturnTimeout(timeout, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// The source of an operation's timeout token: linked to the caller's token when it can be cancelled, else a plain
+    /// one, reused from this thread's last operation when that one ended uncancelled.
+    /// </summary>
+    private static CancellationTokenSource RentTimeout(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.CanBeCanceled)
+        {
+            return CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        }
+
+        var spare = t_spareTimeout;
+        t_spareTimeout = null;
+        return spare ?? new CancellationTokenSource();
+    }
+
+    /// <summary>
+    /// Ends an operation's timeout: a plain source that was not cancelled is reset (its timer stopped, and what the
+    /// operation registered on its token never called) and kept for this thread's next operation; any other is disposed.
+    /// </summary>
+    private static void ReturnTimeout(CancellationTokenSource timeout, CancellationToken cancellationToken)
+    {
+        if (!cancellationToken.CanBeCanceled && t_spareTimeout is null && timeout.TryReset())
+        {
+            t_spareTimeout = timeout;
+            return;
+        }
+
+        timeout.Dispose();
     }
 
     /// <summary>An operation the I/O timeout (not the caller) cancelled.</summary>

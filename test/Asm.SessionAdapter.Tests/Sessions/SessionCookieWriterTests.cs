@@ -77,7 +77,7 @@ public sealed class SessionCookieWriterTests
 
         var key = new KeyBox("initial");
         var cookie = new SessionCookie(new CookieBuilder { Name = Name }, new EphemeralDataProtectionProvider());
-        return (context, new SessionCookieWriter(context, cookie, () => key.Value), key);
+        return (context, new SessionCookieWriter(context, cookie, static box => ((KeyBox)box).Value, key), key);
     }
 
     private sealed class StartedResponse : HttpResponseFeature

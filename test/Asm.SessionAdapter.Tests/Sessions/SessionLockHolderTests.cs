@@ -43,6 +43,32 @@ public sealed class SessionLockHolderTests : IDisposable
     }
 
     [Fact]
+    public async Task RenewalTimerGivenBack_RenewsTheNextHolderThatTakesIt()
+    {
+        var time = new FakeTimeProvider();
+        var driver = new InMemoryDriver(time);
+        var timers = new RenewalTimers(time);
+        var (first, second) = (await CreateAsync(driver, time), await CreateAsync(driver, time));
+        var firstHolder = Holder(driver, time, renewalTimers: timers);
+        var secondHolder = Holder(driver, time, renewalTimers: timers);
+        firstHolder.Hold(first.Id, (await firstHolder.LoadLockedAsync(first, SessionLockMode.Exclusive, CancellationToken.None))!.Lease!);
+        time.Advance(Lease / 3);
+        await firstHolder.ReleaseAsync();
+
+        secondHolder.Hold(second.Id, (await secondHolder.LoadLockedAsync(second, SessionLockMode.Exclusive, CancellationToken.None))!.Lease!);
+        for (var i = 0; i < 4; i++)
+        {
+            time.Advance(Lease / 3);
+        }
+
+        // The second lease, 40 s after it was granted for 30 s, is still held; the first session's lock is free.
+        Assert.True(secondHolder.IsRenewing);
+        Assert.False(firstHolder.IsRenewing);
+        Assert.Equal(SessionLoadStatus.LockBusy, (await driver.LoadAsync(LockedLoad(second, time), CancellationToken.None)).Status);
+        Assert.Equal(SessionLoadStatus.Found, (await driver.LoadAsync(LockedLoad(first, time), CancellationToken.None)).Status);
+    }
+
+    [Fact]
     public async Task RenewalThatStorageRefuses_StopsRenewing_ButKeepsTheLeaseForTheCommitsFenceCheck()
     {
         var (time, _, key, holder) = await StartAsync();
@@ -108,12 +134,12 @@ public sealed class SessionLockHolderTests : IDisposable
         return (time, driver, await CreateAsync(driver, time), Holder(driver, time));
     }
 
-    private SessionLockHolder Holder(InMemoryDriver driver, TimeProvider time, Action<AsmSessionOptions>? configure = null)
+    private SessionLockHolder Holder(InMemoryDriver driver, TimeProvider time, Action<AsmSessionOptions>? configure = null, RenewalTimers? renewalTimers = null)
     {
         var options = new AsmSessionOptions { LockLease = Lease };
         configure?.Invoke(options);
         var telemetry = new SessionTelemetry(new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance);
-        return new SessionLockHolder(new GuardedSessionDriver(driver, options.IOTimeout), options, time, telemetry);
+        return new SessionLockHolder(new GuardedSessionDriver(driver, options.IOTimeout), options, time, telemetry, renewalTimers: renewalTimers);
     }
 
     private static async Task<SessionKey> CreateAsync(InMemoryDriver driver, TimeProvider time)

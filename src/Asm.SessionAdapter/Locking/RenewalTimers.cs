@@ -1,0 +1,112 @@
+using System.Collections.Concurrent;
+using Asm.SessionAdapter.Sessions;
+
+namespace Asm.SessionAdapter;
+
+/// <summary>
+/// The timers that renew lock leases, kept for reuse: a request takes one when it holds a lease and gives it back,
+/// stopped, when it lets go of it, so that holding a lock creates no timer per request. A timer renews the holder it is
+/// lent to, on the application's <see cref="TimeProvider"/>, with the execution context of the request that holds it.
+/// </summary>
+/// <remarks>
+/// A tick already on its way when a timer changes hands may renew its next holder early: a renewal is judged by the
+/// lease, so that costs one storage call and changes nothing else. At most <c>capacity</c> stopped timers are kept.
+/// </remarks>
+internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
+{
+    private readonly ConcurrentQueue<Timer> _idle = new();
+    private int _idleCount;
+
+    /// <summary>Starts a timer that renews <paramref name="holder"/>'s lease every <paramref name="period"/>.</summary>
+    public Timer Start(SessionLockHolder holder, TimeSpan period)
+    {
+        if (_idle.TryDequeue(out var timer))
+        {
+            Interlocked.Decrement(ref _idleCount);
+        }
+        else
+        {
+            timer = new Timer(this, time);
+        }
+
+        timer.Start(holder, period);
+        return timer;
+    }
+
+    private void Keep(Timer timer)
+    {
+        if (Interlocked.Increment(ref _idleCount) <= capacity)
+        {
+            _idle.Enqueue(timer);
+            return;
+        }
+
+        Interlocked.Decrement(ref _idleCount);
+        timer.Dispose();
+    }
+
+    /// <summary>One renewal timer, lent to one holder at a time.</summary>
+    internal sealed class Timer : IDisposable
+    {
+        private readonly RenewalTimers _owner;
+        private readonly ITimer _timer;
+        private SessionLockHolder? _holder;
+        private ExecutionContext? _context;
+
+        public Timer(RenewalTimers owner, TimeProvider time)
+        {
+            _owner = owner;
+
+            // The timer outlives the request that made it: it captures no request's context (each tick runs in its holder's).
+            var restore = !ExecutionContext.IsFlowSuppressed();
+            var suppressed = restore ? ExecutionContext.SuppressFlow() : default;
+            try
+            {
+                _timer = time.CreateTimer(static state => ((Timer)state!).Tick(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            }
+            finally
+            {
+                if (restore)
+                {
+                    suppressed.Undo();
+                }
+            }
+        }
+
+        public void Start(SessionLockHolder holder, TimeSpan period)
+        {
+            _context = ExecutionContext.Capture();
+            Volatile.Write(ref _holder, holder);
+            _timer.Change(period, period);
+        }
+
+        /// <summary>Stops renewing, and gives the timer back for another holder.</summary>
+        public void Stop()
+        {
+            _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            Volatile.Write(ref _holder, null);
+            _context = null;
+            _owner.Keep(this);
+        }
+
+        public void Dispose() => _timer.Dispose();
+
+        private void Tick()
+        {
+            var context = _context;
+            if (Volatile.Read(ref _holder) is not { } holder)
+            {
+                return;
+            }
+
+            if (context is null)
+            {
+                _ = holder.RenewAsync();
+            }
+            else
+            {
+                ExecutionContext.Run(context, static state => _ = ((SessionLockHolder)state!).RenewAsync(), holder);
+            }
+        }
+    }
+}

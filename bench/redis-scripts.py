@@ -3,7 +3,8 @@
 
     bench/redis-scripts.py                        the scripts of this checkout
     bench/redis-scripts.py --before REV           also the scripts of git revision REV, measured in the same run
-    bench/redis-scripts.py -n 40000 --slices 8    more calls (default 20000, in 5 slices)
+    bench/redis-scripts.py -n 40000 --slices 40   more calls and slices (default 20000 in 20 slices)
+    bench/redis-scripts.py --rows readonly,cycle   only these rows (readonly, lease, cycle, lockless, renew, get, set)
 
 It starts a redis-server per version on a free loopback port (no persistence) and, on each, creates a session shaped like
 bench/run.sh's (four values, about 250 bytes, one profile, an absolute expiry) and a 300-byte sliding cache entry.
@@ -185,6 +186,7 @@ class Version:
         if row == 'lockless':
             return [self.commit(now + i) for i in range(n)]
         if row == 'renew':
+            self.fence = self.redis.call(*self.load(now, 'held'))[2]
             return [['EVALSHA', self.sha['Renew'], 1, self.key, now + i, 'held', self.fence, 30000, ''] for i in range(n)]
         if row == 'get':
             return [['EVALSHA', self.sha['CacheGet'], 1, self.entry, now + i, '1'] for i in range(n)]
@@ -199,8 +201,6 @@ class Version:
             assert redis.call('EVALSHA', self.sha['Release'], 1, self.key, 'held', 'asm:released', 'id') == 1
         elif row in ('cycle', 'lockless'):
             assert replies[-1] == 0, replies[-1]
-            if row == 'lockless':
-                self.fence = redis.call(*self.load(self.now, 'held'))[2]
         elif row == 'renew':
             assert replies[-1] == 1, replies[-1]
 
@@ -216,12 +216,14 @@ ROWS = [
 ]
 
 
-def run(versions, n, slices):
+def run(versions, n, slices, only):
     """Every row for every version; the slices of one row alternate between the versions, so that a slow spell of
     the machine hits them alike. Returns {row: [fastest slice per version]}."""
     size = n // slices
     table = {}
     for row, _ in ROWS:
+        if only and row not in only and not (row == 'lease' and 'cycle' in only):
+            continue
         commands = [v.commands(row, n) for v in versions]
         step = 2 * size if row == 'cycle' else size
         best = [None] * len(versions)
@@ -235,7 +237,8 @@ def run(versions, n, slices):
             v.after(v.redis, row, replies[i])
         table[row] = best
     # The commit with release, from the cycle's average and the lease load: 2 x cycle - lease load.
-    table['commit'] = [2 * c - l for c, l in zip(table['cycle'], table['lease'])]
+    if 'cycle' in table:
+        table['commit'] = [2 * c - l for c, l in zip(table['cycle'], table['lease'])]
     return table
 
 
@@ -248,8 +251,9 @@ def free_port():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('-n', type=int, default=20000, help='calls per row')
-    parser.add_argument('--slices', type=int, default=5, help='slices per row; the fastest is reported')
+    parser.add_argument('--slices', type=int, default=20, help='slices per row; the fastest is reported')
     parser.add_argument('--before', help='a git revision whose scripts are measured too, in the same run')
+    parser.add_argument('--rows', help='only these rows, comma-separated: ' + ','.join(r for r, _ in ROWS))
     args = parser.parse_args()
     versions = [('this checkout', scripts(sources_at(None)))]
     if args.before:
@@ -274,7 +278,8 @@ def main():
                 except OSError:
                     time.sleep(0.05)
             clients.append(redis)
-        table = run([Version(c, s, 's:{bench}') for c, (_, s) in zip(clients, versions)], args.n, args.slices)
+        table = run([Version(c, s, 's:{bench}') for c, (_, s) in zip(clients, versions)], args.n, args.slices,
+                    args.rows.split(',') if args.rows else None)
     finally:
         for server in servers:
             server.terminate()
@@ -284,7 +289,8 @@ def main():
           % (args.slices, args.n // args.slices))
     print('%-50s' % '' + ''.join('%16s' % label[:15] for label, _ in versions))
     for row, label in ROWS[:3] + [('commit', '  so Commit with release: 2 x cycle - lease load')] + ROWS[3:]:
-        print('%-50s' % label + ''.join('%16.2f' % us for us in table[row]))
+        if row in table:
+            print('%-50s' % label + ''.join('%16.2f' % us for us in table[row]))
 
 
 if __name__ == '__main__':

@@ -9,8 +9,10 @@ namespace Asm.SessionAdapter;
 /// lent to, on the application's <see cref="TimeProvider"/>, with the execution context of the request that holds it.
 /// </summary>
 /// <remarks>
-/// A tick already on its way when a timer changes hands may renew its next holder early: a renewal is judged by the
-/// lease, so that costs one storage call and changes nothing else. At most <c>capacity</c> stopped timers are kept.
+/// A timer given back keeps ticking (a tick with no holder does nothing), so that lending it costs no change to the
+/// runtime's timer queue: a holder's first renewal comes within one period of taking the timer, not exactly one period
+/// later, and then every period, which keeps the lease as surely. A renewal is judged by the lease, so a tick that
+/// reaches the next holder early costs one storage call and changes nothing else. At most <c>capacity</c> timers are kept.
 /// </remarks>
 internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
 {
@@ -52,6 +54,7 @@ internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
         private readonly ITimer _timer;
         private SessionLockHolder? _holder;
         private ExecutionContext? _context;
+        private TimeSpan _period = Timeout.InfiniteTimeSpan;
 
         public Timer(RenewalTimers owner, TimeProvider time)
         {
@@ -77,13 +80,16 @@ internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
         {
             _context = ExecutionContext.Capture();
             Volatile.Write(ref _holder, holder);
-            _timer.Change(period, period);
+            if (_period != period)
+            {
+                _period = period;
+                _timer.Change(period, period);
+            }
         }
 
-        /// <summary>Stops renewing, and gives the timer back for another holder.</summary>
+        /// <summary>Stops renewing its holder, and gives the timer back for another.</summary>
         public void Stop()
         {
-            _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             Volatile.Write(ref _holder, null);
             _context = null;
             _owner.Keep(this);

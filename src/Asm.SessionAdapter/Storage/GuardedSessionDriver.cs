@@ -97,34 +97,15 @@ internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTime
     }
 
     /// <summary>As <see cref="RunAsync{TState, T}"/>, for an operation that returns nothing.</summary>
-    private async ValueTask RunAsync<TState>(
+    private ValueTask RunAsync<TState>(
         string what, string sessionId, TState state, Func<TState, CancellationToken, ValueTask> operation, CancellationToken cancellationToken)
     {
-        var timeout = RentTimeout(cancellationToken);
-        try
+        var pending = RunAsync(what, sessionId, (state, operation), static async (s, ct) =>
         {
-            var pending = operation(state, timeout.Token);
-            if (pending.IsCompleted)
-            {
-                pending.GetAwaiter().GetResult();
-                return;
-            }
-
-            timeout.CancelAfter(ioTimeout);
-            await pending.AsTask().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
-        }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw TimedOut(what, ex, timeout.Token);
-        }
-        catch (Exception ex) when (ex is not (OperationCanceledException or SessionStorageException))
-        {
-            throw Failed(what, sessionId, ex);
-        }
-        finally
-        {
-            ReturnTimeout(timeout, cancellationToken);
-        }
+            await s.operation(s.state, ct).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+        return pending.IsCompletedSuccessfully ? default : new ValueTask(pending.AsTask());
     }
 
     /// <summary>

@@ -46,9 +46,9 @@ internal static partial class RedisScripts
     /// defines costs a closure per call even when unused.
     /// </summary>
     /// <remarks>
-    /// <c>read</c> is the one reader of a record: one <c>HGETALL</c>, then one pass that sorts the fields by their first
-    /// two bytes and validates every one of them, so that every script sees a damaged record as unreadable. Values are
-    /// not copied out: <c>r.vals</c> holds the index of each value's field name in <c>r.raw</c> (the value follows it).
+    /// <c>read</c> is the one reader of a record: one <c>HGETALL</c>, then one pass that tells the fields apart by their
+    /// first two bytes and validates every one of them, so that every script sees a damaged record as unreadable. Values
+    /// are not copied out: <c>r.vals</c> holds the index of each value's field name in <c>r.raw</c> (the value follows it).
     /// </remarks>
     private const string Prelude = """
         local FOUND, ZOMBIE, UNKNOWN, EXPIRED, DESTROYED, ZOMBIE_EXPIRED, LOCK_BUSY, CORRUPT = 0, 1, 2, 3, 4, 5, 6, 7
@@ -64,9 +64,7 @@ internal static partial class RedisScripts
           if raw.err then return false end
           local count = #raw
           if count == 0 then return nil end
-          -- The nil fields only size the table for the fields the loop sets.
-          local r = { raw = raw, vals = {}, profiles = {}, zombies = {}, f = 0, n = 0,
-            fmt = nil, x = nil, s = nil, u = nil, lt = nil, lx = nil, c = nil, ie = nil, ae = nil, pa = nil }
+          local r = { raw = raw, vals = {}, profiles = {}, zombies = {}, f = 0, n = 0 }
           local vals, nv = r.vals, 0
           for i = 1, count, 2 do
             local name, v = raw[i], raw[i + 1]

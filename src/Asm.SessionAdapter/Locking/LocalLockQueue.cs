@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Asm.SessionAdapter;
 
 /// <summary>
@@ -61,24 +63,26 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
     /// </summary>
     public async ValueTask<Turn?> EnterAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken)
     {
-        var started = timeProvider.GetTimestamp();
         Line line;
         LinkedListNode<TaskCompletionSource<Turn>> node;
         List<TaskCompletionSource>? reached;
         lock (_lines)
         {
-            if (!_lines.TryGetValue(sessionId, out line!))
+            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_lines, sessionId, out var exists);
+            if (!exists)
             {
-                line = new Line(sessionId);
-                _lines.Add(sessionId, line);
+                slot = line = new Line(sessionId);
                 return line.Holder = new Turn(this, line, queued: false);
             }
+
+            line = slot!;
 
             node = line.Waiters.AddLast(new TaskCompletionSource<Turn>(TaskCreationOptions.RunContinuationsAsynchronously));
             reached = NoteQueued();
         }
 
         reached?.ForEach(static r => r.TrySetResult());
+        var started = timeProvider.GetTimestamp();
         while (true)
         {
             var slice = Min(maxWait - timeProvider.GetElapsedTime(started), RecheckEvery);

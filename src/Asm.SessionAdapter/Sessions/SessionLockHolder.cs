@@ -52,9 +52,10 @@ internal sealed class SessionLockHolder(
 
         _turn = turn;
         SessionLoadResult? result;
+        DateTimeOffset loadedAt;
         try
         {
-            result = await LoadInTurnAsync(key, mode, started, turn.Queued, cancellationToken).ConfigureAwait(false);
+            (result, loadedAt) = await LoadInTurnAsync(key, mode, started, turn.Queued, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -77,12 +78,14 @@ internal sealed class SessionLockHolder(
             return result with { Lease = null };
         }
 
-        turn.Extend(time.GetUtcNow() + lease.Duration);
+        // As far as this process knows, the lease runs from the load that was granted it.
+        turn.Extend(loadedAt + lease.Duration);
         return result;
     }
 
-    /// <summary>The storage side of <see cref="LoadLockedAsync"/>, once this request's turn has come.</summary>
-    private async ValueTask<SessionLoadResult?> LoadInTurnAsync(SessionKey key, SessionLockMode mode, long started, bool queued, CancellationToken cancellationToken)
+    /// <summary>The storage side of <see cref="LoadLockedAsync"/>, once this request's turn has come; also when the load that answered was sent.</summary>
+    private async ValueTask<(SessionLoadResult? Result, DateTimeOffset LoadedAt)> LoadInTurnAsync(
+        SessionKey key, SessionLockMode mode, long started, bool queued, CancellationToken cancellationToken)
     {
         var lease = SessionLease.Create(options.LockLease);
         for (var attempt = 0; ; attempt++)
@@ -101,21 +104,21 @@ internal sealed class SessionLockHolder(
                 throw;
             }
 
-            var waited = time.GetElapsedTime(started);
             if (result.Status != SessionLoadStatus.LockBusy)
             {
                 if (attempt > 0 || queued)
                 {
-                    telemetry.LockWaited(waited, acquired: true);
+                    telemetry.LockWaited(time.GetElapsedTime(started), acquired: true);
                 }
 
-                return result;
+                return (result, request.Now);
             }
 
+            var waited = time.GetElapsedTime(started);
             var remaining = options.LockWaitTimeout - waited;
             if (remaining <= TimeSpan.Zero)
             {
-                return TimedOut(key, mode, waited);
+                return (TimedOut(key, mode, waited), request.Now);
             }
 
             // Releases wake a waiter at once; the growing bound covers holders in other processes that cannot signal.

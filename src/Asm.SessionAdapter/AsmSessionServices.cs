@@ -22,7 +22,7 @@ internal sealed class AsmSessionServices(
     AsmSessionMetrics metrics,
     ILogger<AsmSessionStore> logger,
     StockSessionImporter? importer = null,
-    PreviousSessionDriver? previous = null)
+    PreviousSessionDriver? previous = null) : IDisposable
 {
     public AsmSessionOptions Options { get; } = options.Value;
 
@@ -58,6 +58,9 @@ internal sealed class AsmSessionServices(
     public RenewalTimers RenewalTimers { get; } = new(timeProvider);
 
     public SessionCookie Cookie { get; } = new(sessionOptions.Value.Cookie, dataProtection);
+
+    /// <summary>Disposes the renewal timers kept for reuse: none ticks on once the application has stopped.</summary>
+    public void Dispose() => RenewalTimers.Dispose();
 
     private static ISessionDriver Compose(
         AsmSessionOptions options,

@@ -6,18 +6,22 @@ namespace Asm.SessionAdapter;
 /// <summary>
 /// The timers that renew lock leases, kept for reuse: a request takes one when it holds a lease and gives it back,
 /// stopped, when it lets go of it, so that holding a lock creates no timer per request. A timer renews the holder it is
-/// lent to, on the application's <see cref="TimeProvider"/>, with the execution context of the request that holds it.
+/// lent to, on the application's <see cref="TimeProvider"/>, with the execution context the holder captured when it
+/// took the lease (<see cref="SessionLockHolder.OnRenewalTick"/>): a tick reads its holder once, so it never pairs one
+/// request's lease with another request's context.
 /// </summary>
 /// <remarks>
 /// A timer given back keeps ticking (a tick with no holder does nothing), so that lending it costs no change to the
 /// runtime's timer queue: a holder's first renewal comes within one period of taking the timer, not exactly one period
 /// later, and then every period, which keeps the lease as surely. A renewal is judged by the lease, so a tick that
-/// reaches the next holder early costs one storage call and changes nothing else. At most <c>capacity</c> timers are kept.
+/// reaches the next holder early costs one storage call and changes nothing else. At most <c>capacity</c> timers are
+/// kept; <see cref="Dispose"/> (the application stopping) disposes them, and every timer given back after it.
 /// </remarks>
-internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
+internal sealed class RenewalTimers(TimeProvider time, int capacity = 256) : IDisposable
 {
     private readonly ConcurrentQueue<Timer> _idle = new();
     private int _idleCount;
+    private volatile bool _disposed;
 
     /// <summary>Starts a timer that renews <paramref name="holder"/>'s lease every <paramref name="period"/>.</summary>
     public Timer Start(SessionLockHolder holder, TimeSpan period)
@@ -35,16 +39,42 @@ internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
         return timer;
     }
 
+    /// <summary>Disposes the timers kept for reuse; a timer given back from now on is disposed at once.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        DisposeIdle();
+    }
+
     private void Keep(Timer timer)
     {
-        if (Interlocked.Increment(ref _idleCount) <= capacity)
+        if (!_disposed)
         {
-            _idle.Enqueue(timer);
-            return;
+            if (Interlocked.Increment(ref _idleCount) <= capacity)
+            {
+                _idle.Enqueue(timer);
+                if (_disposed)
+                {
+                    // Disposed while this one went in: it must not tick on.
+                    DisposeIdle();
+                }
+
+                return;
+            }
+
+            Interlocked.Decrement(ref _idleCount);
         }
 
-        Interlocked.Decrement(ref _idleCount);
         timer.Dispose();
+    }
+
+    private void DisposeIdle()
+    {
+        while (_idle.TryDequeue(out var timer))
+        {
+            Interlocked.Decrement(ref _idleCount);
+            timer.Dispose();
+        }
     }
 
     /// <summary>One renewal timer, lent to one holder at a time.</summary>
@@ -53,7 +83,6 @@ internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
         private readonly RenewalTimers _owner;
         private readonly ITimer _timer;
         private SessionLockHolder? _holder;
-        private ExecutionContext? _context;
         private TimeSpan _period = Timeout.InfiniteTimeSpan;
 
         public Timer(RenewalTimers owner, TimeProvider time)
@@ -65,7 +94,7 @@ internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
             var suppressed = restore ? ExecutionContext.SuppressFlow() : default;
             try
             {
-                _timer = time.CreateTimer(static state => ((Timer)state!).Tick(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _timer = time.CreateTimer(static state => Volatile.Read(ref ((Timer)state!)._holder)?.OnRenewalTick(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             }
             finally
             {
@@ -78,7 +107,6 @@ internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
 
         public void Start(SessionLockHolder holder, TimeSpan period)
         {
-            _context = ExecutionContext.Capture();
             Volatile.Write(ref _holder, holder);
             if (_period != period)
             {
@@ -91,28 +119,9 @@ internal sealed class RenewalTimers(TimeProvider time, int capacity = 256)
         public void Stop()
         {
             Volatile.Write(ref _holder, null);
-            _context = null;
             _owner.Keep(this);
         }
 
         public void Dispose() => _timer.Dispose();
-
-        private void Tick()
-        {
-            var context = _context;
-            if (Volatile.Read(ref _holder) is not { } holder)
-            {
-                return;
-            }
-
-            if (context is null)
-            {
-                _ = holder.RenewAsync();
-            }
-            else
-            {
-                ExecutionContext.Run(context, static state => _ = ((SessionLockHolder)state!).RenewAsync(), holder);
-            }
-        }
     }
 }

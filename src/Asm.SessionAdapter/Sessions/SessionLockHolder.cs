@@ -23,6 +23,7 @@ internal sealed class SessionLockHolder(
     private readonly RenewalTimers _renewalTimers = renewalTimers ?? new RenewalTimers(time);
     private string _sessionId = "";
     private RenewalTimers.Timer? _renewal;
+    private ExecutionContext? _renewalContext;
     private LocalLockQueue.Turn? _turn;
     private volatile bool _closed;
 
@@ -154,6 +155,7 @@ internal sealed class SessionLockHolder(
         StopRenewal();
         _sessionId = sessionId;
         Lease = lease;
+        _renewalContext = ExecutionContext.Capture();
         _renewal = _renewalTimers.Start(this, lease.Duration / 3);
     }
 
@@ -230,6 +232,19 @@ internal sealed class SessionLockHolder(
         finally
         {
             EndTurn();
+        }
+    }
+
+    /// <summary>A renewal timer's tick: renews the lease with the execution context of the request that took it.</summary>
+    internal void OnRenewalTick()
+    {
+        if (_renewalContext is { } context)
+        {
+            ExecutionContext.Run(context, static state => _ = ((SessionLockHolder)state!).RenewAsync(), this);
+        }
+        else
+        {
+            _ = RenewAsync();
         }
     }
 

@@ -4,11 +4,11 @@ using Asm.SessionAdapter.Sessions;
 namespace Asm.SessionAdapter;
 
 /// <summary>
-/// The timers that renew lock leases, kept for reuse: a request takes one when it holds a lease and gives it back,
-/// stopped, when it lets go of it, so that holding a lock creates no timer per request. A timer renews the holder it is
-/// lent to, on the application's <see cref="TimeProvider"/>, with the execution context the holder captured when it
-/// took the lease (<see cref="SessionLockHolder.OnRenewalTick"/>): a tick reads its holder once, so it never pairs one
-/// request's lease with another request's context.
+/// The timers that renew lock leases, kept for reuse: a request takes one when it holds a lease and gives it back when
+/// it lets go of it, so that holding a lock creates no timer per request. A timer renews the holder it is lent to, on
+/// the application's <see cref="TimeProvider"/>, with the execution context the holder captured when it took the lease
+/// (<see cref="SessionLockHolder.OnRenewalTick"/>): a tick reads its holder once, so it never pairs one request's lease
+/// with another request's context.
 /// </summary>
 /// <remarks>
 /// A timer given back keeps ticking (a tick with no holder does nothing), so that lending it costs no change to the

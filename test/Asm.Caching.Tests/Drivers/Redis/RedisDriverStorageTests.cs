@@ -40,6 +40,43 @@ public sealed class RedisDriverStorageTests(RedisServer server) : IDisposable
     };
 
     [Fact]
+    public async Task CommitAsync_ClearingThousandsOfValuesWhileSettingAndDeletingThousands_WritesExactlyTheDelta()
+    {
+        // More fields than one HSET or HDEL of the scripts takes (they write in slices of 1000 arguments), with names
+        // cleared and set again in the same commit.
+        var driver = _drivers.Create(_clock);
+        var before = Enumerable.Range(0, 2600).ToDictionary(i => $"old{i}", i => (byte[]?)[(byte)i]);
+        var key = await SessionSteps.CreateAsync(driver, _clock, before);
+        var lease = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
+        var changes = Enumerable.Range(0, 2600).ToDictionary(i => $"new{i}", i => (byte[]?)[(byte)(i + 1)]);
+        for (var i = 0; i < 1300; i++)
+        {
+            changes[$"old{i}"] = [42];
+        }
+
+        for (var i = 1300; i < 2600; i++)
+        {
+            changes[$"old{i}"] = null;
+        }
+
+        var status = await driver.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id, Now = _clock.GetUtcNow(), IdleTimeout = SessionSteps.Idle, Lease = lease, ReleaseLock = true, Clear = true, Changes = changes,
+            },
+            CancellationToken.None);
+
+        Assert.Equal(SessionCommitStatus.Committed, status);
+        var loaded = await SessionSteps.LoadAsync(driver, _clock, key);
+        Assert.Equal(SessionLoadStatus.Found, loaded.Status);
+        Assert.Equal(3900, loaded.Values.Count);
+        Assert.All(Enumerable.Range(0, 1300), i => Assert.Equal([42], loaded.Values[$"old{i}"]));
+        Assert.All(Enumerable.Range(1300, 1300), i => Assert.False(loaded.Values.ContainsKey($"old{i}")));
+        Assert.All(Enumerable.Range(0, 2600), i => Assert.Equal([(byte)(i + 1)], loaded.Values[$"new{i}"]));
+        Assert.False((await HashAsync(driver.SessionKeyOf(key.Id))).ContainsKey("lt"));
+    }
+
+    [Fact]
     public async Task CommitAsync_NewSessionWithLeaseAndProfile_StoresDocumentedLayoutWithPhysicalExpiry()
     {
         var driver = _drivers.Create(_clock);

@@ -190,9 +190,10 @@ redis_stats() {
     | sed -nE 's/^cmdstat_([^:]+):calls=([0-9]+),usec=([0-9]+),.*/\1 \2 \3/p'
 }
 
-# The commands the Redis driver's Lua scripts call (INFO commandstats counts those too, though they are no round trip).
+# The commands the Redis driver's Lua scripts call (INFO commandstats counts those too, though they are no round trip):
+# redis.call('X', ...) and redis.pcall, and batch('X', ...), the scripts' helper that runs X on a list of fields.
 script_commands() {
-  grep -rohE "redis\.p?call\(['\"][A-Za-z]+['\"]" "$root/src/Asm.Caching.Redis" 2>/dev/null \
+  grep -rohE "(redis\.p?call|batch)\(['\"][A-Za-z]+['\"]" "$root/src/Asm.Caching.Redis" 2>/dev/null \
     | sed -E "s/.*\(['\"]//; s/['\"]$//" | tr '[:upper:]' '[:lower:]' | sort -u | tr '\n' ' ' || true
 }
 

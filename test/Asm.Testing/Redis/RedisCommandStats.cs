@@ -15,14 +15,15 @@ public sealed class RedisCommandStats
     private readonly Dictionary<string, long> _calls;
 
     /// <summary>
-    /// The commands the Redis driver's Lua scripts run inside Redis (read from the scripts themselves), to pass to
+    /// The commands the Redis driver's Lua scripts run inside Redis (read from the scripts themselves: <c>redis.call('X'</c>,
+    /// <c>redis.pcall('X'</c> and the scripts' <c>batch('X'</c> helper), to pass to
     /// <see cref="TopLevelCommands"/>. A cache removal is the one command the driver sends outside a script
     /// (<c>UNLINK</c>).
     /// </summary>
     public static IReadOnlyList<string> CommandsRunByAsmScripts { get; } = new[] { typeof(RedisScripts), typeof(RedisDriver.TrackingScripts) }
         .SelectMany(t => t.GetFields(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static))
         .Where(f => f.IsLiteral && f.FieldType == typeof(string))
-        .SelectMany(f => Regex.Matches((string)f.GetRawConstantValue()!, @"redis\.p?call\('([A-Za-z]+)'"))
+        .SelectMany(f => Regex.Matches((string)f.GetRawConstantValue()!, @"(?:redis\.p?call|batch)\('([A-Za-z]+)'"))
         .Select(m => m.Groups[1].Value.ToLowerInvariant())
         .Distinct()
         .Order(StringComparer.Ordinal)

@@ -50,7 +50,7 @@ public sealed class RenewalTimersTests : IDisposable
     }
 
     [Fact]
-    public async Task AppStopping_DisposesTheTimersItKeptForReuse_SoNoneTicksOnAfterIt()
+    public void AppStopping_DisposesTheTimersItKeptForReuse_SoNoneTicksOnAfterIt()
     {
         var time = new ManualTimeProvider();
         var timers = new RenewalTimers(time);
@@ -65,7 +65,6 @@ public sealed class RenewalTimersTests : IDisposable
         Assert.Equal(1, time.Disposed);
         holders[1].Forget();
         Assert.Equal(2, time.Disposed);
-        await Task.CompletedTask;
     }
 
     public void Dispose() => _metrics.Dispose();
@@ -125,7 +124,7 @@ public sealed class RenewalTimersTests : IDisposable
         public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) => throw new NotSupportedException();
     }
 
-    /// <summary>A clock whose timers fire only when the test says so (all of them, on the calling thread), and that counts the timers disposed.</summary>
+    /// <summary>A clock whose timers fire only when the test says so (every one not disposed, on the calling thread), and that counts the timers disposed.</summary>
     private sealed class ManualTimeProvider : TimeProvider
     {
         private readonly List<ManualTimer> _timers = [];
@@ -177,6 +176,10 @@ public sealed class RenewalTimersTests : IDisposable
                 if (Interlocked.Exchange(ref _disposed, 1) == 0)
                 {
                     Interlocked.Increment(ref owner._disposed);
+                    lock (owner._timers)
+                    {
+                        owner._timers.Remove(this);
+                    }
                 }
             }
 

@@ -106,7 +106,9 @@ public sealed class RedisFaultTests(ITestOutputHelper output) : IAsyncLifetime
             $"{slowestProbe.TotalMilliseconds:0} ms, thread-pool threads {threadsBefore} -> {ThreadPool.ThreadCount}.");
         Assert.All(results, r => Assert.Equal(HttpStatusCode.InternalServerError, r.Response.StatusCode));
         Assert.InRange(slowest, TimeSpan.Zero, IOTimeout + Lease + Slack);
-        Assert.InRange(slowestProbe, TimeSpan.Zero, TimeSpan.FromSeconds(2));
+        // A pool starved by requests blocking on Redis would run the probe only as they time out, a few threads a
+        // second for 200 of them; one lease and one I/O timeout leave room for a busy machine and none for that.
+        Assert.InRange(slowestProbe, TimeSpan.Zero, IOTimeout + Lease);
         Assert.All(_thrown, e => Assert.True(e is SessionStorageException or OperationCanceledException or SessionLockTimeoutException, e.ToString()));
 
         // Resumed: the session is there, as it was.

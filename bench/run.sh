@@ -203,7 +203,7 @@ script_commands() {
 # The breakdown lists every command per request and, for scripts, the time Redis spent in each call.
 round_trips() {
   local inner=$script_cmds
-  [[ $4 == stock-msredis ]] && inner=""
+  [[ ${4:-} == stock-msredis ]] && inner=""
   awk -v requests="$3" -v inner="$inner" '
     BEGIN { n = split(inner, names, " "); for (i = 1; i <= n; i++) in_script[names[i]] = 1 }
     FNR == NR { before[$1] = $2; before_us[$1] = $3; next }

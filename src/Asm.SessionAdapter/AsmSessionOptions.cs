@@ -114,6 +114,13 @@ public sealed class AsmSessionOptions
         return $"{context.Connection.RemoteIpAddress}|{context.Request.Headers.UserAgent}";
     }
 
+    /// <summary>
+    /// Writes <see cref="DefaultProfile"/>'s profile into <paramref name="destination"/> without making a string;
+    /// <see langword="false"/> when it does not fit.
+    /// </summary>
+    internal static bool TryWriteDefaultProfile(HttpContext context, Span<char> destination, out int written) =>
+        destination.TryWrite($"{context.Connection.RemoteIpAddress}|{context.Request.Headers.UserAgent}", out written);
+
     /// <summary>The name of the cookie as sent, with the <c>__Host-</c> prefix when <see cref="UseHostPrefix"/> is set.</summary>
     internal string CookieName => UseHostPrefix ? "__Host-" + Cookie.Name : Cookie.Name!;
 }

@@ -59,19 +59,8 @@ internal sealed class SessionProfileCheck(AsmSessionOptions options, HttpContext
             return false;
         }
 
-        // As DefaultProfile writes it: the client IP address, '|', the User-Agent header.
         Span<char> profile = stackalloc char[256];
-        var written = 0;
-        var userAgent = context.Request.Headers.UserAgent.ToString();
-        if ((context.Connection.RemoteIpAddress is { } address && !address.TryFormat(profile, out written))
-            || written + 1 + userAgent.Length > profile.Length)
-        {
-            return false;
-        }
-
-        profile[written++] = '|';
-        userAgent.CopyTo(profile[written..]);
-        return Seen(previous, profile[..(written + userAgent.Length)]);
+        return AsmSessionOptions.TryWriteDefaultProfile(context, profile, out var written) && Seen(previous, profile[..written]);
     }
 
     private static bool Seen(IReadOnlyList<string> previous, ReadOnlySpan<char> profile)

@@ -1,5 +1,8 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -15,6 +18,13 @@ namespace Asm.Caching.Drivers.Redis;
 /// </summary>
 internal sealed partial class RedisConnection : IDisposable
 {
+    /// <summary>The SHA-1 of each script run, keyed by the script string itself (by reference: no hashing of its text).</summary>
+    private static readonly ConditionalWeakTable<string, byte[]> ScriptHashes = [];
+
+    [SuppressMessage("Security", "CA5350", Justification = "Redis names a script by its SHA-1; nothing here relies on it for security.")]
+    private static readonly ConditionalWeakTable<string, byte[]>.CreateValueCallback ScriptHash =
+        static script => SHA1.HashData(Encoding.UTF8.GetBytes(script));
+
     private readonly RedisDriverOptions _options;
     private readonly RedisChannel _releaseChannel;
     private readonly Action<string> _onReleased;
@@ -42,17 +52,33 @@ internal sealed partial class RedisConnection : IDisposable
     /// <summary>The endpoints, for messages: the configured ones, or those of the factory's multiplexer.</summary>
     public string EndPoints => Volatile.Read(ref _endPoints);
 
-    /// <summary>Runs <paramref name="script"/> on the node that owns <paramref name="key"/>.</summary>
+    /// <summary>
+    /// Runs <paramref name="script"/> on the node that owns <paramref name="key"/>: <c>EVALSHA</c> with the script's
+    /// SHA-1, computed once per script; a node that does not know the script (its first call there, a restart,
+    /// <c>SCRIPT FLUSH</c>, a failover) answers <c>NOSCRIPT</c>, having run nothing, and the call is sent again with
+    /// the script's text, which the client loads.
+    /// </summary>
+    /// <remarks>
+    /// The client's own by-text call looks the script up in a table keyed by its text, and so hashes the whole text
+    /// (several KB) on every call: about a tenth of the app's CPU under load, measured with <c>perf</c> (docs/benchmarks.md).
+    /// </remarks>
     public async ValueTask<RedisResult> EvaluateAsync(
         string script, RedisKey key, RedisValue[] args, string operation, CancellationToken cancellationToken)
     {
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
+        RedisKey[] keys = [key];
         try
         {
-            // Sent by SHA; when the server has lost its script cache (a restart, SCRIPT FLUSH, a failover) the client
-            // answers NOSCRIPT itself by sending the whole script.
-            return await database.ScriptEvaluateAsync(script, [key], args)
-                .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args)
+                    .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+            {
+                return await database.ScriptEvaluateAsync(script, keys, args)
+                    .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {

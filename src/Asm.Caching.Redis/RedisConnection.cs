@@ -62,27 +62,53 @@ internal sealed partial class RedisConnection : IDisposable
     /// The client's own by-text call looks the script up in a table keyed by its text, and so hashes the whole text
     /// (several KB) on every call: about a tenth of the app's CPU under load, measured with <c>perf</c> (docs/benchmarks.md).
     /// </remarks>
+    public ValueTask<RedisResult> EvaluateAsync(
+        string script, RedisKey key, RedisValue[] args, string operation, CancellationToken cancellationToken) =>
+        EvaluateAsync(script, key, companion: null, args, operation, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="EvaluateAsync(string, RedisKey, RedisValue[], string, CancellationToken)"/>, with a second key in
+    /// the slot of the first (same hash tag) that the script can do without. While a Cluster slot migrates, a node
+    /// refuses a script whose keys are not all on it (<c>TRYAGAIN</c>), having run nothing: the script is then sent
+    /// again with <paramref name="key"/> alone.
+    /// </summary>
     public async ValueTask<RedisResult> EvaluateAsync(
-        string script, RedisKey key, RedisValue[] args, string operation, CancellationToken cancellationToken)
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, CancellationToken cancellationToken)
     {
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
-        RedisKey[] keys = [key];
         try
         {
-            try
+            if (companion is { } second)
             {
-                return await database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args)
-                    .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await SendAsync(database, script, [key, second], args, cancellationToken).ConfigureAwait(false);
+                }
+                catch (RedisServerException ex) when (ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
+                {
+                    // Falls through to the script with one key.
+                }
             }
-            catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-            {
-                return await database.ScriptEvaluateAsync(script, keys, args)
-                    .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
-            }
+
+            return await SendAsync(database, script, [key], args, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             throw Failure(ex, operation);
+        }
+    }
+
+    private async Task<RedisResult> SendAsync(IDatabase database, string script, RedisKey[] keys, RedisValue[] args, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args)
+                .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            return await database.ScriptEvaluateAsync(script, keys, args)
+                .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -23,6 +23,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     private readonly RedisConnection _connection;
     private readonly LockReleaseSignals _signals;
     private readonly string _sessionPrefix;
+    private readonly string _waiterPrefix;
     private readonly byte[] _cachePrefix;
     private readonly byte[] _escapedCachePrefix;
     private readonly string _releaseChannel;
@@ -37,6 +38,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         _logger = logger;
         _signals = new LockReleaseSignals(timeProvider);
         _sessionPrefix = prefix + "s:{";
+        _waiterPrefix = prefix + "w:{";
         _cachePrefix = Encoding.UTF8.GetBytes(prefix + "c:");
         _escapedCachePrefix = Encoding.UTF8.GetBytes(prefix + "c#");
         _releaseChannel = prefix + "asm:released";
@@ -55,6 +57,9 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
     /// <summary>The Redis key of a session's hash.</summary>
     internal string SessionKeyOf(string sessionId) => _sessionPrefix + sessionId + "}";
+
+    /// <summary>The Redis key of a session's lock-waiter mark (in the slot of its hash).</summary>
+    internal string WaiterKeyOf(string sessionId) => _waiterPrefix + sessionId + "}";
 
     /// <summary>
     /// The Redis key of a cache entry: the prefix and the key's UTF-8 bytes. A key that is not valid UTF-16 (a lone
@@ -93,6 +98,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         var result = await _connection.EvaluateAsync(
             RedisScripts.Load,
             SessionKeyOf(sessionId),
+            WaiterKeyOf(sessionId),
             [
                 request.Key.Secret,
                 SessionRecord.Ms(request.Now),
@@ -187,7 +193,8 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         }
 
         var key = SessionKeyOf(request.SessionId);
-        var result = await _connection.EvaluateAsync(RedisScripts.Commit, key, [.. args], "session commit", cancellationToken).ConfigureAwait(false);
+        var result = await _connection.EvaluateAsync(
+            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", cancellationToken).ConfigureAwait(false);
         var status = ToCommitStatus((long)result);
         if (status == SessionCommitStatus.Committed && _waitForReplicas > 0)
         {
@@ -217,6 +224,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         await _connection.EvaluateAsync(
             RedisScripts.Release,
             SessionKeyOf(sessionId),
+            WaiterKeyOf(sessionId),
             [lease.Token, _releaseChannel, sessionId],
             "lock release",
             cancellationToken).ConfigureAwait(false);
@@ -252,6 +260,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         await _connection.EvaluateAsync(
             RedisScripts.Destroy,
             SessionKeyOf(sessionId),
+            WaiterKeyOf(sessionId),
             [SessionRecord.Ms(now), SessionRecord.Ms(tombstoneExpiresAt), _releaseChannel, sessionId],
             "session destruction",
             cancellationToken).ConfigureAwait(false);

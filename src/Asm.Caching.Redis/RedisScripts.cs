@@ -31,6 +31,12 @@ namespace Asm.Caching.Drivers.Redis;
 /// absolute expiry, zombie windows) come from the caller (the application's <see cref="TimeProvider"/>) as unix ms in
 /// ARGV; the physical PEXPIRE is set from <c>purge-at - now</c> (at least 1 ms).
 /// </para>
+/// <para>A lock waiter's mark: a string at <c>&lt;InstanceName&gt;w:{&lt;session id&gt;}</c> (same slot), set by a
+/// load refused because the lock is busy, for the waiter's lease duration. A release publishes only when it deletes
+/// the mark: a lock nobody waits for is released without a message. A waiter that missed its message (its mark expired,
+/// or it runs a version that sets none) retries on its own bound. The mark's key may be left out: while a Cluster slot
+/// migrates, a node refuses a script whose keys are not all on it, and the driver sends it again without the mark;
+/// a release then always publishes, and a refused load marks nothing.</para>
 /// <para>A cache entry is one hash at <c>&lt;InstanceName&gt;c:&lt;key&gt;</c> with fields <c>d</c> (the value),
 /// <c>e</c> (logical expiry, unix ms; absent for never), <c>a</c> (absolute expiry; absent for none) and
 /// <c>sl</c> (sliding period in ms; absent for none).</para>
@@ -42,7 +48,7 @@ internal static partial class RedisScripts
     /// <summary>
     /// What every session script starts with: the status codes, <c>str</c>, <c>read</c> and <c>live</c>. A script
     /// appends the other helpers it calls (<see cref="Authentication"/>, <see cref="LeaseClock"/>, <see cref="Writes"/>,
-    /// <see cref="Replies"/>), and only those: Redis runs a script's whole text on every call, so every helper it
+    /// <see cref="Wake"/>, <see cref="Replies"/>), and only those: Redis runs a script's whole text on every call, so every helper it
     /// defines costs a closure per call even when unused.
     /// </summary>
     /// <remarks>
@@ -182,6 +188,16 @@ internal static partial class RedisScripts
 
         """;
 
+    /// <summary>Wakes the lock's waiters (<c>wake</c>).</summary>
+    private const string Wake = """
+        -- Publishes message on channel if a waiter marked the lock (KEYS[2]), and takes the mark off; always when the
+        -- mark was not passed (a Cluster slot in migration refuses a script whose keys are not all on one node).
+        local function wake(channel, message)
+          if not KEYS[2] or redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', channel, message) end
+        end
+
+        """;
+
     /// <summary>The parts of a record that replies carry (<c>put_profiles</c>, <c>put_values</c>).</summary>
     private const string Replies = """
         -- Appends the profiles, oldest first, to the reply out (of n items); returns its new length.
@@ -207,8 +223,9 @@ internal static partial class RedisScripts
 
     /// <summary>
     /// Loads a session, slides its idle expiry and optionally acquires its lease.
-    /// KEYS[1] session hash. ARGV[1] presented secret, ARGV[2] now (ms), ARGV[3] idle timeout (ms),
-    /// ARGV[4] lease token ('' to load without locking), ARGV[5] lease duration (ms, from Redis's clock),
+    /// KEYS[1] session hash, KEYS[2] waiter mark (set when the lock is busy). ARGV[1] presented secret, ARGV[2] now
+    /// (ms), ARGV[3] idle timeout (ms), ARGV[4] lease token ('' to load without locking), ARGV[5] lease duration (ms,
+    /// from Redis's clock; also how long a waiter's mark lasts),
     /// ARGV[6] lease clock override (unix ms; '' for Redis's TIME, always outside tests),
     /// ARGV[7] slide threshold (ms: the idle expiry is written only when it moves by more).
     /// Returns {status} when the session is not usable, else {status, created at, granted fence (0 for none),
@@ -225,7 +242,10 @@ internal static partial class RedisScripts
         local fence, w = 0, nil
         if token ~= '' then
           local t = clock(ARGV[6])
-          if r.lt and r.lt ~= token and r.lx > t then return { LOCK_BUSY } end
+          if r.lt and r.lt ~= token and r.lx > t then
+            if KEYS[2] then redis.call('SET', KEYS[2], '1', 'PX', math.max(1, tonumber(ARGV[5]))) end
+            return { LOCK_BUSY }
+          end
           fence = r.f + 1
           w = { 'f', str(fence), 'lt', token, 'lx', str(t + tonumber(ARGV[5])) }
         end
@@ -247,17 +267,18 @@ internal static partial class RedisScripts
 
     /// <summary>
     /// Creates a session or applies a delta to it, and optionally releases the lease.
-    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] idle timeout (ms), ARGV[3] secret to create with ('' for an
+    /// KEYS[1] session hash, KEYS[2] waiter mark. ARGV[1] now (ms), ARGV[2] idle timeout (ms), ARGV[3] secret to create with ('' for an
     /// existing session), ARGV[4] absolute expiry (ms, '' for never; creation only), ARGV[5] lease token ('' for a
     /// lockless delta), ARGV[6] lease fence, ARGV[7] '1' to release the lease, ARGV[8] '1' to clear every value first,
     /// ARGV[9] max profiles, ARGV[10] release channel, ARGV[11] session id (the release message),
     /// ARGV[12] change count N, then N triples (op 's' set / 'd' delete, name, value; every name at most once), then the
     /// profiles to add.
-    /// Returns 0 Committed, 1 LockLost, 2 NotFound; publishes the session id on the channel when it releases the lease.
+    /// Returns 0 Committed, 1 LockLost, 2 NotFound; when it releases the lease and a waiter's mark is there, deletes the
+    /// mark and publishes the session id on the channel.
     /// </summary>
     /// <remarks>Every write is gathered first: one HDEL (cleared values, deleted values, dropped profiles, the released
     /// lock), then one HSET (values, profiles, expiries), then PEXPIRE when the purge-at moved.</remarks>
-    public const string Commit = Prelude + Writes + """
+    public const string Commit = Prelude + Writes + Wake + """
         local key, now, idle = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
         local create, token, fence = ARGV[3], ARGV[5], tonumber(ARGV[6])
         local r, w, d = nil, {}, {}
@@ -328,7 +349,7 @@ internal static partial class RedisScripts
         if #d > 0 then batch('HDEL', key, d) end
         batch('HSET', key, w)
         if pa ~= r.pa then expire(key, pa, now) end
-        if released then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
+        if released then wake(ARGV[10], ARGV[11]) end
         return COMMITTED
         """;
 
@@ -349,15 +370,15 @@ internal static partial class RedisScripts
     /// <summary>
     /// Releases a lease if it is still held; the token alone names the holder, so a caller whose load was cancelled
     /// before it saw the grant can still give the lock back.
-    /// KEYS[1] session hash. ARGV[1] lease token, ARGV[2] release channel, ARGV[3] session id.
-    /// Returns 1 when released (and publishes the session id on the channel), 0 when the lease was not held.
+    /// KEYS[1] session hash, KEYS[2] waiter mark. ARGV[1] lease token, ARGV[2] release channel, ARGV[3] session id.
+    /// Returns 1 when released (and wakes the waiters, if marked), 0 when the lease was not held.
     /// </summary>
-    public const string Release = Prelude + """
+    public const string Release = Prelude + Wake + """
         local key, token = KEYS[1], ARGV[1]
         local r = read(key)
         if not r or r.lt ~= token then return 0 end
         redis.call('HDEL', key, 'lt', 'lx')
-        redis.call('PUBLISH', ARGV[2], ARGV[3])
+        wake(ARGV[2], ARGV[3])
         return 1
         """;
 
@@ -430,10 +451,11 @@ internal static partial class RedisScripts
 
     /// <summary>
     /// Replaces whatever a session stored with a tombstone, and wakes lock waiters.
-    /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] tombstone end (ms), ARGV[3] release channel, ARGV[4] session id.
+    /// KEYS[1] session hash, KEYS[2] waiter mark. ARGV[1] now (ms), ARGV[2] tombstone end (ms), ARGV[3] release
+    /// channel, ARGV[4] session id.
     /// The tombstone keeps the user the session was bound to, so that its end is reported with it. Returns 1.
     /// </summary>
-    public const string Destroy = Prelude + Writes + """
+    public const string Destroy = Prelude + Writes + Wake + """
         local key, now, purge_at = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
         -- Whatever the key holds (even another type), the fence carries over and the user is kept.
         local kept = redis.pcall('HMGET', key, 'f', 'u')
@@ -449,7 +471,7 @@ internal static partial class RedisScripts
           redis.call('HSET', key, 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at))
         end
         expire(key, purge_at, now)
-        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        wake(ARGV[3], ARGV[4])
         return 1
         """;
 

@@ -980,9 +980,14 @@ public abstract partial class DriverConformanceTests : IDisposable
     protected virtual Task WhenWakeUpsArriveAsync(ISessionDriver driver) => Task.CompletedTask;
 
     /// <summary>Starts a wait on a held lock, runs <paramref name="release"/> and measures how long the wait took.</summary>
+    /// <summary>
+    /// Times a waiter's wait from its refused load (the lock is held) until <paramref name="release"/> wakes it, as a
+    /// request waits for a lock.
+    /// </summary>
     private async Task<TimeSpan> TimeWaitAsync(ISessionDriver driver, SessionKey key, Func<Task> release)
     {
         await WhenWakeUpsArriveAsync(driver);
+        Assert.Equal(SessionLoadStatus.LockBusy, (await LoadAsync(driver, key, SessionLease.Create(LeaseDuration))).Status);
         var watch = Stopwatch.StartNew();
         var wait = driver.WaitForReleaseAsync(key.Id, MaxWait, Token);
         Assert.False(wait.IsCompleted);

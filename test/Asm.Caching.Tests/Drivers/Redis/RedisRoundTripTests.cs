@@ -1,3 +1,4 @@
+using System.Globalization;
 using Asm.Caching.Caching;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
@@ -51,14 +52,33 @@ public sealed class RedisRoundTripTests(ITestOutputHelper output) : IAsyncLifeti
         var (commit, commitStats) = await MeasureAsync(() => CommitAsync(key, load.Lease!));
         Assert.Equal(SessionCommitStatus.Committed, commit);
         AssertOneRoundTrip("commit with release", commitStats);
-        Assert.Equal(1, commitStats["publish"]);
+        Assert.Equal(0, commitStats["publish"]); // nobody waits for the lock: no message
+    }
+
+    [Fact]
+    public async Task CommitWithRelease_AfterALoadWasRefused_PublishesOnce_AndTheNextReleaseNot()
+    {
+        var key = await CreateAsync();
+        var lease = (await LoadAsync(key, SessionLease.Create(TimeSpan.FromSeconds(30)))).Lease!;
+        Assert.Equal(SessionLoadStatus.LockBusy, (await LoadAsync(key, SessionLease.Create(TimeSpan.FromSeconds(30)))).Status);
+        var mark = _drivers.InstanceName + "w:{" + key.Id + "}";
+        Assert.InRange(Convert.ToInt64(await _server.ExecuteAsync("PTTL", mark), CultureInfo.InvariantCulture), 1, 30_000);
+
+        var (commit, stats) = await MeasureAsync(() => CommitAsync(key, lease));
+
+        Assert.Equal(SessionCommitStatus.Committed, commit);
+        Assert.Equal(1, stats["publish"]);
+        Assert.Equal(0L, await _server.ExecuteAsync("EXISTS", mark));
+        var next = (await LoadAsync(key, SessionLease.Create(TimeSpan.FromSeconds(30)))).Lease!;
+        var (_, nextStats) = await MeasureAsync(() => CommitAsync(key, next));
+        Assert.Equal(0, nextStats["publish"]);
     }
 
     [Fact]
     public void CommandsRunByAsmScripts_ReadFromScripts_ListsWhatScriptsCall()
     {
         Assert.Equal(
-            ["del", "exists", "hdel", "hget", "hgetall", "hmget", "hset", "pexpire", "publish", "sadd", "smembers", "srem", "time", "zadd", "zrangebyscore", "zrem"],
+            ["del", "exists", "hdel", "hget", "hgetall", "hmget", "hset", "pexpire", "publish", "sadd", "set", "smembers", "srem", "time", "zadd", "zrangebyscore", "zrem"],
             RedisCommandStats.CommandsRunByAsmScripts);
     }
 

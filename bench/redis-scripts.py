@@ -149,11 +149,12 @@ class Version:
         self.redis = redis
         self.sha = {name: redis.call('SCRIPT', 'LOAD', s[name]).decode()
                     for name in ('Load', 'Commit', 'Renew', 'Release', 'CacheGet', 'CacheSet')}
-        self.key, self.entry = key, 'c:' + key
+        # The session hash and its lock-waiter mark (see RedisScripts), as RedisDriver passes them.
+        self.key, self.mark, self.entry = key, key.replace('s:{', 'w:{', 1), 'c:' + key
         self.idle, self.now = 20 * 60 * 1000, 1767225600000
         self.secret = 'currentSecret0000000000000'
         values = [('user', b'bench-user-0042'), ('roles', b'reader,editor'), ('counter', b'\0\0\0\0'), ('cart', bytes(range(200)))]
-        create = ['EVALSHA', self.sha['Commit'], 1, key, self.now, self.idle, self.secret, self.now + 24 * 3600 * 1000, '', 0,
+        create = ['EVALSHA', self.sha['Commit'], 2, key, self.mark, self.now, self.idle, self.secret, self.now + 24 * 3600 * 1000, '', 0,
                   '0', '0', 8, 'asm:released', 'id', len(values)]
         for name, v in values:
             create += ['s', name, v]
@@ -163,11 +164,11 @@ class Version:
         self.fence = 0
 
     def load(self, t, token=''):
-        return ['EVALSHA', self.sha['Load'], 1, self.key, self.secret, t, self.idle, token, 30000 if token else 0, '',
+        return ['EVALSHA', self.sha['Load'], 2, self.key, self.mark, self.secret, t, self.idle, token, 30000 if token else 0, '',
                 self.idle // 16]  # SessionRecord.SlideThreshold
 
     def commit(self, t, token='', fence=0):
-        return ['EVALSHA', self.sha['Commit'], 1, self.key, t, self.idle, '', '', token, fence, '1' if token else '0', '0', 8,
+        return ['EVALSHA', self.sha['Commit'], 2, self.key, self.mark, t, self.idle, '', '', token, fence, '1' if token else '0', '0', 8,
                 'asm:released', 'id', 1, 's', 'counter', b'\0\0\0\1']
 
     def commands(self, row, n):
@@ -198,7 +199,7 @@ class Version:
             assert replies[-1][0] == 0, replies[-1]
         elif row == 'lease':
             self.fence = replies[-1][2]
-            assert redis.call('EVALSHA', self.sha['Release'], 1, self.key, 'held', 'asm:released', 'id') == 1
+            assert redis.call('EVALSHA', self.sha['Release'], 2, self.key, self.mark, 'held', 'asm:released', 'id') == 1
         elif row in ('cycle', 'lockless'):
             assert replies[-1] == 0, replies[-1]
         elif row == 'renew':

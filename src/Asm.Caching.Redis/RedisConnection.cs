@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Runtime.CompilerServices;
@@ -70,11 +71,13 @@ internal sealed partial class RedisConnection : IDisposable
     /// As <see cref="EvaluateAsync(string, RedisKey, RedisValue[], string, CancellationToken)"/>, with a second key in
     /// the slot of the first (same hash tag) that the script can do without. While a Cluster slot migrates, a node
     /// refuses a script whose keys are not all on it (<c>TRYAGAIN</c>), having run nothing: the script is then sent
-    /// again with <paramref name="key"/> alone.
+    /// again with <paramref name="key"/> alone. <see cref="RedisDriverOptions.OperationTimeout"/> bounds the whole call,
+    /// the wait for a first connection included, however many times it is sent.
     /// </summary>
     public async ValueTask<RedisResult> EvaluateAsync(
         string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
         try
         {
@@ -82,7 +85,7 @@ internal sealed partial class RedisConnection : IDisposable
             {
                 try
                 {
-                    return await SendAsync(database, script, [key, second], args, cancellationToken).ConfigureAwait(false);
+                    return await SendAsync(database, script, [key, second], args, started, cancellationToken).ConfigureAwait(false);
                 }
                 catch (RedisServerException ex) when (ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
                 {
@@ -90,7 +93,7 @@ internal sealed partial class RedisConnection : IDisposable
                 }
             }
 
-            return await SendAsync(database, script, [key], args, cancellationToken).ConfigureAwait(false);
+            return await SendAsync(database, script, [key], args, started, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -98,18 +101,27 @@ internal sealed partial class RedisConnection : IDisposable
         }
     }
 
-    private async Task<RedisResult> SendAsync(IDatabase database, string script, RedisKey[] keys, RedisValue[] args, CancellationToken cancellationToken)
+    /// <summary>Sends a script by its SHA-1, and with its text if the node does not know it, within the operation's time left.</summary>
+    private async Task<RedisResult> SendAsync(
+        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, CancellationToken cancellationToken)
     {
         try
         {
             return await database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args)
-                .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+                .WaitAsync(TimeLeft(started), cancellationToken).ConfigureAwait(false);
         }
         catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
         {
             return await database.ScriptEvaluateAsync(script, keys, args)
-                .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+                .WaitAsync(TimeLeft(started), cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>What is left of <see cref="RedisDriverOptions.OperationTimeout"/> for an operation started at <paramref name="started"/>.</summary>
+    private TimeSpan TimeLeft(long started)
+    {
+        var left = _options.OperationTimeout - Stopwatch.GetElapsedTime(started);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
     /// <summary>Deletes <paramref name="key"/> (a single command: one round trip).</summary>

@@ -16,6 +16,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
         var result = await _connection.EvaluateAsync(
             RedisScripts.Export,
             SessionKeyOf(sessionId),
+            WaiterKeyOf(sessionId),
             [SessionRecord.Ms(now), lease.Token, SessionRecord.Ms(lease.Duration), LeaseClock(now)],
             "session export",
             cancellationToken).ConfigureAwait(false);

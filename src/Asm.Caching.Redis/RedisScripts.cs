@@ -188,10 +188,16 @@ internal static partial class RedisScripts
 
         """;
 
-    /// <summary>Wakes the lock's waiters (<c>wake</c>).</summary>
+    /// <summary>The waiter's mark (<c>mark</c>) and the release's wake-up (<c>wake</c>).</summary>
     private const string Wake = """
-        -- Publishes message on channel if a waiter marked the lock (KEYS[2]), and takes the mark off; always when the
-        -- mark was not passed (a Cluster slot in migration refuses a script whose keys are not all on one node).
+        -- Marks the lock as waited for (KEYS[2]) for ttl ms. A mark that cannot be written (out of memory, too few
+        -- replicas) is no error: its waiter only wakes on its own bound.
+        local function mark(ttl)
+          if KEYS[2] then redis.pcall('SET', KEYS[2], '1', 'PX', str(math.max(1, ttl))) end
+        end
+
+        -- Publishes message on channel if a waiter marked the lock, and takes the mark off; always when the mark was
+        -- not passed (a Cluster slot in migration refuses a script whose keys are not all on one node).
         local function wake(channel, message)
           if not KEYS[2] or redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', channel, message) end
         end
@@ -232,7 +238,7 @@ internal static partial class RedisScripts
     /// current secret ('' unless status is Zombie), zombie profile ('' for none), user id ('' when unbound),
     /// profile count, profiles oldest first..., name, value, ...}.
     /// </summary>
-    public const string Load = Prelude + Authentication + LeaseClock + Writes + Replies + """
+    public const string Load = Prelude + Authentication + LeaseClock + Writes + Wake + Replies + """
         local key, secret, now, idle, token = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
         local r = read(key)
         if r == nil then return { UNKNOWN } end
@@ -243,7 +249,7 @@ internal static partial class RedisScripts
         if token ~= '' then
           local t = clock(ARGV[6])
           if r.lt and r.lt ~= token and r.lx > t then
-            if KEYS[2] then redis.call('SET', KEYS[2], '1', 'PX', math.max(1, tonumber(ARGV[5]))) end
+            mark(tonumber(ARGV[5]))
             return { LOCK_BUSY }
           end
           fence = r.f + 1
@@ -460,16 +466,23 @@ internal static partial class RedisScripts
         -- Whatever the key holds (even another type), the fence carries over and the user is kept.
         local kept = redis.pcall('HMGET', key, 'f', 'u')
         local fence, user = 0, nil
-        if not kept.err then
+        if kept.err then
+          redis.call('DEL', key)
+        else
           if type(kept[1]) == 'string' and #kept[1] <= 16 and find(kept[1], '^%-?%d+$') then fence = tonumber(kept[1]) end
           if type(kept[2]) == 'string' then user = kept[2] end
         end
-        redis.call('DEL', key)
-        if user then
-          redis.call('HSET', key, 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at), 'u', user)
-        else
-          redis.call('HSET', key, 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at))
+        -- The tombstone is written over the record, then every other field goes: the key never disappears, so the
+        -- script cannot fail halfway while its Cluster slot migrates (a missing key there belongs to the other node).
+        local names = redis.call('HKEYS', key)
+        local w = { 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at) }
+        if user then w[9], w[10] = 'u', user end
+        redis.call('HSET', key, unpack(w))
+        local tombstone, d = { fmt = true, x = true, f = true, pa = true, u = user ~= nil }, {}
+        for i = 1, #names do
+          if not tombstone[names[i]] then d[#d + 1] = names[i] end
         end
+        if #d > 0 then batch('HDEL', key, d) end
         expire(key, purge_at, now)
         wake(ARGV[3], ARGV[4])
         return 1

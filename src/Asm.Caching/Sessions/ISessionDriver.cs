@@ -58,5 +58,11 @@ public interface ISessionDriver
     /// Completes when the lock of <paramref name="sessionId"/> may have been released, or after
     /// <paramref name="maxWait"/>. Waiting never spins; a driver wakes waiters on release where it can.
     /// </summary>
+    /// <remarks>
+    /// A caller waits after a locking load was refused with <see cref="SessionLoadStatus.LockBusy"/>, and loads again
+    /// when the wait ends. A driver may rely on that refusal to know that someone waits (the Redis driver publishes a
+    /// release only when a refused load marked the session), so a wait that no refused load preceded may end only at
+    /// <paramref name="maxWait"/>.
+    /// </remarks>
     Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken);
 }

@@ -979,7 +979,6 @@ public abstract partial class DriverConformanceTests : IDisposable
     /// </summary>
     protected virtual Task WhenWakeUpsArriveAsync(ISessionDriver driver) => Task.CompletedTask;
 
-    /// <summary>Starts a wait on a held lock, runs <paramref name="release"/> and measures how long the wait took.</summary>
     /// <summary>
     /// Times a waiter's wait from its refused load (the lock is held) until <paramref name="release"/> wakes it, as a
     /// request waits for a lock.

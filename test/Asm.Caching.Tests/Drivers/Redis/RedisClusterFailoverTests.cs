@@ -122,6 +122,26 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
     }
 
     [Fact]
+    public async Task Destroy_WhileTheSlotMigratesWithTheHashStillOnTheSource_LeavesTheTombstone()
+    {
+        // A script that let the key disappear mid-way would be refused its next write there (the missing key belongs
+        // to the target now), leaving neither the session nor its tombstone.
+        var clock = TimeProvider.System;
+        var driver = _drivers.Create(clock);
+        var key = await SessionSteps.CreateAsync(driver, clock, new() { ["n"] = [7] });
+        var slot = await _cluster.SlotOfAsync(driver.SessionKeyOf(key.Id));
+        var source = await _cluster.MasterOfSlotAsync(slot);
+        var target = (await _cluster.MastersAsync()).First(m => m != source);
+        await _cluster.BeginSlotMigrationAsync(slot, source, target);
+
+        var now = clock.GetUtcNow();
+        await driver.DestroyAsync(key.Id, now, now + TimeSpan.FromMinutes(20), CancellationToken.None);
+
+        Assert.Equal(SessionLoadStatus.Destroyed, (await SessionSteps.LoadAsync(driver, clock, key)).Status);
+        Assert.Equal(SessionCommitStatus.NotFound, await SessionSteps.CommitAsync(driver, clock, key, new() { ["n"] = [8] }));
+    }
+
+    [Fact]
     public async Task SlotMigratedDuringOperations_ClientFollowsAskAndMoved_SessionNeitherLostNorCorrupt()
     {
         var clock = TimeProvider.System;

@@ -223,6 +223,26 @@ public sealed class RedisDriverStorageTests(RedisServer server) : IDisposable
     }
 
     [Fact]
+    public async Task WaitForReleaseAsync_AfterAnExportWasRefused_WakesTheMoverWhenTheHolderDestroysTheSession()
+    {
+        // A mover (ExportAsync) refused because another mover holds the session waits like a request does.
+        var holder = _drivers.Create(_clock);
+        var waiter = _drivers.Create(_clock);
+        var key = await SessionSteps.CreateAsync(holder, _clock);
+        var now = _clock.GetUtcNow();
+        Assert.Equal(SessionLoadStatus.Found, (await holder.ExportAsync(key.Id, SessionLease.Create(SessionSteps.LeaseDuration), now, CancellationToken.None)).Status);
+        Assert.Equal(SessionLoadStatus.LockBusy, (await waiter.ExportAsync(key.Id, SessionLease.Create(SessionSteps.LeaseDuration), now, CancellationToken.None)).Status);
+        await _drivers.WhenSubscribedAsync(waiter, server);
+
+        var watch = Stopwatch.StartNew();
+        var wait = waiter.WaitForReleaseAsync(key.Id, TimeSpan.FromSeconds(60), CancellationToken.None);
+        await holder.DestroyAsync(key.Id, now, now + TimeSpan.FromMinutes(20), CancellationToken.None);
+        await wait.WaitAsync(TimeSpan.FromSeconds(120));
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"The wait took {watch.Elapsed} of its 60 s.");
+    }
+
+    [Fact]
     public async Task Operations_WithCancelledToken_ThrowOperationCanceled()
     {
         var driver = _drivers.Create(_clock);

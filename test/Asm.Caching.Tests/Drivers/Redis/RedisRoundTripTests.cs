@@ -75,10 +75,34 @@ public sealed class RedisRoundTripTests(ITestOutputHelper output) : IAsyncLifeti
     }
 
     [Fact]
+    public async Task ReleaseAndDestroy_PublishOnlyAfterALoadWasRefused()
+    {
+        var key = await CreateAsync();
+        var lease = (await LoadAsync(key, SessionLease.Create(TimeSpan.FromSeconds(30)))).Lease!;
+        var (_, unwaited) = await MeasureAsync(() => Done(_driver.ReleaseLockAsync(key.Id, lease, CancellationToken.None)));
+        Assert.Equal(0, unwaited["publish"]);
+
+        lease = (await LoadAsync(key, SessionLease.Create(TimeSpan.FromSeconds(30)))).Lease!;
+        Assert.Equal(SessionLoadStatus.LockBusy, (await LoadAsync(key, SessionLease.Create(TimeSpan.FromSeconds(30)))).Status);
+        var (_, waited) = await MeasureAsync(() => Done(_driver.ReleaseLockAsync(key.Id, lease, CancellationToken.None)));
+        Assert.Equal(1, waited["publish"]);
+
+        var now = _clock.GetUtcNow();
+        var (_, destroyed) = await MeasureAsync(() => Done(_driver.DestroyAsync(key.Id, now, now + TimeSpan.FromMinutes(20), CancellationToken.None)));
+        Assert.Equal(0, destroyed["publish"]);
+
+        var other = await CreateAsync();
+        Assert.NotNull((await LoadAsync(other, SessionLease.Create(TimeSpan.FromSeconds(30)))).Lease);
+        Assert.Equal(SessionLoadStatus.LockBusy, (await LoadAsync(other, SessionLease.Create(TimeSpan.FromSeconds(30)))).Status);
+        var (_, destroyedWhileWaited) = await MeasureAsync(() => Done(_driver.DestroyAsync(other.Id, now, now + TimeSpan.FromMinutes(20), CancellationToken.None)));
+        Assert.Equal(1, destroyedWhileWaited["publish"]);
+    }
+
+    [Fact]
     public void CommandsRunByAsmScripts_ReadFromScripts_ListsWhatScriptsCall()
     {
         Assert.Equal(
-            ["del", "exists", "hdel", "hget", "hgetall", "hmget", "hset", "pexpire", "publish", "sadd", "set", "smembers", "srem", "time", "zadd", "zrangebyscore", "zrem"],
+            ["del", "exists", "hdel", "hget", "hgetall", "hkeys", "hmget", "hset", "pexpire", "publish", "sadd", "set", "smembers", "srem", "time", "zadd", "zrangebyscore", "zrem"],
             RedisCommandStats.CommandsRunByAsmScripts);
     }
 

@@ -284,19 +284,19 @@ handoff() {
   kill "$monitor_pid" 2>/dev/null || true
   wait "$monitor_pid" 2>/dev/null || true
 
-  # A script call is a load (key + 7 arguments: 11 quoted tokens with the command, script and key count) or a release
-  # (a commit: 16 tokens or more; a plain release: 7). Tokens are the quoted strings MONITOR prints; see the argument
-  # lists in src/Asm.Caching.Redis/RedisScripts.cs. A renewal (9) is neither.
+  # A script call is a load (2 keys + 7 arguments: 12 quoted tokens with the command, script and key count) or a
+  # release (a commit: 17 tokens or more; a plain release: 8). Tokens are the quoted strings MONITOR prints; see the
+  # argument lists in src/Asm.Caching.Redis/RedisScripts.cs. A renewal (1 key + 5 arguments: 9) is neither.
   awk -v gaps="$work/gaps.txt" -v holds="$work/holds.txt" '
     $3 == "lua]" { next }
     tolower($4) !~ /^"eval(sha)?"$/ { next }
     {
       rest = $0; n = 0
       while (match(rest, /"([^"\\]|\\.)*"/)) { n++; rest = substr(rest, RSTART + RLENGTH) }
-      if (n == 11) {
+      if (n == 12) {
         loads++
         if (released) { printf "%.1f\n", ($1 - released_at) * 1e6 > gaps; released = 0; acquired_at = $1; held = 1 }
-      } else if (n == 7 || n >= 16) {
+      } else if (n == 8 || n >= 17) {
         releases++
         if (held) { printf "%.1f\n", ($1 - acquired_at) * 1e6 > holds; held = 0 }
         released = 1; released_at = $1

@@ -128,10 +128,7 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         // to the target now), leaving neither the session nor its tombstone.
         var clock = TimeProvider.System;
         var driver = _drivers.Create(clock);
-        var key = await SessionSteps.CreateAsync(driver, clock, new() { ["n"] = [7] });
-        var slot = await _cluster.SlotOfAsync(driver.SessionKeyOf(key.Id));
-        var source = await _cluster.MasterOfSlotAsync(slot);
-        var target = (await _cluster.MastersAsync()).First(m => m != source);
+        var (key, slot, source, target) = await SessionToMoveAsync(driver, clock);
         await _cluster.BeginSlotMigrationAsync(slot, source, target);
 
         var now = clock.GetUtcNow();
@@ -146,10 +143,7 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
     {
         var clock = TimeProvider.System;
         var driver = _drivers.Create(clock);
-        var key = await SessionSteps.CreateAsync(driver, clock, new() { ["n"] = [7] });
-        var slot = await _cluster.SlotOfAsync(driver.SessionKeyOf(key.Id));
-        var source = await _cluster.MasterOfSlotAsync(slot);
-        var target = (await _cluster.MastersAsync()).First(m => m != source);
+        var (key, slot, source, target) = await SessionToMoveAsync(driver, clock);
 
         // One request after another, each locking the session, reading it and committing one more change: every
         // one must find the session whole and commit, wherever the slot is.
@@ -194,6 +188,15 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         var final = await SessionSteps.LoadAsync(driver, clock, key);
         Assert.Equal(SessionLoadStatus.Found, final.Status);
         Assert.Equal(BitConverter.GetBytes(commits), final.Values["c"]);
+    }
+
+    /// <summary>A new session (value n = 7), its slot, the master that holds it and another master to move it to.</summary>
+    private async Task<(SessionKey Key, int Slot, RedisServer Source, RedisServer Target)> SessionToMoveAsync(RedisDriver driver, TimeProvider clock)
+    {
+        var key = await SessionSteps.CreateAsync(driver, clock, new() { ["n"] = [7] });
+        var slot = await _cluster.SlotOfAsync(driver.SessionKeyOf(key.Id));
+        var source = await _cluster.MasterOfSlotAsync(slot);
+        return (key, slot, source, (await _cluster.MastersAsync()).First(m => m != source));
     }
 
     private static async Task EventuallyAsync(Func<Task<bool>> condition, string what)

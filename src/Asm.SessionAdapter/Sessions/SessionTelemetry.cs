@@ -9,10 +9,13 @@ namespace Asm.SessionAdapter.Sessions;
 /// id, never by the id. The hash is computed once per session id, and only when a message is logged or another part
 /// (an event, an exception message) asks for it.
 /// </summary>
+/// <remarks>
+/// A request's renewal timer and its own thread may log at once (a lost lock while the request commits), so the last
+/// hash is kept with its id as one object, replaced whole: a reader never pairs one id with another id's hash.
+/// </remarks>
 internal sealed class SessionTelemetry(AsmSessionMetrics metrics, ILogger logger)
 {
-    private string? _hashedId;
-    private string _hash = "-";
+    private HashedId? _last;
 
     /// <summary>The short hash that names session <paramref name="sessionId"/> ("-" for none).</summary>
     public string Hash(string? sessionId)
@@ -22,13 +25,14 @@ internal sealed class SessionTelemetry(AsmSessionMetrics metrics, ILogger logger
             return "-";
         }
 
-        if (!string.Equals(sessionId, _hashedId, StringComparison.Ordinal))
+        var last = Volatile.Read(ref _last);
+        if (last is null || !string.Equals(sessionId, last.Id, StringComparison.Ordinal))
         {
-            _hash = SessionKey.Hash(sessionId);
-            _hashedId = sessionId;
+            last = new HashedId(sessionId, SessionKey.Hash(sessionId));
+            Volatile.Write(ref _last, last);
         }
 
-        return _hash;
+        return last.Hash;
     }
 
     public void Created(string sessionId)
@@ -156,4 +160,6 @@ internal sealed class SessionTelemetry(AsmSessionMetrics metrics, ILogger logger
             Log.UserBound(logger, hash);
         }
     }
+
+    private sealed record HashedId(string Id, string Hash);
 }

@@ -85,7 +85,7 @@ internal sealed partial class RedisConnection : IDisposable
             {
                 try
                 {
-                    return await SendAsync(database, script, [key, second], args, started, cancellationToken).ConfigureAwait(false);
+                    return await SendAsync(database, script, [key, second], args, started, operation, cancellationToken).ConfigureAwait(false);
                 }
                 catch (RedisServerException ex) when (ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
                 {
@@ -93,7 +93,7 @@ internal sealed partial class RedisConnection : IDisposable
                 }
             }
 
-            return await SendAsync(database, script, [key], args, started, cancellationToken).ConfigureAwait(false);
+            return await SendAsync(database, script, [key], args, started, operation, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -103,25 +103,43 @@ internal sealed partial class RedisConnection : IDisposable
 
     /// <summary>Sends a script by its SHA-1, and with its text if the node does not know it, within the operation's time left.</summary>
     private async Task<RedisResult> SendAsync(
-        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, CancellationToken cancellationToken)
+        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, CancellationToken cancellationToken)
     {
+        var left = TimeLeft(started, operation);
         try
         {
             return await database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args)
-                .WaitAsync(TimeLeft(started), cancellationToken).ConfigureAwait(false);
+                .WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
         catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
         {
-            return await database.ScriptEvaluateAsync(script, keys, args)
-                .WaitAsync(TimeLeft(started), cancellationToken).ConfigureAwait(false);
+            left = TimeLeft(started, operation);
+            return await database.ScriptEvaluateAsync(script, keys, args).WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    /// <summary>What is left of <see cref="RedisDriverOptions.OperationTimeout"/> for an operation started at <paramref name="started"/>.</summary>
-    private TimeSpan TimeLeft(long started)
+    /// <summary>
+    /// What is left of <see cref="RedisDriverOptions.OperationTimeout"/> for an operation started at
+    /// <paramref name="started"/>; when nothing is, the operation fails before it is sent (again), so that it can
+    /// never run unobserved after its caller was told it timed out.
+    /// </summary>
+    private TimeSpan TimeLeft(long started, string operation)
     {
         var left = _options.OperationTimeout - Stopwatch.GetElapsedTime(started);
-        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+        if (left > TimeSpan.Zero)
+        {
+            return left;
+        }
+
+        var endPoints = EndPoints;
+        var exception = new RedisDriverException(
+            $"The {operation} was not sent to Redis at {endPoints}: RedisDriverOptions.OperationTimeout " +
+            $"({_options.OperationTimeout.TotalMilliseconds:0} ms) ran out before it could be sent (again, after Redis " +
+            "refused it without running it).",
+            endPoints,
+            innerException: null);
+        OperationFailed(operation, endPoints, exception);
+        throw exception;
     }
 
     /// <summary>Deletes <paramref name="key"/> (a single command: one round trip).</summary>

@@ -32,7 +32,9 @@ public sealed class RedisDriverOptions
 
     /// <summary>
     /// The prefix of every key and channel the driver uses, so that several applications can share one Redis.
-    /// Sessions live at <c>&lt;InstanceName&gt;s:{&lt;session id&gt;}</c>, cache entries at
+    /// Sessions live at <c>&lt;InstanceName&gt;s:{&lt;session id&gt;}</c>, their lock waiters' marks at
+    /// <c>&lt;InstanceName&gt;w:{&lt;session id&gt;}</c>, users' session indexes at <c>&lt;InstanceName&gt;u:</c>...,
+    /// session-end checks at <c>&lt;InstanceName&gt;e:</c>..., cache entries at
     /// <c>&lt;InstanceName&gt;c:&lt;key&gt;</c>, and lock releases are published on
     /// <c>&lt;InstanceName&gt;asm:released</c>. It must not contain <c>{</c> or <c>}</c>, which would pin every
     /// key to one Cluster slot.

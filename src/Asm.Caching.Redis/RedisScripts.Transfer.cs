@@ -13,7 +13,7 @@ internal static partial class RedisScripts
     /// Z triples (secret, window end, profile of the regenerating request or '') oldest first, profile count P, P profiles
     /// oldest first, name, value, ...}.
     /// </summary>
-    public const string Export = Prelude + LeaseClock + Wake + Replies + """
+    public const string Export = Prelude + LeaseClock + Mark + Replies + """
         local key, now, token, duration = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
         local r = read(key)
         if r == nil then return { UNKNOWN } end

@@ -32,8 +32,9 @@ namespace Asm.Caching.Drivers.Redis;
 /// ARGV; the physical PEXPIRE is set from <c>purge-at - now</c> (at least 1 ms).
 /// </para>
 /// <para>A lock waiter's mark: a string at <c>&lt;InstanceName&gt;w:{&lt;session id&gt;}</c> (same slot), set by a
-/// load refused because the lock is busy, for the waiter's lease duration. A release publishes only when it deletes
-/// the mark: a lock nobody waits for is released without a message. A waiter that missed its message (its mark expired,
+/// load or an export refused because the lock is busy, for the refused caller's lease duration. A release (a commit
+/// that releases, a release, a destroy) publishes only when it deletes the mark: a lock nobody waits for is released
+/// without a message. (The background mover skips a busy session without waiting: its mark costs one unneeded message.) A waiter that missed its message (its mark expired,
 /// or it runs a version that sets none) retries on its own bound. The mark's key may be left out: while a Cluster slot
 /// migrates, a node refuses a script whose keys are not all on it, and the driver sends it again without the mark;
 /// a release then always publishes, and a refused load marks nothing.</para>
@@ -48,7 +49,7 @@ internal static partial class RedisScripts
     /// <summary>
     /// What every session script starts with: the status codes, <c>str</c>, <c>read</c> and <c>live</c>. A script
     /// appends the other helpers it calls (<see cref="Authentication"/>, <see cref="LeaseClock"/>, <see cref="Writes"/>,
-    /// <see cref="Wake"/>, <see cref="Replies"/>), and only those: Redis runs a script's whole text on every call, so every helper it
+    /// <see cref="Mark"/>, <see cref="Wake"/>, <see cref="Replies"/>), and only those: Redis runs a script's whole text on every call, so every helper it
     /// defines costs a closure per call even when unused.
     /// </summary>
     /// <remarks>
@@ -188,14 +189,18 @@ internal static partial class RedisScripts
 
         """;
 
-    /// <summary>The waiter's mark (<c>mark</c>) and the release's wake-up (<c>wake</c>).</summary>
-    private const string Wake = """
+    /// <summary>The waiter's mark (<c>mark</c>), for the scripts that refuse a busy lock.</summary>
+    private const string Mark = """
         -- Marks the lock as waited for (KEYS[2]) for ttl ms. A mark that cannot be written (out of memory, too few
         -- replicas) is no error: its waiter only wakes on its own bound.
         local function mark(ttl)
           if KEYS[2] then redis.pcall('SET', KEYS[2], '1', 'PX', str(math.max(1, ttl))) end
         end
 
+        """;
+
+    /// <summary>The release's wake-up (<c>wake</c>), for the scripts that release a lock.</summary>
+    private const string Wake = """
         -- Publishes message on channel if a waiter marked the lock, and takes the mark off; always when the mark was
         -- not passed (a Cluster slot in migration refuses a script whose keys are not all on one node).
         local function wake(channel, message)
@@ -238,7 +243,7 @@ internal static partial class RedisScripts
     /// current secret ('' unless status is Zombie), zombie profile ('' for none), user id ('' when unbound),
     /// profile count, profiles oldest first..., name, value, ...}.
     /// </summary>
-    public const string Load = Prelude + Authentication + LeaseClock + Writes + Wake + Replies + """
+    public const string Load = Prelude + Authentication + LeaseClock + Writes + Mark + Replies + """
         local key, secret, now, idle, token = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
         local r = read(key)
         if r == nil then return { UNKNOWN } end
@@ -456,7 +461,8 @@ internal static partial class RedisScripts
         """;
 
     /// <summary>
-    /// Replaces whatever a session stored with a tombstone, and wakes lock waiters.
+    /// Replaces whatever a session stored with a tombstone, and wakes lock waiters if one marked the lock (always when
+    /// KEYS[2] is left out).
     /// KEYS[1] session hash, KEYS[2] waiter mark. ARGV[1] now (ms), ARGV[2] tombstone end (ms), ARGV[3] release
     /// channel, ARGV[4] session id.
     /// The tombstone keeps the user the session was bound to, so that its end is reported with it. Returns 1.
@@ -472,13 +478,14 @@ internal static partial class RedisScripts
           if type(kept[1]) == 'string' and #kept[1] <= 16 and find(kept[1], '^%-?%d+$') then fence = tonumber(kept[1]) end
           if type(kept[2]) == 'string' then user = kept[2] end
         end
-        -- The tombstone is written over the record, then every other field goes: the key never disappears, so the
-        -- script cannot fail halfway while its Cluster slot migrates (a missing key there belongs to the other node).
+        -- The tombstone is written over the record, then every other field goes: a hash never disappears, so the script
+        -- cannot fail halfway while its Cluster slot migrates (a missing key there belongs to the other node). A key of
+        -- another type is deleted first, and can still meet that refusal.
         local names = redis.call('HKEYS', key)
         local w = { 'fmt', '1', 'x', '1', 'f', str(fence), 'pa', str(purge_at) }
         if user then w[9], w[10] = 'u', user end
         redis.call('HSET', key, unpack(w))
-        local tombstone, d = { fmt = true, x = true, f = true, pa = true, u = user ~= nil }, {}
+        local tombstone, d = { fmt = true, x = true, f = true, pa = true, u = true }, {}
         for i = 1, #names do
           if not tombstone[names[i]] then d[#d + 1] = names[i] end
         end

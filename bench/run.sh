@@ -64,6 +64,7 @@ mkdir -p "$work/results"
 pids=()
 redis_port=""
 declare -A urls
+declare -A app_pids
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 1; }
@@ -111,7 +112,8 @@ start_redis() {
   redis_port=$(free_port)
   redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no --daemonize no \
     --logfile "$work/redis.log" &
-  pids+=("$!")
+  redis_pid=$!
+  pids+=("$redis_pid")
   local _
   for _ in $(seq 1 100); do
     [[ $(redis-cli -p "$redis_port" ping 2>/dev/null) == PONG ]] && return 0
@@ -126,6 +128,7 @@ start_app() {
   "$app_bin" --provider "$name" --redis "127.0.0.1:$redis_port" --dir "$work/fs-sessions" >"$logfile" 2>&1 &
   pid=$!
   pids+=("$pid")
+  app_pids[$name]=$pid
   for _ in $(seq 1 300); do
     url=$(awk '/^LISTENING /{ print $2; exit }' "$logfile")
     if [[ -n $url ]]; then
@@ -185,6 +188,9 @@ parse_wrk() {
 }
 
 # redis_stats: "command calls usec" per command from INFO commandstats.
+# cpu_ticks PID: the CPU time (user + system, in clock ticks) the process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 redis_stats() {
   redis-cli -p "$redis_port" info commandstats | tr -d '\r' \
     | sed -nE 's/^cmdstat_([^:]+):calls=([0-9]+),usec=([0-9]+),.*/\1 \2 \3/p'
@@ -230,11 +236,22 @@ measure() {
   local round=$1 id=$2 provider=$3 path=$4 cookies=""
   [[ $provider == none ]] || cookies="$work/cookies-$provider.txt"
   redis_stats >"$work/before"
+  local app_before redis_before
+  app_before=$(cpu_ticks "${app_pids[$provider]}")
+  redis_before=$(cpu_ticks "$redis_pid")
   run_wrk "${urls[$provider]}$path" "$cookies" "$connections" "$duration"
+  local app_after redis_after
+  app_after=$(cpu_ticks "${app_pids[$provider]}")
+  redis_after=$(cpu_ticks "$redis_pid")
   redis_stats >"$work/after"
   local r p5 p9 requests errs
   read -r r p5 p9 requests errs < <(parse_wrk)
   echo "$r $p5 $p9 $requests $errs $round" >>"$work/results/$id"
+  # CPU time per request, in us: the app's, and Redis's (its network stack included) where the row uses Redis.
+  awk -v a="$((app_after - app_before))" -v r="$((redis_after - redis_before))" -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+    -v redis="$([[ $provider == *redis* ]] && echo 1)" \
+    'BEGIN { if (n > 0) printf "%.0f / %s\n", a * 1e6 / hz / n, (redis ? sprintf("%.0f", r * 1e6 / hz / n) : "-") }' \
+    >"$work/results/$id.$round.cpu"
   log "    $id: $r requests/s, p50 $p5 ms, p99 $p9 ms$( ((errs == 0)) || echo ", $errs ERRORS")"
   if ((errs > 0)); then
     cp "$work/wrk.out" "$work/results/$id.$round.errors"
@@ -432,15 +449,16 @@ report() {
   echo "$connections connections, $threads wrk threads, $duration per run, $rounds rounds (a row shows its median round)," \
     "after a $warmup warm-up per row; $session_count sessions per provider, requests spread over them."
   echo
-  echo "| Configuration | Request | Requests/s | p50 ms | p99 ms | Redis cmds/req | vs stock, same storage | Requests/s by round |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"
-  local row id provider path baseline label request r p5 p9 requests errs round cmds ratio by_round
+  echo "| Configuration | Request | Requests/s | p50 ms | p99 ms | Redis cmds/req | CPU us/req, app / Redis | vs stock, same storage | Requests/s by round |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"
+  local row id provider path baseline label request r p5 p9 requests errs round cmds cpu ratio by_round
   for row in "${rows[@]}"; do
     IFS='|' read -r id provider path baseline label request <<<"$row"
     [[ -s $work/results/$id ]] || continue
     read -r r p5 p9 requests errs round < <(median_round "$id")
     cmds="-"
     [[ -f $work/results/$id.$round.redis ]] && cmds=$(cut -d'|' -f1 "$work/results/$id.$round.redis")
+    cpu=$(cat "$work/results/$id.$round.cpu" 2>/dev/null || echo -)
     ratio="-"
     if [[ -n $baseline && -s $work/results/$baseline ]]; then
       ratio="$(ratio_median "$id" "$baseline")x stock ${baseline##*-}"
@@ -448,10 +466,10 @@ report() {
     errs=$(awk '{ s += $5 } END { print s + 0 }' "$work/results/$id")
     ((errs == 0)) || ratio="$ratio ($errs errors)"
     by_round=$(sort -n -k6 "$work/results/$id" | awk '{ printf "%s%s", (NR > 1 ? " / " : ""), $1 }')
-    printf '| %s | %s | %s | %.2f | %.2f | %s | %s | %s |\n' "$label" "$request" "$r" "$p5" "$p9" "$cmds" "$ratio" "$by_round"
+    printf '| %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s |\n' "$label" "$request" "$r" "$p5" "$p9" "$cmds" "$cpu" "$ratio" "$by_round"
   done
   if [[ -n ${handoff_done:-} ]]; then
-    printf '| %s | %s | %s | %.2f | %.2f | %s | %s | %s |\n' "Asm, Redis, ONE session" "Exclusive read-modify-write" \
+    printf '| %s | %s | %s | %.2f | %.2f | %s | - | %s | %s |\n' "Asm, Redis, ONE session" "Exclusive read-modify-write" \
       "$ho_rps" "$ho_p50" "$ho_p99" "${ho_redis%%|*}" "$( ((ho_errors == 0)) && echo - || echo "$ho_errors errors")" "$ho_rps"
   fi
   echo
@@ -459,7 +477,9 @@ report() {
   echo "stock session's on the same storage in the same round (stock read for reads, stock read-modify-write for writes)."
   echo "Redis cmds/req counts top-level commands (round trips) per request from INFO commandstats deltas over the run:"
   echo "EVAL + EVALSHA + every command that no driver script calls, less this script's own INFO. Commandstats also counts"
-  echo "the commands a script runs inside Redis; those are listed below but are no round trip."
+  echo "the commands a script runs inside Redis; those are listed below but are no round trip. CPU us/req is the CPU time"
+  echo "(user + system, from /proc) the app and the Redis server used during the row's median round, per request; wrk's"
+  echo "is not counted. On a machine that all three share, it says where a row's time goes better than requests/s do."
   echo
   for row in "${rows[@]}"; do
     IFS='|' read -r id provider _ <<<"$row"

@@ -19,10 +19,10 @@ namespace Asm.Caching.Drivers.Redis;
 /// </summary>
 internal sealed partial class RedisConnection : IDisposable
 {
-    /// <summary>The SHA-1 of each script run, keyed by the script string itself (by reference: no hashing of its text).</summary>
+    /// <summary>The SHA-1 of each script run, keyed by the script string itself (by reference: its text is not hashed).</summary>
     private static readonly ConditionalWeakTable<string, byte[]> ScriptHashes = [];
 
-    [SuppressMessage("Security", "CA5350", Justification = "Redis names a script by its SHA-1; nothing here relies on it for security.")]
+    [SuppressMessage("Security", "CA5350", Justification = "Redis names a script by its SHA-1; no security rests on it.")]
     private static readonly ConditionalWeakTable<string, byte[]>.CreateValueCallback ScriptHash =
         static script => SHA1.HashData(Encoding.UTF8.GetBytes(script));
 
@@ -61,7 +61,8 @@ internal sealed partial class RedisConnection : IDisposable
     /// </summary>
     /// <remarks>
     /// The client's own by-text call looks the script up in a table keyed by its text, and so hashes the whole text
-    /// (several KB) on every call: about a tenth of the app's CPU under load, measured with <c>perf</c> (docs/benchmarks.md).
+    /// (several KB) on every call: about a tenth of the app's CPU under load, measured with <c>perf</c>
+    /// (docs/benchmarks.md).
     /// </remarks>
     public ValueTask<RedisResult> EvaluateAsync(
         string script, RedisKey key, RedisValue[] args, string operation, CancellationToken cancellationToken) =>

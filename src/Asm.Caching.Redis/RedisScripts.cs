@@ -34,10 +34,11 @@ namespace Asm.Caching.Drivers.Redis;
 /// <para>A lock waiter's mark: a string at <c>&lt;InstanceName&gt;w:{&lt;session id&gt;}</c> (same slot), set by a
 /// load or an export refused because the lock is busy, for the refused caller's lease duration. A release (a commit
 /// that releases, a release, a destroy) publishes only when it deletes the mark: a lock nobody waits for is released
-/// without a message. (The background mover skips a busy session without waiting: its mark costs one unneeded message.) A waiter that missed its message (its mark expired,
-/// or it runs a version that sets none) retries on its own bound. The mark's key may be left out: while a Cluster slot
-/// migrates, a node refuses a script whose keys are not all on it, and the driver sends it again without the mark;
-/// a release then always publishes, and a refused load marks nothing.</para>
+/// without a message. A waiter that missed its message (its mark expired, or it runs a version that sets none) retries
+/// on its own bound; the background mover, which skips a busy session without waiting, costs one unneeded message. The
+/// mark's key may be left out: while a Cluster slot migrates, a node refuses a script whose keys are not all on it,
+/// and the driver sends it again without the mark; a release then always publishes, and a refused load marks
+/// nothing.</para>
 /// <para>A cache entry is one hash at <c>&lt;InstanceName&gt;c:&lt;key&gt;</c> with fields <c>d</c> (the value),
 /// <c>e</c> (logical expiry, unix ms; absent for never), <c>a</c> (absolute expiry; absent for none) and
 /// <c>sl</c> (sliding period in ms; absent for none).</para>
@@ -49,8 +50,8 @@ internal static partial class RedisScripts
     /// <summary>
     /// What every session script starts with: the status codes, <c>str</c>, <c>read</c> and <c>live</c>. A script
     /// appends the other helpers it calls (<see cref="Authentication"/>, <see cref="LeaseClock"/>, <see cref="Writes"/>,
-    /// <see cref="Mark"/>, <see cref="Wake"/>, <see cref="Replies"/>), and only those: Redis runs a script's whole text on every call, so every helper it
-    /// defines costs a closure per call even when unused.
+    /// <see cref="Mark"/>, <see cref="Wake"/>, <see cref="Replies"/>), and only those: Redis runs a script's whole text
+    /// on every call, so every helper it defines costs a closure per call even when unused.
     /// </summary>
     /// <remarks>
     /// <c>read</c> is the one reader of a record: one <c>HGETALL</c>, then one pass that tells the fields apart by their
@@ -278,12 +279,11 @@ internal static partial class RedisScripts
 
     /// <summary>
     /// Creates a session or applies a delta to it, and optionally releases the lease.
-    /// KEYS[1] session hash, KEYS[2] waiter mark. ARGV[1] now (ms), ARGV[2] idle timeout (ms), ARGV[3] secret to create with ('' for an
-    /// existing session), ARGV[4] absolute expiry (ms, '' for never; creation only), ARGV[5] lease token ('' for a
-    /// lockless delta), ARGV[6] lease fence, ARGV[7] '1' to release the lease, ARGV[8] '1' to clear every value first,
-    /// ARGV[9] max profiles, ARGV[10] release channel, ARGV[11] session id (the release message),
-    /// ARGV[12] change count N, then N triples (op 's' set / 'd' delete, name, value; every name at most once), then the
-    /// profiles to add.
+    /// KEYS[1] session hash, KEYS[2] waiter mark. ARGV[1] now (ms), ARGV[2] idle timeout (ms), ARGV[3] secret to create
+    /// with ('' for an existing session), ARGV[4] absolute expiry (ms, '' for never; creation only), ARGV[5] lease token
+    /// ('' for a lockless delta), ARGV[6] lease fence, ARGV[7] '1' to release the lease, ARGV[8] '1' to clear every value
+    /// first, ARGV[9] max profiles, ARGV[10] release channel, ARGV[11] session id (the release message), ARGV[12] change
+    /// count N, then N triples (op 's' set / 'd' delete, name, value; every name at most once), then the profiles to add.
     /// Returns 0 Committed, 1 LockLost, 2 NotFound; when it releases the lease and a waiter's mark is there, deletes the
     /// mark and publishes the session id on the channel.
     /// </summary>

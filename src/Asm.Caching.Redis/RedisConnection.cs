@@ -121,8 +121,8 @@ internal sealed partial class RedisConnection : IDisposable
 
     /// <summary>
     /// What is left of <see cref="RedisDriverOptions.OperationTimeout"/> for an operation started at
-    /// <paramref name="started"/>; when nothing is, the operation fails before it is sent (again), so that it can
-    /// never run unobserved after its caller was told it timed out.
+    /// <paramref name="started"/> (the wait for a connection included); when nothing is, the operation fails before it
+    /// is sent (again), so that it can never run unobserved after its caller was told it timed out.
     /// </summary>
     private TimeSpan TimeLeft(long started, string operation)
     {
@@ -135,8 +135,7 @@ internal sealed partial class RedisConnection : IDisposable
         var endPoints = EndPoints;
         var exception = new RedisDriverException(
             $"The {operation} was not sent to Redis at {endPoints}: RedisDriverOptions.OperationTimeout " +
-            $"({_options.OperationTimeout.TotalMilliseconds:0} ms) ran out before it could be sent (again, after Redis " +
-            "refused it without running it).",
+            $"({_options.OperationTimeout.TotalMilliseconds:0} ms) had run out before it could be sent.",
             endPoints,
             innerException: null);
         OperationFailed(operation, endPoints, exception);
@@ -146,10 +145,12 @@ internal sealed partial class RedisConnection : IDisposable
     /// <summary>Deletes <paramref name="key"/> (a single command: one round trip).</summary>
     public async ValueTask DeleteAsync(RedisKey key, string operation, CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
+        var left = TimeLeft(started, operation);
         try
         {
-            await database.KeyDeleteAsync(key).WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+            await database.KeyDeleteAsync(key).WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -225,10 +226,12 @@ internal sealed partial class RedisConnection : IDisposable
     /// <summary>Sends a <c>PING</c> on the driver's connection and returns the round-trip time.</summary>
     public async ValueTask<TimeSpan> PingAsync(CancellationToken cancellationToken)
     {
+        var started = Stopwatch.GetTimestamp();
         var database = await GetDatabaseAsync("ping", cancellationToken).ConfigureAwait(false);
+        var left = TimeLeft(started, "ping");
         try
         {
-            return await database.PingAsync().WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+            return await database.PingAsync().WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {

@@ -18,7 +18,7 @@ internal sealed class SessionChangeSet
     private Dictionary<string, byte[]?>? _changes;
     private List<string>? _newProfiles;
     private bool _given;
-    private IReadOnlyDictionary<string, byte[]> _values = NoValues;
+    private Dictionary<string, byte[]> _values = NoValues;
 
     /// <summary>Whether the request cleared the session (the loaded values no longer count).</summary>
     public bool Cleared { get; private set; }
@@ -64,12 +64,12 @@ internal sealed class SessionChangeSet
     /// <summary>Starts from <paramref name="values"/>, as loaded, with an empty change set.</summary>
     public void Reset(IReadOnlyDictionary<string, byte[]>? values = null)
     {
-        _values = values ?? NoValues;
+        _values = values is null ? NoValues : AsDictionary(values);
         Drop();
     }
 
     /// <summary>Replaces the loaded values (a load under the lock read them again), keeping the change set.</summary>
-    public void Reload(IReadOnlyDictionary<string, byte[]> values) => _values = values;
+    public void Reload(IReadOnlyDictionary<string, byte[]> values) => _values = AsDictionary(values);
 
     public bool TryGetValue(string name, out byte[]? value)
     {
@@ -146,20 +146,9 @@ internal sealed class SessionChangeSet
         var changes = _changes ?? NoChanges;
         if (!Cleared)
         {
-            if (_values is Dictionary<string, byte[]> values)
+            foreach (var (name, value) in _values)
             {
-                // The common case, enumerated without boxing an enumerator.
-                foreach (var (name, value) in values)
-                {
-                    total += changes.ContainsKey(name) ? 0 : value.Length;
-                }
-            }
-            else
-            {
-                foreach (var (name, value) in _values)
-                {
-                    total += changes.ContainsKey(name) ? 0 : value.Length;
-                }
+                total += changes.ContainsKey(name) ? 0 : value.Length;
             }
         }
 
@@ -194,6 +183,13 @@ internal sealed class SessionChangeSet
 
         Drop();
     }
+
+    /// <summary>
+    /// The loaded values as a <see cref="Dictionary{TKey, TValue}"/>, which every driver returns (taken as it is, so
+    /// that it is enumerated without boxing an enumerator); any other dictionary is copied.
+    /// </summary>
+    private static Dictionary<string, byte[]> AsDictionary(IReadOnlyDictionary<string, byte[]> values) =>
+        values as Dictionary<string, byte[]> ?? new Dictionary<string, byte[]>(values, StringComparer.Ordinal);
 
     /// <summary>The change set's values, made now or copied when a commit was given them.</summary>
     private Dictionary<string, byte[]?> WritableChanges()

@@ -7,12 +7,35 @@ namespace Asm.SessionAdapter.Sessions;
 /// key may serve it, and whether a session used from a profile it has not seen is adopted or refused
 /// (<see cref="AsmSessionEvents.OnProfileChanged"/>). The provider is asked each time, as the request is at that moment.
 /// </summary>
-internal sealed class SessionProfileCheck(AsmSessionOptions options, HttpContext context, SessionTelemetry telemetry)
+internal sealed class SessionProfileCheck
 {
     private static readonly Func<HttpContext, string?> DefaultProvider = AsmSessionOptions.DefaultProfile;
 
+    private readonly AsmSessionOptions _options;
+    private readonly HttpContext _context;
+    private readonly SessionTelemetry _telemetry;
+
+    /// <summary>Made with the session, on the request's own thread, before anything of it waits for storage.</summary>
+    /// <remarks>
+    /// The checks run after the session's storage call, on whatever thread its answer resumes, while the request's
+    /// thread may be reading the request's features (the endpoint's own code after it started the load). A server
+    /// without a connection feature (<c>TestServer</c>) has one made, and added to the request's features, on the first
+    /// read of <see cref="HttpContext.Connection"/>; added from the other thread, it would change the features under
+    /// that read (a <see cref="NullReferenceException"/> inside the framework). So the connection is read here first.
+    /// </remarks>
+    public SessionProfileCheck(AsmSessionOptions options, HttpContext context, SessionTelemetry telemetry)
+    {
+        _options = options;
+        _context = context;
+        _telemetry = telemetry;
+        if (options.ProfileProvider is not null)
+        {
+            _ = context.Connection.RemoteIpAddress;
+        }
+    }
+
     /// <summary>This request's client profile, or <see langword="null"/> when profiles are off.</summary>
-    public string? Current => options.ProfileProvider?.Invoke(context);
+    public string? Current => _options.ProfileProvider?.Invoke(_context);
 
     /// <summary>
     /// Whether a zombie key may serve this request: only the profile of the request that regenerated
@@ -35,9 +58,9 @@ internal sealed class SessionProfileCheck(AsmSessionOptions options, HttpContext
 
         if (previous.Count > 0)
         {
-            var changed = new ProfileChangedContext(context, telemetry.Hash(sessionId), profile, previous);
-            await options.Events.ProfileChanged(changed).ConfigureAwait(false);
-            telemetry.ProfileChanged(sessionId, changed.IsRejected);
+            var changed = new ProfileChangedContext(_context, _telemetry.Hash(sessionId), profile, previous);
+            await _options.Events.ProfileChanged(changed).ConfigureAwait(false);
+            _telemetry.ProfileChanged(sessionId, changed.IsRejected);
             if (changed.IsRejected)
             {
                 return new ProfileVerdict(Rejected: true, NewProfile: null);
@@ -54,13 +77,13 @@ internal sealed class SessionProfileCheck(AsmSessionOptions options, HttpContext
     /// </summary>
     private bool DefaultProfileSeen(IReadOnlyList<string> previous)
     {
-        if (previous.Count == 0 || options.ProfileProvider != DefaultProvider)
+        if (previous.Count == 0 || _options.ProfileProvider != DefaultProvider)
         {
             return false;
         }
 
         Span<char> profile = stackalloc char[256];
-        return AsmSessionOptions.TryWriteDefaultProfile(context, profile, out var written) && Seen(previous, profile[..written]);
+        return AsmSessionOptions.TryWriteDefaultProfile(_context, profile, out var written) && Seen(previous, profile[..written]);
     }
 
     private static bool Seen(IReadOnlyList<string> previous, ReadOnlySpan<char> profile)

@@ -127,11 +127,13 @@ class Redis:
         return self.pipe([list(args)])[0]
 
     def evalsha_usec(self):
+        """Calls and usec of the scripts run since the last CONFIG RESETSTAT (EVALSHA, and FCALL for functions)."""
+        calls = usec = 0
         for line in self.call('INFO', 'commandstats').decode().split('\r\n'):
-            if line.startswith('cmdstat_evalsha:'):
+            if line.startswith(('cmdstat_evalsha:', 'cmdstat_fcall:')):
                 fields = dict(kv.split('=') for kv in line.split(':', 1)[1].split(','))
-                return int(fields['calls']), int(fields['usec'])
-        return 0, 0
+                calls, usec = calls + int(fields['calls']), usec + int(fields['usec'])
+        return calls, usec
 
 
 def slice_usec(redis, commands):
@@ -249,6 +251,34 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_servers(folder, count, servers):
+    """Starts count redis-servers (free loopback ports, no persistence, each in a subfolder of folder), appending each
+    process to servers as it starts, so that stop_servers stops them however this ends; returns a client of each."""
+    clients = []
+    for i in range(count):
+        port = free_port()
+        os.mkdir(os.path.join(folder, str(i)))
+        servers.append(subprocess.Popen(
+            ['redis-server', '--port', str(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+             '--dir', os.path.join(folder, str(i))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for _ in range(200):
+            try:
+                redis = Redis(port)
+                redis.call('PING')
+                break
+            except OSError:
+                time.sleep(0.05)
+        clients.append(redis)
+    return clients
+
+
+def stop_servers(folder, servers):
+    for server in servers:
+        server.terminate()
+        server.wait()
+    shutil.rmtree(folder)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('-n', type=int, default=20000, help='calls per row')
@@ -264,28 +294,11 @@ def main():
     try:
         # A server per version: each has its own Lua interpreter, so one version's garbage is not collected on the
         # other's time.
-        clients = []
-        for i in range(len(versions)):
-            port = free_port()
-            os.mkdir(os.path.join(folder, str(i)))
-            servers.append(subprocess.Popen(
-                ['redis-server', '--port', str(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-                 '--dir', os.path.join(folder, str(i))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            for _ in range(200):
-                try:
-                    redis = Redis(port)
-                    redis.call('PING')
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            clients.append(redis)
+        clients = start_servers(folder, len(versions), servers)
         table = run([Version(c, s, 's:{bench}') for c, (_, s) in zip(clients, versions)], args.n, args.slices,
                     args.rows.split(',') if args.rows else None)
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait()
-        shutil.rmtree(folder)
+        stop_servers(folder, servers)
     print('Redis time per script call (us; the fastest of %d slices of %d calls; a server per version, slices alternating):'
           % (args.slices, args.n // args.slices))
     print('%-50s' % '' + ''.join('%16s' % label[:15] for label, _ in versions))

@@ -20,11 +20,8 @@ fastest slice of each, Redis's own usec per call). Stops the servers it started 
 import argparse
 import importlib.util
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location('redis_scripts', os.path.join(HERE, 'redis-scripts.py'))
@@ -237,16 +234,6 @@ class Compact(rs.Version):
         assert redis.call('EVAL', COMPACT_CREATE, 1, key, self.secret, self.now, self.idle, bytes(range(200))) == 1
 
 
-def usec_per_call(redis):
-    """Redis time per call of the scripts and functions of one slice (EVALSHA and FCALL together)."""
-    calls = usec = 0
-    for line in redis.call('INFO', 'commandstats').decode().split('\r\n'):
-        if line.startswith(('cmdstat_evalsha:', 'cmdstat_fcall:')):
-            fields = dict(kv.split('=') for kv in line.split(':', 1)[1].split(','))
-            calls, usec = calls + int(fields['calls']), usec + int(fields['usec'])
-    return calls, usec
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('-n', type=int, default=20000, help='calls per row')
@@ -256,29 +243,12 @@ def main():
     kinds = [('EVALSHA, today', rs.Version), ('FCALL, today', Functions), ('compact layout', Compact)]
     folder = tempfile.mkdtemp(prefix='asm-levers-')
     servers = []
-    rs.Redis.evalsha_usec = usec_per_call
     try:
-        versions = []
-        for i, (_, kind) in enumerate(kinds):
-            port = rs.free_port()
-            os.mkdir(os.path.join(folder, str(i)))
-            servers.append(subprocess.Popen(
-                ['redis-server', '--port', str(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-                 '--dir', os.path.join(folder, str(i))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            for _ in range(200):
-                try:
-                    redis = rs.Redis(port)
-                    redis.call('PING')
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            versions.append(kind(redis, source, 's:{bench}'))
+        clients = rs.start_servers(folder, len(kinds), servers)
+        versions = [kind(redis, source, 's:{bench}') for redis, (_, kind) in zip(clients, kinds)]
         table = rs.run(versions, args.n, args.slices, ['readonly', 'cycle', 'get', 'set'])
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait()
-        shutil.rmtree(folder)
+        rs.stop_servers(folder, servers)
     print('Redis time per call (us; the fastest of %d slices of %d calls; a server per version, slices alternating),'
           ' and in brackets its ratio to the stock CacheGet on the same server:' % (args.slices, args.n // args.slices))
     print('%-34s' % '' + ''.join('%22s' % label for label, _ in kinds))

@@ -352,6 +352,35 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
     }
 
     [Fact]
+    public async Task CommitAsync_DirectoryDeletedWhileRunning_CreatesItAgainAndStoresNewSessions()
+    {
+        var before = await CreateSessionAsync(new() { ["a"] = [1] });
+        await Cache.SetAsync("entry", [1], Never(), Token);
+
+        // A cleaner (or an operator) removes the whole directory, its lock files included, while the app runs.
+        Directory.Delete(StoreDirectory, recursive: true);
+
+        Assert.Equal(SessionLoadStatus.Unknown, (await LoadAsync(before)).Status);
+        var after = await CreateSessionAsync(new() { ["b"] = [2] });
+        Assert.Equal([2], (await LoadAsync(after, SessionLease.Create(LeaseDuration))).Values["b"]);
+        await Cache.SetAsync("entry", [3], Never(), Token);
+        Assert.Equal([3], await Cache.GetAsync("entry", Clock.GetUtcNow(), Token));
+        Assert.True(Directory.Exists(Path.Combine(StoreDirectory, ".locks")));
+    }
+
+    [Fact]
+    public async Task CommitAsync_DirectoryRecreatedByHandWithoutItsLocks_StoresSessions()
+    {
+        await CreateSessionAsync();
+        Directory.Delete(StoreDirectory, recursive: true);
+        Directory.CreateDirectory(StoreDirectory);
+
+        var key = await CreateSessionAsync(new() { ["b"] = [2] });
+
+        Assert.Equal([2], (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Values["b"]);
+    }
+
+    [Fact]
     public void DirectorySync_MissingDirectory_ThrowsIOExceptionNamingIt()
     {
         if (OperatingSystem.IsWindows())

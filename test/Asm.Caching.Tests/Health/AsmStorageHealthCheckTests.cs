@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Caching.Distributed;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Asm.Testing.Cleanup;
@@ -12,7 +13,7 @@ public sealed class AsmStorageHealthCheckTests : IDisposable
     private string StoreDirectory => Path.Combine(_root, "store");
 
     [Fact]
-    public async Task FileSystem_DirectoryWritableThenGoneThenBack_HealthyUnhealthyHealthy()
+    public async Task FileSystem_DirectoryWritableThenBlockedThenBack_HealthyUnhealthyHealthy()
     {
         await using var provider = Build(builder => builder.UseFileSystemDriver(StoreDirectory));
         var health = provider.GetRequiredService<HealthCheckService>();
@@ -21,17 +22,37 @@ public sealed class AsmStorageHealthCheckTests : IDisposable
         Assert.Equal(HealthStatus.Healthy, up.Status);
         Assert.Contains(StoreDirectory, up.Description, StringComparison.Ordinal);
 
+        // A file where the directory was: it can be neither used nor created again.
         Directory.Delete(StoreDirectory, recursive: true);
+        await File.WriteAllBytesAsync(StoreDirectory, [1]);
         var down = await CheckAsync(health);
         Assert.Equal(HealthStatus.Unhealthy, down.Status);
         Assert.Contains("not writable", down.Description, StringComparison.Ordinal);
         Assert.IsAssignableFrom<IOException>(down.Exception);
 
-        Directory.CreateDirectory(StoreDirectory);
+        File.Delete(StoreDirectory);
         Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
 
         // The probe leaves nothing behind.
         Assert.Empty(Directory.EnumerateFiles(StoreDirectory));
+    }
+
+    [Fact]
+    public async Task FileSystem_DirectoryRemovedWhileRunning_ProbeCreatesItAgainAndSessionsWork()
+    {
+        await using var provider = Build(builder => builder.UseFileSystemDriver(StoreDirectory));
+        var health = provider.GetRequiredService<HealthCheckService>();
+        var cache = provider.GetRequiredService<IDistributedCache>();
+        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
+
+        // A cleaner of temporary folders removes it; nothing is written until the probe runs (a readiness probe
+        // that stayed Unhealthy would keep the instance out of traffic, and so out of the writes that heal it).
+        Directory.Delete(StoreDirectory, recursive: true);
+
+        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
+        Assert.True(Directory.Exists(StoreDirectory));
+        await cache.SetAsync("key", [7], new DistributedCacheEntryOptions());
+        Assert.Equal([7], await cache.GetAsync("key"));
     }
 
     [Fact]
@@ -43,6 +64,7 @@ public sealed class AsmStorageHealthCheckTests : IDisposable
         var health = provider.GetRequiredService<HealthCheckService>();
         Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
         Directory.Delete(StoreDirectory, recursive: true);
+        await File.WriteAllBytesAsync(StoreDirectory, [1]);
 
         Assert.Equal(HealthStatus.Degraded, (await CheckAsync(health)).Status);
     }

@@ -86,8 +86,8 @@ internal sealed class FileLockStripes
     /// <summary>
     /// Opens and locks the lock file, or returns <see langword="null"/> when another process holds it. On a disk that
     /// cannot be written (read-only, permission denied) the existing lock file is opened for reading, which locks it
-    /// just as well, so that reads go on; any other failure (a full disk, a missing directory) is thrown as it is,
-    /// never mistaken for a held lock.
+    /// just as well, so that reads go on; any other failure (a full disk) is thrown as it is, never mistaken for a
+    /// held lock, and a missing lock directory as the <see cref="DirectoryNotFoundException"/> it is.
     /// </summary>
     private static FileStream? TryOpenExclusive(string path)
     {
@@ -99,7 +99,7 @@ internal sealed class FileLockStripes
         {
             return null;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is (IOException and not DirectoryNotFoundException) or UnauthorizedAccessException)
         {
             try
             {

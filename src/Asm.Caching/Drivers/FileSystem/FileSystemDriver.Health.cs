@@ -9,8 +9,8 @@ internal sealed partial class FileSystemDriver : IHealthCheck
     /// <summary>
     /// Writes, flushes and deletes a small file in the directory, named like the driver's temporary files (so the
     /// sweeper removes one a crash left behind), after creating the directories if a start on a disk that could not
-    /// take them left them missing. Unhealthy (the registration's failure status) when the directory is missing,
-    /// cannot be created, or is read-only, full or not ours.
+    /// take them left them missing, or they were removed since. Unhealthy (the registration's failure status) when
+    /// the directory cannot be created, or is read-only, full or not ours.
     /// </summary>
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -19,6 +19,12 @@ internal sealed partial class FileSystemDriver : IHealthCheck
         var data = new Dictionary<string, object> { ["directory"] = DirectoryPath };
         try
         {
+            // A directory removed while the app ran is created again, as the next write would.
+            if (!Directory.Exists(DirectoryPath))
+            {
+                _directoriesReady = false;
+            }
+
             EnsureDirectories();
             await using (var stream = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous))
             {

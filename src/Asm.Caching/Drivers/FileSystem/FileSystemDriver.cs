@@ -89,11 +89,32 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         _directoriesReady = true;
     }
 
-    /// <summary>Takes the stripe lock <paramref name="stripe"/>, once the directories exist.</summary>
-    private ValueTask<FileLockStripes.Holder> LockStripeAsync(int stripe, CancellationToken cancellationToken)
+    /// <summary>
+    /// Creates the directories again if they are gone: removed while the app ran (by a cleaner of temporary folders, or
+    /// by hand, perhaps recreated without its lock directory), as <see cref="EnsureDirectories"/> does at start-up.
+    /// </summary>
+    private void RecreateDirectories()
+    {
+        _directoriesReady = false;
+        EnsureDirectories();
+    }
+
+    /// <summary>
+    /// Takes the stripe lock <paramref name="stripe"/>, once the directories exist; a lock directory removed while the
+    /// app ran is created again.
+    /// </summary>
+    private async ValueTask<FileLockStripes.Holder> LockStripeAsync(int stripe, CancellationToken cancellationToken)
     {
         EnsureDirectories();
-        return _locks.AcquireAsync(stripe, cancellationToken);
+        try
+        {
+            return await _locks.AcquireAsync(stripe, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            RecreateDirectories();
+            return await _locks.AcquireAsync(stripe, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)

@@ -113,9 +113,10 @@ internal sealed partial class AsmSession
 
             await AdoptAsync(key, result, cancellationToken).ConfigureAwait(false);
             if (stockKey is not null && result.Status == SessionLoadStatus.Zombie && _stored && result.CurrentSecret is { } current
-                && !_context.Response.HasStarted)
+                && StockSessionImporter.IsFirstSecret(stockKey, current) && !_context.Response.HasStarted)
             {
-                // A stock cookie is the zombie of its imported session: the browser moves to the Asm key.
+                // A stock cookie is the zombie of its imported session: the browser moves to the Asm key, unless the
+                // session was regenerated since (a login), whose key no zombie is ever handed.
                 _key = SessionKey.Create(key.Id, current);
                 _servedByZombie = false;
                 _cookie.SendKey();

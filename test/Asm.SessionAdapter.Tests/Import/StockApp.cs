@@ -45,7 +45,8 @@ internal sealed class StockApp : IAsyncDisposable
     /// <summary>
     /// <c>POST /set?name=&amp;value=</c> stores a string, <c>GET /get?name=</c> reads it ("-" when absent; also
     /// <c>/get-readonly</c>, in <see cref="SessionLockMode.ReadOnly"/>),
-    /// <c>POST /inc</c> adds one to the counter "n" and returns it, <c>GET /keys</c> lists the names.
+    /// <c>POST /inc</c> adds one to the counter "n" and returns it, <c>GET /keys</c> lists the names,
+    /// <c>POST /login</c> (Asm only) stores the user "alice" and regenerates the key.
     /// </summary>
     public static void MapRoutes(WebApplication app)
     {
@@ -75,6 +76,12 @@ internal sealed class StockApp : IAsyncDisposable
         {
             await c.Session.LoadAsync();
             return string.Join(",", c.Session.Keys.Order(StringComparer.Ordinal));
+        });
+        app.MapPost("/login", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("user", "alice");
+            await c.Session.RegenerateIdAsync();
         });
     }
 

@@ -175,6 +175,28 @@ public abstract class StockSessionImportTests
     }
 
     [Fact]
+    public async Task StockKey_AfterTheImportedSessionLogsIn_IsServedAsAZombieButNeverHandedTheNewKey()
+    {
+        await using var stock = await StartStockAsync();
+        var stockClient = stock.CreateClient(out var stockJar);
+        await stockClient.PostAsync("/set?name=cart&value=book", null);
+        var events = new RecordingSessionEvents();
+        await using var asm = await StartAsmAsync(stock, events);
+        var user = ClientWithCookiesOf(asm, stockJar, out var userJar);
+        Assert.Equal("book", await user.GetStringAsync("/get?name=cart"));
+        Assert.Equal(HttpStatusCode.OK, (await user.PostAsync("/login", null)).StatusCode);
+        var loggedInKey = StockApp.KeyOf(asm.Services, userJar);
+
+        // Whoever still holds the stock cookie (a planted one, or a stale tab), inside the window of the import.
+        var stale = await ClientWithCookiesOf(asm, stockJar, out var staleJar).GetAsync("/get?name=user");
+
+        Assert.Equal("alice", await stale.Content.ReadAsStringAsync());
+        Assert.False(stale.Headers.Contains(Microsoft.Net.Http.Headers.HeaderNames.SetCookie));
+        Assert.NotEqual(loggedInKey, StockApp.KeyOf(asm.Services, staleJar));
+        Assert.Equal("alice", await user.GetStringAsync("/get?name=user"));
+    }
+
+    [Fact]
     public async Task ImportingRequestsProfile_IsTheSessionsFirst()
     {
         await using var stock = await StartStockAsync();

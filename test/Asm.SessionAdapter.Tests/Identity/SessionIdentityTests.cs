@@ -16,7 +16,7 @@ namespace Asm.SessionAdapter.Tests.Identity;
 /// regeneration with zombie keys for tabs still holding the old cookie, client profiles, destroy, and encryption at
 /// rest. Concurrent requests are ordered by gates inside the endpoints and by what storage told them, never by sleeps.
 /// </summary>
-public abstract class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixture<TDriver>
+public abstract partial class SessionIdentityTests<TDriver>(TDriver driver) : IClassFixture<TDriver>
     where TDriver : class, IDriverFixture, new()
 {
     private protected const string CookieName = AsmSessionOptions.DefaultCookieName;

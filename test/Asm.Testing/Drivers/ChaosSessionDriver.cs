@@ -22,6 +22,12 @@ public sealed class ChaosSessionDriver : ISessionDriver
 
     private ISessionDriver Inner => _inner ?? throw new InvalidOperationException("The app has not resolved its driver yet.");
 
+    /// <summary>
+    /// The app's real driver, beneath every decorator of the app (encryption included): the stored bytes, as an
+    /// attacker with read and write access to the storage reaches them.
+    /// </summary>
+    public ISessionDriver AtRest => Inner;
+
     /// <summary>Renewals are dropped: the lease runs out while its holder still works.</summary>
     public bool DropRenewals { get; set; }
 

@@ -1,0 +1,211 @@
+using System.Net;
+using Asm.Caching.Sessions;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Net.Http.Headers;
+
+namespace Asm.SessionAdapter.Tests.Identity;
+
+/// <summary>
+/// Attacks on session identity through real requests: what a replaced (zombie) key can and cannot do, a planted key
+/// presented with a forged <c>X-Forwarded-For</c>, and encrypted values moved around by someone with write access to
+/// the storage.
+/// </summary>
+public abstract partial class SessionIdentityTests<TDriver>
+{
+    /// <summary>A test-only header that stands for the address the connection comes from (TestServer has none).</summary>
+    private const string PeerHeader = "X-Test-Peer";
+
+    // ---- What a zombie key can do ----
+
+    [Fact]
+    public async Task ZombieKey_CannotRegenerateOrBindAUser_SoItIsNeverHandedTheCurrentKey()
+    {
+        await using var app = await StartAsync(a =>
+        {
+            a.MapPost("/regenerate", async (HttpContext c) => { return await RefusedAsync(c, () => c.Session.RegenerateIdAsync()); });
+            a.MapPost("/bind", async (HttpContext c) => { return await RefusedAsync(c, () => c.Session.BindUserAsync("mallory")); });
+        });
+        var login = app.CreateClient(out var loginJar);
+        await login.PostAsync("/seed/cart/3-items", null);
+        var oldTab = Tab(app, loginJar);
+        await login.PostAsync("/login", null);
+
+        var regenerate = await oldTab.PostAsync("/regenerate", null);
+        var bind = await oldTab.PostAsync("/bind", null);
+
+        Assert.Equal(HttpStatusCode.OK, regenerate.StatusCode);
+        Assert.Contains("zombie", await regenerate.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("zombie", await bind.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Empty(SessionCookiesOf(regenerate));
+        Assert.Empty(SessionCookiesOf(bind));
+        Assert.Equal(["/regenerate", "/bind"], Events.Zombies);
+
+        // The login's key is still the current one (neither attempt replaced it), and the session is bound to no one.
+        Assert.Equal("alice", await login.GetStringAsync("/read/user"));
+        Assert.Equal(2, Events.Zombies.Count);
+        Assert.Empty(Events.Invalid);
+    }
+
+    [Fact]
+    public async Task ZombieKey_AfterTheOwnerLogsOut_IsRefusedAsDestroyed()
+    {
+        await using var app = await StartAsync();
+        var login = app.CreateClient(out var loginJar);
+        var id = await (await login.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        var oldTab = Tab(app, loginJar);
+        await login.PostAsync("/login", null);
+        Assert.Equal("3-items", await oldTab.GetStringAsync("/read/cart"));
+
+        await login.PostAsync("/destroy", null);
+        var after = await oldTab.PostAsync("/probe", null);
+
+        await AssertFreshSessionAsync(app, after, id, oldTab);
+        Assert.Equal(("/probe", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid));
+    }
+
+    [Fact]
+    public async Task ZombieKey_DestroyAsync_EndsTheSessionForTheCurrentKeyToo()
+    {
+        // A log-out from a tab that missed the login: the zombie may end the session, and nothing of it survives.
+        await using var app = await StartAsync();
+        var login = app.CreateClient(out var loginJar);
+        var id = await (await login.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        var oldTab = Tab(app, loginJar);
+        await login.PostAsync("/login", null);
+
+        var destroyed = await oldTab.PostAsync("/destroy", null);
+        var current = await login.PostAsync("/probe", null);
+
+        Assert.Equal(HttpStatusCode.OK, destroyed.StatusCode);
+        Assert.True(SessionCookieOf(destroyed).Expires < DateTimeOffset.UtcNow);
+        await AssertFreshSessionAsync(app, current, id, login);
+        Assert.Equal(("/probe", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid));
+    }
+
+    // ---- Profiles: the address is the connection's, never a header's ----
+
+    [Fact]
+    public async Task PlantedKey_PresentedWithTheVictimsUserAgentAndAForgedXForwardedFor_IsRefusedToTheAttacker()
+    {
+        await using var app = await StartAsync(a => a.Use((c, next) =>
+        {
+            // What a server's transport reports; the app has no forwarded-headers middleware.
+            c.Connection.RemoteIpAddress = IPAddress.Parse(c.Request.Headers[PeerHeader].ToString());
+            return next(c);
+        }));
+        var attacker = Browser(app, "Victim/1.0", out var attackerJar);
+        attacker.DefaultRequestHeaders.Add(PeerHeader, "198.51.100.9");
+        var id = await (await attacker.PostAsync("/seed/cart/planted", null)).Content.ReadAsStringAsync();
+        var victim = Tab(app, attackerJar, "Victim/1.0");
+        victim.DefaultRequestHeaders.Add(PeerHeader, "203.0.113.7");
+        var victimsOtherTab = Tab(app, attackerJar, "Victim/1.0");
+        victimsOtherTab.DefaultRequestHeaders.Add(PeerHeader, "203.0.113.7");
+        await victim.PostAsync("/login", null);
+        attacker.DefaultRequestHeaders.Add("X-Forwarded-For", "203.0.113.7");
+        attacker.DefaultRequestHeaders.Add("X-Real-IP", "203.0.113.7");
+        attacker.DefaultRequestHeaders.Add("Forwarded", "for=203.0.113.7");
+
+        var stolen = await attacker.PostAsync("/probe", null);
+        var stale = await victimsOtherTab.GetAsync("/read/user");
+
+        await AssertFreshSessionAsync(app, stolen, id, attacker);
+        Assert.Equal(("/probe", InvalidSessionReason.ZombieProfileMismatch), Assert.Single(Events.Invalid));
+
+        // The control: the victim's own stale tab, from the victim's address, is served through the same old key.
+        Assert.Equal("alice", await stale.Content.ReadAsStringAsync());
+        Assert.Equal(["/read/user"], Events.Zombies);
+    }
+
+    // ---- Encryption at rest: stored values moved by someone with write access to the storage ----
+
+    [Fact]
+    public async Task EncryptAtRest_AValueCopiedFromAnotherSession_IsCorrupt_NeverTheOtherSessionsValue()
+    {
+        await using var app = await StartAsync(configure: o => o.EncryptAtRest = true);
+        var alice = app.CreateClient(out var aliceJar);
+        await alice.PostAsync("/seed/cart/alices-card", null);
+        var mallory = app.CreateClient(out _);
+        var malloryId = await (await mallory.PostAsync("/seed/cart/mallorys-cart", null)).Content.ReadAsStringAsync();
+
+        await WriteAtRestAsync(malloryId, "cart", (await LoadAtRestAsync(app, aliceJar)).Values["cart"]);
+        var read = await mallory.PostAsync("/probe", null);
+
+        await AssertFreshSessionAsync(app, read, malloryId, mallory);
+        Assert.Equal(("/probe", InvalidSessionReason.Corrupt), Assert.Single(Events.Invalid));
+        Assert.Equal("alices-card", await alice.GetStringAsync("/read/cart"));
+    }
+
+    [Fact]
+    public async Task EncryptAtRest_AValueCopiedToAnotherNameOfItsSession_IsCorrupt()
+    {
+        await using var app = await StartAsync(configure: o => o.EncryptAtRest = true);
+        var owner = app.CreateClient(out var ownerJar);
+        var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        await owner.PostAsync("/seed/role/guest", null);
+
+        await WriteAtRestAsync(id, "role", (await LoadAtRestAsync(app, ownerJar)).Values["cart"]);
+        var read = await owner.PostAsync("/probe", null);
+
+        await AssertFreshSessionAsync(app, read, id, owner);
+        Assert.Equal(("/probe", InvalidSessionReason.Corrupt), Assert.Single(Events.Invalid));
+    }
+
+    [Fact]
+    public async Task EncryptAtRest_AnOlderValueWrittenBackUnderItsOwnName_IsNotDetected()
+    {
+        // The documented limit: each value is authenticated with its name and session, not with its version.
+        await using var app = await StartAsync(configure: o => o.EncryptAtRest = true);
+        var owner = app.CreateClient(out var ownerJar);
+        var id = await (await owner.PostAsync("/seed/role/admin", null)).Content.ReadAsStringAsync();
+        var older = (await LoadAtRestAsync(app, ownerJar)).Values["role"];
+        await owner.PostAsync("/seed/role/guest", null);
+
+        await WriteAtRestAsync(id, "role", older);
+
+        Assert.Equal("admin", await owner.GetStringAsync("/read/role"));
+        Assert.Empty(Events.Invalid);
+    }
+
+    /// <summary>Runs <paramref name="attempt"/> on the loaded session; the message of the <see cref="InvalidOperationException"/> it throws, if any.</summary>
+    private static async Task<string> RefusedAsync(HttpContext context, Func<Task> attempt)
+    {
+        await context.Session.LoadAsync();
+        try
+        {
+            await attempt();
+            return "done";
+        }
+        catch (InvalidOperationException ex)
+        {
+            return "refused: " + ex.Message;
+        }
+    }
+
+    /// <summary>The session the cookie in <paramref name="jar"/> opens, as the storage holds it (values encrypted, if they are).</summary>
+    private async Task<SessionLoadResult> LoadAtRestAsync(SessionApp app, CookieJarHandler jar)
+    {
+        var cookie = jar.Cookies.GetCookies(Site)[CookieName]!;
+        Assert.True(SessionKey.TryParse(KeyOf(app, new SetCookieHeaderValue(cookie.Name, cookie.Value)), out var key));
+        var result = await Storage.AtRest.LoadAsync(
+            new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20) }, CancellationToken.None);
+        Assert.Equal(SessionLoadStatus.Found, result.Status);
+        return result;
+    }
+
+    /// <summary>Stores <paramref name="stored"/> as value <paramref name="name"/> of session <paramref name="sessionId"/>, beneath the app.</summary>
+    private async Task WriteAtRestAsync(string sessionId, string name, byte[] stored)
+    {
+        var status = await Storage.AtRest.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = sessionId,
+                Now = DateTimeOffset.UtcNow,
+                IdleTimeout = TimeSpan.FromMinutes(20),
+                Changes = new Dictionary<string, byte[]?>(StringComparer.Ordinal) { [name] = stored },
+            },
+            CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.Committed, status);
+    }
+}

@@ -131,7 +131,9 @@ internal sealed partial class AsmSession : IAsmSession
     public void Remove(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        if (PrepareWrite())
+
+        // A name no value can have (Set refuses it) has nothing to remove, and the commit would refuse it, all changes with it.
+        if (PrepareWrite() && SessionValueName.IsValid(key))
         {
             _values.Remove(key);
         }

@@ -33,6 +33,19 @@ internal static class SessionValueName
         }
     }
 
+    /// <summary>Whether <paramref name="name"/> keeps the rule: a name that does not can have no value.</summary>
+    public static bool IsValid(string name)
+    {
+        try
+        {
+            return StrictUtf8.GetByteCount(name) <= MaxBytes;
+        }
+        catch (EncoderFallbackException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Checks every name a commit would write.</summary>
     public static void ValidateAll(SessionCommitRequest request)
     {

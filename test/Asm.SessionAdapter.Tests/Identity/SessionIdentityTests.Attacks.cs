@@ -84,6 +84,32 @@ public abstract partial class SessionIdentityTests<TDriver>
         Assert.Equal(("/probe", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid));
     }
 
+    // ---- Names from the request ----
+
+    [Theory]
+    [InlineData("lone-surrogate")]
+    [InlineData("too-long")]
+    public async Task Remove_OfANameNoValueCanHave_RemovesNothingAndTheRequestsWritesAreStored(string shape)
+    {
+        // An app removing what a request names: a name no value can have (Set refuses it) has nothing to remove.
+        var name = shape == "lone-surrogate" ? "cart\uD800" : new string('n', 70_000);
+        await using var app = await StartAsync(a => a.MapPost("/set-and-remove", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("cart", "2-items");
+            c.Session.Remove(name);
+            return c.Session.GetString("cart");
+        }));
+        var owner = app.CreateClient();
+        await owner.PostAsync("/seed/user/alice", null);
+
+        var response = await owner.PostAsync("/set-and-remove", null);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("2-items", await owner.GetStringAsync("/read/cart"));
+        Assert.Equal("cart,user", await owner.GetStringAsync("/keys"));
+    }
+
     // ---- Profiles: the address is the connection's, never a header's ----
 
     [Fact]

@@ -65,16 +65,18 @@ local function live(r, now) return not r[12] and r[4] > now and (not r[5] or r[5
 
 local function authenticate(r, secret, now)
   if r[12] then return DESTROYED end
-  local status, profile = FOUND, nil
+  local status, profile, latest = FOUND, nil, false
   if r[2] ~= secret then
     local z, at = r[14], nil
     for i = 1, #z, 4 do if z[i] == secret then at = i break end end
     if not at then return UNKNOWN end
     if z[at + 2] <= now then return ZOMBIE_EXPIRED end
     status, profile = ZOMBIE, z[at + 3]
+    latest = true
+    for i = 2, #z, 4 do if z[i] > z[at + 1] then latest = false end end
   end
   if not live(r, now) then return EXPIRED end
-  return status, profile
+  return status, profile, latest
 end
 
 local function clock(override)
@@ -107,7 +109,7 @@ local key, secret, now, idle, token = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonum
 local r = read(key)
 if r == nil then return { UNKNOWN } end
 if r == false then return { CORRUPT } end
-local status, zombie_profile = authenticate(r, secret, now)
+local status, zombie_profile, zombie_latest = authenticate(r, secret, now)
 if status ~= FOUND and status ~= ZOMBIE then return { status } end
 local fence, dirty, pa = 0, false, nil
 if token ~= '' then
@@ -125,8 +127,8 @@ if ie - r[4] > tonumber(ARGV[7]) then pa, dirty = slide(r, now, idle), true end
 local current = ''
 if status == ZOMBIE then current = r[2] end
 local profiles, raw, vals = r[13], r.raw, r.vals
-local out = { status, r[3], fence, current, zombie_profile or '', r[11] or '', #profiles / 2 }
-local n = 7
+local out = { status, r[3], fence, current, zombie_profile or '', r[11] or '', zombie_latest and 1 or 0, #profiles / 2 }
+local n = 8
 for i = 1, #profiles, 2 do n = n + 1 out[n] = profiles[i] end
 for i = 1, #vals do
   local at = vals[i]

@@ -125,15 +125,15 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
         var fence = (long)reply[2];
         var zombieProfile = (string?)reply[4];
-        var profileCount = (int)(long)reply[6];
+        var profileCount = (int)(long)reply[7];
         var profiles = new string[profileCount];
         for (var i = 0; i < profileCount; i++)
         {
-            profiles[i] = (string?)reply[7 + i] ?? "";
+            profiles[i] = (string?)reply[8 + i] ?? "";
         }
 
         var values = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        for (var i = 7 + profileCount; i + 1 < reply.Length; i += 2)
+        for (var i = 8 + profileCount; i + 1 < reply.Length; i += 2)
         {
             values[(string?)reply[i] ?? ""] = (byte[]?)reply[i + 1] ?? [];
         }
@@ -144,6 +144,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             Values = values,
             CurrentSecret = status == SessionLoadStatus.Zombie ? (string?)reply[3] : null,
             ZombieProfile = status == SessionLoadStatus.Zombie && zombieProfile is { Length: > 0 } ? zombieProfile : null,
+            ZombieIsLatest = status == SessionLoadStatus.Zombie && (long)reply[6] == 1,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds((long)reply[1]),
             Profiles = profiles,
             Lease = lease is null ? null : lease with { Fence = fence },

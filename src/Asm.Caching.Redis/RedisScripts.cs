@@ -120,7 +120,8 @@ internal static partial class RedisScripts
 
     /// <summary>Checks a presented secret against a record (<c>authenticate</c>).</summary>
     private const string Authentication = """
-        -- Returns the status and, for a live zombie, the profile stored with it.
+        -- Returns the status and, for a live zombie, the profile stored with it and whether it is the newest zombie
+        -- (the secret the current one replaced).
         local function authenticate(r, secret, now)
           if r.x then return DESTROYED end
           local status, zombie
@@ -136,7 +137,13 @@ internal static partial class RedisScripts
           end
           if status == ZOMBIE_EXPIRED then return status end
           if not live(r, now) then return EXPIRED end
-          if status == ZOMBIE then return status, zombie[4] end
+          if status == ZOMBIE then
+            local latest = true
+            for _, z in ipairs(r.zombies) do
+              if z[2] > zombie[2] then latest = false end
+            end
+            return status, zombie[4], latest
+          end
           return status
         end
 
@@ -242,14 +249,15 @@ internal static partial class RedisScripts
     /// ARGV[7] slide threshold (ms: the idle expiry is written only when it moves by more).
     /// Returns {status} when the session is not usable, else {status, created at, granted fence (0 for none),
     /// current secret ('' unless status is Zombie), zombie profile ('' for none), user id ('' when unbound),
-    /// profile count, profiles oldest first..., name, value, ...}.
+    /// 1 when the zombie is the newest (the secret the current one replaced) else 0, profile count,
+    /// profiles oldest first..., name, value, ...}.
     /// </summary>
     public const string Load = Prelude + Authentication + LeaseClock + Writes + Mark + Replies + """
         local key, secret, now, idle, token = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
         local r = read(key)
         if r == nil then return { UNKNOWN } end
         if r == false then return { CORRUPT } end
-        local status, zombie_profile = authenticate(r, secret, now)
+        local status, zombie_profile, zombie_latest = authenticate(r, secret, now)
         if status ~= FOUND and status ~= ZOMBIE then return { status } end
         local fence, w = 0, nil
         if token ~= '' then
@@ -272,8 +280,8 @@ internal static partial class RedisScripts
         if pa then expire(key, pa, now) end
         local current = ''
         if status == ZOMBIE then current = r.s end
-        local out = { status, r.c, fence, current, zombie_profile or '', r.u or '', #r.profiles }
-        put_values(out, put_profiles(out, 7, r), r)
+        local out = { status, r.c, fence, current, zombie_profile or '', r.u or '', zombie_latest and 1 or 0, #r.profiles }
+        put_values(out, put_profiles(out, 8, r), r)
         return out
         """;
 

@@ -113,7 +113,7 @@ internal sealed partial class AsmSession
 
             await AdoptAsync(key, result, cancellationToken).ConfigureAwait(false);
             if (stockKey is not null && result.Status == SessionLoadStatus.Zombie && _stored && result.CurrentSecret is { } current
-                && StockSessionImporter.IsFirstSecret(stockKey, current) && !_context.Response.HasStarted)
+                && result.ZombieIsLatest && !_context.Response.HasStarted)
             {
                 // A stock cookie is the zombie of its imported session: the browser moves to the Asm key, unless the
                 // session was regenerated since (a login), whose key no zombie is ever handed.

@@ -93,7 +93,7 @@ internal sealed class SessionRecord
     {
         changed = false;
         var now = Ms(request.Now);
-        var status = Authenticate(request.Key.Secret, now, out var zombieProfile);
+        var status = Authenticate(request.Key.Secret, now, out var zombieProfile, out var zombieIsLatest);
         if (status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
         {
             return SessionLoadResult.Of(status);
@@ -127,6 +127,7 @@ internal sealed class SessionRecord
             Values = CopyValues(copyValues),
             CurrentSecret = status == SessionLoadStatus.Zombie ? Secret : null,
             ZombieProfile = zombieProfile,
+            ZombieIsLatest = zombieIsLatest,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
             Profiles = [.. Profiles],
             Lease = lease,
@@ -270,7 +271,7 @@ internal sealed class SessionRecord
     public SessionCommitStatus Regenerate(SessionRegenerateRequest request)
     {
         var now = Ms(request.Now);
-        if (Authenticate(request.Key.Secret, now, out _) is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
+        if (Authenticate(request.Key.Secret, now, out _, out _) is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
         {
             return SessionCommitStatus.NotFound;
         }
@@ -313,9 +314,10 @@ internal sealed class SessionRecord
         AbsoluteExpiresAt == Never ? null : DateTimeOffset.FromUnixTimeMilliseconds(AbsoluteExpiresAt),
         [.. Profiles]);
 
-    private SessionLoadStatus Authenticate(string secret, long now, out string? zombieProfile)
+    private SessionLoadStatus Authenticate(string secret, long now, out string? zombieProfile, out bool zombieIsLatest)
     {
         zombieProfile = null;
+        zombieIsLatest = false;
         if (Destroyed)
         {
             return SessionLoadStatus.Destroyed;
@@ -336,6 +338,7 @@ internal sealed class SessionRecord
 
             status = Zombies[zombie].ExpiresAt > now ? SessionLoadStatus.Zombie : SessionLoadStatus.ZombieExpired;
             zombieProfile = status == SessionLoadStatus.Zombie ? Zombies[zombie].Profile : null;
+            zombieIsLatest = status == SessionLoadStatus.Zombie && zombie == Zombies.Count - 1;
         }
 
         return IsLive(now) || status == SessionLoadStatus.ZombieExpired ? status : SessionLoadStatus.Expired;

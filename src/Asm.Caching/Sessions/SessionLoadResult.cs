@@ -20,6 +20,12 @@ public sealed record SessionLoadResult
     /// </summary>
     public string? ZombieProfile { get; init; }
 
+    /// <summary>
+    /// When the session was loaded through a zombie secret: whether that secret is the newest zombie, the one the
+    /// current secret replaced; <see langword="false"/> once the session has been regenerated again since.
+    /// </summary>
+    public bool ZombieIsLatest { get; init; }
+
     /// <summary>When the session was created.</summary>
     public DateTimeOffset CreatedAt { get; init; }
 

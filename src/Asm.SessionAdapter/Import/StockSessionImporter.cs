@@ -16,13 +16,14 @@ namespace Asm.SessionAdapter.Import;
 /// <para>
 /// The stock key (a GUID string) maps to an Asm key derived from it: the id locates the imported session, the
 /// secret is the session's first one, stored from the start as a zombie that expires after
-/// <see cref="AsmSessionOptions.ZombieLifetime"/>, while the session itself gets another secret derived from the stock
-/// key (<see cref="IsFirstSecret"/>). The import is a create-if-absent of that record
-/// (<see cref="ISessionTransferDriver.ImportAsync"/>), so parallel requests with the stock cookie, on any server,
-/// create one session between them and are all served it through the zombie, which also sends them the Asm cookie
-/// as long as the session still has the secret it was imported with: once it is regenerated (a login), the stock
-/// cookie is a zombie as any other, never handed the current key. The stock entry is removed after the record is
-/// stored; once the zombie window closes, the stock key opens nothing.
+/// <see cref="AsmSessionOptions.ZombieLifetime"/>, while the session itself gets a fresh random secret (never one
+/// derived from the stock key, which whoever holds that key could derive long after the zombie window). The import is
+/// a create-if-absent of that record (<see cref="ISessionTransferDriver.ImportAsync"/>), so parallel requests with the
+/// stock cookie, on any server, create one session between them and are all served it through the zombie, which
+/// also sends them the Asm cookie while the stock key is the newest zombie (<see cref="SessionLoadResult.ZombieIsLatest"/>):
+/// once the session is regenerated (a login), the stock cookie is a zombie as any other, never handed the current
+/// key. The stock entry is removed after the record is stored; once the zombie window closes, the stock key opens
+/// nothing.
 /// </para>
 /// <para>The record is written before the stock entry is removed, so a request that finds no stock entry looks for
 /// the imported session once more before it calls the key unknown.</para>
@@ -30,7 +31,6 @@ namespace Asm.SessionAdapter.Import;
 internal sealed class StockSessionImporter(IDistributedCache cache, TimeProvider time, AsmSessionMetrics metrics, ILogger<StockSessionImporter> logger)
 {
     private static readonly byte[] Domain = "Asm.ImportStockSessions\0"u8.ToArray();
-    private static readonly byte[] FirstSecretDomain = "Asm.ImportStockSessions.FirstSecret\0"u8.ToArray();
 
     /// <summary>Whether <paramref name="key"/> has the shape of a stock session key: a GUID in its "D" format, lower case.</summary>
     public static bool IsStockKey(string key) =>
@@ -39,29 +39,11 @@ internal sealed class StockSessionImporter(IDistributedCache cache, TimeProvider
     /// <summary>The Asm key a stock key opens: the id of the imported session and its first secret.</summary>
     public static SessionKey MapKey(string stockKey)
     {
-        var input = Input(Domain, stockKey);
+        var input = new byte[Domain.Length + Encoding.ASCII.GetByteCount(stockKey)];
+        Domain.CopyTo(input, 0);
+        Encoding.ASCII.GetBytes(stockKey, input.AsSpan(Domain.Length));
         return SessionKey.Create(Base64Url.EncodeToString(SHA256.HashData(input))[..SessionKey.IdLength],
             Base64Url.EncodeToString(SHA256.HashData(SHA256.HashData(input)))[..SessionKey.SecretLength]);
-    }
-
-    /// <summary>
-    /// Whether <paramref name="currentSecret"/> is the secret the session of <paramref name="stockKey"/> was imported
-    /// with: only then may a request with the stock cookie be handed the current key (the session has not been
-    /// regenerated since).
-    /// </summary>
-    public static bool IsFirstSecret(string stockKey, string currentSecret) =>
-        CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(FirstSecret(stockKey)), Encoding.ASCII.GetBytes(currentSecret));
-
-    /// <summary>The secret the session of <paramref name="stockKey"/> is imported with.</summary>
-    private static string FirstSecret(string stockKey) =>
-        Base64Url.EncodeToString(SHA256.HashData(Input(FirstSecretDomain, stockKey)))[..SessionKey.SecretLength];
-
-    private static byte[] Input(byte[] domain, string stockKey)
-    {
-        var input = new byte[domain.Length + Encoding.ASCII.GetByteCount(stockKey)];
-        domain.CopyTo(input, 0);
-        Encoding.ASCII.GetBytes(stockKey, input.AsSpan(domain.Length));
-        return input;
     }
 
     /// <summary>
@@ -105,7 +87,7 @@ internal sealed class StockSessionImporter(IDistributedCache cache, TimeProvider
         var snapshot = new SessionSnapshot
         {
             SessionId = mapped.Id,
-            Secret = FirstSecret(stockKey),
+            Secret = SessionKey.New().Secret,
             CreatedAt = now,
             IdleExpiresAt = idleExpiresAt,
             AbsoluteExpiresAt = absoluteExpiresAt,

@@ -48,7 +48,7 @@ public abstract partial class DriverConformanceTests
     }
 
     [Fact]
-    public async Task ExportThenImport_KeepsTheProfileOfTheRequestThatReplacedEachZombie()
+    public async Task ExportThenImport_KeepsTheProfileOfTheRequestThatReplacedEachZombie_AndWhichIsTheLatest()
     {
         var first = await CreateSessionAsync(new() { ["a"] = [1] });
         var second = first.WithNewSecret();
@@ -64,7 +64,10 @@ public abstract partial class DriverConformanceTests
         var zombie = await LoadAsync(SessionKey.Create(moved.Id, first.Secret));
         Assert.Equal(SessionLoadStatus.Zombie, zombie.Status);
         Assert.Equal("10.0.0.1|Firefox: x", zombie.ZombieProfile);
-        Assert.Null((await LoadAsync(SessionKey.Create(moved.Id, second.Secret))).ZombieProfile);
+        Assert.False(zombie.ZombieIsLatest);
+        var latest = await LoadAsync(SessionKey.Create(moved.Id, second.Secret));
+        Assert.Null(latest.ZombieProfile);
+        Assert.True(latest.ZombieIsLatest);
     }
 
     [Fact]

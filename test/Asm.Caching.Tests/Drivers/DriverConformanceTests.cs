@@ -555,6 +555,25 @@ public abstract partial class DriverConformanceTests : IDisposable
         Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(third)).Status);
     }
 
+    [Fact]
+    public async Task LoadAsync_ThroughAZombie_SaysWhetherItIsTheSecretTheCurrentOneReplaced()
+    {
+        var first = await CreateSessionAsync();
+        var second = first.WithNewSecret();
+        var third = second.WithNewSecret();
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(first, second));
+        Assert.True((await LoadAsync(first)).ZombieIsLatest);
+
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(second, third));
+
+        Assert.False((await LoadAsync(first)).ZombieIsLatest);
+        Assert.True((await LoadAsync(second)).ZombieIsLatest);
+        Assert.False((await LoadAsync(third)).ZombieIsLatest);
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(third, first));
+        Assert.True((await LoadAsync(third)).ZombieIsLatest);
+        Assert.False((await LoadAsync(second)).ZombieIsLatest);
+    }
+
     /// <summary>A secret that comes back (A → B → A → C) is one zombie with the newest window, on every driver.</summary>
     [Fact]
     public async Task RegenerateAsync_SecretThatIsAlreadyAZombie_KeepsOneEntryWithTheNewestWindow()

@@ -266,6 +266,7 @@ public sealed class DriverDifferentialTests : IDisposable
             .Append(result.Status)
             .Append(" created=").Append(result.CreatedAt.ToUnixTimeMilliseconds())
             .Append(" current=").Append(result.CurrentSecret is null ? "-" : Array.IndexOf(Secrets, result.CurrentSecret).ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .Append(" latest=").Append(result.ZombieIsLatest)
             .Append(" fence=").Append(result.Lease?.Fence.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-")
             .Append(" profiles=[").AppendJoin(',', result.Profiles).Append(']')
             .Append(" values={");

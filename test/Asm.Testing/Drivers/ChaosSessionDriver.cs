@@ -107,15 +107,7 @@ public sealed class ChaosSessionDriver : ISessionDriver
 
         if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && request.Key.Id == TamperedSessionId)
         {
-            return new SessionLoadResult
-            {
-                Status = result.Status,
-                Values = result.Values.ToDictionary(v => v.Key, v => Flipped(v.Value), StringComparer.Ordinal),
-                CurrentSecret = result.CurrentSecret,
-                CreatedAt = result.CreatedAt,
-                Profiles = result.Profiles,
-                Lease = result.Lease,
-            };
+            return result with { Values = result.Values.ToDictionary(v => v.Key, v => Flipped(v.Value), StringComparer.Ordinal) };
         }
 
         return result;

@@ -31,13 +31,19 @@ internal sealed partial class AsmSession
         }
     }
 
-    public async Task LoadAsync(CancellationToken cancellationToken = default)
-    {
-        if (_state is not (SessionState.NotLoaded or SessionState.EndedNotLoaded))
-        {
-            return;
-        }
+    /// <summary>
+    /// Loads the session, once: callers that come while another task of the request loads it wait for that load
+    /// (see <see cref="SessionStepGate"/>).
+    /// </summary>
+    public Task LoadAsync(CancellationToken cancellationToken = default) =>
+        IsNotLoaded(this)
+            ? _steps.RunAsync(this, IsNotLoaded, static (session, ct) => session.LoadOnceAsync(ct), cancellationToken)
+            : Task.CompletedTask;
 
+    private static bool IsNotLoaded(AsmSession session) => session._state is SessionState.NotLoaded or SessionState.EndedNotLoaded;
+
+    private async Task LoadOnceAsync(CancellationToken cancellationToken)
+    {
         using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.LoadActivity);
         try
         {
@@ -127,28 +133,37 @@ internal sealed partial class AsmSession
     public async Task AcquireWriteLockAsync(CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken).ConfigureAwait(false);
+        await _steps.RunAsync(
+            this, static session => session.NeedsWriteLock(), static (session, ct) => session.TakeWriteLockAsync(ct), cancellationToken).ConfigureAwait(false);
+        _mode = SessionLockMode.Exclusive;
+    }
+
+    /// <summary>Whether a write must take the lock first; throws when this request may not write at all.</summary>
+    private bool NeedsWriteLock()
+    {
         EnsureAvailable();
         EnsureWritable();
-        if (_lock.Lease is null && _stored)
-        {
-            var result = await LoadLockedAsync(_key, cancellationToken).ConfigureAwait(false);
-            if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && result.Lease is { } lease)
-            {
-                _values.Reload(result.Values);
-                _lock.Hold(_key.Id, lease);
-            }
-            else if (_state == SessionState.ReadOnlyAfterLockWait)
-            {
-                EnsureWritable();
-            }
-            else
-            {
-                // The session went away (destroyed, expired) between the read and the write.
-                await RejectPresentedKeyAsync(ToReason(result.Status)).ConfigureAwait(false);
-            }
-        }
+        return _lock.Lease is null && _stored;
+    }
 
-        _mode = SessionLockMode.Exclusive;
+    /// <summary>Takes the lock of the loaded session and reloads its latest values, keeping this request's changes.</summary>
+    private async Task TakeWriteLockAsync(CancellationToken cancellationToken)
+    {
+        var result = await LoadLockedAsync(_key, cancellationToken).ConfigureAwait(false);
+        if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && result.Lease is { } lease)
+        {
+            _values.Reload(result.Values);
+            _lock.Hold(_key.Id, lease);
+        }
+        else if (_state == SessionState.ReadOnlyAfterLockWait)
+        {
+            EnsureWritable();
+        }
+        else
+        {
+            // The session went away (destroyed, expired) between the read and the write.
+            await RejectPresentedKeyAsync(ToReason(result.Status)).ConfigureAwait(false);
+        }
     }
 
     private async Task AdoptAsync(SessionKey key, SessionLoadResult result, CancellationToken cancellationToken)

@@ -19,10 +19,10 @@ namespace Asm.SessionAdapter;
 /// This class holds the lifecycle (<see cref="SessionState"/>) and the session's identity (key, stored, user); the
 /// rest is its parts': the values and change set (<see cref="SessionChangeSet"/>), the lock
 /// (<see cref="SessionLockHolder"/>), the cookie (<see cref="SessionCookieWriter"/>), the client-profile checks
-/// (<see cref="SessionProfileCheck"/>), logs and metrics (<see cref="SessionTelemetry"/>), and storage calls under
-/// the I/O timeout (<see cref="GuardedSessionDriver"/>). Its own code is split by concern: reading and writing values
-/// here, loading in <c>AsmSession.Load.cs</c>, committing in <c>AsmSession.Commit.cs</c>, regeneration, user binding
-/// and destroy in <c>AsmSession.Identity.cs</c>.
+/// (<see cref="SessionProfileCheck"/>), logs and metrics (<see cref="SessionTelemetry"/>), storage calls under the
+/// I/O timeout (<see cref="GuardedSessionDriver"/>), and one load or escalation at a time (<see cref="SessionStepGate"/>).
+/// Its own code is split by concern: reading and writing values here, loading in <c>AsmSession.Load.cs</c>,
+/// committing in <c>AsmSession.Commit.cs</c>, regeneration, user binding and destroy in <c>AsmSession.Identity.cs</c>.
 /// </para>
 /// </remarks>
 internal sealed partial class AsmSession : IAsmSession
@@ -38,6 +38,7 @@ internal sealed partial class AsmSession : IAsmSession
     private readonly SessionLockHolder _lock;
     private readonly SessionCookieWriter _cookie;
     private readonly SessionProfileCheck _profiles;
+    private readonly SessionStepGate _steps = new();
 
     private SessionState _state;
     private SessionKey _key;

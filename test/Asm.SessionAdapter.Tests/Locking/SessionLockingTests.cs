@@ -390,6 +390,26 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
         Assert.Equal("2", await next.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData("/exclusive/two-loads")]
+    [InlineData("/lock-on-write/two-escalations")]
+    public async Task TwoTasksOfOneRequestTakingTheLockAtOnce_ShareOneLockedLoad_InsteadOfWaitingForTheirOwnLock(string path)
+    {
+        ChaosSessionDriver? storage = null;
+        // Waiting for its own lock, the request would fail after this with a SessionLockTimeoutException.
+        await using var app = await StartAsync(o => o.LockWaitTimeout = TimeSpan.FromSeconds(5), services: services => storage = ChaosSessionDriver.Wrap(services));
+        var client = app.CreateClient();
+        await client.PostAsync("/exclusive/inc", null);
+        var before = storage!.LockedLoads;
+
+        var response = await client.PostAsync(path, null);
+
+        Assert.Equal("2", await response.Content.ReadAsStringAsync());
+        Assert.Equal(1, storage.LockedLoads - before);
+        Assert.Equal("3", await (await client.PostAsync("/exclusive/inc", null)).Content.ReadAsStringAsync());
+        Assert.Equal(0, app.Session.LockQueueSessions);
+    }
+
     [Fact]
     public async Task UnawaitedLoadStillWaitingWhenItsRequestEnds_GivesBackTheLockItGets_NextRequestIsNotBlocked()
     {
@@ -669,6 +689,22 @@ public sealed class LockingApp : IAsyncDisposable
             await gates.Release.Task;
             Gates = new Gates();
         });
+        app.MapPost("/exclusive/two-loads", async (HttpContext c) =>
+        {
+            // Two parts of one handler that each make sure the session is loaded, at once.
+            await Task.WhenAll(c.Session.LoadAsync(), c.Session.LoadAsync());
+            var n = (c.Session.GetInt32("n") ?? 0) + 1;
+            c.Session.SetInt32("n", n);
+            return n;
+        });
+        app.MapPost("/lock-on-write/two-escalations", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            await Task.WhenAll(c.Session.AcquireWriteLockAsync(), c.Session.AcquireWriteLockAsync());
+            var n = (c.Session.GetInt32("n") ?? 0) + 1;
+            c.Session.SetInt32("n", n);
+            return n;
+        }).WithSessionLock(SessionLockMode.LockOnWrite);
         app.MapPost("/lock-on-write/append", async (HttpContext c) =>
         {
             await c.Session.LoadAsync();

@@ -134,7 +134,7 @@ internal sealed partial class AsmSession : IAsmSession
         ArgumentNullException.ThrowIfNull(key);
 
         // A name no value can have (Set refuses it) has nothing to remove, and the commit would refuse it, all changes with it.
-        if (PrepareWrite() && SessionValueName.IsValid(key))
+        if (PrepareWrite(establish: false) && SessionValueName.IsValid(key))
         {
             _values.Remove(key);
         }
@@ -142,7 +142,7 @@ internal sealed partial class AsmSession : IAsmSession
 
     public void Clear()
     {
-        if (PrepareWrite())
+        if (PrepareWrite(establish: false))
         {
             _values.Clear();
         }
@@ -159,7 +159,13 @@ internal sealed partial class AsmSession : IAsmSession
     }
 
     /// <summary>Checks that this request may write, taking the lock first in <see cref="SessionLockMode.LockOnWrite"/>.</summary>
-    private bool PrepareWrite()
+    /// <param name="establish">
+    /// Whether the write makes a new session worth storing (a <c>Set</c>); a <c>Remove</c> or <c>Clear</c> does not:
+    /// as with the stock session, it stores nothing and sends no cookie when there is no session yet.
+    /// </param>
+    /// <returns>Whether there is something to write to: <see langword="false"/> when the session is unavailable, or
+    /// when a removal or a clear finds no session.</returns>
+    private bool PrepareWrite(bool establish = true)
     {
         Load();
         if (_state == SessionState.Unavailable)
@@ -184,6 +190,11 @@ internal sealed partial class AsmSession : IAsmSession
 
         if (!_stored && !_cookie.SendsKey)
         {
+            if (!establish)
+            {
+                return false;
+            }
+
             _cookie.Establish();
         }
 

@@ -1,0 +1,76 @@
+using System.Net;
+using Asm.Caching.Drivers.InMemory;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Asm.SessionAdapter.Tests.EndToEnd;
+
+/// <summary>
+/// The session used the way apps use it (a log-out that clears a session the visitor may not have), through real
+/// requests, beside the stock session where it has the same thing.
+/// </summary>
+public sealed class SessionUsedAsAppsDoTests
+{
+    [Theory]
+    [InlineData("stock", "/clear")]
+    [InlineData("stock", "/remove")]
+    [InlineData("asm", "/clear")]
+    [InlineData("asm", "/remove")]
+    public async Task RemoveOrClear_WithoutASession_SetsNoCookieAndStoresNothing(string store, string path)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        if (store == "stock")
+        {
+            builder.Services.AddDistributedMemoryCache().AddSession();
+        }
+        else
+        {
+            builder.Services.AddAsmSession();
+        }
+
+        await using var app = builder.Build();
+        app.UseSession();
+        app.MapPost("/clear", (HttpContext c) => c.Session.Clear());
+        app.MapPost("/remove", (HttpContext c) => c.Session.Remove("cart"));
+        await app.StartAsync();
+        using var client = app.GetTestServer().CreateClient();
+
+        // A log-out endpoint that clears the session, called by a visitor who never had one (a bot, an expired cookie).
+        var responses = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => client.PostAsync(path, null)));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.All(responses, r => Assert.False(r.Headers.Contains("Set-Cookie")));
+        if (store == "asm")
+        {
+            Assert.Equal(0, app.Services.GetRequiredService<InMemoryDriver>().Count);
+        }
+    }
+
+    [Fact]
+    public async Task SetThenClear_OnANewSession_StoresItEmptyWithItsCookie_AsTheStockSessionDoes()
+    {
+        await using var app = await SessionApp.StartAsync(b => b.UseInMemoryDriver(), a =>
+        {
+            a.MapPost("/set-clear", (HttpContext c) =>
+            {
+                c.Session.SetString("cart", "1");
+                c.Session.Clear();
+                return c.Session.Keys.Count();
+            });
+            a.MapGet("/keys", (HttpContext c) => c.Session.Keys.Count());
+        });
+        var client = app.CreateClient();
+
+        var response = await client.PostAsync("/set-clear", null);
+
+        Assert.Equal("0", await response.Content.ReadAsStringAsync());
+        Assert.True(response.Headers.Contains("Set-Cookie"));
+        Assert.Equal(1, app.Services.GetRequiredService<InMemoryDriver>().Count);
+        Assert.Equal("0", await client.GetStringAsync("/keys"));
+    }
+}

@@ -3,6 +3,7 @@ using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Sessions;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Session;
 
 namespace Asm.SessionAdapter;
 
@@ -69,16 +70,25 @@ internal sealed partial class AsmSession
         if (!_stored)
         {
             // A new session is stored once it holds something; its client profile alone is not worth a record.
-            if (hasValueWrites)
+            if (!hasValueWrites)
             {
-                await CreateAsync(cancellationToken).ConfigureAwait(false);
-                if (_stored)
-                {
-                    _values.StartNextDelta();
-                }
+                return;
             }
 
-            return;
+            await CreateAsync(cancellationToken).ConfigureAwait(false);
+            if (!_stored)
+            {
+                return;
+            }
+
+            // What OnSessionCreated wrote (its handler runs once the session is stored) is written by this commit too,
+            // under the lock if a write there escalated to it (LockOnWrite), which a final commit then releases.
+            hasWrites = _values.HasChanges;
+            lease = final ? _lock.Forget(keepTurn: true) : _lock.Lease;
+            if (!hasWrites && (lease is null || !final))
+            {
+                return;
+            }
         }
 
         using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.CommitActivity);
@@ -149,7 +159,7 @@ internal sealed partial class AsmSession
                 }
 
                 _telemetry.LockLost(_key.Id);
-                await _options.Events.LockLost(new LockLostContext(_context, Hash, _mode)).ConfigureAwait(false);
+                await RaiseAsync(static (events, c) => events.LockLost(c), new LockLostContext(_context, Hash, _mode), writable: false).ConfigureAwait(false);
                 break;
             case SessionCommitStatus.NotFound:
                 _telemetry.CommitRefused(_key.Id);
@@ -200,13 +210,42 @@ internal sealed partial class AsmSession
         if (status == SessionCommitStatus.Committed)
         {
             _stored = true;
+            _values.StartNextDelta();
             _telemetry.Created(_key.Id);
             await _lifecycle.TrackCreatedAsync(_key.Id, now, cancellationToken).ConfigureAwait(false);
-            await _options.Events.SessionCreated(new SessionCreatedContext(_context, Hash)).ConfigureAwait(false);
+            await RaiseAsync(static (events, c) => events.SessionCreated(c), new SessionCreatedContext(_context, Hash), writable: true).ConfigureAwait(false);
         }
         else
         {
             _telemetry.CreateCollision(_key.Id);
+        }
+    }
+
+    /// <summary>
+    /// Raises an event of a commit. When the middleware's final commit raised it, the request has ended and the
+    /// middleware has taken the session off it: it is put back for the handler, so that <c>HttpContext.Session</c>
+    /// works there as in every other handler, and with <paramref name="writable"/> the handler may also write it
+    /// (what it writes is written by that commit).
+    /// </summary>
+    private async Task RaiseAsync<TContext>(Func<AsmSessionEvents, TContext, Task> raise, TContext context, bool writable)
+    {
+        if (_context.Features.Get<ISessionFeature>() is not null)
+        {
+            await raise(_options.Events, context).ConfigureAwait(false);
+            return;
+        }
+
+        var state = _state;
+        _state = writable && state == SessionState.Ended ? SessionState.Loaded : state;
+        _context.Features.Set<ISessionFeature>(new SessionFeature { Session = this });
+        try
+        {
+            await raise(_options.Events, context).ConfigureAwait(false);
+        }
+        finally
+        {
+            _context.Features.Set<ISessionFeature>(null);
+            _state = state;
         }
     }
 }

@@ -52,8 +52,6 @@ internal sealed partial class AsmSession
                 throw new InvalidOperationException($"Session {Hash} could not be stored, so it cannot be bound to a user.");
             }
 
-            // What was written is stored now: the commit at the end of the request has nothing left to write again.
-            _values.StartNextDelta();
             _cookie.SendKey();
         }
 

@@ -10,8 +10,8 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Asm.SessionAdapter.Tests.EndToEnd;
 
 /// <summary>
-/// The session used the way apps use it (a log-out that clears a session the visitor may not have), through real
-/// requests, beside the stock session where it has the same thing.
+/// The session used the way apps use it (a log-out that clears a session the visitor may not have, event handlers
+/// that write the session), through real requests, beside the stock session where it has the same thing.
 /// </summary>
 public sealed class SessionUsedAsAppsDoTests
 {
@@ -72,5 +72,48 @@ public sealed class SessionUsedAsAppsDoTests
         Assert.True(response.Headers.Contains("Set-Cookie"));
         Assert.Equal(1, app.Services.GetRequiredService<InMemoryDriver>().Count);
         Assert.Equal("0", await client.GetStringAsync("/keys"));
+    }
+
+    [Theory]
+    [InlineData(SessionLockMode.Exclusive, false)]
+    [InlineData(SessionLockMode.Exclusive, true)]
+    [InlineData(SessionLockMode.LockOnWrite, false)]
+    [InlineData(SessionLockMode.LockOnWrite, true)]
+    [InlineData(SessionLockMode.Lockless, false)]
+    public async Task OnSessionCreated_HandlerThatWritesTheSession_HasItsWriteStored(SessionLockMode mode, bool explicitCommit)
+    {
+        var seen = new List<string?>();
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                a.MapPost("/add", async (HttpContext c) =>
+                {
+                    c.Session.SetString("cart", "book");
+                    if (explicitCommit)
+                    {
+                        await c.Session.CommitAsync();
+                    }
+
+                    return "ok";
+                }).WithSessionLock(mode);
+                a.MapGet("/read", (HttpContext c) => $"{c.Session.GetString("cart")} {c.Session.GetString("since")}")
+                    .WithSessionLock(SessionLockMode.ReadOnly);
+            },
+            o => o.Events.OnSessionCreated = context =>
+            {
+                // Raised by the commit that stored the session: the middleware's final one unless the app committed.
+                seen.Add(context.HttpContext.Session.GetString("cart"));
+                context.HttpContext.Session.SetString("since", "2026-11-30");
+                return Task.CompletedTask;
+            });
+        var client = app.CreateClient();
+
+        Assert.Equal("ok", await (await client.PostAsync("/add", null)).Content.ReadAsStringAsync());
+
+        Assert.Equal(["book"], seen);
+        Assert.Equal("book 2026-11-30", await client.GetStringAsync("/read"));
+        // Nothing is left locked by the handler's write (LockOnWrite takes the lock for it).
+        Assert.Equal("ok", await (await client.PostAsync("/add", null)).Content.ReadAsStringAsync());
     }
 }

@@ -13,11 +13,14 @@ public sealed class AsmSessionOptions
     /// <summary>The longest user id <see cref="IAsmSession.BindUserAsync"/> accepts, in UTF-16 characters.</summary>
     public const int MaxUserIdLength = 16 * 1024;
 
-    /// <summary>How long a session lives without being used. Every access slides it.</summary>
+    /// <summary>How long a session lives without being used. Every access slides it. At most 36,500 days.</summary>
     /// <value>The default value is 20 minutes, as for the stock session.</value>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(20);
 
-    /// <summary>How long a session lives from its creation however active it is; <see langword="null"/> turns the limit off.</summary>
+    /// <summary>
+    /// How long a session lives from its creation however active it is; <see langword="null"/> turns the limit off
+    /// (a longer span than 36,500 days is refused at start-up: use <see langword="null"/>).
+    /// </summary>
     /// <value>The default value is 8 hours.</value>
     public TimeSpan? AbsoluteTimeout { get; set; } = TimeSpan.FromHours(8);
 
@@ -52,7 +55,7 @@ public sealed class AsmSessionOptions
     public SessionLockMode DefaultLockMode { get; set; } = SessionLockMode.Exclusive;
 
     /// <summary>How long a lock lease lasts; it is renewed in the background every third of it while the request runs.
-    /// A holder that dies blocks the session for at most this long.</summary>
+    /// A holder that dies blocks the session for at most this long. At least 1 second, at most 1 day.</summary>
     /// <value>The default value is 30 seconds.</value>
     public TimeSpan LockLease { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -66,7 +69,8 @@ public sealed class AsmSessionOptions
 
     /// <summary>
     /// How long a key replaced by <see cref="IAsmSession.RegenerateIdAsync"/> keeps working, for the same client
-    /// profile only; <see cref="TimeSpan.Zero"/> turns zombie keys off (a replaced key is refused at once).
+    /// profile only; <see cref="TimeSpan.Zero"/> turns zombie keys off (a replaced key is refused at once). At most
+    /// 36,500 days.
     /// </summary>
     /// <value>The default value is 30 seconds.</value>
     public TimeSpan ZombieLifetime { get; set; } = TimeSpan.FromSeconds(30);

@@ -5,6 +5,12 @@ namespace Asm.SessionAdapter;
 /// <summary>Checks <see cref="AsmSessionOptions"/> at start-up; every message names the option and why.</summary>
 internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOptions>
 {
+    /// <summary>The longest <see cref="AsmSessionOptions.IdleTimeout"/>, <see cref="AsmSessionOptions.AbsoluteTimeout"/> and <see cref="AsmSessionOptions.ZombieLifetime"/>.</summary>
+    private static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(36_500);
+
+    /// <summary>The longest <see cref="AsmSessionOptions.LockLease"/>.</summary>
+    private static readonly TimeSpan MaxLockLease = TimeSpan.FromDays(1);
+
     public ValidateOptionsResult Validate(string? name, AsmSessionOptions options)
     {
         List<string> failures = [];
@@ -16,6 +22,21 @@ internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOp
             }
         }
 
+        void AtMost(TimeSpan value, TimeSpan max, string option, string why)
+        {
+            if (value > max)
+            {
+                failures.Add($"AsmSessionOptions.{option} is {value}: it must be at most {max:%d} day{(max.Days == 1 ? "" : "s")}, {why}.");
+            }
+        }
+
+        // Expiry times are the request's time plus these: past the bound they would not be representable dates.
+        AtMost(options.IdleTimeout, MaxLifetime, nameof(options.IdleTimeout), "so that expiry times stay representable");
+        AtMost(options.AbsoluteTimeout ?? TimeSpan.Zero, MaxLifetime, nameof(options.AbsoluteTimeout),
+            "so that expiry times stay representable (null turns the absolute timeout off)");
+        AtMost(options.ZombieLifetime, MaxLifetime, nameof(options.ZombieLifetime), "so that expiry times stay representable");
+        AtMost(options.LockLease, MaxLockLease, nameof(options.LockLease),
+            "since a lease is renewed while its request runs, and a longer one only blocks the session longer when its holder dies");
         Positive(options.IdleTimeout, nameof(options.IdleTimeout));
         Positive(options.IOTimeout, nameof(options.IOTimeout));
         Positive(options.LockLease, nameof(options.LockLease));

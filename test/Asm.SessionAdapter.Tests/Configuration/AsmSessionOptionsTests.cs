@@ -60,6 +60,39 @@ public sealed class AsmSessionOptionsTests
         Assert.Contains(message, failure.Message);
     }
 
+    [Theory]
+    [InlineData(nameof(AsmSessionOptions.IdleTimeout), "AsmSessionOptions.IdleTimeout is 10675199.02:48:05.4775807: it must be at most 36500 days")]
+    [InlineData(nameof(AsmSessionOptions.AbsoluteTimeout), "AsmSessionOptions.AbsoluteTimeout is 10675199.02:48:05.4775807: it must be at most 36500 days, so that expiry times stay representable (null turns")]
+    [InlineData(nameof(AsmSessionOptions.ZombieLifetime), "AsmSessionOptions.ZombieLifetime is 10675199.02:48:05.4775807: it must be at most 36500 days")]
+    [InlineData(nameof(AsmSessionOptions.LockLease), "AsmSessionOptions.LockLease is 10675199.02:48:05.4775807: it must be at most 1 day, since a lease is renewed")]
+    public async Task TimeSpanOption_MaxValue_FailsAtStartWithAMessageNamingIt(string option, string message)
+    {
+        // TimeSpan.MaxValue meant as "never" would otherwise fail every request that stores a session, after its answer.
+        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            _ => { },
+            o =>
+            {
+                switch (option)
+                {
+                    case nameof(AsmSessionOptions.IdleTimeout):
+                        o.IdleTimeout = TimeSpan.MaxValue;
+                        break;
+                    case nameof(AsmSessionOptions.AbsoluteTimeout):
+                        o.AbsoluteTimeout = TimeSpan.MaxValue;
+                        break;
+                    case nameof(AsmSessionOptions.ZombieLifetime):
+                        o.ZombieLifetime = TimeSpan.MaxValue;
+                        break;
+                    case nameof(AsmSessionOptions.LockLease):
+                        o.LockLease = TimeSpan.MaxValue;
+                        break;
+                }
+            }));
+
+        Assert.Contains(message, failure.Message);
+    }
+
     [Fact]
     public async Task FileSystemDriverWithoutDirectory_FailsAtStart()
     {

@@ -1,4 +1,6 @@
 using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Asm.Caching.Sessions;
 
 namespace Asm.SessionAdapter;
 
@@ -142,6 +144,19 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
         }
     }
 
+    /// <summary>
+    /// Whether a request of this process holds the turn at <paramref name="key"/>'s session with another key: a request
+    /// presenting <paramref name="key"/> would wait behind it before the storage had judged its key.
+    /// </summary>
+    public bool IsHeldWithAnotherKey(SessionKey key)
+    {
+        lock (_lines)
+        {
+            return _lines.TryGetValue(key.Id, out var line) && line.Holder.Key is { } holder
+                && !CryptographicOperations.FixedTimeEquals(MemoryMarshal.AsBytes(holder.AsSpan()), MemoryMarshal.AsBytes(key.Value.AsSpan()));
+        }
+    }
+
     private List<TaskCompletionSource>? NoteQueued()
     {
         _queued++;
@@ -209,6 +224,9 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
 
         /// <summary>Whether the request waited for requests queued before it.</summary>
         public bool Queued { get; } = queued;
+
+        /// <summary>The key the holder presented, once it has the turn (see <see cref="IsHeldWithAnotherKey"/>).</summary>
+        public string? Key { get; set; }
 
         internal Line Line { get; } = line;
 

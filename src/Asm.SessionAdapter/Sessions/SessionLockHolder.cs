@@ -52,6 +52,7 @@ internal sealed class SessionLockHolder(
         }
 
         _turn = turn;
+        turn.Key = key.Value;
         SessionLoadResult? result;
         DateTimeOffset loadedAt;
         try

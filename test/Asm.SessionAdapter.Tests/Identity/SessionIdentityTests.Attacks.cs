@@ -110,6 +110,52 @@ public abstract partial class SessionIdentityTests<TDriver>
         Assert.Equal("cart,user", await owner.GetStringAsync("/keys"));
     }
 
+    [Theory]
+    [InlineData("expired")]
+    [InlineData("other-profile")]
+    public async Task RefusedZombieKey_WhileTheOwnerHoldsTheLock_IsRefusedAtOnce_NotAfterWaitingForTheOwner(string refusal)
+    {
+        // A key that opens nothing must be told so at once, as a request on another server is, not after queueing
+        // behind the owner's request (its wait would say that the owner is busy right now, and end in a lock timeout).
+        var held = Gate();
+        var release = Gate();
+        await using var app = await StartAsync(
+            a => a.MapPost("/hold", async (HttpContext c) =>
+            {
+                await c.Session.LoadAsync();
+                held.SetResult();
+                await release.Task;
+                return "held";
+            }),
+            o =>
+            {
+                o.LockWaitTimeout = TimeSpan.FromMinutes(5);
+                o.ZombieLifetime = refusal == "expired" ? TimeSpan.Zero : TimeSpan.FromMinutes(5);
+            });
+        var owner = Browser(app, OwnerAgent, out var ownerJar);
+        var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        var attacker = Tab(app, ownerJar, OtherAgent);
+        await owner.PostAsync("/login", null);
+
+        var holding = owner.PostAsync("/hold", null);
+        await Within(held.Task);
+        try
+        {
+            var refused = await Within(attacker.PostAsync("/probe", null));
+
+            await AssertFreshSessionAsync(app, refused, id, attacker);
+            var reason = refusal == "expired" ? InvalidSessionReason.ZombieExpired : InvalidSessionReason.ZombieProfileMismatch;
+            Assert.Equal(("/probe", reason), Assert.Single(Events.Invalid));
+            Assert.False(holding.IsCompleted);
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+
+        Assert.Equal("held", await (await Within(holding)).Content.ReadAsStringAsync());
+    }
+
     // ---- Profiles: the address is the connection's, never a header's ----
 
     [Fact]

@@ -21,13 +21,21 @@ internal sealed partial class AsmSession
     /// </summary>
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
+        if (_state is SessionState.Ended or SessionState.EndedNotLoaded || _lock.IsClosed)
+        {
+            // After the final commit there is nothing left to write (writes throw), and the request's HttpContext may
+            // already be disposed or serve another request: it is not read again.
+            return;
+        }
+
+        var final = _context.Features.Get<ISessionFeature>() is null;
         try
         {
-            await CommitOnceAsync(cancellationToken).ConfigureAwait(false);
+            await CommitOnceAsync(final, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            if (_context.Features.Get<ISessionFeature>() is null)
+            if (final)
             {
                 // The request is over and its lease given back: the next request of this process may have the lock.
                 _lock.Close();
@@ -35,14 +43,8 @@ internal sealed partial class AsmSession
         }
     }
 
-    private async Task CommitOnceAsync(CancellationToken cancellationToken)
+    private async Task CommitOnceAsync(bool final, CancellationToken cancellationToken)
     {
-        if (_state is SessionState.Ended or SessionState.EndedNotLoaded)
-        {
-            return;
-        }
-
-        var final = _context.Features.Get<ISessionFeature>() is null;
         var writable = _state == SessionState.Loaded;
         var lease = final ? _lock.Forget(keepTurn: true) : _lock.Lease;
         if (final)

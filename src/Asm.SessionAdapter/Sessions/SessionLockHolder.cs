@@ -30,6 +30,9 @@ internal sealed class SessionLockHolder(
     /// <summary>The lease held, or <see langword="null"/> when the request holds no lock.</summary>
     public SessionLease? Lease { get; private set; }
 
+    /// <summary>Whether the request's hold has ended for good (see <see cref="Close"/>).</summary>
+    public bool IsClosed => _closed;
+
     /// <summary>Whether the lease is being renewed.</summary>
     public bool IsRenewing => _renewal is not null;
 

@@ -116,4 +116,106 @@ public sealed class SessionUsedAsAppsDoTests
         // Nothing is left locked by the handler's write (LockOnWrite takes the lock for it).
         Assert.Equal("ok", await (await client.PostAsync("/add", null)).Content.ReadAsStringAsync());
     }
+
+    [Theory]
+    [InlineData(SessionLockMode.Exclusive, true)]
+    [InlineData(SessionLockMode.Exclusive, false)]
+    [InlineData(SessionLockMode.LockOnWrite, true)]
+    [InlineData(SessionLockMode.Lockless, false)]
+    [InlineData(SessionLockMode.ReadOnly, true)]
+    public async Task SessionUsedByABackgroundTaskAfterItsHttpContextWasDisposed_ReadsRefusesWritesAndCommitsNothing(
+        SessionLockMode mode, bool loadedInTheRequest)
+    {
+        var disposed = new ContextDisposals();
+        var seen = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                a.MapPost("/inc", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    var n = (c.Session.GetInt32("n") ?? 0) + 1;
+                    c.Session.SetInt32("n", n);
+                    return n;
+                });
+                a.MapPost("/later", async (HttpContext c) =>
+                {
+                    var session = c.Session;
+                    if (loadedInTheRequest)
+                    {
+                        await session.LoadAsync();
+                    }
+
+                    var contextGone = disposed.Of(c);
+                    _ = Task.Run(async () =>
+                    {
+                        // The server has disposed the request's HttpContext (a server reuses it for the next request).
+                        await contextGone;
+                        var outcome = $"n={session.GetInt32("n")}";
+                        outcome += $" set:{Outcome(() => session.SetInt32("n", 10))}";
+                        try
+                        {
+                            await session.CommitAsync();
+                            outcome += " commit:ok";
+                        }
+                        catch (Exception ex)
+                        {
+                            outcome += $" commit:{ex.GetType().Name}";
+                        }
+
+                        seen.SetResult(outcome);
+                    });
+                    return "ok";
+                }).WithSessionLock(mode);
+            },
+            o => o.LockWaitTimeout = TimeSpan.FromSeconds(30),
+            services: s => s.AddSingleton<IHttpContextFactory>(sp => disposed.Wrap(new DefaultHttpContextFactory(sp))));
+        var client = app.CreateClient();
+        await client.PostAsync("/inc", null);
+
+        Assert.Equal("ok", await (await client.PostAsync("/later", null)).Content.ReadAsStringAsync());
+
+        Assert.Equal("n=1 set:InvalidOperationException commit:ok", await seen.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal("2", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+    }
+
+    private static string Outcome(Action action)
+    {
+        try
+        {
+            action();
+            return "ok";
+        }
+        catch (Exception ex)
+        {
+            return ex.GetType().Name;
+        }
+    }
+
+    /// <summary>Tells when the server has disposed a request's <see cref="HttpContext"/> (and uninitialized it, as it does to reuse it).</summary>
+    private sealed class ContextDisposals
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<HttpContext, TaskCompletionSource> _disposals = new();
+
+        public Task Of(HttpContext context) => Disposal(context).Task;
+
+        public IHttpContextFactory Wrap(IHttpContextFactory inner) => new Factory(inner, this);
+
+        private TaskCompletionSource Disposal(HttpContext context) =>
+            _disposals.GetOrAdd(context, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+        private sealed class Factory(IHttpContextFactory inner, ContextDisposals disposals) : IHttpContextFactory
+        {
+            public HttpContext Create(Microsoft.AspNetCore.Http.Features.IFeatureCollection featureCollection) => inner.Create(featureCollection);
+
+            public void Dispose(HttpContext httpContext)
+            {
+                // As the server does with its own factory's contexts, which it pools: the context forgets the request.
+                inner.Dispose(httpContext);
+                ((DefaultHttpContext)httpContext).Uninitialize();
+                disposals.Disposal(httpContext).TrySetResult();
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ namespace Asm.SessionAdapter;
 internal sealed partial class AsmSession
 {
     private InvalidOperationException TooLarge() => new(
-        $"Session {Hash} would hold more than AsmSessionOptions.MaxSessionSize ({_options.MaxSessionSize} bytes of values); " +
+        $"Session {Hash} would hold more than AsmSessionOptions.MaxSessionSize ({_options.MaxSessionSize} bytes of values and their names); " +
         "nothing was written. Store less in the session, or raise MaxSessionSize.");
 
     /// <summary>
@@ -59,7 +59,7 @@ internal sealed partial class AsmSession
 
         var hasValueWrites = writable && _values.HasValueChanges;
         var hasWrites = writable && _values.HasChanges;
-        if (hasValueWrites && _values.ValueBytes() > _options.MaxSessionSize)
+        if (hasValueWrites && _values.StoredBytes() > _options.MaxSessionSize)
         {
             if (final && lease is not null)
             {

@@ -76,8 +76,9 @@ public sealed class AsmSessionOptions
     public TimeSpan ZombieLifetime { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// The most bytes of values one session may hold (the sum of the lengths of its values, as this request sees
-    /// them). A <c>Set</c> or commit that would pass it throws <see cref="InvalidOperationException"/> and writes nothing.
+    /// The most bytes of values one session may hold (the sum of the lengths of its values and of their names in UTF-8,
+    /// as this request sees them). A <c>Set</c> or commit that would pass it throws <see cref="InvalidOperationException"/>
+    /// and writes nothing.
     /// </summary>
     /// <value>The default value is 4 MiB.</value>
     public long MaxSessionSize { get; set; } = 4 * 1024 * 1024;

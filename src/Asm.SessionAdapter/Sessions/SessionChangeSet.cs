@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace Asm.SessionAdapter.Sessions;
 
 /// <summary>
@@ -82,14 +84,14 @@ internal sealed class SessionChangeSet
         return !Cleared && _values.TryGetValue(name, out value);
     }
 
-    /// <summary>Sets a copy of <paramref name="value"/>, unless the values would then exceed <paramref name="maxBytes"/>.</summary>
+    /// <summary>Sets a copy of <paramref name="value"/>, unless the values would then exceed <paramref name="maxBytes"/> (see <see cref="StoredBytes"/>).</summary>
     /// <returns><see langword="false"/>, with nothing changed, when the values would exceed <paramref name="maxBytes"/>.</returns>
     public bool TrySet(string name, byte[] value, long maxBytes)
     {
         var changes = WritableChanges();
         var had = changes.TryGetValue(name, out var previous);
         changes[name] = [.. value];
-        if (ValueBytes() <= maxBytes)
+        if (StoredBytes() <= maxBytes)
         {
             return true;
         }
@@ -139,8 +141,11 @@ internal sealed class SessionChangeSet
         (_newProfiles ??= []).Add(profile);
     }
 
-    /// <summary>The bytes of values the session would hold once the change set is written.</summary>
-    public long ValueBytes()
+    /// <summary>
+    /// The bytes the session's values would take once the change set is written: each value's bytes and its name's
+    /// (UTF-8), so that empty values under ever new names cannot grow a session without bound.
+    /// </summary>
+    public long StoredBytes()
     {
         long total = 0;
         var changes = _changes ?? NoChanges;
@@ -148,13 +153,13 @@ internal sealed class SessionChangeSet
         {
             foreach (var (name, value) in _values)
             {
-                total += changes.ContainsKey(name) ? 0 : value.Length;
+                total += changes.ContainsKey(name) ? 0 : Encoding.UTF8.GetByteCount(name) + value.Length;
             }
         }
 
-        foreach (var value in changes.Values)
+        foreach (var (name, value) in changes)
         {
-            total += value?.Length ?? 0;
+            total += value is null ? 0 : Encoding.UTF8.GetByteCount(name) + value.Length;
         }
 
         return total;

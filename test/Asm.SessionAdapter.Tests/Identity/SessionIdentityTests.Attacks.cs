@@ -156,6 +156,39 @@ public abstract partial class SessionIdentityTests<TDriver>
         Assert.Equal("held", await (await Within(holding)).Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task MaxSessionSize_CountsTheNames_SoEmptyValuesUnderRequestChosenNamesCannotGrowASessionWithoutBound()
+    {
+        // An app that marks what a request names ("seen:<item>") with an empty value: the names are what is stored.
+        await using var app = await StartAsync(
+            a => a.MapPost("/mark/{item}", async (HttpContext c, string item) =>
+            {
+                await c.Session.LoadAsync();
+                try
+                {
+                    c.Session.Set("seen:" + item, []);
+                    return "set";
+                }
+                catch (InvalidOperationException ex)
+                {
+                    return ex.Message;
+                }
+            }),
+            o => o.MaxSessionSize = 4096);
+        var client = app.CreateClient();
+
+        var answers = new List<string>();
+        for (var i = 0; i < 12; i++)
+        {
+            answers.Add(await (await client.PostAsync($"/mark/{i:D2}{new string('x', 500)}", null)).Content.ReadAsStringAsync());
+        }
+
+        // Names of 507 bytes: 8 fit in 4,096 bytes, the 9th and every later one do not.
+        Assert.All(answers.Take(8), a => Assert.Equal("set", a));
+        Assert.All(answers.Skip(8), a => Assert.Contains("AsmSessionOptions.MaxSessionSize", a, StringComparison.Ordinal));
+        Assert.Equal(8, (await client.GetStringAsync("/keys")).Split(',').Length);
+    }
+
     // ---- Profiles: the address is the connection's, never a header's ----
 
     [Fact]

@@ -33,16 +33,17 @@ public sealed class SessionChangeSetTests
         var set = new SessionChangeSet();
         set.Reset(Loaded());
         var value = new byte[] { 9 };
-        Assert.True(set.TrySet("a", value, maxBytes: 3));
+        Assert.True(set.TrySet("a", value, maxBytes: 5));
         value[0] = 0;
 
-        Assert.False(set.TrySet("a", [1, 1, 1], maxBytes: 3));
-        Assert.False(set.TrySet("new", [1, 1], maxBytes: 3));
+        Assert.False(set.TrySet("a", [1, 1, 1], maxBytes: 5));
+        Assert.False(set.TrySet("new", [1, 1], maxBytes: 5));
+        Assert.False(set.TrySet("bb", [], maxBytes: 5));
 
         Assert.True(set.TryGetValue("a", out var a));
         Assert.Equal([9], a);
         Assert.False(set.TryGetValue("new", out _));
-        Assert.Equal(3, set.ValueBytes());
+        Assert.Equal(5, set.StoredBytes());
     }
 
     [Fact]

@@ -73,6 +73,32 @@ public sealed class InMemoryDriverTests : DriverConformanceTests
         Assert.Equal(1, driver.Count);
     }
 
+    [Fact]
+    public async Task Count_TwoRequestsDestroyingOneUnknownSessionAtOnce_CountOneRecord()
+    {
+        // Two threads destroy the same new id at the same moment, round after round: the record is added once, so
+        // it must be counted once (a count that drifts up fills the store with records that are not there).
+        var driver = Limited(1_000_000);
+        var ids = Enumerable.Range(0, 20_000).Select(_ => SessionKey.New().Id).ToArray();
+        using var together = new Barrier(2);
+        var threads = Enumerable.Range(0, 2).Select(_ => Task.Factory.StartNew(
+            () =>
+            {
+                foreach (var id in ids)
+                {
+                    together.SignalAndWait(Token);
+                    driver.DestroyAsync(id, Clock.GetUtcNow(), Clock.GetUtcNow() + Idle, Token).AsTask().GetAwaiter().GetResult();
+                }
+            },
+            Token,
+            TaskCreationOptions.LongRunning,
+            TaskScheduler.Default));
+
+        await Task.WhenAll(threads);
+
+        Assert.Equal(ids.Length, driver.Count);
+    }
+
     protected override Task ReplaceLockTokenAsync(string sessionId, string token)
     {
         var record = Records[sessionId];

@@ -9,10 +9,10 @@ namespace Asm.Caching.Drivers.InMemory;
 
 /// <summary>
 /// Keeps sessions and cache entries in this process. Thread-safe; expired entries are dropped when they are met and
-/// by the sweeper, so the store never grows past the live entries. Session values go in and come out as copies, as
-/// they would through any other driver: a caller that changes an array it wrote or read changes nothing stored. At
-/// most <see cref="InMemoryDriverOptions.SizeLimit"/> records are kept: past it new ones are refused, never live ones
-/// evicted.
+/// by the sweeper, so the store never grows past the live entries. Session values and cache entries go in and come out
+/// as copies, as they would through any other driver: a caller that changes an array it wrote or read changes nothing
+/// stored. At most <see cref="InMemoryDriverOptions.SizeLimit"/> records are kept: past it new ones are refused, never
+/// live ones evicted.
 /// </summary>
 internal sealed class InMemoryDriver(TimeProvider timeProvider, IOptions<InMemoryDriverOptions>? options = null)
     : ISessionDriver, ISessionTransferDriver, ISessionListingDriver, ISessionTrackingDriver, ICacheDriver, ISweepableDriver
@@ -131,12 +131,15 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider, IOptions<InMemor
         cancellationToken.ThrowIfCancellationRequested();
         var purgeAt = SessionRecord.Ms(tombstoneExpiresAt);
 
-        // A tombstone is never refused (a destroy must not fail), but it counts.
-        var record = _sessions.GetOrAdd(sessionId, _ =>
+        // A tombstone is never refused (a destroy must not fail), but it counts, once: only the caller whose tombstone
+        // was added counts it (a factory passed to GetOrAdd may run for several racing callers).
+        var tombstone = SessionRecord.Tombstone(purgeAt);
+        var record = _sessions.GetOrAdd(sessionId, tombstone);
+        if (ReferenceEquals(record, tombstone))
         {
             Interlocked.Increment(ref _count);
-            return SessionRecord.Tombstone(purgeAt);
-        });
+        }
+
         lock (record)
         {
             // A request holding the old record object sees the tombstone too: nothing it commits survives.
@@ -288,13 +291,13 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider, IOptions<InMemor
     public ValueTask<byte[]?> GetAsync(string key, DateTimeOffset now, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        return ValueTask.FromResult(Slide(key, now)?.Value);
+        return ValueTask.FromResult(Slide(key, now)?.Value.ToArray());
     }
 
     public ValueTask SetAsync(string key, byte[] value, CacheEntryExpiration expiration, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var entry = new CacheEntry(value, expiration.AbsoluteExpiresAt, expiration.Sliding, expiration.ExpiresAt);
+        var entry = new CacheEntry(value.ToArray(), expiration.AbsoluteExpiresAt, expiration.Sliding, expiration.ExpiresAt);
         while (true)
         {
             if (_entries.TryGetValue(key, out var old))

@@ -37,6 +37,7 @@ internal sealed partial class RedisConnection : IDisposable
     private bool _owned;
     private bool _disposed;
     private string _endPoints;
+    private string _publishedReleaseChannel;
 
     public RedisConnection(RedisDriverOptions options, string releaseChannel, Action<string> onReleased, ILogger logger)
     {
@@ -45,10 +46,18 @@ internal sealed partial class RedisConnection : IDisposable
         _onReleased = onReleased;
         _releaseHandler = (_, message) => _onReleased((string?)message ?? "");
         _logger = logger;
-        _endPoints = options.ConnectionMultiplexerFactory is null && ConfigurationOf(options) is { } configuration
-            ? FormatEndPoints(configuration.EndPoints)
-            : "(from ConnectionMultiplexerFactory)";
+        var configuration = options.ConnectionMultiplexerFactory is null ? ConfigurationOf(options) : null;
+        _endPoints = configuration is null ? "(from ConnectionMultiplexerFactory)" : FormatEndPoints(configuration.EndPoints);
+        _publishedReleaseChannel = PrefixedChannel(configuration?.ChannelPrefix, releaseChannel);
     }
+
+    /// <summary>
+    /// The channel the scripts publish lock releases on: the release channel with the connection's
+    /// <c>ChannelPrefix</c> in front, as the client prefixes the channel it subscribes to (a script's <c>PUBLISH</c>
+    /// is not prefixed). Known from the configuration, or for a multiplexer from
+    /// <see cref="RedisDriverOptions.ConnectionMultiplexerFactory"/> once it is connected.
+    /// </summary>
+    public string ReleaseChannel => Volatile.Read(ref _publishedReleaseChannel);
 
     /// <summary>The endpoints, for messages: the configured ones, or those of the factory's multiplexer.</summary>
     public string EndPoints => Volatile.Read(ref _endPoints);
@@ -341,6 +350,8 @@ internal sealed partial class RedisConnection : IDisposable
                 connection = await factory().ConfigureAwait(false)
                     ?? throw new InvalidOperationException("RedisDriverOptions.ConnectionMultiplexerFactory returned null.");
                 Volatile.Write(ref _endPoints, FormatEndPoints(connection.GetEndPoints()));
+                var prefix = ConfigurationOptions.Parse(connection.Configuration, ignoreUnknown: true).ChannelPrefix;
+                Volatile.Write(ref _publishedReleaseChannel, PrefixedChannel(prefix, _releaseChannel.ToString()));
             }
             else
             {
@@ -415,7 +426,15 @@ internal sealed partial class RedisConnection : IDisposable
     {
         connection.ConnectionFailed -= OnConnectionFailed;
         connection.ConnectionRestored -= OnConnectionRestored;
-        connection.GetSubscriber().Unsubscribe(_releaseChannel, _releaseHandler, CommandFlags.FireAndForget);
+        try
+        {
+            connection.GetSubscriber().Unsubscribe(_releaseChannel, _releaseHandler, CommandFlags.FireAndForget);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The application disposed its multiplexer first, as a container does at shutdown (it disposes singletons
+            // in the reverse order it made them, and the factory resolves the multiplexer after the driver was made).
+        }
     }
 
     private RedisDriverException Failure(Exception ex, string operation)
@@ -445,6 +464,8 @@ internal sealed partial class RedisConnection : IDisposable
 
     private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e) =>
         ConnectionRestored(e.EndPoint, e.ConnectionType);
+
+    private static string PrefixedChannel(RedisChannel? prefix, string channel) => (prefix is { } p ? (string?)p : null) + channel;
 
     private static string FirstLine(string message)
     {

@@ -26,7 +26,6 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     private readonly string _waiterPrefix;
     private readonly byte[] _cachePrefix;
     private readonly byte[] _escapedCachePrefix;
-    private readonly string _releaseChannel;
     private readonly ILogger _logger;
     private readonly int _waitForReplicas;
 
@@ -41,8 +40,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         _waiterPrefix = prefix + "w:{";
         _cachePrefix = Encoding.UTF8.GetBytes(prefix + "c:");
         _escapedCachePrefix = Encoding.UTF8.GetBytes(prefix + "c#");
-        _releaseChannel = prefix + "asm:released";
-        _connection = new RedisConnection(value, _releaseChannel, _signals.Signal, logger);
+        _connection = new RedisConnection(value, prefix + "asm:released", _signals.Signal, logger);
         _waitForReplicas = value.WaitForReplicas;
     }
 
@@ -52,8 +50,8 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     /// </summary>
     internal bool LeasesOnCallerClock { get; set; }
 
-    /// <summary>The channel lock releases are published on.</summary>
-    internal string ReleaseChannel => _releaseChannel;
+    /// <summary>The channel lock releases are published on (with the connection's channel prefix, if it has one).</summary>
+    internal string ReleaseChannel => _connection.ReleaseChannel;
 
     /// <summary>The Redis key of a session's hash.</summary>
     internal string SessionKeyOf(string sessionId) => _sessionPrefix + sessionId + "}";
@@ -177,7 +175,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             request.ReleaseLock ? "1" : "0",
             request.Clear ? "1" : "0",
             Math.Max(0, request.MaxProfiles),
-            _releaseChannel,
+            _connection.ReleaseChannel,
             request.SessionId,
             request.Changes.Count,
         };
@@ -226,7 +224,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             RedisScripts.Release,
             SessionKeyOf(sessionId),
             WaiterKeyOf(sessionId),
-            [lease.Token, _releaseChannel, sessionId],
+            [lease.Token, _connection.ReleaseChannel, sessionId],
             "lock release",
             cancellationToken).ConfigureAwait(false);
     }
@@ -262,7 +260,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             RedisScripts.Destroy,
             SessionKeyOf(sessionId),
             WaiterKeyOf(sessionId),
-            [SessionRecord.Ms(now), SessionRecord.Ms(tombstoneExpiresAt), _releaseChannel, sessionId],
+            [SessionRecord.Ms(now), SessionRecord.Ms(tombstoneExpiresAt), _connection.ReleaseChannel, sessionId],
             "session destruction",
             cancellationToken).ConfigureAwait(false);
     }

@@ -89,6 +89,39 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AppMultiplexerFromTheContainer_DisposedBeforeTheDriverAtShutdown_ShutdownDisposesEverythingWithoutThrowing()
+    {
+        // The usual wiring: the app's multiplexer is a singleton the factory resolves on the driver's first
+        // operation. It is made after the driver, so the container disposes it first. (Whether the client then
+        // refuses the driver's unsubscription depends on a race inside it: a few shutdowns make it likely.)
+        for (var shutdown = 0; shutdown < 5; shutdown++)
+        {
+            var instance = $"asm-test:{Guid.NewGuid():N}:";
+            var services = new ServiceCollection();
+            services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(new ConfigurationOptions
+            {
+                EndPoints = { _server.EndPoint },
+                AbortOnConnectFail = false,
+            }));
+            var disposedLast = new DisposalProbe();
+            services.AddSingleton(_ => disposedLast);
+            services.AddAsmDistributedCache().UseRedisDriver(options => options.InstanceName = instance);
+            services.AddOptions<RedisDriverOptions>().Configure<IServiceProvider>((options, provider) =>
+                options.ConnectionMultiplexerFactory = () => Task.FromResult(provider.GetRequiredService<IConnectionMultiplexer>()));
+            var provider = services.BuildServiceProvider();
+            provider.GetRequiredService<DisposalProbe>();
+            var driver = provider.GetRequiredService<ISessionDriver>();
+            var key = await SessionSteps.CreateAsync(driver, TimeProvider.System);
+            Assert.Equal(SessionLoadStatus.Found, (await SessionSteps.LoadAsync(driver, TimeProvider.System, key)).Status);
+            await WaitForSubscribersAsync(instance + "asm:released", 1);
+
+            await provider.DisposeAsync();
+
+            Assert.True(disposedLast.Disposed);
+        }
+    }
+
+    [Fact]
     public async Task OwnMultiplexer_DriverDisposed_IsClosed()
     {
         var instance = $"asm-test:{Guid.NewGuid():N}:";
@@ -266,5 +299,13 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
             Assert.True(deadline.Elapsed < RecoveryTimeout, "The condition did not hold in time.");
             await Task.Delay(50);
         }
+    }
+
+    /// <summary>A singleton made before the driver, so the container disposes it after the driver.</summary>
+    private sealed class DisposalProbe : IDisposable
+    {
+        public bool Disposed { get; private set; }
+
+        public void Dispose() => Disposed = true;
     }
 }

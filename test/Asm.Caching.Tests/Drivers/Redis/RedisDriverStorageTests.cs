@@ -7,6 +7,7 @@ using Asm.Caching.Sessions;
 using Asm.Testing.Redis;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
+using StackExchange.Redis;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
 
@@ -220,6 +221,42 @@ public sealed class RedisDriverStorageTests(RedisServer server) : IDisposable
         Assert.Equal(SessionLoadStatus.Found, next.Status);
         Assert.Equal([2], next.Values["a"]);
         Assert.Equal(lease.Fence + 1, next.Lease!.Fence);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task WaitForReleaseAsync_ConnectionWithAChannelPrefix_WakesWaiterWellBeforeMaxWait(bool applicationMultiplexer)
+    {
+        // Apps that share one Redis among several often give the client a channel prefix; it prefixes every channel
+        // the client subscribes to, but not what a script publishes.
+        var appName = $"asm-test-app-{Guid.NewGuid():N}";
+        using var app = await ConnectionMultiplexer.ConnectAsync($"{server.EndPoint},channelPrefix=shop:,name={appName}");
+        var holder = _drivers.Create(TimeProvider.System, configure: o => o.Configuration += ",channelPrefix=shop:");
+        var waiter = _drivers.Create(TimeProvider.System, configure: o =>
+        {
+            if (applicationMultiplexer)
+            {
+                o.Configuration = null;
+                o.ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(app);
+            }
+            else
+            {
+                o.Configuration += ",channelPrefix=shop:";
+            }
+        });
+        var key = await SessionSteps.CreateAsync(holder, _clock);
+        var lease = (await SessionSteps.LoadAsync(holder, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
+        Assert.Equal(SessionLoadStatus.LockBusy, (await SessionSteps.LoadAsync(waiter, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Status);
+        await (applicationMultiplexer ? RedisSubscribers.WaitForAsync([server], appName) : _drivers.WhenSubscribedAsync(waiter, server));
+
+        var watch = Stopwatch.StartNew();
+        var wait = waiter.WaitForReleaseAsync(key.Id, TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(holder, _clock, key, new() { ["a"] = [2] }, lease, releaseLock: true));
+        await wait.WaitAsync(TimeSpan.FromSeconds(120));
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"The wait took {watch.Elapsed} of its 60 s.");
+        Assert.Equal("shop:" + _drivers.InstanceName + "asm:released", waiter.ReleaseChannel);
     }
 
     [Fact]

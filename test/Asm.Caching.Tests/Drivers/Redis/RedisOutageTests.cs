@@ -149,6 +149,27 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(SessionLoadStatus.Found, (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key))).Status);
     }
 
+    [Fact]
+    public async Task CommitAsync_RedisHangsLongerThanOperationTimeout_SaysOutcomeUnknownAndIsAppliedOnceWhenRedisWakes()
+    {
+        var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock, new() { ["a"] = [1] });
+        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromMilliseconds(200));
+        var lease = (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration)))).Lease!;
+        await _server.ExecuteAsync("CLIENT", "PAUSE", PauseMilliseconds, "WRITE");
+
+        var failure = await Assert.ThrowsAsync<RedisDriverException>(
+            () => SessionSteps.CommitAsync(driver, _clock, key, new() { ["a"] = [2] }, lease, releaseLock: true));
+        output.WriteLine(failure.Message);
+        Assert.Contains("outcome is unknown", failure.Message, StringComparison.Ordinal);
+
+        // The commit was sent before the timeout: Redis runs it when it wakes, once (the driver never sends it again).
+        await _server.ExecuteAsync("CLIENT", "UNPAUSE");
+        var loaded = await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration)));
+        Assert.Equal(SessionLoadStatus.Found, loaded.Status);
+        Assert.Equal([2], loaded.Values["a"]);
+        Assert.Equal(lease.Fence + 1, loaded.Lease!.Fence);
+    }
+
     private async Task AssertReleaseWakesWaiterAsync(SessionKey key)
     {
         var holder = _drivers.Create(TimeProvider.System);

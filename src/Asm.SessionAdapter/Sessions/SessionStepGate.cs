@@ -7,9 +7,14 @@ namespace Asm.SessionAdapter.Sessions;
 /// is still needed, instead of asking for the lock a second time and queueing behind its own lease until
 /// <see cref="AsmSessionOptions.LockWaitTimeout"/>.
 /// </summary>
+/// <remarks>
+/// Every request runs its load through here, almost always alone: a run allocates nothing unless another caller has to
+/// wait for it.
+/// </remarks>
 internal sealed class SessionStepGate
 {
-    private TaskCompletionSource? _running;
+    private bool _running;
+    private TaskCompletionSource? _finished;
 
     /// <summary>
     /// Runs <paramref name="step"/> while <paramref name="needed"/> says it is needed and no other caller runs a step;
@@ -25,10 +30,21 @@ internal sealed class SessionStepGate
     {
         while (needed(state))
         {
-            var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (Interlocked.CompareExchange(ref _running, mine, null) is { } running)
+            // The gate belongs to one session, which keeps it private: nothing else locks it.
+            Task? running = null;
+            lock (this)
             {
-                await running.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (_running)
+                {
+                    running = (_finished ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                }
+
+                _running = true;
+            }
+
+            if (running is not null)
+            {
+                await running.WaitAsync(cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -38,8 +54,13 @@ internal sealed class SessionStepGate
             }
             finally
             {
-                Volatile.Write(ref _running, null);
-                mine.SetResult();
+                TaskCompletionSource? finished;
+                lock (this)
+                {
+                    (_running, finished, _finished) = (false, _finished, null);
+                }
+
+                finished?.SetResult();
             }
 
             return;

@@ -199,8 +199,10 @@ internal sealed partial class AsmSession
         }
         catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
         {
-            // As for a failed commit: nothing was stored, and a second commit (the middleware's) must not retry.
+            // As for a failed commit: nothing was stored, and a second commit (the middleware's) must not retry. Nor
+            // does the response name the session (unless it has started already): its key would be Unknown next time.
             _values.Drop();
+            _cookie.CancelKey();
             if (ex.InnerException is StorageFullException)
             {
                 _telemetry.CreateRefused(_key.Id);

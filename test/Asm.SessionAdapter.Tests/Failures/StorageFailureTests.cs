@@ -70,6 +70,23 @@ public sealed class StorageFailureTests
     }
 
     [Fact]
+    public async Task CommitAsync_StorageRefusesANewSession_TheAppAnswersAndNoCookieNamesTheSessionThatWasNotStored()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient(out var jar);
+
+        // The app commits before answering, catches the failure and answers: the session was not stored.
+        var response = await client.PostAsync("/async/create-or-report?value=v", null);
+
+        Assert.Equal("not stored", await response.Content.ReadAsStringAsync());
+        // A cookie here would name a session nothing stores: the next request would be told it is Unknown.
+        Assert.False(response.Headers.Contains("Set-Cookie"));
+        Assert.Empty(jar.Cookies.GetAllCookies());
+        Assert.Equal("stored", await (await client.PostAsync("/async/create-or-report?value=v", null)).Content.ReadAsStringAsync());
+        Assert.Equal("v", await client.GetStringAsync("/async/read"));
+    }
+
+    [Fact]
     public async Task LoadAsync_StorageHangs_RequestFailsAfterIOTimeout()
     {
         await using var app = await StartAsync(o => o.IOTimeout = TimeSpan.FromMilliseconds(300));
@@ -122,6 +139,27 @@ public sealed class StorageFailureTests
         {
             await c.Session.LoadAsync();
             c.Session.SetString("v", value);
+        });
+        var failFirstCreation = true;
+        app.MapPost("/async/create-or-report", async (HttpContext c, string value) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("v", value);
+            _chaos.FailCommits = failFirstCreation;
+            failFirstCreation = false;
+            try
+            {
+                await c.Session.CommitAsync();
+                return "stored";
+            }
+            catch (SessionStorageException)
+            {
+                return "not stored";
+            }
+            finally
+            {
+                _chaos.FailCommits = false;
+            }
         });
         app.MapPost("/async/set-then-fail", async (HttpContext c, string value) =>
         {

@@ -75,6 +75,36 @@ public sealed class SessionUsedAsAppsDoTests
     }
 
     [Theory]
+    [InlineData("/read", "ReadOnly")]
+    [InlineData("/read?early=1", "Exclusive")]
+    [InlineData("/no-metadata", "Lockless")]
+    public async Task LockMode_WithUseSessionBeforeUseRouting_IsTheEndpointsUnlessAMiddlewareReadsTheSessionBeforeRouting(string path, string mode)
+    {
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                // app.UseSession() came first; a middleware between it and routing, then routing.
+                a.Use(async (c, next) =>
+                {
+                    if (c.Request.Query.ContainsKey("early"))
+                    {
+                        _ = c.Session.GetString("theme");
+                    }
+
+                    await next(c);
+                });
+                a.UseRouting();
+                a.MapGet("/read", (HttpContext c) => $"{((IAsmSession)c.Session).LockMode}").WithSessionLock(SessionLockMode.ReadOnly);
+                a.MapGet("/no-metadata", (HttpContext c) => $"{((IAsmSession)c.Session).LockMode}");
+            },
+            o => o.DefaultLockMode = path.StartsWith("/no-metadata", StringComparison.Ordinal) ? SessionLockMode.Lockless : SessionLockMode.Exclusive);
+
+        // The mode is the endpoint's as known when the session is first loaded: before routing, none is known yet.
+        Assert.Equal(mode, await app.CreateClient().GetStringAsync(path));
+    }
+
+    [Theory]
     [InlineData(SessionLockMode.Exclusive, false)]
     [InlineData(SessionLockMode.Exclusive, true)]
     [InlineData(SessionLockMode.LockOnWrite, false)]

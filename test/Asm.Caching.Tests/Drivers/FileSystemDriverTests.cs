@@ -380,6 +380,38 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
         Assert.Equal([2], (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Values["b"]);
     }
 
+    [Theory]
+    [InlineData("emptied")]
+    [InlineData("header overwritten")]
+    public async Task AddToUserIndexAsync_IndexFileDamaged_KeepsTheIdsStillInItAndIndexesTheNewOne(string damage)
+    {
+        var kept = SessionKey.New().Id;
+        var lost = SessionKey.New().Id;
+        await Driver.AddToUserIndexAsync("ada", lost, Token);
+        await Driver.AddToUserIndexAsync("ada", kept, Token);
+        var path = Directory.GetFiles(Path.Combine(StoreDirectory, ".users")).Single();
+        await File.WriteAllTextAsync(path, damage == "emptied" ? "" : $"\0\0\0\0\0\0\n{kept}\n{lost[..5]}", Token);
+
+        // A user whose index file was damaged can still sign in; the ids the file still names stay indexed.
+        var added = SessionKey.New().Id;
+        await Driver.AddToUserIndexAsync("ada", added, Token);
+
+        var expected = damage == "emptied" ? new[] { added } : [kept, added];
+        Assert.Equal(expected.Order(StringComparer.Ordinal), (await Driver.GetUserIndexAsync("ada", Token)).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task GetUserIndexAsync_IndexOfAnotherFormatVersion_IsRefusedNeverMisread()
+    {
+        await Driver.AddToUserIndexAsync("ada", SessionKey.New().Id, Token);
+        var path = Directory.GetFiles(Path.Combine(StoreDirectory, ".users")).Single();
+        var text = await File.ReadAllTextAsync(path, Token);
+        await File.WriteAllTextAsync(path, text.Replace("asm-users 1", "asm-users 2", StringComparison.Ordinal), Token);
+
+        await Assert.ThrowsAsync<IOException>(async () => await Driver.GetUserIndexAsync("ada", Token));
+        await Assert.ThrowsAsync<IOException>(async () => await Driver.AddToUserIndexAsync("ada", SessionKey.New().Id, Token));
+    }
+
     [Fact]
     public void DirectorySync_MissingDirectory_ThrowsIOExceptionNamingIt()
     {

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Asm.Caching.Records;
 using Asm.Caching.Sessions;
+using Microsoft.Extensions.Logging;
 
 namespace Asm.Caching.Drivers.FileSystem;
 
@@ -181,7 +182,11 @@ internal sealed partial class FileSystemDriver
         }
     }
 
-    private static async ValueTask<HashSet<string>> ReadUserIndexAsync(string path, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads a user index. A damaged one (emptied, its header overwritten) gives the ids still in it, so that the
+    /// user can still sign in, and the next change rewrites it whole; one of another format version is refused.
+    /// </summary>
+    private async ValueTask<HashSet<string>> ReadUserIndexAsync(string path, CancellationToken cancellationToken)
     {
         var data = await ReadAllBytesOrNullAsync(path, cancellationToken).ConfigureAwait(false);
         var ids = new HashSet<string>(StringComparer.Ordinal);
@@ -191,12 +196,18 @@ internal sealed partial class FileSystemDriver
         }
 
         var lines = Encoding.ASCII.GetString(data).Split('\n');
-        if (lines[0] != UserIndexHeader)
+        var first = lines[0] == UserIndexHeader ? 1 : 0;
+        if (first == 0)
         {
-            throw new IOException($"The user index file '{Path.GetFileName(path)}' is corrupt or of an unknown format version.");
+            if (lines[0].StartsWith(UserIndexHeader[..^1], StringComparison.Ordinal))
+            {
+                throw new IOException($"The user index file '{Path.GetFileName(path)}' is of an unknown format version.");
+            }
+
+            UserIndexDamaged(Path.GetFileName(path));
         }
 
-        foreach (var line in lines.AsSpan(1))
+        foreach (var line in lines.AsSpan(first))
         {
             if (line.Length == SessionKey.IdLength)
             {
@@ -223,4 +234,8 @@ internal sealed partial class FileSystemDriver
             CreatePrivateDirectory(path);
         }
     }
+
+    [LoggerMessage(EventId = 207, Level = LogLevel.Warning,
+        Message = "The user index file {FileName} is damaged; the session ids still in it are kept, and the next change rewrites it.")]
+    private partial void UserIndexDamaged(string fileName);
 }

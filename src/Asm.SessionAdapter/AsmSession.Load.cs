@@ -199,27 +199,55 @@ internal sealed partial class AsmSession
             _servedByZombie = true;
             _telemetry.ZombieHit(key.Id);
             var zombie = new ZombieKeyContext(_context, Hash);
-            await _options.Events.ZombieKeyAccessed(zombie).ConfigureAwait(false);
+            try
+            {
+                await _options.Events.ZombieKeyAccessed(zombie).ConfigureAwait(false);
+            }
+            catch
+            {
+                await StartAfreshAsync(deleteCookie: false).ConfigureAwait(false);
+                throw;
+            }
+
             if (zombie.IsRejected)
             {
-                await _lock.ReleaseAsync().ConfigureAwait(false);
-                StartNewSession();
-                _cookie.Delete();
+                await StartAfreshAsync(deleteCookie: true).ConfigureAwait(false);
                 return;
             }
         }
 
-        var verdict = await _profiles.CheckAsync(key.Id, result.Profiles).ConfigureAwait(false);
+        SessionProfileCheck.ProfileVerdict verdict;
+        try
+        {
+            verdict = await _profiles.CheckAsync(key.Id, result.Profiles).ConfigureAwait(false);
+        }
+        catch
+        {
+            await StartAfreshAsync(deleteCookie: false).ConfigureAwait(false);
+            throw;
+        }
+
         if (verdict.Rejected)
         {
-            // The owner's session stays as it is: give it back its lock and start this request afresh.
-            await _lock.ReleaseAsync().ConfigureAwait(false);
-            StartNewSession();
-            _cookie.Delete();
+            await StartAfreshAsync(deleteCookie: true).ConfigureAwait(false);
         }
         else if (verdict.NewProfile is { } profile)
         {
             _values.AddProfile(profile);
+        }
+    }
+
+    /// <summary>
+    /// Refuses the session just adopted, by a handler's <c>Reject()</c> or by its throwing (which the app may catch and
+    /// go on): the owner's session stays as it is, gets its lock back, and this request goes on in a fresh one.
+    /// </summary>
+    private async Task StartAfreshAsync(bool deleteCookie)
+    {
+        await _lock.ReleaseAsync().ConfigureAwait(false);
+        StartNewSession();
+        if (deleteCookie)
+        {
+            _cookie.Delete();
         }
     }
 

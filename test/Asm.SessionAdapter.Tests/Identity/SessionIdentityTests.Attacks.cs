@@ -189,6 +189,52 @@ public abstract partial class SessionIdentityTests<TDriver>
         Assert.Equal(8, (await client.GetStringAsync("/keys")).Split(',').Length);
     }
 
+    // ---- Event handlers that refuse by throwing ----
+
+    [Theory]
+    [InlineData("profile")]
+    [InlineData("zombie")]
+    public async Task HandlerThatThrows_AndAnAppThatCatchesIt_LeavesTheRequestAFreshSession_NeverTheRefusedOne(string refusal)
+    {
+        // A handler throws to refuse; the app's code catches it (a filter rendering an error page that reads the
+        // session, a try around LoadAsync) and goes on using the session: it must not be the one that was refused.
+        await using var app = await StartAsync(
+            a => a.MapPost("/probe-caught", async (HttpContext c) =>
+            {
+                var refused = "";
+                try
+                {
+                    await c.Session.LoadAsync();
+                }
+                catch (UnauthorizedAccessException)
+                {
+                    refused = "refused|";
+                }
+
+                var cart = c.Session.GetString("cart") ?? "(none)";
+                c.Session.SetString("visitor", "here");
+                return refused + cart;
+            }),
+            o =>
+            {
+                o.Events.OnProfileChanged = _ => throw new UnauthorizedAccessException("A new browser: sign in again.");
+                o.Events.OnZombieKeyAccessed = _ => throw new UnauthorizedAccessException("An old key: sign in again.");
+            });
+        var owner = Browser(app, OwnerAgent, out var ownerJar);
+        await owner.PostAsync("/seed/cart/3-items", null);
+        var other = Tab(app, ownerJar, refusal == "profile" ? OtherAgent : OwnerAgent);
+        if (refusal == "zombie")
+        {
+            await owner.PostAsync("/login", null);
+        }
+
+        var caught = await Within(other.PostAsync("/probe-caught", null));
+
+        Assert.Equal("refused|(none)", await caught.Content.ReadAsStringAsync());
+        Assert.Equal(refusal == "zombie" ? "cart,user" : "cart", await owner.GetStringAsync("/keys"));
+        Assert.Equal(HttpStatusCode.OK, (await Within(owner.PostAsync("/seed/more/1", null))).StatusCode);
+    }
+
     // ---- Profiles: the address is the connection's, never a header's ----
 
     [Fact]

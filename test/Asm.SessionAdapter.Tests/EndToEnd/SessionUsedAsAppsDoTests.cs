@@ -1,5 +1,6 @@
 using System.Net;
 using Asm.Caching.Drivers.InMemory;
+using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -208,6 +209,55 @@ public sealed class SessionUsedAsAppsDoTests
 
         Assert.Equal("n=1 set:InvalidOperationException commit:ok", await seen.Task.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal("2", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [InlineData(SessionLockMode.Exclusive)]
+    [InlineData(SessionLockMode.LockOnWrite)]
+    [InlineData(SessionLockMode.Lockless)]
+    public async Task RequestAbortedDuringAnExplicitCommit_WritesNothingAndLeavesTheSessionUnlocked(SessionLockMode mode)
+    {
+        ChaosSessionDriver? storage = null;
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                a.MapPost("/inc", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    var n = (c.Session.GetInt32("n") ?? 0) + 1;
+                    c.Session.SetInt32("n", n);
+                    return n;
+                });
+                a.MapPost("/set-and-commit", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    c.Session.SetInt32("n", 100);
+                    c.Session.SetString("half", "written");
+                    await c.Session.CommitAsync(c.RequestAborted);
+                }).WithSessionLock(mode);
+                a.MapGet("/read", (HttpContext c) => $"{c.Session.GetInt32("n")} {c.Session.GetString("half")}").WithSessionLock(SessionLockMode.ReadOnly);
+            },
+            // A lock left behind would hold the next request for its lease, then fail it at its lock wait.
+            o =>
+            {
+                o.LockLease = TimeSpan.FromMinutes(5);
+                o.LockWaitTimeout = TimeSpan.FromMinutes(1);
+            },
+            services: s => storage = ChaosSessionDriver.Wrap(s));
+        var client = app.CreateClient();
+        await client.PostAsync("/inc", null);
+
+        using var abort = new CancellationTokenSource();
+        storage!.HangCommits = true;
+        var aborted = client.PostAsync("/set-and-commit", null, abort.Token);
+        await storage.CommitHanging.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        storage.HangCommits = false;
+        await abort.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => aborted);
+
+        Assert.Equal("2", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+        Assert.Equal("2 ", await client.GetStringAsync("/read"));
     }
 
     private static string Outcome(Action action)

@@ -37,6 +37,12 @@ public sealed class ChaosSessionDriver : ISessionDriver
     /// <summary>Commits fail as on a full disk, writing nothing; every other operation works.</summary>
     public bool FailCommits { get; set; }
 
+    /// <summary>Commits hang until cancelled, each signalling <see cref="CommitHanging"/>; every other operation works.</summary>
+    public bool HangCommits { get; set; }
+
+    /// <summary>Completes once a commit hangs under <see cref="HangCommits"/>.</summary>
+    public TaskCompletionSource CommitHanging { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>Every operation hangs until cancelled.</summary>
     public bool Hang { get; set; }
 
@@ -117,6 +123,12 @@ public sealed class ChaosSessionDriver : ISessionDriver
     {
         Interlocked.Increment(ref _commits);
         await BreakAsync(cancellationToken);
+        if (HangCommits)
+        {
+            CommitHanging.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+
         if (FailCommits)
         {
             throw new IOException("Injected write failure: no space left on device.");

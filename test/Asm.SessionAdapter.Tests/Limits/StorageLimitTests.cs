@@ -5,6 +5,7 @@ using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Tests.Diagnostics;
 using Asm.Testing.Cleanup;
 using Asm.Testing.Http;
+using Asm.Testing.Redis;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -12,7 +13,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Asm.SessionAdapter.Tests.Limits;
 
 /// <summary>Storage limits seen from requests: refusals are clear, counted, and cost nobody their live session.</summary>
-public sealed class StorageLimitTests
+public sealed class StorageLimitTests(RedisServer redis) : IClassFixture<RedisServer>
 {
     private Exception? _thrown;
 
@@ -75,6 +76,28 @@ public sealed class StorageLimitTests
         {
             TestDirectories.Delete(directory);
         }
+    }
+
+    [Fact]
+    public async Task FloodOfBadOrMissingCookies_Redis_WritesNothing()
+    {
+        // The server is this class's own, so its count of changes is this test's alone.
+        await using var app = await SessionApp.StartAsync(b => b.UseRedisDriver(redis.EndPoint), Map);
+        var start = await ChangesAsync();
+        var stale = await DestroyedSessionCookieAsync(app);
+        var before = await ChangesAsync();
+
+        await FloodAsync(app, stale);
+
+        Assert.NotEqual(start, before); // the count does see the writes of a session's life
+        Assert.Equal(before, await ChangesAsync());
+    }
+
+    /// <summary>How many writes the Redis server has taken since it started (it never saves).</summary>
+    private async Task<string> ChangesAsync()
+    {
+        var info = await redis.ExecuteTextAsync("INFO", "persistence");
+        return info!.Split("\r\n").Single(line => line.StartsWith("rdb_changes_since_last_save:", StringComparison.Ordinal));
     }
 
     /// <summary>

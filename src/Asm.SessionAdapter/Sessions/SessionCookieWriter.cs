@@ -27,6 +27,14 @@ internal sealed class SessionCookieWriter(HttpContext context, SessionCookie coo
     /// <summary>Whether the response will carry the session's key.</summary>
     public bool SendsKey => _sendKey;
 
+    /// <summary>
+    /// Asks now to be run when the response starts, for a request that came without a usable cookie (a session it
+    /// writes is new), as the stock middleware does for such requests: a callback the app registers later with
+    /// <c>Response.OnStarting</c> runs before this one and may still write the session. One registered while the
+    /// response is starting would never run.
+    /// </summary>
+    public void RegisterEarly() => Register();
+
     /// <summary>Sends the session's key in the response (this wins over a delete).</summary>
     public void SendKey()
     {

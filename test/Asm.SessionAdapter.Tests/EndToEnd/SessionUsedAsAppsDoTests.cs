@@ -52,6 +52,45 @@ public sealed class SessionUsedAsAppsDoTests
         }
     }
 
+    [Theory]
+    [InlineData("stock")]
+    [InlineData("asm")]
+    public async Task NewSessionWrittenFromAResponseOnStartingCallback_IsStoredAndGetsItsCookie(string store)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        if (store == "stock")
+        {
+            builder.Services.AddDistributedMemoryCache().AddSession();
+        }
+        else
+        {
+            builder.Services.AddAsmSession();
+        }
+
+        await using var app = builder.Build();
+        app.UseSession();
+        app.Use(async (c, next) =>
+        {
+            // A middleware that records the last page in the session as the response starts.
+            c.Response.OnStarting(() =>
+            {
+                c.Session.SetString("last", c.Request.Path);
+                return Task.CompletedTask;
+            });
+            await next(c);
+        });
+        app.MapGet("/page", () => "page");
+        app.MapGet("/last", (HttpContext c) => c.Session.GetString("last") ?? "none");
+        await app.StartAsync();
+        using var client = new HttpClient(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
+
+        var response = await client.GetAsync("/page");
+
+        Assert.True(response.Headers.Contains("Set-Cookie"));
+        Assert.Equal("/page", await client.GetStringAsync("/last"));
+    }
+
     [Fact]
     public async Task SetThenClear_OnANewSession_StoresItEmptyWithItsCookie_AsTheStockSessionDoes()
     {

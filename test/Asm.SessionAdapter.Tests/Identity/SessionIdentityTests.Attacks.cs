@@ -48,66 +48,27 @@ public abstract partial class SessionIdentityTests<TDriver>
         Assert.Empty(Events.Invalid);
     }
 
-    [Fact]
-    public async Task ZombieKey_AfterTheOwnerLogsOut_IsRefusedAsDestroyed()
+    [Theory]
+    [InlineData("current")]
+    [InlineData("zombie")]
+    public async Task DestroyAfterALogin_ByTheCurrentOrTheZombieKey_RefusesTheOtherKeyAsDestroyed(string destroyer)
     {
+        // The owner logs out, or a tab that missed the login does: either way nothing of the session survives.
         await using var app = await StartAsync();
         var login = app.CreateClient(out var loginJar);
         var id = await (await login.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
         var oldTab = Tab(app, loginJar);
         await login.PostAsync("/login", null);
         Assert.Equal("3-items", await oldTab.GetStringAsync("/read/cart"));
+        var (destroying, other) = destroyer == "current" ? (login, oldTab) : (oldTab, login);
 
-        await login.PostAsync("/destroy", null);
-        var after = await oldTab.PostAsync("/probe", null);
-
-        await AssertFreshSessionAsync(app, after, id, oldTab);
-        Assert.Equal(("/probe", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid));
-    }
-
-    [Fact]
-    public async Task ZombieKey_DestroyAsync_EndsTheSessionForTheCurrentKeyToo()
-    {
-        // A log-out from a tab that missed the login: the zombie may end the session, and nothing of it survives.
-        await using var app = await StartAsync();
-        var login = app.CreateClient(out var loginJar);
-        var id = await (await login.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
-        var oldTab = Tab(app, loginJar);
-        await login.PostAsync("/login", null);
-
-        var destroyed = await oldTab.PostAsync("/destroy", null);
-        var current = await login.PostAsync("/probe", null);
+        var destroyed = await destroying.PostAsync("/destroy", null);
+        var after = await other.PostAsync("/probe", null);
 
         Assert.Equal(HttpStatusCode.OK, destroyed.StatusCode);
         Assert.True(SessionCookieOf(destroyed).Expires < DateTimeOffset.UtcNow);
-        await AssertFreshSessionAsync(app, current, id, login);
+        await AssertFreshSessionAsync(app, after, id, other);
         Assert.Equal(("/probe", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid));
-    }
-
-    // ---- Names from the request ----
-
-    [Theory]
-    [InlineData("lone-surrogate")]
-    [InlineData("too-long")]
-    public async Task Remove_OfANameNoValueCanHave_RemovesNothingAndTheRequestsWritesAreStored(string shape)
-    {
-        // An app removing what a request names: a name no value can have (Set refuses it) has nothing to remove.
-        var name = shape == "lone-surrogate" ? "cart\uD800" : new string('n', 70_000);
-        await using var app = await StartAsync(a => a.MapPost("/set-and-remove", async (HttpContext c) =>
-        {
-            await c.Session.LoadAsync();
-            c.Session.SetString("cart", "2-items");
-            c.Session.Remove(name);
-            return c.Session.GetString("cart");
-        }));
-        var owner = app.CreateClient();
-        await owner.PostAsync("/seed/user/alice", null);
-
-        var response = await owner.PostAsync("/set-and-remove", null);
-
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("2-items", await owner.GetStringAsync("/read/cart"));
-        Assert.Equal("cart,user", await owner.GetStringAsync("/keys"));
     }
 
     [Theory]
@@ -154,6 +115,32 @@ public abstract partial class SessionIdentityTests<TDriver>
         }
 
         Assert.Equal("held", await (await Within(holding)).Content.ReadAsStringAsync());
+    }
+
+    // ---- Names from the request ----
+
+    [Theory]
+    [InlineData("lone-surrogate")]
+    [InlineData("too-long")]
+    public async Task Remove_OfANameNoValueCanHave_RemovesNothingAndTheRequestsWritesAreStored(string shape)
+    {
+        // An app removing what a request names: a name no value can have (Set refuses it) has nothing to remove.
+        var name = shape == "lone-surrogate" ? "cart\uD800" : new string('n', 70_000);
+        await using var app = await StartAsync(a => a.MapPost("/set-and-remove", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("cart", "2-items");
+            c.Session.Remove(name);
+            return c.Session.GetString("cart");
+        }));
+        var owner = app.CreateClient();
+        await owner.PostAsync("/seed/user/alice", null);
+
+        var response = await owner.PostAsync("/set-and-remove", null);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("2-items", await owner.GetStringAsync("/read/cart"));
+        Assert.Equal("cart,user", await owner.GetStringAsync("/keys"));
     }
 
     [Fact]

@@ -121,6 +121,17 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.Equal(SessionCommitStatus.LockLost, await SessionSteps.CommitAsync(holder, clock, locked, new() { ["n"] = [100] }, lease, releaseLock: true));
         Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(next, clock, locked, new() { ["n"] = [200] }, taken, releaseLock: true));
         Assert.Equal([200], (await SessionSteps.LoadAsync(next, clock, locked)).Values["n"]);
+
+        // The holder's connection followed the failover with its release subscription: a release on the new master
+        // wakes it. Woken, the wait ends long before its 60 s; half of them absorbs a busy machine.
+        var busy = (await SessionSteps.LoadAsync(next, clock, keys[2], SessionLease.Create(TimeSpan.FromSeconds(30)))).Lease!;
+        Assert.Equal(SessionLoadStatus.LockBusy, (await SessionSteps.LoadAsync(holder, clock, keys[2], SessionLease.Create(TimeSpan.FromSeconds(30)))).Status);
+        await _drivers.WhenSubscribedAsync(holder, _group.Replica);
+        var woken = Stopwatch.StartNew();
+        var wait = holder.WaitForReleaseAsync(keys[2].Id, TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(next, clock, keys[2], new() { ["n"] = [2] }, busy, releaseLock: true));
+        await wait.WaitAsync(TimeSpan.FromSeconds(120));
+        Assert.True(woken.Elapsed < TimeSpan.FromSeconds(30), $"The wait took {woken.Elapsed} of its 60 s.");
     }
 
     private async Task WaitForReplicaToCatchUpAsync()

@@ -6,6 +6,7 @@ using Asm.Caching.Drivers.FileSystem;
 using Asm.Caching.Records;
 using Asm.Caching.Sessions;
 using Asm.Testing.Cleanup;
+using Asm.Testing.Faults;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Xunit.Abstractions;
@@ -410,6 +411,45 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
 
         await Assert.ThrowsAsync<IOException>(async () => await Driver.GetUserIndexAsync("ada", Token));
         await Assert.ThrowsAsync<IOException>(async () => await Driver.AddToUserIndexAsync("ada", SessionKey.New().Id, Token));
+    }
+
+    [Theory]
+    [InlineData("full")]
+    [InlineData("read-only")]
+    public async Task GetAsync_SlidingEntryOnADiskThatTakesNoWrites_ReturnsTheValueAndSlidesAgainOnceItDoes(string fault)
+    {
+        using var disk = SmallDisk.Mount(1024);
+        var driver = new FileSystemDriver(
+            Options.Create(new FileSystemDriverOptions { Directory = Path.Combine(disk.Path, "store") }),
+            Clock,
+            NullLogger<FileSystemDriver>.Instance);
+        await driver.SetAsync("key", [1, 2], new CacheEntryExpiration(Clock.GetUtcNow(), null, TimeSpan.FromMinutes(10)), Token);
+        if (fault == "full")
+        {
+            disk.Fill();
+        }
+        else
+        {
+            disk.SetReadOnly(true);
+        }
+
+        // A read is served as the session's read is: only the slide is not stored.
+        Clock.Advance(TimeSpan.FromMinutes(8));
+        Assert.Equal([1, 2], await driver.GetAsync("key", Clock.GetUtcNow(), Token));
+        await Assert.ThrowsAnyAsync<IOException>(async () => await driver.RefreshAsync("key", Clock.GetUtcNow(), Token));
+
+        if (fault == "full")
+        {
+            disk.Free();
+        }
+        else
+        {
+            disk.SetReadOnly(false);
+        }
+
+        Assert.Equal([1, 2], await driver.GetAsync("key", Clock.GetUtcNow(), Token));
+        Clock.Advance(TimeSpan.FromMinutes(8));
+        Assert.Equal([1, 2], await driver.GetAsync("key", Clock.GetUtcNow(), Token));
     }
 
     [Fact]

@@ -321,7 +321,17 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             return entry.Value;
         }
 
-        return (await SlideAsync(file, key, now, cancellationToken).ConfigureAwait(false))?.Value;
+        try
+        {
+            return (await SlideAsync(file, key, now, cancellationToken).ConfigureAwait(false))?.Value;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // As a session's read: a slide that cannot be written (a full or read-only disk) does not fail the read;
+            // the entry keeps its older expiry.
+            CacheSlideNotStored(SessionKey.Hash(key), ex);
+            return entry.Value;
+        }
     }
 
     public async ValueTask SetAsync(string key, byte[] value, CacheEntryExpiration expiration, CancellationToken cancellationToken)
@@ -681,6 +691,10 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     [LoggerMessage(EventId = 206, Level = LogLevel.Error,
         Message = "The session directory {Directory} cannot be created; sessions fail until it can be (the health check reports the cause).")]
     private partial void DirectoryUnavailable(string directory, Exception exception);
+
+    [LoggerMessage(EventId = 208, Level = LogLevel.Warning,
+        Message = "Cache entry {KeyHash} was read, but its new sliding expiry could not be written; it keeps the older one.")]
+    private partial void CacheSlideNotStored(string keyHash, Exception exception);
 
     /// <summary>Where a record lives and which lock stripe guards it.</summary>
     private readonly record struct StoredFile(string Path, int Stripe);

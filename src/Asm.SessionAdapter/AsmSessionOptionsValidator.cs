@@ -45,6 +45,17 @@ internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOp
             Positive(absolute, nameof(options.AbsoluteTimeout));
         }
 
+        // An undefined mode (a number bound from configuration) would load without the lock and write without it.
+        if (!Enum.IsDefined(options.DefaultLockMode))
+        {
+            failures.Add($"AsmSessionOptions.DefaultLockMode is {options.DefaultLockMode}, which is not a SessionLockMode: use Exclusive, LockOnWrite, Lockless or ReadOnly.");
+        }
+
+        if (!Enum.IsDefined(options.LockWaitFailure))
+        {
+            failures.Add($"AsmSessionOptions.LockWaitFailure is {options.LockWaitFailure}, which is not a LockWaitFailure: use Throw or ContinueReadOnly.");
+        }
+
         if (options.LockWaitTimeout < TimeSpan.Zero)
         {
             failures.Add($"AsmSessionOptions.LockWaitTimeout must not be negative; it is {options.LockWaitTimeout}.");

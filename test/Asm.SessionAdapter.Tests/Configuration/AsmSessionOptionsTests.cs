@@ -32,6 +32,8 @@ public sealed class AsmSessionOptionsTests
     [InlineData(nameof(AsmSessionOptions.LockLease), "AsmSessionOptions.LockLease is 00:00:00.1000000: a lease under 1 second")]
     [InlineData(nameof(AsmSessionOptions.MaxProfiles), "AsmSessionOptions.MaxProfiles must be between 1 and 64")]
     [InlineData(nameof(AsmSessionOptions.UseHostPrefix), "AsmSessionOptions.UseHostPrefix needs a host-only cookie")]
+    [InlineData(nameof(AsmSessionOptions.DefaultLockMode), "AsmSessionOptions.DefaultLockMode is 7, which is not a SessionLockMode")]
+    [InlineData(nameof(AsmSessionOptions.LockWaitFailure), "AsmSessionOptions.LockWaitFailure is 5, which is not a LockWaitFailure")]
     public async Task InvalidOption_FailsAtStartWithAMessageNamingIt(string option, string message)
     {
         var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => SessionApp.StartAsync(
@@ -49,6 +51,12 @@ public sealed class AsmSessionOptionsTests
                         break;
                     case nameof(AsmSessionOptions.MaxProfiles):
                         o.MaxProfiles = 0;
+                        break;
+                    case nameof(AsmSessionOptions.DefaultLockMode):
+                        o.DefaultLockMode = (SessionLockMode)7;
+                        break;
+                    case nameof(AsmSessionOptions.LockWaitFailure):
+                        o.LockWaitFailure = (LockWaitFailure)5;
                         break;
                     case nameof(AsmSessionOptions.UseHostPrefix):
                         o.UseHostPrefix = true;

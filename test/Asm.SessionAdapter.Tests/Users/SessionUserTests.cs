@@ -57,6 +57,30 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
     }
 
     [Fact]
+    public async Task BindUser_WithEncryptAtRest_TheOldKeyIsAZombieOfTheBrowserThatLoggedIn_AndTheDevicesListReadsItsProfile()
+    {
+        await using var app = await StartAsync(o => o.EncryptAtRest = true);
+        var client = app.CreateClient(out var jar);
+        client.DefaultRequestHeaders.UserAgent.ParseAdd("Laptop/1.0");
+        await client.PostAsync("/set/name/ada", null);
+        var oldTab = app.CreateClient(out var oldJar);
+        oldTab.DefaultRequestHeaders.UserAgent.ParseAdd("Laptop/1.0");
+        oldJar.Cookies.Add(jar.Cookies.GetAllCookies());
+        var thief = app.CreateClient(out var thiefJar);
+        thiefJar.Cookies.Add(jar.Cookies.GetAllCookies());
+
+        var id = await BindAsync(client, "ada");
+
+        // The profile the bind stored with the replaced key is sealed as the session's others are, and opens.
+        Assert.Equal("ada", await oldTab.GetStringAsync("/user"));
+        Assert.Equal("", await thief.GetStringAsync("/user"));
+        Assert.Equal([InvalidSessionReason.ZombieProfileMismatch], _invalid);
+        var session = Assert.Single(await Manager(app).GetUserSessionsAsync("ada"));
+        Assert.Equal(id, session.SessionId);
+        Assert.Contains(session.Profiles, p => p.Contains("Laptop/1.0", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task BindUser_OnANewSession_StoresItAndBindsIt()
     {
         await using var app = await StartAsync();

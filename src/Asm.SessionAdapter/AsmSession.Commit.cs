@@ -37,8 +37,11 @@ internal sealed partial class AsmSession
         {
             if (final)
             {
-                // The request is over and its lease given back: the next request of this process may have the lock.
+                // The request is over and its lease given back: the next request of this process may have the lock. A
+                // lease still held here was taken by an OnSessionCreated handler's write whose commit did not finish
+                // (the handler threw): it is given back too, not renewed for ever.
                 _lock.Close();
+                await _lock.ReleaseAsync().ConfigureAwait(false);
             }
         }
     }

@@ -133,8 +133,20 @@ internal sealed partial class AsmSession
     public async Task AcquireWriteLockAsync(CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken).ConfigureAwait(false);
-        await _steps.RunAsync(
-            this, static session => session.NeedsWriteLock(), static (session, ct) => session.TakeWriteLockAsync(ct), cancellationToken).ConfigureAwait(false);
+        if (_raisingLoadEvent)
+        {
+            // A handler of the load's own events runs inside the load's step: waiting for that step would wait for itself.
+            if (NeedsWriteLock())
+            {
+                await TakeWriteLockAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            await _steps.RunAsync(
+                this, static session => session.NeedsWriteLock(), static (session, ct) => session.TakeWriteLockAsync(ct), cancellationToken).ConfigureAwait(false);
+        }
+
         _mode = SessionLockMode.Exclusive;
     }
 
@@ -201,12 +213,17 @@ internal sealed partial class AsmSession
             var zombie = new ZombieKeyContext(_context, Hash);
             try
             {
+                _raisingLoadEvent = true;
                 await _options.Events.ZombieKeyAccessed(zombie).ConfigureAwait(false);
             }
             catch
             {
                 await StartAfreshAsync(deleteCookie: false).ConfigureAwait(false);
                 throw;
+            }
+            finally
+            {
+                _raisingLoadEvent = false;
             }
 
             if (zombie.IsRejected)
@@ -219,12 +236,17 @@ internal sealed partial class AsmSession
         SessionProfileCheck.ProfileVerdict verdict;
         try
         {
+            _raisingLoadEvent = true;
             verdict = await _profiles.CheckAsync(key.Id, result.Profiles).ConfigureAwait(false);
         }
         catch
         {
             await StartAfreshAsync(deleteCookie: false).ConfigureAwait(false);
             throw;
+        }
+        finally
+        {
+            _raisingLoadEvent = false;
         }
 
         if (verdict.Rejected)

@@ -8,7 +8,7 @@ internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOp
     /// <summary>The longest <see cref="AsmSessionOptions.IdleTimeout"/>, <see cref="AsmSessionOptions.AbsoluteTimeout"/> and <see cref="AsmSessionOptions.ZombieLifetime"/>.</summary>
     private static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(36_500);
 
-    /// <summary>The longest <see cref="AsmSessionOptions.LockLease"/>.</summary>
+    /// <summary>The longest <see cref="AsmSessionOptions.LockLease"/> and <see cref="AsmSessionOptions.IOTimeout"/>.</summary>
     private static readonly TimeSpan MaxLockLease = TimeSpan.FromDays(1);
 
     public ValidateOptionsResult Validate(string? name, AsmSessionOptions options)
@@ -37,6 +37,8 @@ internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOp
         AtMost(options.ZombieLifetime, MaxLifetime, nameof(options.ZombieLifetime), "so that expiry times stay representable");
         AtMost(options.LockLease, MaxLockLease, nameof(options.LockLease),
             "since a lease is renewed while its request runs, and a longer one only blocks the session longer when its holder dies");
+        AtMost(options.IOTimeout, MaxLockLease, nameof(options.IOTimeout),
+            "since it bounds one storage call (and a timer cannot be armed for more than 49 days)");
         Positive(options.IdleTimeout, nameof(options.IdleTimeout));
         Positive(options.IOTimeout, nameof(options.IOTimeout));
         Positive(options.LockLease, nameof(options.LockLease));

@@ -73,6 +73,7 @@ public sealed class AsmSessionOptionsTests
     [InlineData(nameof(AsmSessionOptions.AbsoluteTimeout), "AsmSessionOptions.AbsoluteTimeout is 10675199.02:48:05.4775807: it must be at most 36500 days, so that expiry times stay representable (null turns")]
     [InlineData(nameof(AsmSessionOptions.ZombieLifetime), "AsmSessionOptions.ZombieLifetime is 10675199.02:48:05.4775807: it must be at most 36500 days")]
     [InlineData(nameof(AsmSessionOptions.LockLease), "AsmSessionOptions.LockLease is 10675199.02:48:05.4775807: it must be at most 1 day, since a lease is renewed")]
+    [InlineData(nameof(AsmSessionOptions.IOTimeout), "AsmSessionOptions.IOTimeout is 10675199.02:48:05.4775807: it must be at most 1 day, since it bounds one storage call")]
     public async Task TimeSpanOption_MaxValue_FailsAtStartWithAMessageNamingIt(string option, string message)
     {
         // TimeSpan.MaxValue meant as "never" would otherwise fail every request that stores a session, after its answer.
@@ -94,6 +95,9 @@ public sealed class AsmSessionOptionsTests
                         break;
                     case nameof(AsmSessionOptions.LockLease):
                         o.LockLease = TimeSpan.MaxValue;
+                        break;
+                    case nameof(AsmSessionOptions.IOTimeout):
+                        o.IOTimeout = TimeSpan.MaxValue;
                         break;
                 }
             }));

@@ -402,6 +402,19 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
     }
 
     [Fact]
+    public async Task AddToUserIndexAsync_OfAnIdTheDamagedIndexStillHolds_RewritesTheFileWhole()
+    {
+        var kept = SessionKey.New().Id;
+        await Driver.AddToUserIndexAsync("ada", kept, Token);
+        var path = Directory.GetFiles(Path.Combine(StoreDirectory, ".users")).Single();
+        await File.WriteAllTextAsync(path, $"\0\0\0\0\0\0\n{kept}", Token);
+
+        await Driver.AddToUserIndexAsync("ada", kept, Token);
+
+        Assert.Equal(["asm-users 1", kept], (await File.ReadAllTextAsync(path, Token)).Split('\n'));
+    }
+
+    [Fact]
     public async Task GetUserIndexAsync_IndexOfAnotherFormatVersion_IsRefusedNeverMisread()
     {
         await Driver.AddToUserIndexAsync("ada", SessionKey.New().Id, Token);

@@ -66,7 +66,7 @@ internal sealed partial class FileSystemDriver
     public async ValueTask<IReadOnlyList<string>> GetUserIndexAsync(string userId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        return [.. await ReadUserIndexAsync(UserIndexFile(userId).Path, cancellationToken).ConfigureAwait(false)];
+        return [.. (await ReadUserIndexAsync(UserIndexFile(userId).Path, cancellationToken).ConfigureAwait(false)).Ids];
     }
 
     public ValueTask RemoveFromUserIndexAsync(string userId, IReadOnlyCollection<string> sessionIds, CancellationToken cancellationToken) =>
@@ -167,14 +167,14 @@ internal sealed partial class FileSystemDriver
         EnsurePrivateDirectory(Path.GetDirectoryName(file.Path)!);
         using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
-            var ids = await ReadUserIndexAsync(file.Path, cancellationToken).ConfigureAwait(false);
+            var (ids, damaged) = await ReadUserIndexAsync(file.Path, cancellationToken).ConfigureAwait(false);
             var before = ids.Count;
             update(ids);
             if (ids.Count == 0)
             {
                 File.Delete(file.Path);
             }
-            else if (ids.Count != before || before == 0)
+            else if (ids.Count != before || before == 0 || damaged)
             {
                 var text = UserIndexHeader + "\n" + string.Join('\n', ids);
                 await WriteAtomicallyAsync(file.Path, Encoding.ASCII.GetBytes(text), cancellationToken).ConfigureAwait(false);
@@ -184,15 +184,17 @@ internal sealed partial class FileSystemDriver
 
     /// <summary>
     /// Reads a user index. A damaged one (emptied, its header overwritten) gives the ids still in it, so that the
-    /// user can still sign in, and the next change rewrites it whole; one of another format version is refused.
+    /// user can still sign in, and the next change rewrites it whole; one of another format version is refused. The
+    /// sessions whose ids the damage took are no longer listed (nor ended by a log-out of every device): only their
+    /// timeouts end them, and the damage is logged (event 207).
     /// </summary>
-    private async ValueTask<HashSet<string>> ReadUserIndexAsync(string path, CancellationToken cancellationToken)
+    private async ValueTask<(HashSet<string> Ids, bool Damaged)> ReadUserIndexAsync(string path, CancellationToken cancellationToken)
     {
         var data = await ReadAllBytesOrNullAsync(path, cancellationToken).ConfigureAwait(false);
         var ids = new HashSet<string>(StringComparer.Ordinal);
         if (data is null)
         {
-            return ids;
+            return (ids, false);
         }
 
         var lines = Encoding.ASCII.GetString(data).Split('\n');
@@ -215,7 +217,7 @@ internal sealed partial class FileSystemDriver
             }
         }
 
-        return ids;
+        return (ids, first == 0);
     }
 
     private StoredFile UserIndexFile(string userId)

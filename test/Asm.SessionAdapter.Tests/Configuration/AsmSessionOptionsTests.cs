@@ -34,6 +34,11 @@ public sealed class AsmSessionOptionsTests
     [InlineData(nameof(AsmSessionOptions.UseHostPrefix), "AsmSessionOptions.UseHostPrefix needs a host-only cookie")]
     [InlineData(nameof(AsmSessionOptions.DefaultLockMode), "AsmSessionOptions.DefaultLockMode is 7, which is not a SessionLockMode")]
     [InlineData(nameof(AsmSessionOptions.LockWaitFailure), "AsmSessionOptions.LockWaitFailure is 5, which is not a LockWaitFailure")]
+    [InlineData("IdleTimeout=Max", "AsmSessionOptions.IdleTimeout is 10675199.02:48:05.4775807: it must be at most 36500 days")]
+    [InlineData("AbsoluteTimeout=Max", "AsmSessionOptions.AbsoluteTimeout is 10675199.02:48:05.4775807: it must be at most 36500 days, so that expiry times stay representable (null turns")]
+    [InlineData("ZombieLifetime=Max", "AsmSessionOptions.ZombieLifetime is 10675199.02:48:05.4775807: it must be at most 36500 days")]
+    [InlineData("LockLease=Max", "AsmSessionOptions.LockLease is 10675199.02:48:05.4775807: it must be at most 1 day, since a lease is renewed")]
+    [InlineData("IOTimeout=Max", "AsmSessionOptions.IOTimeout is 10675199.02:48:05.4775807: it must be at most 1 day, since it bounds one storage call")]
     public async Task InvalidOption_FailsAtStartWithAMessageNamingIt(string option, string message)
     {
         var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => SessionApp.StartAsync(
@@ -62,41 +67,21 @@ public sealed class AsmSessionOptionsTests
                         o.UseHostPrefix = true;
                         o.Cookie.Domain = "example.org";
                         break;
-                }
-            }));
 
-        Assert.Contains(message, failure.Message);
-    }
-
-    [Theory]
-    [InlineData(nameof(AsmSessionOptions.IdleTimeout), "AsmSessionOptions.IdleTimeout is 10675199.02:48:05.4775807: it must be at most 36500 days")]
-    [InlineData(nameof(AsmSessionOptions.AbsoluteTimeout), "AsmSessionOptions.AbsoluteTimeout is 10675199.02:48:05.4775807: it must be at most 36500 days, so that expiry times stay representable (null turns")]
-    [InlineData(nameof(AsmSessionOptions.ZombieLifetime), "AsmSessionOptions.ZombieLifetime is 10675199.02:48:05.4775807: it must be at most 36500 days")]
-    [InlineData(nameof(AsmSessionOptions.LockLease), "AsmSessionOptions.LockLease is 10675199.02:48:05.4775807: it must be at most 1 day, since a lease is renewed")]
-    [InlineData(nameof(AsmSessionOptions.IOTimeout), "AsmSessionOptions.IOTimeout is 10675199.02:48:05.4775807: it must be at most 1 day, since it bounds one storage call")]
-    public async Task TimeSpanOption_MaxValue_FailsAtStartWithAMessageNamingIt(string option, string message)
-    {
-        // TimeSpan.MaxValue meant as "never" would otherwise fail every request that stores a session, after its answer.
-        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => SessionApp.StartAsync(
-            b => b.UseInMemoryDriver(),
-            _ => { },
-            o =>
-            {
-                switch (option)
-                {
-                    case nameof(AsmSessionOptions.IdleTimeout):
+                    // TimeSpan.MaxValue meant as "never" would fail every request that stores a session, after its answer.
+                    case "IdleTimeout=Max":
                         o.IdleTimeout = TimeSpan.MaxValue;
                         break;
-                    case nameof(AsmSessionOptions.AbsoluteTimeout):
+                    case "AbsoluteTimeout=Max":
                         o.AbsoluteTimeout = TimeSpan.MaxValue;
                         break;
-                    case nameof(AsmSessionOptions.ZombieLifetime):
+                    case "ZombieLifetime=Max":
                         o.ZombieLifetime = TimeSpan.MaxValue;
                         break;
-                    case nameof(AsmSessionOptions.LockLease):
+                    case "LockLease=Max":
                         o.LockLease = TimeSpan.MaxValue;
                         break;
-                    case nameof(AsmSessionOptions.IOTimeout):
+                    case "IOTimeout=Max":
                         o.IOTimeout = TimeSpan.MaxValue;
                         break;
                 }

@@ -12,7 +12,9 @@ namespace Asm.SessionAdapter.Tests.EndToEnd;
 
 /// <summary>
 /// The session used the way apps use it (a log-out that clears a session the visitor may not have, event handlers
-/// that write the session), through real requests, beside the stock session where it has the same thing.
+/// and <c>Response.OnStarting</c> callbacks that write the session, a background task that outlives its request, a
+/// client that goes away mid-commit, a middleware before routing), through real requests, beside the stock session
+/// where it has the same thing.
 /// </summary>
 public sealed class SessionUsedAsAppsDoTests
 {
@@ -23,22 +25,11 @@ public sealed class SessionUsedAsAppsDoTests
     [InlineData("asm", "/remove")]
     public async Task RemoveOrClear_WithoutASession_SetsNoCookieAndStoresNothing(string store, string path)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseTestServer();
-        if (store == "stock")
+        await using var app = await StartStockOrAsmAsync(store, a =>
         {
-            builder.Services.AddDistributedMemoryCache().AddSession();
-        }
-        else
-        {
-            builder.Services.AddAsmSession();
-        }
-
-        await using var app = builder.Build();
-        app.UseSession();
-        app.MapPost("/clear", (HttpContext c) => c.Session.Clear());
-        app.MapPost("/remove", (HttpContext c) => c.Session.Remove("cart"));
-        await app.StartAsync();
+            a.MapPost("/clear", (HttpContext c) => c.Session.Clear());
+            a.MapPost("/remove", (HttpContext c) => c.Session.Remove("cart"));
+        });
         using var client = app.GetTestServer().CreateClient();
 
         // A log-out endpoint that clears the session, called by a visitor who never had one (a bot, an expired cookie).
@@ -57,32 +48,21 @@ public sealed class SessionUsedAsAppsDoTests
     [InlineData("asm")]
     public async Task NewSessionWrittenFromAResponseOnStartingCallback_IsStoredAndGetsItsCookie(string store)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseTestServer();
-        if (store == "stock")
+        await using var app = await StartStockOrAsmAsync(store, a =>
         {
-            builder.Services.AddDistributedMemoryCache().AddSession();
-        }
-        else
-        {
-            builder.Services.AddAsmSession();
-        }
-
-        await using var app = builder.Build();
-        app.UseSession();
-        app.Use(async (c, next) =>
-        {
-            // A middleware that records the last page in the session as the response starts.
-            c.Response.OnStarting(() =>
+            a.Use(async (c, next) =>
             {
-                c.Session.SetString("last", c.Request.Path);
-                return Task.CompletedTask;
+                // A middleware that records the last page in the session as the response starts.
+                c.Response.OnStarting(() =>
+                {
+                    c.Session.SetString("last", c.Request.Path);
+                    return Task.CompletedTask;
+                });
+                await next(c);
             });
-            await next(c);
+            a.MapGet("/page", () => "page");
+            a.MapGet("/last", (HttpContext c) => c.Session.GetString("last") ?? "none");
         });
-        app.MapGet("/page", () => "page");
-        app.MapGet("/last", (HttpContext c) => c.Session.GetString("last") ?? "none");
-        await app.StartAsync();
         using var client = new HttpClient(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
 
         var response = await client.GetAsync("/page");
@@ -202,13 +182,7 @@ public sealed class SessionUsedAsAppsDoTests
             b => b.UseInMemoryDriver(),
             a =>
             {
-                a.MapPost("/inc", async (HttpContext c) =>
-                {
-                    await c.Session.LoadAsync();
-                    var n = (c.Session.GetInt32("n") ?? 0) + 1;
-                    c.Session.SetInt32("n", n);
-                    return n;
-                });
+                MapIncrement(a);
                 a.MapPost("/later", async (HttpContext c) =>
                 {
                     var session = c.Session;
@@ -261,13 +235,7 @@ public sealed class SessionUsedAsAppsDoTests
             b => b.UseInMemoryDriver(),
             a =>
             {
-                a.MapPost("/inc", async (HttpContext c) =>
-                {
-                    await c.Session.LoadAsync();
-                    var n = (c.Session.GetInt32("n") ?? 0) + 1;
-                    c.Session.SetInt32("n", n);
-                    return n;
-                });
+                MapIncrement(a);
                 a.MapPost("/set-and-commit", async (HttpContext c) =>
                 {
                     await c.Session.LoadAsync();
@@ -298,6 +266,39 @@ public sealed class SessionUsedAsAppsDoTests
         Assert.Equal("2", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
         Assert.Equal("2 ", await client.GetStringAsync("/read"));
     }
+
+    /// <summary>
+    /// Starts an app on <c>TestServer</c> with the stock session (<paramref name="store"/> "stock", over the memory
+    /// cache) or Asm ("asm", in memory), the stock <c>app.UseSession()</c>, and what <paramref name="map"/> adds.
+    /// </summary>
+    internal static async Task<WebApplication> StartStockOrAsmAsync(string store, Action<WebApplication> map)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        if (store == "stock")
+        {
+            builder.Services.AddDistributedMemoryCache().AddSession();
+        }
+        else
+        {
+            builder.Services.AddAsmSession();
+        }
+
+        var app = builder.Build();
+        app.UseSession();
+        map(app);
+        await app.StartAsync();
+        return app;
+    }
+
+    /// <summary>Maps <c>POST /inc</c>: an Exclusive read-modify-write of <c>n</c>, answering the new count.</summary>
+    private static void MapIncrement(WebApplication app) => app.MapPost("/inc", async (HttpContext c) =>
+    {
+        await c.Session.LoadAsync();
+        var n = (c.Session.GetInt32("n") ?? 0) + 1;
+        c.Session.SetInt32("n", n);
+        return n;
+    });
 
     private static string Outcome(Action action)
     {

@@ -1,10 +1,8 @@
 using System.Text;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Asm.SessionAdapter.Tests.EndToEnd;
 
@@ -43,20 +41,15 @@ public sealed class StockSessionParityTests
     [MemberData(nameof(Scripts))]
     public async Task ScriptOfSessionCalls_AnswersAsTheStockSessionDoes(string script)
     {
-        var stock = await RunAsync(script, services => services.AddDistributedMemoryCache().AddSession());
-        var asm = await RunAsync(script, services => services.AddAsmSession());
+        var stock = await RunAsync(script, "stock");
+        var asm = await RunAsync(script, "asm");
 
         Assert.Equal(stock, asm);
     }
 
-    private static async Task<string> RunAsync(string script, Action<IServiceCollection> register)
+    private static async Task<string> RunAsync(string script, string store)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseTestServer();
-        register(builder.Services);
-        await using var app = builder.Build();
-        app.UseSession();
-        app.MapPost("/run", async (HttpContext c) =>
+        await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a => a.MapPost("/run", async (HttpContext c) =>
         {
             var calls = (await new StreamReader(c.Request.Body).ReadToEndAsync()).Split(';', StringSplitOptions.RemoveEmptyEntries);
             var answers = new List<string>();
@@ -73,8 +66,7 @@ public sealed class StockSessionParityTests
             }
 
             return string.Join(" ", answers.Where(a => a.Length > 0));
-        });
-        await app.StartAsync();
+        }));
         using var client = new HttpClient(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
         var transcript = new List<string>();
         foreach (var request in script.Split('|'))

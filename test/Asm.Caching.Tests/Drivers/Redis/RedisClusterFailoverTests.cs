@@ -46,6 +46,7 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         // Every session is on its master's replica before the kill (WAIT), so a failover may lose none of them.
         var writer = _drivers.Create(clock, configure: o => o.WaitForReplicas = 1);
         var driver = _drivers.Create(clock);
+        var holder = _drivers.Create(clock); // without WaitForReplicas: the promoted replica has no replica of its own
         var sessions = new List<(SessionKey Key, byte N, RedisServer Master)>();
         for (var i = 0; i < 30; i++)
         {
@@ -53,15 +54,21 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
             sessions.Add((key, (byte)i, await MasterOfAsync(writer, key)));
         }
 
-        var victim = sessions[0].Master;
+        // The victim serves the slot of the lock-release channel, where the client subscribes: so the failover also
+        // moves the driver's release subscription.
+        var victim = await _cluster.MasterOfSlotAsync(await _cluster.SlotOfAsync(driver.ReleaseChannel));
         var replica = await _cluster.ReplicaOfAsync(victim);
         var orphaned = sessions.Where(s => s.Master == victim).ToList();
         var others = sessions.Where(s => s.Master != victim).ToList();
+        Assert.NotEmpty(orphaned);
         Assert.NotEmpty(others);
         foreach (var session in sessions)
         {
             await AssertServedAsync(driver, clock, session.Key, session.N, commits: 0);
         }
+
+        await _drivers.WhenSubscribedAsync(driver, victim);
+        await AssertServedAsync(holder, clock, sessions[0].Key, sessions[0].N, commits: 0); // connected before the kill
 
         victim.Stop();
         var sinceKill = Stopwatch.StartNew();
@@ -119,6 +126,18 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
             Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, clock, session.Key, new() { ["c"] = BitConverter.GetBytes(1) }));
             await AssertServedAsync(driver, clock, session.Key, session.N, commits: 1);
         }
+
+        // A release wakes a waiter whose subscription was on the killed master. Woken, the wait ends long before its
+        // 60 s; half of them absorbs a busy machine.
+        var held = orphaned[0].Key;
+        var lease = (await SessionSteps.LoadAsync(holder, clock, held, SessionLease.Create(TimeSpan.FromSeconds(30)))).Lease!;
+        Assert.Equal(SessionLoadStatus.LockBusy, (await SessionSteps.LoadAsync(driver, clock, held, SessionLease.Create(TimeSpan.FromSeconds(30)))).Status);
+        await _drivers.WhenSubscribedAsync(driver, _cluster.Nodes.Where(node => node != victim));
+        var woken = Stopwatch.StartNew();
+        var wait = driver.WaitForReleaseAsync(held.Id, TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(holder, clock, held, [], lease, releaseLock: true));
+        await wait.WaitAsync(TimeSpan.FromSeconds(120));
+        Assert.True(woken.Elapsed < TimeSpan.FromSeconds(30), $"The wait took {woken.Elapsed} of its 60 s.");
     }
 
     [Fact]

@@ -95,6 +95,41 @@ public sealed class SessionUsedAsAppsDoTests
     }
 
     [Theory]
+    [InlineData(false, "InvalidOperationException: The session is read-only for this request (SessionLockMode.ReadOnly")]
+    [InlineData(true, "200 flash=Your session expired.")]
+    public async Task OnInvalidSessionAccessed_HandlerThatWritesOnAReadOnlyEndpoint_ThrowsUnlessItTakesTheWriteLockFirst(bool escalate, string expected)
+    {
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a => a.MapGet("/cart", (HttpContext c) => $"flash={c.Session.GetString("flash")}").WithSessionLock(SessionLockMode.ReadOnly),
+            o => o.Events.OnInvalidSessionAccessed = async context =>
+            {
+                if (escalate)
+                {
+                    await context.HttpContext.Session.AcquireWriteLockAsync();
+                }
+
+                context.HttpContext.Session.SetString("flash", "Your session expired.");
+            });
+        var client = app.CreateClient();
+        client.DefaultRequestHeaders.Add("Cookie", ".AspNetCore.Session=garbage");
+
+        // TestServer hands the exception of a request to its client.
+        string outcome;
+        try
+        {
+            var response = await client.GetAsync("/cart");
+            outcome = $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+        }
+        catch (InvalidOperationException ex)
+        {
+            outcome = $"{nameof(InvalidOperationException)}: {ex.Message}";
+        }
+
+        Assert.StartsWith(expected, outcome, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("/read", "ReadOnly")]
     [InlineData("/read?early=1", "Exclusive")]
     [InlineData("/no-metadata", "Lockless")]

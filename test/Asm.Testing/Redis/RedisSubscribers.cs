@@ -14,7 +14,8 @@ public static class RedisSubscribers
     /// <summary>
     /// Completes once a connection named <paramref name="clientName"/> (<c>name=</c> in its configuration) holds a
     /// subscription on one of <paramref name="nodes"/> (every node of a cluster: the client subscribes on one of
-    /// them); throws after a minute.
+    /// them); throws after a minute. This tells where the client subscribes, not that a given channel's subscription
+    /// has arrived: StackExchange.Redis subscribes its subscription connection to its configuration channel first.
     /// </summary>
     public static async Task WaitForAsync(IEnumerable<RedisServer> nodes, string clientName)
     {

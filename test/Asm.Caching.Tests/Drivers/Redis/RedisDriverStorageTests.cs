@@ -248,7 +248,7 @@ public sealed class RedisDriverStorageTests(RedisServer server) : IDisposable
         var key = await SessionSteps.CreateAsync(holder, _clock);
         var lease = (await SessionSteps.LoadAsync(holder, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
         Assert.Equal(SessionLoadStatus.LockBusy, (await SessionSteps.LoadAsync(waiter, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Status);
-        await (applicationMultiplexer ? RedisSubscribers.WaitForAsync([server], appName) : _drivers.WhenSubscribedAsync(waiter, server));
+        await (applicationMultiplexer ? RedisTestDrivers.WhenReleasesArriveAsync(waiter, server) : _drivers.WhenSubscribedAsync(waiter, server));
 
         var watch = Stopwatch.StartNew();
         var wait = waiter.WaitForReleaseAsync(key.Id, TimeSpan.FromSeconds(60), CancellationToken.None);

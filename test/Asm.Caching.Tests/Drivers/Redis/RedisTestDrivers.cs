@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Asm.Caching.Drivers.Redis;
 using Asm.Testing.Redis;
 using Microsoft.Extensions.Logging;
@@ -45,9 +46,10 @@ internal sealed class RedisTestDrivers(string configuration) : IDisposable
 
     /// <summary>
     /// Completes once <paramref name="driver"/> (connected) has its lock-release subscription on one of
-    /// <paramref name="nodes"/>: from then on a release wakes its waiters, and a test may time the wake-up.
+    /// <paramref name="nodes"/>, and a release published there has woken it: from then on a release wakes its
+    /// waiters, and a test may time the wake-up.
     /// </summary>
-    public Task WhenSubscribedAsync(RedisDriver driver, params IEnumerable<RedisServer> nodes)
+    public async Task WhenSubscribedAsync(RedisDriver driver, params IEnumerable<RedisServer> nodes)
     {
         string clientName;
         lock (_drivers)
@@ -55,7 +57,48 @@ internal sealed class RedisTestDrivers(string configuration) : IDisposable
             clientName = _clientNames[driver];
         }
 
-        return RedisSubscribers.WaitForAsync(nodes, clientName);
+        var on = nodes.ToList();
+        await RedisSubscribers.WaitForAsync(on, clientName);
+        await WhenReleasesArriveAsync(driver, on[0]);
+    }
+
+    /// <summary>
+    /// Completes once a release published on <paramref name="node"/> wakes a waiter of <paramref name="driver"/>.
+    /// A client's subscription count cannot tell: StackExchange.Redis subscribes its subscription connection to its
+    /// configuration channel as it connects, before the driver's release channel, so a probe is published (for a
+    /// session nobody has) until one arrives; throws after a minute.
+    /// </summary>
+    public static async Task WhenReleasesArriveAsync(RedisDriver driver, RedisServer node)
+    {
+        var bound = TimeSpan.FromSeconds(2);
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            // A probe of its own per round (a driver on a fake clock keeps an earlier round's waiter). A wait that ran
+            // to its bound took at least the bound (timers never fire early): one that ended sooner was woken.
+            var probe = $"probe-{Guid.NewGuid():N}";
+            var round = Stopwatch.StartNew();
+            var wait = driver.WaitForReleaseAsync(probe, bound, CancellationToken.None);
+            await node.ExecuteAsync("PUBLISH", driver.ReleaseChannel, probe);
+            try
+            {
+                await wait.WaitAsync(bound);
+            }
+            catch (TimeoutException)
+            {
+                // Not woken within the bound on the real clock.
+            }
+
+            if (wait.IsCompleted && round.Elapsed < bound)
+            {
+                return;
+            }
+
+            if (waited.Elapsed > TimeSpan.FromMinutes(1))
+            {
+                throw new TimeoutException($"No release published on the driver's channel reached it in {waited.Elapsed.TotalSeconds:0} s.");
+            }
+        }
     }
 
     public void Dispose()

@@ -77,6 +77,12 @@ internal sealed partial class AsmSession
         }
 
         _mode = _context.GetEndpoint()?.Metadata.GetMetadata<ISessionLockMetadata>()?.Mode ?? _options.DefaultLockMode;
+        if (!Enum.IsDefined(_mode))
+        {
+            // An ISessionLockMetadata of the app's own: an unknown mode would load and write without the lock.
+            throw new InvalidOperationException(
+                $"The endpoint '{_context.GetEndpoint()?.DisplayName}' asks for session lock mode {_mode}, which is not a SessionLockMode.");
+        }
         if (_presentedKey is null)
         {
             // The middleware found no usable cookie. If there was one, it did not unprotect or was not a key.

@@ -6,6 +6,7 @@ namespace Microsoft.AspNetCore.Builder;
 public static class SessionLockEndpointConventionBuilderExtensions
 {
     /// <summary>Makes the endpoints lock their session with <paramref name="mode"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="mode"/> is not a <see cref="SessionLockMode"/>.</exception>
     public static TBuilder WithSessionLock<TBuilder>(this TBuilder builder, SessionLockMode mode)
         where TBuilder : IEndpointConventionBuilder
     {

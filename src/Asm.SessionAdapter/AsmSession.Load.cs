@@ -139,7 +139,7 @@ internal sealed partial class AsmSession
     public async Task AcquireWriteLockAsync(CancellationToken cancellationToken = default)
     {
         await LoadAsync(cancellationToken).ConfigureAwait(false);
-        if (_raisingLoadEvent)
+        if (LoadEventFlow.IsInsideFor(this))
         {
             // A handler of the load's own events runs inside the load's step: waiting for that step would wait for itself.
             if (NeedsWriteLock())
@@ -219,17 +219,12 @@ internal sealed partial class AsmSession
             var zombie = new ZombieKeyContext(_context, Hash);
             try
             {
-                _raisingLoadEvent = true;
-                await _options.Events.ZombieKeyAccessed(zombie).ConfigureAwait(false);
+                await LoadEventFlow.RaiseAsync(this, _options.Events.ZombieKeyAccessed, zombie).ConfigureAwait(false);
             }
             catch
             {
                 await StartAfreshAsync(deleteCookie: false).ConfigureAwait(false);
                 throw;
-            }
-            finally
-            {
-                _raisingLoadEvent = false;
             }
 
             if (zombie.IsRejected)
@@ -242,17 +237,12 @@ internal sealed partial class AsmSession
         SessionProfileCheck.ProfileVerdict verdict;
         try
         {
-            _raisingLoadEvent = true;
-            verdict = await _profiles.CheckAsync(key.Id, result.Profiles).ConfigureAwait(false);
+            verdict = await _profiles.CheckAsync(this, key.Id, result.Profiles).ConfigureAwait(false);
         }
         catch
         {
             await StartAfreshAsync(deleteCookie: false).ConfigureAwait(false);
             throw;
-        }
-        finally
-        {
-            _raisingLoadEvent = false;
         }
 
         if (verdict.Rejected)

@@ -40,9 +40,6 @@ internal sealed partial class AsmSession : IAsmSession
     private readonly SessionProfileCheck _profiles;
     private readonly SessionStepGate _steps = new();
 
-    /// <summary>Whether a handler of the load's events (<c>OnZombieKeyAccessed</c>, <c>OnProfileChanged</c>) runs now.</summary>
-    private bool _raisingLoadEvent;
-
     private SessionState _state;
     private SessionKey _key;
     private bool _stored;

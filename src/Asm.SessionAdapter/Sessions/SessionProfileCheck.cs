@@ -48,8 +48,11 @@ internal sealed class SessionProfileCheck
     /// Checks this request's profile against the session's <paramref name="previous"/> ones, raising
     /// <see cref="AsmSessionEvents.OnProfileChanged"/> for a profile the session has not seen.
     /// </summary>
+    /// <param name="session">The session whose load raises the event (see <see cref="LoadEventFlow"/>).</param>
+    /// <param name="sessionId">Its id.</param>
+    /// <param name="previous">Its profiles so far.</param>
     /// <returns>Whether the handler rejected the request, and the profile to add to the session if any.</returns>
-    public async ValueTask<ProfileVerdict> CheckAsync(string sessionId, IReadOnlyList<string> previous)
+    public async ValueTask<ProfileVerdict> CheckAsync(object session, string sessionId, IReadOnlyList<string> previous)
     {
         if (DefaultProfileSeen(previous) || Current is not { } profile || Seen(previous, profile))
         {
@@ -59,7 +62,7 @@ internal sealed class SessionProfileCheck
         if (previous.Count > 0)
         {
             var changed = new ProfileChangedContext(_context, _telemetry.Hash(sessionId), profile, previous);
-            await _options.Events.ProfileChanged(changed).ConfigureAwait(false);
+            await LoadEventFlow.RaiseAsync(session, _options.Events.ProfileChanged, changed).ConfigureAwait(false);
             _telemetry.ProfileChanged(sessionId, changed.IsRejected);
             if (changed.IsRejected)
             {

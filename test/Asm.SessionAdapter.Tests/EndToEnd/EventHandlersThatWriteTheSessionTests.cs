@@ -47,6 +47,41 @@ public sealed class EventHandlersThatWriteTheSessionTests
     }
 
     [Theory]
+    [InlineData(SessionLockMode.LockOnWrite)]
+    [InlineData(SessionLockMode.ReadOnly)]
+    public async Task ZombieKeyHandler_ThatTakesTheWriteLockAndWrites_CompletesAndItsWriteIsStored(SessionLockMode mode)
+    {
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                a.MapPost("/seed", (HttpContext c) => c.Session.SetString("cart", "book"));
+                a.MapPost("/login", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    await c.Session.RegenerateIdAsync();
+                });
+                a.MapGet("/read", (HttpContext c) => c.Session.GetString("cart")).WithSessionLock(mode);
+                a.MapGet("/seen", (HttpContext c) => c.Session.GetString("seen")).WithSessionLock(SessionLockMode.ReadOnly);
+            },
+            o => o.Events.OnZombieKeyAccessed = async c =>
+            {
+                // The load raising this event has not finished: the handler's escalation must not wait for it.
+                await c.HttpContext.Session.AcquireWriteLockAsync();
+                c.HttpContext.Session.SetString("seen", "the old key");
+            });
+        var owner = app.CreateClient(out var jar);
+        await owner.PostAsync("/seed", null);
+        var staleTab = app.CreateClient(out var staleJar);
+        staleJar.Cookies.Add(jar.Cookies.GetAllCookies());
+        await owner.PostAsync("/login", null);
+
+        Assert.Equal("book", await staleTab.GetStringAsync("/read").WaitAsync(Bound));
+
+        Assert.Equal("the old key", await owner.GetStringAsync("/seen").WaitAsync(Bound));
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task SessionCreatedHandler_ThatWritesUnderLockOnWriteAndThenThrows_LeavesTheSessionUnlocked(bool explicitCommit)

@@ -16,12 +16,8 @@ internal static class SessionValueName
     /// <summary>Throws <see cref="ArgumentException"/> when <paramref name="name"/> breaks the rule.</summary>
     public static void Validate(string name, string paramName)
     {
-        int bytes;
-        try
-        {
-            bytes = StrictUtf8.GetByteCount(name);
-        }
-        catch (EncoderFallbackException)
+        var bytes = ByteCount(name);
+        if (bytes < 0)
         {
             throw new ArgumentException(
                 "A session value name must be well-formed UTF-16: it has a lone surrogate, which not every driver can store.", paramName);
@@ -34,17 +30,7 @@ internal static class SessionValueName
     }
 
     /// <summary>Whether <paramref name="name"/> keeps the rule: a name that does not can have no value.</summary>
-    public static bool IsValid(string name)
-    {
-        try
-        {
-            return StrictUtf8.GetByteCount(name) <= MaxBytes;
-        }
-        catch (EncoderFallbackException)
-        {
-            return false;
-        }
-    }
+    public static bool IsValid(string name) => ByteCount(name) is >= 0 and <= MaxBytes;
 
     /// <summary>Checks every name a commit would write.</summary>
     public static void ValidateAll(SessionCommitRequest request)
@@ -52,6 +38,19 @@ internal static class SessionValueName
         foreach (var name in request.Changes.Keys)
         {
             Validate(name, nameof(request));
+        }
+    }
+
+    /// <summary>The UTF-8 bytes of <paramref name="name"/>, or -1 when it has a lone surrogate.</summary>
+    private static int ByteCount(string name)
+    {
+        try
+        {
+            return StrictUtf8.GetByteCount(name);
+        }
+        catch (EncoderFallbackException)
+        {
+            return -1;
         }
     }
 }

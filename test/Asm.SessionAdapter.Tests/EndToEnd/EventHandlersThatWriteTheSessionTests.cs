@@ -20,20 +20,7 @@ public sealed class EventHandlersThatWriteTheSessionTests
     [InlineData(SessionLockMode.ReadOnly)]
     public async Task ProfileChangedHandler_ThatTakesTheWriteLockAndWrites_CompletesAndItsWriteIsStored(SessionLockMode mode)
     {
-        await using var app = await SessionApp.StartAsync(
-            b => b.UseInMemoryDriver(),
-            a =>
-            {
-                a.MapPost("/seed", (HttpContext c) => c.Session.SetString("cart", "book"));
-                a.MapGet("/read", (HttpContext c) => c.Session.GetString("cart")).WithSessionLock(mode);
-                a.MapGet("/seen", (HttpContext c) => c.Session.GetString("seen")).WithSessionLock(SessionLockMode.ReadOnly);
-            },
-            o => o.Events.OnProfileChanged = async c =>
-            {
-                // The load raising this event has not finished: the handler's escalation must not wait for it.
-                await c.HttpContext.Session.AcquireWriteLockAsync();
-                c.HttpContext.Session.SetString("seen", "another browser");
-            });
+        await using var app = await StartLoadEventAppAsync(mode, o => o.Events.OnProfileChanged = c => TakeTheLockAndWriteAsync(c.HttpContext, "another browser"));
         var owner = app.CreateClient(out var jar);
         owner.DefaultRequestHeaders.UserAgent.ParseAdd("Owner/1.0");
         await owner.PostAsync("/seed", null);
@@ -51,25 +38,7 @@ public sealed class EventHandlersThatWriteTheSessionTests
     [InlineData(SessionLockMode.ReadOnly)]
     public async Task ZombieKeyHandler_ThatTakesTheWriteLockAndWrites_CompletesAndItsWriteIsStored(SessionLockMode mode)
     {
-        await using var app = await SessionApp.StartAsync(
-            b => b.UseInMemoryDriver(),
-            a =>
-            {
-                a.MapPost("/seed", (HttpContext c) => c.Session.SetString("cart", "book"));
-                a.MapPost("/login", async (HttpContext c) =>
-                {
-                    await c.Session.LoadAsync();
-                    await c.Session.RegenerateIdAsync();
-                });
-                a.MapGet("/read", (HttpContext c) => c.Session.GetString("cart")).WithSessionLock(mode);
-                a.MapGet("/seen", (HttpContext c) => c.Session.GetString("seen")).WithSessionLock(SessionLockMode.ReadOnly);
-            },
-            o => o.Events.OnZombieKeyAccessed = async c =>
-            {
-                // The load raising this event has not finished: the handler's escalation must not wait for it.
-                await c.HttpContext.Session.AcquireWriteLockAsync();
-                c.HttpContext.Session.SetString("seen", "the old key");
-            });
+        await using var app = await StartLoadEventAppAsync(mode, o => o.Events.OnZombieKeyAccessed = c => TakeTheLockAndWriteAsync(c.HttpContext, "the old key"));
         var owner = app.CreateClient(out var jar);
         await owner.PostAsync("/seed", null);
         var staleTab = app.CreateClient(out var staleJar);
@@ -82,31 +51,42 @@ public sealed class EventHandlersThatWriteTheSessionTests
     }
 
     [Theory]
+    [InlineData(SessionLockMode.Exclusive, false)]
+    [InlineData(SessionLockMode.Exclusive, true)]
+    [InlineData(SessionLockMode.LockOnWrite, false)]
+    [InlineData(SessionLockMode.LockOnWrite, true)]
+    [InlineData(SessionLockMode.Lockless, false)]
+    public async Task OnSessionCreated_HandlerThatWritesTheSession_HasItsWriteStored(SessionLockMode mode, bool explicitCommit)
+    {
+        var seen = new List<string?>();
+        await using var app = await StartCreationAppAsync(
+            mode,
+            explicitCommit,
+            o => o.Events.OnSessionCreated = context =>
+            {
+                // Raised by the commit that stored the session: the middleware's final one unless the app committed.
+                seen.Add(context.HttpContext.Session.GetString("cart"));
+                context.HttpContext.Session.SetString("since", "2026-11-30");
+                return Task.CompletedTask;
+            });
+        var client = app.CreateClient();
+
+        Assert.Equal("ok", await (await client.PostAsync("/add", null)).Content.ReadAsStringAsync());
+
+        Assert.Equal(["book"], seen);
+        Assert.Equal("book 2026-11-30", await client.GetStringAsync("/read"));
+        // Nothing is left locked by the handler's write (LockOnWrite takes the lock for it).
+        Assert.Equal("ok", await (await client.PostAsync("/add", null)).Content.ReadAsStringAsync());
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task SessionCreatedHandler_ThatWritesUnderLockOnWriteAndThenThrows_LeavesTheSessionUnlocked(bool explicitCommit)
     {
-        await using var app = await SessionApp.StartAsync(
-            b => b.UseInMemoryDriver(),
-            a =>
-            {
-                a.MapPost("/add", async (HttpContext c) =>
-                {
-                    c.Session.SetString("cart", "book");
-                    if (explicitCommit)
-                    {
-                        try
-                        {
-                            await c.Session.CommitAsync();
-                        }
-                        catch (InvalidOperationException)
-                        {
-                            // The handler's failure, caught by the app.
-                        }
-                    }
-                }).WithSessionLock(SessionLockMode.LockOnWrite);
-                a.MapPost("/inc", (HttpContext c) => c.Session.SetInt32("n", (c.Session.GetInt32("n") ?? 0) + 1));
-            },
+        await using var app = await StartCreationAppAsync(
+            SessionLockMode.LockOnWrite,
+            explicitCommit,
             o =>
             {
                 // A lease left behind would hold the next write for LockWaitTimeout, then fail it.
@@ -125,4 +105,67 @@ public sealed class EventHandlersThatWriteTheSessionTests
 
         Assert.Equal(System.Net.HttpStatusCode.OK, (await client.PostAsync("/inc", null).WaitAsync(Bound)).StatusCode);
     }
+
+    /// <summary>
+    /// An app for the load's events: <c>POST /seed</c> stores a cart, <c>POST /login</c> regenerates the key,
+    /// <c>GET /read</c> reads the cart in <paramref name="mode"/>, <c>GET /seen</c> reads what a handler wrote.
+    /// </summary>
+    private static Task<SessionApp> StartLoadEventAppAsync(SessionLockMode mode, Action<AsmSessionOptions> events) =>
+        SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                a.MapPost("/seed", (HttpContext c) => c.Session.SetString("cart", "book"));
+                a.MapPost("/login", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    await c.Session.RegenerateIdAsync();
+                });
+                a.MapGet("/read", (HttpContext c) => c.Session.GetString("cart")).WithSessionLock(mode);
+                a.MapGet("/seen", (HttpContext c) => c.Session.GetString("seen")).WithSessionLock(SessionLockMode.ReadOnly);
+            },
+            events);
+
+    /// <summary>
+    /// A handler's write that takes the lock first. The load raising the event has not finished: the handler's
+    /// escalation must not wait for it.
+    /// </summary>
+    private static async Task TakeTheLockAndWriteAsync(HttpContext context, string seen)
+    {
+        await context.Session.AcquireWriteLockAsync();
+        context.Session.SetString("seen", seen);
+    }
+
+    /// <summary>
+    /// An app for <c>OnSessionCreated</c>: <c>POST /add</c> makes the session in <paramref name="mode"/> (committing it
+    /// itself with <paramref name="explicitCommit"/>, and going on if the handler throws there), <c>GET /read</c>
+    /// reads it, <c>POST /inc</c> writes it in <see cref="SessionLockMode.Exclusive"/>.
+    /// </summary>
+    private static Task<SessionApp> StartCreationAppAsync(SessionLockMode mode, bool explicitCommit, Action<AsmSessionOptions> configure) =>
+        SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                a.MapPost("/add", async (HttpContext c) =>
+                {
+                    c.Session.SetString("cart", "book");
+                    if (explicitCommit)
+                    {
+                        try
+                        {
+                            await c.Session.CommitAsync();
+                        }
+                        catch (InvalidOperationException)
+                        {
+                            // The handler's failure, caught by the app.
+                        }
+                    }
+
+                    return "ok";
+                }).WithSessionLock(mode);
+                a.MapGet("/read", (HttpContext c) => $"{c.Session.GetString("cart")} {c.Session.GetString("since")}")
+                    .WithSessionLock(SessionLockMode.ReadOnly);
+                a.MapPost("/inc", (HttpContext c) => c.Session.SetInt32("n", (c.Session.GetInt32("n") ?? 0) + 1));
+            },
+            configure);
 }

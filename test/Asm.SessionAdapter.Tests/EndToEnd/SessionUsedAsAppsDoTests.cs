@@ -11,10 +11,10 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Asm.SessionAdapter.Tests.EndToEnd;
 
 /// <summary>
-/// The session used the way apps use it (a log-out that clears a session the visitor may not have, event handlers
-/// and <c>Response.OnStarting</c> callbacks that write the session, a background task that outlives its request, a
-/// client that goes away mid-commit, a middleware before routing), through real requests, beside the stock session
-/// where it has the same thing.
+/// The session used the way apps use it (a log-out that clears a session the visitor may not have,
+/// <c>Response.OnStarting</c> callbacks that write the session, a background task that outlives its request, a client
+/// that goes away mid-commit, a middleware before routing), through real requests, beside the stock session where it
+/// has the same thing. Event handlers that write the session: <see cref="EventHandlersThatWriteTheSessionTests"/>.
 /// </summary>
 public sealed class SessionUsedAsAppsDoTests
 {
@@ -157,49 +157,6 @@ public sealed class SessionUsedAsAppsDoTests
 
         // The mode is the endpoint's as known when the session is first loaded: before routing, none is known yet.
         Assert.Equal(mode, await app.CreateClient().GetStringAsync(path));
-    }
-
-    [Theory]
-    [InlineData(SessionLockMode.Exclusive, false)]
-    [InlineData(SessionLockMode.Exclusive, true)]
-    [InlineData(SessionLockMode.LockOnWrite, false)]
-    [InlineData(SessionLockMode.LockOnWrite, true)]
-    [InlineData(SessionLockMode.Lockless, false)]
-    public async Task OnSessionCreated_HandlerThatWritesTheSession_HasItsWriteStored(SessionLockMode mode, bool explicitCommit)
-    {
-        var seen = new List<string?>();
-        await using var app = await SessionApp.StartAsync(
-            b => b.UseInMemoryDriver(),
-            a =>
-            {
-                a.MapPost("/add", async (HttpContext c) =>
-                {
-                    c.Session.SetString("cart", "book");
-                    if (explicitCommit)
-                    {
-                        await c.Session.CommitAsync();
-                    }
-
-                    return "ok";
-                }).WithSessionLock(mode);
-                a.MapGet("/read", (HttpContext c) => $"{c.Session.GetString("cart")} {c.Session.GetString("since")}")
-                    .WithSessionLock(SessionLockMode.ReadOnly);
-            },
-            o => o.Events.OnSessionCreated = context =>
-            {
-                // Raised by the commit that stored the session: the middleware's final one unless the app committed.
-                seen.Add(context.HttpContext.Session.GetString("cart"));
-                context.HttpContext.Session.SetString("since", "2026-11-30");
-                return Task.CompletedTask;
-            });
-        var client = app.CreateClient();
-
-        Assert.Equal("ok", await (await client.PostAsync("/add", null)).Content.ReadAsStringAsync());
-
-        Assert.Equal(["book"], seen);
-        Assert.Equal("book 2026-11-30", await client.GetStringAsync("/read"));
-        // Nothing is left locked by the handler's write (LockOnWrite takes the lock for it).
-        Assert.Equal("ok", await (await client.PostAsync("/add", null)).Content.ReadAsStringAsync());
     }
 
     [Theory]

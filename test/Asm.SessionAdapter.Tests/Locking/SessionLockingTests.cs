@@ -401,6 +401,7 @@ public abstract class SessionLockingTests<TDriver>(TDriver driver) : IClassFixtu
         var client = app.CreateClient();
         await client.PostAsync("/exclusive/inc", null);
         var before = storage!.LockedLoads;
+        storage.LoadDelay = TimeSpan.FromMilliseconds(100); // so that the two tasks' loads overlap, as on remote storage
 
         var response = await client.PostAsync(path, null);
 

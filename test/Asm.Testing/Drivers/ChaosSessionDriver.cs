@@ -46,6 +46,12 @@ public sealed class ChaosSessionDriver : ISessionDriver
     /// <summary>Every operation hangs until cancelled.</summary>
     public bool Hang { get; set; }
 
+    /// <summary>
+    /// How long every load takes before it reaches storage, as over a network: an in-memory load that completes at once
+    /// cannot overlap another.
+    /// </summary>
+    public TimeSpan LoadDelay { get; set; }
+
     /// <summary>Loads reach storage, but their answer is lost on the way back (a dropped connection, a timeout).</summary>
     public bool LoseLoadAnswers { get; set; }
 
@@ -95,6 +101,11 @@ public sealed class ChaosSessionDriver : ISessionDriver
     public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
     {
         await BreakAsync(cancellationToken);
+        if (LoadDelay > TimeSpan.Zero)
+        {
+            await Task.Delay(LoadDelay, cancellationToken);
+        }
+
         if (request.Lease is not null)
         {
             Interlocked.Increment(ref _lockedLoads);

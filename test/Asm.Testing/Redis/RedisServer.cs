@@ -82,7 +82,7 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
 
         if (Port != 0)
         {
-            await LaunchAsync(executable, Port, cancellationToken).ConfigureAwait(false);
+            await RelaunchAsync(executable, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -104,6 +104,28 @@ public sealed class RedisServer : IAsyncLifetime, IDisposable
         }
 
         throw last!;
+    }
+
+    /// <summary>
+    /// Starts the server again on its port. While it was down, the kernel may have given that port to a client socket
+    /// of another test as its local port (listening ports and outgoing connections share the ephemeral range): the
+    /// bind then fails until that connection closes, so it is tried again for a while.
+    /// </summary>
+    private async Task RelaunchAsync(string executable, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + StartTimeout;
+        while (true)
+        {
+            try
+            {
+                await LaunchAsync(executable, Port, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (RedisServerStartException ex) when (ex.Message.Contains("Address already in use", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>Kills the server, as a crash would, and waits until the process is gone.</summary>

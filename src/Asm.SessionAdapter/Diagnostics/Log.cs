@@ -53,6 +53,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 23, Level = LogLevel.Warning, Message = "Scheduling the end check of new session {Session} failed; its end will not be reported.")]
     public static partial void EndTrackingFailed(ILogger logger, string session, Exception exception);
 
+    [LoggerMessage(EventId = 26, Level = LogLevel.Warning, Message = "A stopped or failed sweep could not put back the end check of session {Session}; its end will not be reported.")]
+    public static partial void EndCheckReturnFailed(ILogger logger, string session, Exception exception);
+
     [LoggerMessage(EventId = 24, Level = LogLevel.Debug, Message = "Removed {Count} dead entries from a user's session index.")]
     public static partial void UserIndexPruned(ILogger logger, int count);
 

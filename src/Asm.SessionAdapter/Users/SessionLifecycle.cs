@@ -217,38 +217,78 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
         while (true)
         {
             var due = await tracking.ClaimDueEndChecksAsync(now, SweepBatch, cancellationToken).ConfigureAwait(false);
-            foreach (var sessionId in due)
+            for (var i = 0; i < due.Count; i++)
             {
-                var info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
-                if (info is null)
+                try
                 {
-                    // Purged before any sweep saw it: nothing is left to say who it was.
-                    continue;
+                    reported += await CheckEndAsync(tracking, due[i], now, cancellationToken).ConfigureAwait(false) ? 1 : 0;
                 }
-
-                if (info.IsLiveAt(now))
+                catch
                 {
-                    await tracking.ScheduleEndCheckAsync(sessionId, info.EndsAt, cancellationToken).ConfigureAwait(false);
-                    continue;
+                    // The sweep was stopped (the app stopping) or storage failed half-way through the batch: the checks
+                    // it took out of the schedule and has not reported go back in, due now, or their ends were never reported.
+                    await ReturnEndChecksAsync(tracking, due.Skip(i), now).ConfigureAwait(false);
+                    throw;
                 }
-
-                var (reason, endedAt) = info.Destroyed
-                    ? (SessionEndReason.Destroyed, now)
-                    : info.AbsoluteExpiresAt is { } absolute && absolute <= info.IdleExpiresAt
-                        ? (SessionEndReason.AbsoluteTimeout, absolute)
-                        : (SessionEndReason.IdleTimeout, info.IdleExpiresAt);
-                if (info.UserId is { } userId)
-                {
-                    await tracking.RemoveFromUserIndexAsync(userId, [sessionId], cancellationToken).ConfigureAwait(false);
-                }
-
-                await ReportEndedAsync(sessionId, info.UserId, reason, endedAt).ConfigureAwait(false);
-                reported++;
             }
 
             if (due.Count < SweepBatch)
             {
                 return reported;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Looks at the session whose end check this sweep took: one still live is checked again when it would end next; one
+    /// that ended is reported and leaves its user's index. Returns whether an end was reported.
+    /// </summary>
+    private async Task<bool> CheckEndAsync(ISessionTrackingDriver tracking, string sessionId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
+        if (info is null)
+        {
+            // Purged before any sweep saw it: nothing is left to say who it was.
+            return false;
+        }
+
+        if (info.IsLiveAt(now))
+        {
+            await tracking.ScheduleEndCheckAsync(sessionId, info.EndsAt, cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+
+        var (reason, endedAt) = info.Destroyed
+            ? (SessionEndReason.Destroyed, now)
+            : info.AbsoluteExpiresAt is { } absolute && absolute <= info.IdleExpiresAt
+                ? (SessionEndReason.AbsoluteTimeout, absolute)
+                : (SessionEndReason.IdleTimeout, info.IdleExpiresAt);
+        if (info.UserId is { } userId)
+        {
+            await tracking.RemoveFromUserIndexAsync(userId, [sessionId], cancellationToken).ConfigureAwait(false);
+        }
+
+        await ReportEndedAsync(sessionId, info.UserId, reason, endedAt).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>
+    /// Puts end checks a sweep took back into the schedule, due at <paramref name="now"/>, within their own
+    /// <see cref="AsmSessionOptions.IOTimeout"/> (the sweep's token may be the one that stopped it); a check that cannot
+    /// be put back is logged, and that session's end is not reported.
+    /// </summary>
+    private async Task ReturnEndChecksAsync(ISessionTrackingDriver tracking, IEnumerable<string> sessionIds, DateTimeOffset now)
+    {
+        using var timeout = new CancellationTokenSource(_options.IOTimeout, services.Time);
+        foreach (var sessionId in sessionIds)
+        {
+            try
+            {
+                await tracking.ScheduleEndCheckAsync(sessionId, now, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                Log.EndCheckReturnFailed(_logger, SessionKey.Hash(sessionId), ex);
             }
         }
     }

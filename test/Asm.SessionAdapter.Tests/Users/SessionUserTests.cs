@@ -345,6 +345,36 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
     }
 
     [Fact]
+    public async Task ASweepStoppedHalfWay_LeavesTheEndsItHasNotReportedToTheNextSweep()
+    {
+        // The app stops (its sweep's token is cancelled) while the first end of the sweep's batch is being reported.
+        using var stopping = new CancellationTokenSource();
+        await using var app = await StartAsync(o => o.Events.OnSessionEnded = c =>
+        {
+            _ended.Enqueue(c);
+            stopping.Cancel();
+            return Task.CompletedTask;
+        });
+        var ids = new List<string> { await BindAsync(app.CreateClient(), "ada"), await SetAsync(app.CreateClient()), await SetAsync(app.CreateClient()) };
+        _time.Advance(Idle + TimeSpan.FromSeconds(1));
+
+        try
+        {
+            await app.Services.GetRequiredService<SessionLifecycle>().SweepAsync(_time.GetUtcNow(), stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // What a stopped sweep may throw; the ends it did not report are what matters.
+        }
+
+        Assert.Single(_ended);
+        Assert.Equal(2, await SweepAsync(app));
+        Assert.Equal(0, await SweepAsync(app));
+        Assert.Equal(ids.Order(), _ended.Select(e => e.SessionId).Order());
+        Assert.All(_ended, e => Assert.Equal(SessionEndReason.IdleTimeout, e.Reason));
+    }
+
+    [Fact]
     public async Task SessionCreated_IsRaisedOnceByTheFirstWrite()
     {
         var created = new ConcurrentQueue<string>();

@@ -29,8 +29,9 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
 
         var fence = (long)reply[1];
         var absolute = (string?)reply[5];
-        var next = 8;
-        var zombies = new SessionZombie[(int)(long)reply[7]];
+        var user = (string?)reply[7];
+        var next = 9;
+        var zombies = new SessionZombie[(int)(long)reply[8]];
         for (var i = 0; i < zombies.Length; i++, next += 3)
         {
             var profile = (string?)reply[next + 2];
@@ -64,6 +65,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
                 Fence = fence,
                 Zombies = zombies,
                 Profiles = profiles,
+                UserId = string.IsNullOrEmpty(user) ? null : user,
                 Values = values,
             },
         };
@@ -85,7 +87,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
     public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
-        var args = new List<RedisValue>(10 + (snapshot.Zombies.Count * 3) + snapshot.Profiles.Count + (snapshot.Values.Count * 2))
+        var args = new List<RedisValue>(11 + (snapshot.Zombies.Count * 3) + snapshot.Profiles.Count + (snapshot.Values.Count * 2))
         {
             SessionRecord.Ms(now),
             snapshot.Secret,
@@ -94,6 +96,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
             snapshot.AbsoluteExpiresAt is { } absolute ? SessionRecord.Ms(absolute) : "",
             SessionRecord.Ms(snapshot.PurgeAt),
             snapshot.Fence,
+            snapshot.UserId ?? "",
             snapshot.Zombies.Count,
         };
         foreach (var zombie in snapshot.Zombies)

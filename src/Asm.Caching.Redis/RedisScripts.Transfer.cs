@@ -9,7 +9,7 @@ internal static partial class RedisScripts
     /// (ms), ARGV[2] lease token, ARGV[3] lease duration (ms, from Redis's clock; also how long a mark lasts),
     /// ARGV[4] lease clock override (unix ms; '' for Redis's TIME, always outside tests).
     /// Returns {status} (2 Unknown, 3 Expired, 4 Destroyed, 6 LockBusy, 7 Corrupt) when nothing is exported, else
-    /// {0, granted fence, secret, created at, idle expiry, absolute expiry ('' for never), purge-at, zombie count Z,
+    /// {0, granted fence, secret, created at, idle expiry, absolute expiry ('' for never), purge-at, user ('' for none), zombie count Z,
     /// Z triples (secret, window end, profile of the regenerating request or '') oldest first, profile count P, P profiles
     /// oldest first, name, value, ...}.
     /// </summary>
@@ -30,7 +30,7 @@ internal static partial class RedisScripts
         local ae = ''
         if r.ae then ae = str(r.ae) end
         table.sort(r.zombies, function(a, b) return a[2] < b[2] end)
-        local out = { FOUND, r.f, r.s, r.c, r.ie, ae, r.pa, #r.zombies }
+        local out = { FOUND, r.f, r.s, r.c, r.ie, ae, r.pa, r.u or '', #r.zombies }
         for _, z in ipairs(r.zombies) do
           out[#out + 1] = z[1]
           out[#out + 1] = z[3]
@@ -44,7 +44,7 @@ internal static partial class RedisScripts
     /// <summary>
     /// Stores a whole record as a new, unlocked session unless the key exists (even as a tombstone).
     /// KEYS[1] session hash. ARGV[1] now (ms), ARGV[2] secret, ARGV[3] created at, ARGV[4] idle expiry,
-    /// ARGV[5] absolute expiry ('' for never), ARGV[6] purge-at, ARGV[7] fence, ARGV[8] zombie count Z, then Z triples
+    /// ARGV[5] absolute expiry ('' for never), ARGV[6] purge-at, ARGV[7] fence, ARGV[8] user ('' for none), ARGV[9] zombie count Z, then Z triples
     /// (secret, window end, profile of the regenerating request or '') oldest first, then the profile count P and P profiles oldest first, then name, value, ...
     /// Returns 1 when stored, 0 when the key exists.
     /// </summary>
@@ -53,8 +53,9 @@ internal static partial class RedisScripts
         if redis.call('EXISTS', key) == 1 then return 0 end
         local w = { 'fmt', '1', 's', ARGV[2], 'c', ARGV[3], 'ie', ARGV[4], 'pa', ARGV[6], 'f', ARGV[7] }
         if ARGV[5] ~= '' then w[#w + 1], w[#w + 2] = 'ae', ARGV[5] end
-        local n, i = 0, 9
-        for _ = 1, tonumber(ARGV[8]) do
+        if ARGV[8] ~= '' then w[#w + 1], w[#w + 2] = 'u', ARGV[8] end
+        local n, i = 0, 10
+        for _ = 1, tonumber(ARGV[9]) do
           n = n + 1
           local zombie = str(n) .. ':' .. ARGV[i + 1]
           if ARGV[i + 2] ~= '' then zombie = zombie .. ':' .. ARGV[i + 2] end

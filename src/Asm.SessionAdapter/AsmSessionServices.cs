@@ -24,13 +24,19 @@ internal sealed class AsmSessionServices(
     StockSessionImporter? importer = null,
     PreviousSessionDriver? previous = null) : IDisposable
 {
+    private readonly (ISessionDriver Driver, MigratingSessionDriver? Migration) _composed =
+        Compose(options.Value, driver, dataProtection, timeProvider, metrics, logger, previous);
+
     public AsmSessionOptions Options { get; } = options.Value;
 
     /// <summary>
     /// The driver sessions use: the chosen one, behind the migration from the previous driver when there is one, behind
     /// encryption when it is on (so that sessions move between drivers sealed, as stored).
     /// </summary>
-    public ISessionDriver Driver { get; } = Compose(options.Value, driver, dataProtection, timeProvider, metrics, logger, previous);
+    public ISessionDriver Driver => _composed.Driver;
+
+    /// <summary>The move from the previous driver (<c>MigrateFrom</c>), under <see cref="Driver"/>'s encryption; <see langword="null"/> without one.</summary>
+    public MigratingSessionDriver? Migration => _composed.Migration;
 
     /// <summary>
     /// <see cref="Driver"/> as sessions call it: under <see cref="AsmSessionOptions.IOTimeout"/>, with failures made
@@ -62,7 +68,7 @@ internal sealed class AsmSessionServices(
     /// <summary>Disposes the renewal timers kept for reuse: none ticks on once the application has stopped.</summary>
     public void Dispose() => RenewalTimers.Dispose();
 
-    private static ISessionDriver Compose(
+    private static (ISessionDriver Driver, MigratingSessionDriver? Migration) Compose(
         AsmSessionOptions options,
         ISessionDriver driver,
         IDataProtectionProvider dataProtection,
@@ -71,11 +77,8 @@ internal sealed class AsmSessionServices(
         ILogger logger,
         PreviousSessionDriver? previous)
     {
-        if (previous is not null)
-        {
-            driver = new MigratingSessionDriver(driver, previous.Driver, time, metrics, logger, options.LockLease);
-        }
-
-        return options.EncryptAtRest ? new EncryptingSessionDriver(driver, dataProtection) : driver;
+        var migration = previous is null ? null : new MigratingSessionDriver(driver, previous.Driver, time, metrics, logger, options.LockLease);
+        var composed = migration ?? driver;
+        return (options.EncryptAtRest ? new EncryptingSessionDriver(composed, dataProtection) : composed, migration);
     }
 }

@@ -212,6 +212,7 @@ internal sealed class SessionRecord
                 Fence = Fence,
                 Zombies = [.. Zombies.Select(z => new SessionZombie(z.Secret, Time(z.ExpiresAt), z.Profile))],
                 Profiles = [.. Profiles],
+                UserId = UserId,
                 Values = new Dictionary<string, byte[]>(Values, StringComparer.Ordinal),
             },
         };
@@ -228,6 +229,7 @@ internal sealed class SessionRecord
             AbsoluteExpiresAt = snapshot.AbsoluteExpiresAt is { } absolute ? Ms(absolute) : Never,
             PurgeAt = Ms(snapshot.PurgeAt),
             Fence = snapshot.Fence,
+            UserId = snapshot.UserId,
         };
         record.Zombies.AddRange(snapshot.Zombies.Select(z => (z.Secret, Ms(z.ExpiresAt), z.Profile)));
         record.Profiles.AddRange(snapshot.Profiles);

@@ -2,7 +2,7 @@ namespace Asm.Caching.Sessions;
 
 /// <summary>
 /// An optional capability of a <see cref="ISessionDriver"/>: handing over and taking in whole session records, by id,
-/// with their secret, zombies, profiles and timeouts. Moving sessions between drivers (<c>MigrateFrom</c>) and
+/// with their secret, zombies, profiles, timeouts and user. Moving sessions between drivers (<c>MigrateFrom</c>) and
 /// importing the stock session (<c>ImportStockSessions</c>) need it; every built-in driver has it.
 /// </summary>
 public interface ISessionTransferDriver

@@ -32,6 +32,12 @@ public sealed record SessionSnapshot
     /// <summary>Client profiles, oldest first.</summary>
     public IReadOnlyList<string> Profiles { get; init; } = [];
 
+    /// <summary>
+    /// The user the session is bound to (see <see cref="ISessionTrackingDriver.BindUserAsync"/>), or
+    /// <see langword="null"/>. Only the record carries it: the user's index and the end check are the mover's to write.
+    /// </summary>
+    public string? UserId { get; init; }
+
     /// <summary>The stored values (opaque bytes, as committed).</summary>
     public IReadOnlyDictionary<string, byte[]> Values { get; init; } = NoValues;
 }

@@ -15,7 +15,9 @@ namespace Asm.SessionAdapter.Migration;
 /// (<see cref="ISessionTransferDriver.ImportAsync"/>), then destroy the previous record, leaving its tombstone until the
 /// record would have been purged. The lock keeps parallel movers out (they see <see cref="SessionLoadStatus.LockBusy"/>
 /// and wait, as for any lock); the tombstone makes a late commit to the previous copy fail instead of being lost; and
-/// the copy is stored before the tombstone is written, so whoever finds the tombstone finds the copy.
+/// the copy is stored before the tombstone is written, so whoever finds the tombstone finds the copy. The moved session
+/// is then tracked where it now lives: its user's index and its end check are written in the new driver, and its end
+/// check in the previous one is taken out, so that its end is reported once, by the new driver's sweep or destroyer.
 /// </para>
 /// <para>
 /// New sessions, and everything written to a moved session, go to the new driver only. A session whose previous copy
@@ -35,6 +37,8 @@ internal sealed class MigratingSessionDriver(
         $"MigrateFrom needs a driver that implements {nameof(ISessionTransferDriver)}; {current.GetType().Name} does not.");
 
     private readonly ISessionTransferDriver _previousTransfer = (ISessionTransferDriver)previous;
+    private readonly ISessionTrackingDriver? _currentTracking = current as ISessionTrackingDriver;
+    private readonly ISessionTrackingDriver? _previousTracking = previous as ISessionTrackingDriver;
 
     public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
     {
@@ -89,8 +93,24 @@ internal sealed class MigratingSessionDriver(
             var stored = await _currentTransfer.ImportAsync(snapshot, now, cancellationToken).ConfigureAwait(false);
             var purgeAt = snapshot.PurgeAt > now ? snapshot.PurgeAt : now;
             await previous.DestroyAsync(sessionId, now, purgeAt, cancellationToken).ConfigureAwait(false);
+            if (_previousTracking is { } previousTracking)
+            {
+                await previousTracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false);
+            }
+
             if (stored)
             {
+                if (_currentTracking is { } tracking)
+                {
+                    if (snapshot.UserId is { } userId)
+                    {
+                        await tracking.AddToUserIndexAsync(userId, sessionId, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    var endsAt = snapshot.AbsoluteExpiresAt is { } absolute && absolute < snapshot.IdleExpiresAt ? absolute : snapshot.IdleExpiresAt;
+                    await tracking.ScheduleEndCheckAsync(sessionId, endsAt, cancellationToken).ConfigureAwait(false);
+                }
+
                 metrics.Migrated();
                 var hash = SessionKey.Hash(sessionId);
                 Log.SessionMigrated(logger, hash);
@@ -105,6 +125,57 @@ internal sealed class MigratingSessionDriver(
             throw;
         }
     }
+
+    /// <summary>
+    /// The tracking record of session <paramref name="sessionId"/>, which the new driver does not hold: moved first, as
+    /// on a first use, then read from the new driver; one locked in the previous driver by a request still running
+    /// there is read where it is. <see langword="null"/> when neither driver has it.
+    /// </summary>
+    public async ValueTask<StoredSessionInfo?> MoveForInfoAsync(string sessionId, CancellationToken cancellationToken) =>
+        await MoveAsync(sessionId, cancellationToken).ConfigureAwait(false) switch
+        {
+            SessionLoadStatus.Found when _currentTracking is { } tracking => await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false),
+            SessionLoadStatus.LockBusy when _previousTracking is { } tracking => await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false),
+            _ => null,
+        };
+
+    /// <summary>
+    /// Moves every session the previous driver's index lists for <paramref name="userId"/>, so that the new driver's
+    /// index lists them, and takes them out of the previous index. Returns the tracking records of those still locked
+    /// in the previous driver by a request running there, which stay in its index and are read where they are.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<StoredSessionInfo>> MoveUserSessionsAsync(string userId, CancellationToken cancellationToken)
+    {
+        if (_previousTracking is not { } tracking)
+        {
+            return [];
+        }
+
+        List<StoredSessionInfo> locked = [];
+        List<string> done = [];
+        foreach (var sessionId in await tracking.GetUserIndexAsync(userId, cancellationToken).ConfigureAwait(false))
+        {
+            if (await MoveAsync(sessionId, cancellationToken).ConfigureAwait(false) != SessionLoadStatus.LockBusy)
+            {
+                done.Add(sessionId);
+            }
+            else if (await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false) is { } info)
+            {
+                locked.Add(info);
+            }
+        }
+
+        if (done.Count > 0)
+        {
+            await tracking.RemoveFromUserIndexAsync(userId, done, cancellationToken).ConfigureAwait(false);
+        }
+
+        return locked;
+    }
+
+    /// <summary>Takes the end check of a session out of the previous driver's schedule (see <see cref="ISessionTrackingDriver.ClaimEndCheckAsync"/>).</summary>
+    public async ValueTask<bool> ClaimPreviousEndCheckAsync(string sessionId, CancellationToken cancellationToken) =>
+        _previousTracking is { } tracking && await tracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
     {

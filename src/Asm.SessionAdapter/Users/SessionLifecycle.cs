@@ -134,6 +134,10 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
             return [];
         }
 
+        // With MigrateFrom, the user's sessions still in the previous driver are moved first, so that they are listed here.
+        var lockedInPrevious = services.Migration is { } migration
+            ? await migration.MoveUserSessionsAsync(userId, cancellationToken).ConfigureAwait(false)
+            : [];
         var ids = await tracking.GetUserIndexAsync(userId, cancellationToken).ConfigureAwait(false);
         var infos = await Task.WhenAll(ids.Select(id => tracking.GetInfoAsync(id, cancellationToken).AsTask())).ConfigureAwait(false);
         var now = services.Time.GetUtcNow();
@@ -157,6 +161,14 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
             Log.UserIndexPruned(_logger, dead.Count);
         }
 
+        foreach (var info in lockedInPrevious)
+        {
+            if (info.IsLiveAt(now) && info.UserId == userId && !live.Exists(s => s.SessionId == info.SessionId))
+            {
+                live.Add(ToPublic(info));
+            }
+        }
+
         live.Sort((a, b) => a.LastAccessedAt.CompareTo(b.LastAccessedAt));
         return live;
     }
@@ -170,6 +182,12 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
         }
 
         var info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
+        if (info is null && services.Migration is { } migration)
+        {
+            // Not moved yet: moved now, as on a first use.
+            info = await migration.MoveForInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
+        }
+
         return info is not null && info.IsLiveAt(services.Time.GetUtcNow()) ? ToPublic(info) : null;
     }
 
@@ -195,7 +213,9 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
             await tracking.RemoveFromUserIndexAsync(userId, [sessionId], cancellationToken).ConfigureAwait(false);
         }
 
-        if (await tracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false))
+        // A session still locked in the previous driver (MigrateFrom) by a request running there has its end check there.
+        if (await tracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false)
+            || (services.Migration is { } migration && await migration.ClaimPreviousEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false)))
         {
             await ReportEndedAsync(sessionId, userId, reason, now).ConfigureAwait(false);
         }

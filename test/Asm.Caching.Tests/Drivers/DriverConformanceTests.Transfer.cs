@@ -71,6 +71,30 @@ public abstract partial class DriverConformanceTests
     }
 
     [Fact]
+    public async Task ExportThenImport_KeepsTheUserTheSessionIsBoundTo()
+    {
+        var tracking = (ISessionTrackingDriver)Sessions;
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+        var bound = key.WithNewSecret();
+        var bind = new SessionRegenerateRequest { Key = key, NewSecret = bound.Secret, Now = Clock.GetUtcNow(), ZombieExpiresAt = Clock.GetUtcNow() + TimeSpan.FromMinutes(1) };
+        Assert.Equal(SessionCommitStatus.Committed, (await tracking.BindUserAsync(bind, "ada {x}", Token)).Status);
+        var unbound = await CreateSessionAsync();
+
+        var snapshot = (await Transfer.ExportAsync(bound.Id, SessionLease.Create(TimeSpan.FromSeconds(30)), Clock.GetUtcNow(), Token)).Snapshot!;
+        var unboundSnapshot = (await Transfer.ExportAsync(unbound.Id, SessionLease.Create(TimeSpan.FromSeconds(30)), Clock.GetUtcNow(), Token)).Snapshot!;
+
+        Assert.Equal("ada {x}", snapshot.UserId);
+        Assert.Null(unboundSnapshot.UserId);
+        var moved = SessionKey.New();
+        Assert.True(await Transfer.ImportAsync(snapshot with { SessionId = moved.Id }, Clock.GetUtcNow(), Token));
+        Assert.Equal("ada {x}", (await LoadAsync(SessionKey.Create(moved.Id, bound.Secret))).UserId);
+        Assert.Equal("ada {x}", (await tracking.GetInfoAsync(moved.Id, Token))!.UserId);
+        var movedUnbound = SessionKey.New();
+        Assert.True(await Transfer.ImportAsync(unboundSnapshot with { SessionId = movedUnbound.Id }, Clock.GetUtcNow(), Token));
+        Assert.Null((await tracking.GetInfoAsync(movedUnbound.Id, Token))!.UserId);
+    }
+
+    [Fact]
     public async Task Export_TakesTheLock_AndWaitsForAnotherHolder()
     {
         var key = await CreateSessionAsync(new() { ["a"] = [1] });

@@ -10,6 +10,7 @@ internal sealed class RecordingSessionEvents : AsmSessionEvents
     private readonly ConcurrentQueue<(string Path, InvalidSessionReason Reason)> _invalid = new();
     private readonly ConcurrentQueue<string> _zombies = new();
     private readonly ConcurrentQueue<ProfileChange> _profileChanges = new();
+    private readonly ConcurrentQueue<(string SessionId, string? UserId, SessionEndReason Reason)> _ended = new();
 
     /// <summary>Every <see cref="AsmSessionEvents.OnInvalidSessionAccessed"/>, as request path and reason.</summary>
     public IReadOnlyList<(string Path, InvalidSessionReason Reason)> Invalid => [.. _invalid];
@@ -19,6 +20,9 @@ internal sealed class RecordingSessionEvents : AsmSessionEvents
 
     /// <summary>Every <see cref="AsmSessionEvents.OnProfileChanged"/>.</summary>
     public IReadOnlyList<ProfileChange> ProfileChanges => [.. _profileChanges];
+
+    /// <summary>Every <see cref="AsmSessionEvents.OnSessionEnded"/>, as session id, user id and reason.</summary>
+    public IReadOnlyList<(string SessionId, string? UserId, SessionEndReason Reason)> Ended => [.. _ended];
 
     public override Task InvalidSessionAccessed(InvalidSessionContext context)
     {
@@ -30,6 +34,12 @@ internal sealed class RecordingSessionEvents : AsmSessionEvents
     {
         _zombies.Enqueue(context.HttpContext.Request.Path);
         return base.ZombieKeyAccessed(context);
+    }
+
+    public override Task SessionEnded(SessionEndedContext context)
+    {
+        _ended.Enqueue((context.SessionId, context.UserId, context.Reason));
+        return base.SessionEnded(context);
     }
 
     public override async Task ProfileChanged(ProfileChangedContext context)

@@ -185,6 +185,53 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         Assert.Equal(SessionLoadStatus.Unknown, (await LoadAsync(before.Services.GetRequiredService<ISessionDriver>(), key)).Status);
     }
 
+    [Fact]
+    public async Task BoundSession_KeepsItsUserOnTheMove_AndIsListedAndEndedAsThatUsersDevice()
+    {
+        await using var before = await StartBeforeAsync();
+        var user = before.CreateClient(out var jar);
+        await user.PostAsync("/bind?user=ada", null);
+        var sessionId = KeyOf(before, jar).Id;
+        var events = new RecordingSessionEvents();
+        await using var after = await StartAfterAsync(before, events);
+        var manager = after.Services.GetRequiredService<IAsmSessionManager>();
+
+        Assert.Equal("ada", await ClientWithCookiesOf(after, jar).GetStringAsync("/user"));
+        Assert.Equal([sessionId], (await manager.GetUserSessionsAsync("ada")).Select(s => s.SessionId));
+        Assert.Equal(1, await manager.DestroyUserSessionsAsync("ada"));
+
+        Assert.Equal("-", await ClientWithCookiesOf(after, jar).GetStringAsync("/user"));
+        Assert.Equal([(sessionId, (string?)"ada", SessionEndReason.Destroyed)], events.Ended);
+        Assert.Equal([("/user", InvalidSessionReason.Destroyed)], events.Invalid);
+    }
+
+    [Fact]
+    public async Task SessionNotMovedYet_IsFoundAndEndedByTheNewServersManager_ByUserAndById()
+    {
+        await using var before = await StartBeforeAsync();
+        var ada = before.CreateClient(out var adaJar);
+        await ada.PostAsync("/bind?user=ada", null);
+        var bob = before.CreateClient(out var bobJar);
+        await bob.PostAsync("/set?name=user&value=bob", null);
+        var (adaId, bobId) = (KeyOf(before, adaJar).Id, KeyOf(before, bobJar).Id);
+        var events = new RecordingSessionEvents();
+        await using var after = await StartAfterAsync(before, events);
+        var manager = after.Services.GetRequiredService<IAsmSessionManager>();
+
+        Assert.Equal([adaId], (await manager.GetUserSessionsAsync("ada")).Select(s => s.SessionId));
+        Assert.Equal(bobId, (await manager.GetSessionAsync(bobId))?.SessionId);
+        Assert.Equal(1, await manager.DestroyUserSessionsAsync("ada"));
+        Assert.True(await manager.DestroySessionAsync(bobId));
+
+        Assert.Equal("-", await ClientWithCookiesOf(after, adaJar).GetStringAsync("/user"));
+        Assert.Equal("-", await ClientWithCookiesOf(after, bobJar).GetStringAsync("/get?name=user"));
+        Assert.Equal("-", await ClientWithCookiesOf(before, bobJar).GetStringAsync("/get?name=user"));
+        Assert.Equal([("/user", InvalidSessionReason.Destroyed), ("/get", InvalidSessionReason.Destroyed)], events.Invalid);
+        Assert.Equal(
+            [(adaId, (string?)"ada", SessionEndReason.Destroyed), (bobId, null, SessionEndReason.Destroyed)],
+            events.Ended.OrderBy(e => e.UserId is null));
+    }
+
     /// <summary>Two servers with the background mover, one previous storage: every session moves once.</summary>
     private protected async Task BackgroundMoversOnTwoServers_MoveEverySessionOnce()
     {
@@ -308,6 +355,12 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         });
         app.MapPost("/regen", (HttpContext c) => c.Session.RegenerateIdAsync());
         app.MapPost("/destroy", (HttpContext c) => c.Session.DestroyAsync());
+        app.MapPost("/bind", (HttpContext c, string user) => c.Session.BindUserAsync(user));
+        app.MapGet("/user", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            return c.Session.UserId ?? "-";
+        });
     }
 }
 

@@ -59,10 +59,7 @@ internal sealed partial class AsmSession : IAsmSession
         _lock = new SessionLockHolder(_storage, _options, services.Time, _telemetry, services.LockQueue, services.RenewalTimers);
         _cookie = new SessionCookieWriter(context, services.Cookie, static session => ((AsmSession)session)._key.Value, this);
         _profiles = new SessionProfileCheck(_options, context, _telemetry);
-        if (presentedKey is null)
-        {
-            _cookie.RegisterEarly();
-        }
+        _cookie.RegisterEarly();
     }
 
     public bool IsAvailable

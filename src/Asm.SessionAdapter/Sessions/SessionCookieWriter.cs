@@ -28,10 +28,11 @@ internal sealed class SessionCookieWriter(HttpContext context, SessionCookie coo
     public bool SendsKey => _sendKey;
 
     /// <summary>
-    /// Asks now to be run when the response starts, for a request that came without a usable cookie (a session it
-    /// writes is new), as the stock middleware does for such requests: a callback the app registers later with
-    /// <c>Response.OnStarting</c> runs before this one and may still write the session. One registered while the
-    /// response is starting would never run.
+    /// Asks now (as the session middleware makes the request's session) to be run when the response starts, as the
+    /// stock middleware does for a request without a usable cookie: a callback the app registers later with
+    /// <c>Response.OnStarting</c> runs before this one and may still write the session. A request with a cookie needs
+    /// it too, since the session the cookie names may be gone and a write then makes a new one. One registered while
+    /// the response is starting (a first read of the session inside such a callback) would never run.
     /// </summary>
     public void RegisterEarly() => Register();
 

@@ -71,6 +71,60 @@ public sealed class SessionUsedAsAppsDoTests
         Assert.Equal("/page", await client.GetStringAsync("/last"));
     }
 
+    [Theory]
+    [InlineData("middleware")]
+    [InlineData("endpoint")]
+    public async Task SessionEndedElsewhere_ThenWrittenFromAResponseOnStartingCallback_GetsANewCookie(string registeredBy)
+    {
+        await using var app = await StartStockOrAsmAsync("asm", a =>
+        {
+            a.Use(async (c, next) =>
+            {
+                // A middleware that records the last page in the session as the response starts.
+                if (registeredBy == "middleware")
+                {
+                    c.Response.OnStarting(() =>
+                    {
+                        c.Session.SetString("last", c.Request.Path);
+                        return Task.CompletedTask;
+                    });
+                }
+
+                await next(c);
+            });
+            a.MapGet("/id", (HttpContext c) =>
+            {
+                c.Session.SetString("last", "/id");
+                return c.Session.Id;
+            });
+            a.MapGet("/page", (HttpContext c) =>
+            {
+                if (registeredBy == "endpoint")
+                {
+                    // The callback is registered before the session is first read, which finds the cookie's session gone.
+                    c.Response.OnStarting(() =>
+                    {
+                        c.Session.SetString("last", c.Request.Path);
+                        return Task.CompletedTask;
+                    });
+                    _ = c.Session.GetString("last");
+                }
+
+                return "page";
+            });
+            a.MapGet("/last", (HttpContext c) => c.Session.GetString("last") ?? "none");
+        });
+        using var client = new HttpClient(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
+        var id = await client.GetStringAsync("/id");
+
+        // "Log out other devices" on another device ends this browser's session; its cookie still names it.
+        Assert.True(await app.Services.GetRequiredService<IAsmSessionManager>().DestroySessionAsync(id));
+        var response = await client.GetAsync("/page");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("/page", await client.GetStringAsync("/last"));
+    }
+
     [Fact]
     public async Task SetThenClear_OnANewSession_StoresItEmptyWithItsCookie_AsTheStockSessionDoes()
     {

@@ -73,6 +73,13 @@ internal sealed partial class RedisDriver
             [.. reply.Skip(5).Select(p => (string?)p ?? "")]);
     }
 
+    public async ValueTask<bool> ExpireSessionAsync(string sessionId, DateTimeOffset idleExpiresAt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        return (long)await _connection.EvaluateAsync(
+            TrackingScripts.Expire, SessionKeyOf(sessionId), [SessionRecord.Ms(idleExpiresAt)], "session expiry", cancellationToken).ConfigureAwait(false) == 1;
+    }
+
     public async ValueTask AddToUserIndexAsync(string userId, string sessionId, CancellationToken cancellationToken) =>
         await _connection.EvaluateAsync(TrackingScripts.Add, UserIndexKeyOf(userId), [sessionId], "user index update", cancellationToken).ConfigureAwait(false);
 
@@ -111,6 +118,19 @@ internal sealed partial class RedisDriver
     /// <summary>The one-key scripts of user indexes and the end-check schedule.</summary>
     internal static class TrackingScripts
     {
+        /// <summary>
+        /// KEYS[1] session hash. ARGV[1] the idle expiry (ms) a sweep read. Sets the idle expiry (<c>ie</c>) to 0, the
+        /// Unix epoch, so that the session is expired for every clock, unless the record is not a hash, is a tombstone
+        /// or its idle expiry has moved since. Returns 1 when it did, else 0. The field keeps its form (a decimal
+        /// integer): the stored layout is unchanged.
+        /// </summary>
+        public const string Expire = """
+            local fields = redis.pcall('HMGET', KEYS[1], 'ie', 'x')
+            if fields.err or fields[1] ~= ARGV[1] or fields[2] then return 0 end
+            redis.call('HSET', KEYS[1], 'ie', '0')
+            return 1
+            """;
+
         /// <summary>KEYS[1] user index. ARGV[1] session id. Returns 1 when added, 0 when present.</summary>
         public const string Add = "return redis.call('SADD', KEYS[1], ARGV[1])";
 

@@ -306,6 +306,21 @@ internal sealed class SessionRecord
         return new SessionBindResult(status, previous);
     }
 
+    /// <summary>
+    /// Ends the session for every clock (its idle expiry set to the Unix epoch) if it is not destroyed and its idle
+    /// expiry is still <paramref name="idleExpiresAt"/>; see <see cref="ISessionTrackingDriver.ExpireSessionAsync"/>.
+    /// </summary>
+    public bool Expire(long idleExpiresAt)
+    {
+        if (Destroyed || IdleExpiresAt != idleExpiresAt)
+        {
+            return false;
+        }
+
+        IdleExpiresAt = 0;
+        return true;
+    }
+
     /// <summary>What the record tells about its session, without touching it.</summary>
     public StoredSessionInfo Info(string sessionId) => new(
         sessionId,

@@ -29,6 +29,15 @@ public interface ISessionTrackingDriver
     /// <returns>The record's information (a tombstone's too), or <see langword="null"/> when there is no readable record.</returns>
     ValueTask<StoredSessionInfo?> GetInfoAsync(string sessionId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Ends a session that a sweep found past its idle or absolute expiry by the sweeping instance's clock, for every
+    /// instance whatever its clock: its idle expiry is set to the Unix epoch, so that every load then finds it expired.
+    /// Nothing is changed when the record is gone, destroyed, or its idle expiry is no longer
+    /// <paramref name="idleExpiresAt"/> (a request used the session after the sweep read it).
+    /// </summary>
+    /// <returns><see langword="true"/> when the session was ended; <see langword="false"/> when the record was not as read.</returns>
+    ValueTask<bool> ExpireSessionAsync(string sessionId, DateTimeOffset idleExpiresAt, CancellationToken cancellationToken);
+
     /// <summary>Adds <paramref name="sessionId"/> to the index of <paramref name="userId"/>.</summary>
     ValueTask AddToUserIndexAsync(string userId, string sessionId, CancellationToken cancellationToken);
 

@@ -266,6 +266,16 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
     private async Task<bool> CheckEndAsync(ISessionTrackingDriver tracking, string sessionId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
+
+        // Ended by this instance's clock: ended in the storage too, so that an instance whose clock is behind does not
+        // serve it on (outside its user's index, once reported). A request that used it since it was read moved its
+        // idle expiry: it is judged again as it is now.
+        while (info is { Destroyed: false } && !info.IsLiveAt(now)
+            && !await tracking.ExpireSessionAsync(sessionId, info.IdleExpiresAt, cancellationToken).ConfigureAwait(false))
+        {
+            info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
+        }
+
         if (info is null)
         {
             // Purged before any sweep saw it: nothing is left to say who it was.

@@ -6,4 +6,8 @@ public sealed class RedisSessionUserTests(RedisDriverFixture driver) : SessionUs
 {
     [Fact]
     public Task TwoInstances_ReportEachEndExactlyOnce() => TwoInstancesOnOneStorage_ReportEachEndExactlyOnce();
+
+    [Fact]
+    public Task ClockTwoMinutesAhead_SweepsASession_ItIsServedNowhereAfterItsEndWasReported() =>
+        InstancesWhoseClocksDisagree_OneSweepsASession_ItIsServedNowhereAfterItsEndWasReported();
 }

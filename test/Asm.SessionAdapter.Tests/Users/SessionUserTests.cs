@@ -214,6 +214,28 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
     }
 
     [Fact]
+    public async Task ExpireSession_EndsItForEveryClockUnlessItWasUsedSinceItsIdleExpiryWasRead()
+    {
+        await using var app = await StartAsync();
+        var browser = app.CreateClient();
+        var id = await SetAsync(browser);
+        var read = (await Tracking(app).GetInfoAsync(id, default))!;
+        _time.Advance(Idle / 2);
+        Assert.Equal("x", await browser.GetStringAsync("/get/name"));
+
+        // Used since the read (its idle expiry slid): left as it is.
+        Assert.False(await Tracking(app).ExpireSessionAsync(id, read.IdleExpiresAt, default));
+        Assert.Equal("x", await browser.GetStringAsync("/get/name"));
+
+        // As read: ended, and reported expired to the next request, on a clock that finds its timeout far off.
+        var current = (await Tracking(app).GetInfoAsync(id, default))!;
+        Assert.True(await Tracking(app).ExpireSessionAsync(id, current.IdleExpiresAt, default));
+        Assert.Equal("", await browser.GetStringAsync("/get/name"));
+        Assert.Equal([InvalidSessionReason.Expired], _invalid);
+        Assert.False(await Tracking(app).ExpireSessionAsync(id, current.IdleExpiresAt, default));
+    }
+
+    [Fact]
     public async Task ManagerDestroy_RefusesTheInFlightCommit_AndReportsTheCookieDestroyed()
     {
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -416,6 +438,35 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
         }
     }
 
+    /// <summary>
+    /// Two app instances on one storage whose clocks disagree (the second runs two minutes ahead): the one ahead sweeps
+    /// a session the other, by its own clock, still serves. The session reported ended must stay ended on every
+    /// instance, or else it lives on outside its user's index, where a log-out of every device cannot find it.
+    /// </summary>
+    protected async Task InstancesWhoseClocksDisagree_OneSweepsASession_ItIsServedNowhereAfterItsEndWasReported()
+    {
+        var ahead = new FakeTimeProvider(_time.GetUtcNow() + TimeSpan.FromMinutes(2));
+        await using var behind = await StartAsync();
+        await using var sweeper = await StartAsync(services: s => SessionApp.ShareDataProtection(s, behind.Services), time: ahead);
+        var browser = behind.CreateClient();
+        var id = await BindAsync(browser, "ada");
+        await browser.PostAsync("/set/name/ada", null);
+
+        // 19 minutes idle by the first instance's clock, 21 by the sweeper's: past the 20-minute idle timeout there.
+        _time.Advance(Idle - TimeSpan.FromMinutes(1));
+        ahead.Advance(Idle - TimeSpan.FromMinutes(1));
+        Assert.Equal(1, await sweeper.Services.GetRequiredService<SessionLifecycle>().SweepAsync(ahead.GetUtcNow(), default));
+        Assert.Equal(SessionEndReason.IdleTimeout, Assert.Single(_ended, e => e.SessionId == id).Reason);
+
+        // The browser comes back to the instance whose clock is behind; then the user logs out of every device.
+        var after = await browser.GetStringAsync("/get/name");
+        await Manager(behind).DestroyUserSessionsAsync("ada");
+
+        Assert.Equal("", after);
+        Assert.Equal("", await browser.GetStringAsync("/get/name"));
+        Assert.Single(_ended, e => e.SessionId == id);
+    }
+
     private static IAsmSessionManager Manager(SessionApp app) => app.Services.GetRequiredService<IAsmSessionManager>();
 
     private static ISessionTrackingDriver Tracking(SessionApp app) => app.Services.GetRequiredService<SessionLifecycle>().Tracking!;
@@ -433,7 +484,10 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
         await (await client.PostAsync("/set/name/x", null)).Content.ReadAsStringAsync();
 
     protected Task<SessionApp> StartAsync(
-        Action<AsmSessionOptions>? configure = null, Action<WebApplication>? map = null, Action<IServiceCollection>? services = null) =>
+        Action<AsmSessionOptions>? configure = null,
+        Action<WebApplication>? map = null,
+        Action<IServiceCollection>? services = null,
+        TimeProvider? time = null) =>
         SessionApp.StartAsync(
             b => Driver.Use(b, _scope),
             a =>
@@ -456,7 +510,7 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
                 };
                 configure?.Invoke(o);
             },
-            _time,
+            time ?? _time,
             s =>
             {
                 // Sweeps run when the test says so, never on the background timer.

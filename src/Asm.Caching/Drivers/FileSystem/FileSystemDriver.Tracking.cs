@@ -60,6 +60,23 @@ internal sealed partial class FileSystemDriver
         return record?.Info(sessionId);
     }
 
+    public async ValueTask<bool> ExpireSessionAsync(string sessionId, DateTimeOffset idleExpiresAt, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sessionId);
+        var file = SessionFile(sessionId);
+        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        {
+            var (record, _) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
+            if (record is null || !record.Expire(SessionRecord.Ms(idleExpiresAt)))
+            {
+                return false;
+            }
+
+            await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+    }
+
     public ValueTask AddToUserIndexAsync(string userId, string sessionId, CancellationToken cancellationToken) =>
         UpdateUserIndexAsync(userId, ids => ids.Add(sessionId), cancellationToken);
 

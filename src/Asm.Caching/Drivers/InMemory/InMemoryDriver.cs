@@ -200,6 +200,20 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider, IOptions<InMemor
         }
     }
 
+    public ValueTask<bool> ExpireSessionAsync(string sessionId, DateTimeOffset idleExpiresAt, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        if (!_sessions.TryGetValue(sessionId, out var record))
+        {
+            return ValueTask.FromResult(false);
+        }
+
+        lock (record)
+        {
+            return ValueTask.FromResult(record.Expire(SessionRecord.Ms(idleExpiresAt)));
+        }
+    }
+
     public ValueTask AddToUserIndexAsync(string userId, string sessionId, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();

@@ -219,7 +219,7 @@ internal sealed partial class AsmSession
             _stored = true;
             _values.StartNextDelta();
             _telemetry.Created(_key.Id);
-            await _lifecycle.TrackCreatedAsync(_key.Id, now, cancellationToken).ConfigureAwait(false);
+            await _lifecycle.TrackCreatedAsync(_key.Id, now).ConfigureAwait(false);
             await RaiseAsync(static (events, c) => events.SessionCreated(c), new SessionCreatedContext(_context, Hash), writable: true).ConfigureAwait(false);
         }
         else

@@ -64,8 +64,12 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
     public DateTimeOffset FirstEnd(DateTimeOffset now, DateTimeOffset createdAt) =>
         _options.AbsoluteTimeout is { } absolute && createdAt + absolute < now + _options.IdleTimeout ? createdAt + absolute : now + _options.IdleTimeout;
 
-    /// <summary>Schedules the first end check of a session just created. Failures are logged: only the end report is lost.</summary>
-    public async Task TrackCreatedAsync(string sessionId, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>
+    /// Schedules the first end check of a session just created, within its own <see cref="AsmSessionOptions.IOTimeout"/>:
+    /// the session is stored, so a request aborted meanwhile must not leave it without one (its end would never be
+    /// reported). Failures are logged: only the end report is lost.
+    /// </summary>
+    public async Task TrackCreatedAsync(string sessionId, DateTimeOffset now)
     {
         if (Tracking is not { } tracking)
         {
@@ -74,9 +78,10 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
 
         try
         {
-            await tracking.ScheduleEndCheckAsync(sessionId, FirstEnd(now, now), cancellationToken).ConfigureAwait(false);
+            using var timeout = new CancellationTokenSource(_options.IOTimeout, services.Time);
+            await tracking.ScheduleEndCheckAsync(sessionId, FirstEnd(now, now), timeout.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex)
         {
             var hash = SessionKey.Hash(sessionId);
             Log.EndTrackingFailed(_logger, hash, ex);

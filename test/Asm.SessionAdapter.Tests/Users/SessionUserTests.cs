@@ -8,6 +8,7 @@ using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.Users;
@@ -397,6 +398,41 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
     }
 
     [Fact]
+    public async Task ANewSessionsExplicitCommit_AbortedOnceTheSessionIsStored_StillRaisesCreatedAndReportsItsEnd()
+    {
+        // The client goes away (the token passed to CommitAsync is cancelled) just as the storage has stored the session.
+        using var aborted = new CancellationTokenSource();
+        var created = 0;
+        await using var app = await StartAsync(
+            o => o.Events.OnSessionCreated = _ =>
+            {
+                Interlocked.Increment(ref created);
+                return Task.CompletedTask;
+            },
+            a => a.MapPost("/commit", async (HttpContext c) =>
+            {
+                c.Session.SetString("name", "ada");
+                try
+                {
+                    await c.Session.CommitAsync(aborted.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                return c.Session.Id;
+            }),
+            s => s.AddSingleton<ILoggerProvider>(new OnLogged(id => id.Name == "SessionCreated", aborted.Cancel)));
+
+        var id = await (await app.CreateClient().PostAsync("/commit", null)).Content.ReadAsStringAsync();
+        _time.Advance(Idle + TimeSpan.FromSeconds(1));
+
+        Assert.Equal(1, await SweepAsync(app));
+        Assert.Equal((id, SessionEndReason.IdleTimeout), (Assert.Single(_ended).SessionId, _ended.Single().Reason));
+        Assert.Equal(1, created);
+    }
+
+    [Fact]
     public async Task SessionCreated_IsRaisedOnceByTheFirstWrite()
     {
         var created = new ConcurrentQueue<string>();
@@ -544,5 +580,28 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
         app.MapPost("/destroy", (HttpContext c) => c.Session.DestroyAsync());
         app.MapPost("/logout-others", (HttpContext c, IAsmSessionManager manager) =>
             manager.DestroyUserSessionsAsync(c.Session.UserId!, c.Session.Id));
+    }
+
+    /// <summary>Runs an action, on the logging thread, when an event the filter picks is logged.</summary>
+    private sealed class OnLogged(Func<EventId, bool> filter, Action action) : ILoggerProvider, ILogger
+    {
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (filter(eventId))
+            {
+                action();
+            }
+        }
+
+        public void Dispose()
+        {
+        }
     }
 }

@@ -1,5 +1,6 @@
 using Asm.SessionAdapter.Users;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Session;
 
 namespace Asm.SessionAdapter;
@@ -8,8 +9,16 @@ namespace Asm.SessionAdapter;
 /// The <see cref="ISessionStore"/> the stock session middleware asks for each request's session.
 /// </summary>
 /// <remarks>
+/// <para>
 /// The middleware's own <c>tryEstablishSession</c> is never called: it would write the middleware's cookie, with
 /// the middleware's key, over Asm's. Asm writes its cookie itself (see <see cref="SessionCookie"/>).
+/// </para>
+/// <para>
+/// A request has one session, however many session middlewares it passes (<c>app.UseSession()</c> called twice, or
+/// again in a branch): an inner middleware is given the session of the outer one, whose feature is still set. Two
+/// sessions of one request would each take the session's lock, and the second would wait for the first until
+/// <see cref="AsmSessionOptions.LockWaitTimeout"/>. The innermost middleware's final commit ends it.
+/// </para>
 /// </remarks>
 internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecycle lifecycle, IHttpContextAccessor httpContextAccessor) : ISessionStore
 {
@@ -17,6 +26,7 @@ internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecy
     {
         var context = httpContextAccessor.HttpContext ?? throw new InvalidOperationException(
             "Asm sessions are created by the session middleware for an HTTP request; no request is in progress.");
-        return new AsmSession(services, context, isNewSessionKey ? null : sessionKey, lifecycle);
+        return context.Features.Get<ISessionFeature>()?.Session as AsmSession
+            ?? new AsmSession(services, context, isNewSessionKey ? null : sessionKey, lifecycle);
     }
 }

@@ -72,6 +72,37 @@ public sealed class SessionUsedAsAppsDoTests
     }
 
     [Theory]
+    [InlineData("stock")]
+    [InlineData("asm")]
+    public async Task UseSessionTwice_WithAMiddlewareBetweenThatReadsTheSession_OneSessionPerRequest(string store)
+    {
+        await using var app = await StartStockOrAsmAsync(store, a =>
+        {
+            a.Use(async (c, next) =>
+            {
+                // A middleware between the two (a theme, a culture) that reads the session: with a second session per
+                // request, the endpoint's Exclusive load waited for the lock this one's load took, until LockWaitTimeout.
+                await c.Session.LoadAsync();
+                c.Items["theme"] = c.Session.GetString("theme");
+                await next(c);
+            });
+            a.UseSession(); // again, as a copied block of start-up code does
+            MapIncrement(a);
+        });
+        using var client = new HttpClient(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
+
+        var counts = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var response = await client.PostAsync("/inc", null);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            counts.Add(await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(["1", "2", "3"], counts);
+    }
+
+    [Theory]
     [InlineData("middleware")]
     [InlineData("endpoint")]
     public async Task SessionEndedElsewhere_ThenWrittenFromAResponseOnStartingCallback_GetsANewCookie(string registeredBy)

@@ -141,6 +141,25 @@ public abstract class SessionFoundationTests<TDriver>(TDriver driver) : IClassFi
     }
 
     [Fact]
+    public async Task IdleTimeout_AReadSlidesItOnlyByMoreThanASixteenth_SoAReadOnlySessionEndsAtMostThatMuchSooner()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        await using var app = await StartAsync(o => o.IdleTimeout = TimeSpan.FromMinutes(16), time);
+        var client = app.CreateClient();
+        await client.PostAsync("/set/name/ada", null);                    // ends at 16:00
+
+        time.Advance(TimeSpan.FromMinutes(15));
+        Assert.Equal("ada", await client.GetStringAsync("/get/name"));    // 15:00: slid to 31:00
+        time.Advance(TimeSpan.FromSeconds(59));
+        Assert.Equal("ada", await client.GetStringAsync("/get/name"));    // 15:59: 59 s is less than a sixteenth (60 s), kept
+        time.Advance(TimeSpan.FromSeconds(15 * 60) + TimeSpan.FromSeconds(1));
+
+        // 31:00, 15 min 1 s after the last read: more than 15/16 of IdleTimeout, less than all of it.
+        Assert.Equal("", await client.GetStringAsync("/get/name"));
+        Assert.Equal([InvalidSessionReason.Expired], _invalid);
+    }
+
+    [Fact]
     public async Task AbsoluteTimeout_ExpiresEvenAnActiveSession()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));

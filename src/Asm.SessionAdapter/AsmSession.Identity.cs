@@ -57,14 +57,20 @@ internal sealed partial class AsmSession
 
         var newKey = _key.WithNewSecret();
         var request = RegenerateRequest(newKey);
+
+        // The session takes its new key as soon as the bind's own step is stored: a failure of the index steps after it
+        // then leaves it usable by this browser (whose old key is a zombie), and a retry of the bind lists it.
         var status = await _storage.RunAsync(
-            "binding", _key.Id, async ct => await _lifecycle.BindAsync(request, userId, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            "binding", _key.Id, async ct => await _lifecycle.BindAsync(request, userId, () => Bound(newKey, userId), ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         if (status != SessionCommitStatus.Committed)
         {
             throw new InvalidOperationException(
                 $"Session {Hash} was destroyed or expired while this request ran, so it cannot be bound to a user.");
         }
+    }
 
+    private void Bound(SessionKey newKey, string userId)
+    {
         _key = newKey;
         _userId = userId;
         _cookie.SendKey();

@@ -93,7 +93,14 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
     /// records it in the user's index, takes it out of its former user's, schedules its end check and enforces
     /// <see cref="AsmSessionOptions.MaxSessionsPerUser"/>.
     /// </summary>
-    public async Task<SessionCommitStatus> BindAsync(SessionRegenerateRequest request, string userId, CancellationToken cancellationToken)
+    /// <param name="request">The session's regeneration to the new secret.</param>
+    /// <param name="userId">The user.</param>
+    /// <param name="bound">
+    /// Called once the atomic step is stored, before the steps after it: the session has its new key from then on, also
+    /// when a later step fails (its old key is a zombie), so the caller must take it then.
+    /// </param>
+    /// <param name="cancellationToken">Cancels the bind.</param>
+    public async Task<SessionCommitStatus> BindAsync(SessionRegenerateRequest request, string userId, Action bound, CancellationToken cancellationToken)
     {
         var tracking = Tracking ?? throw new NotSupportedException(
             $"The session driver {services.Driver.GetType().Name} does not keep users: it does not implement ISessionTrackingDriver.");
@@ -105,6 +112,7 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
             return result.Status;
         }
 
+        bound();
         await tracking.AddToUserIndexAsync(userId, sessionId, cancellationToken).ConfigureAwait(false);
         if (result.PreviousUserId is { } previous && previous != userId)
         {

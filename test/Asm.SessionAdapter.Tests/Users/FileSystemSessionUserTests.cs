@@ -8,6 +8,21 @@ public sealed class FileSystemSessionUserTests(FileSystemDriverFixture driver) :
     public Task TwoInstances_ReportEachEndExactlyOnce() => TwoInstancesOnOneStorage_ReportEachEndExactlyOnce();
 
     [Fact]
+    public Task ABindThatFailsAfterItsSessionStep_UserIndexDirectoryAFile_IsBoundByTheNextTry() => ABindThatFailsAfterItsSessionStep_IsBoundByTheNextTry(
+        scope =>
+        {
+            // A file where the user index directory goes: writing an index fails, the session's own file does not.
+            var users = Path.Combine(Driver.DirectoryOf(scope), ".users");
+            if (Directory.Exists(users))
+            {
+                Directory.Delete(users, recursive: true);
+            }
+
+            File.WriteAllText(users, "");
+        },
+        scope => File.Delete(Path.Combine(Driver.DirectoryOf(scope), ".users")));
+
+    [Fact]
     public Task ClockTwoMinutesAhead_SweepsASession_ItIsServedNowhereAfterItsEndWasReported() =>
         InstancesWhoseClocksDisagree_OneSweepsASession_ItIsServedNowhereAfterItsEndWasReported();
 }

@@ -503,6 +503,39 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
         Assert.Single(_ended, e => e.SessionId == id);
     }
 
+    /// <summary>
+    /// A bind whose session step is stored (the new key) but whose user index update fails
+    /// (<paramref name="breakIndex"/>, given the scope), caught by the app, then tried again once
+    /// <paramref name="repairIndex"/> has repaired the storage, after the old key's zombie window.
+    /// </summary>
+    protected async Task ABindThatFailsAfterItsSessionStep_IsBoundByTheNextTry(Action<string> breakIndex, Action<string> repairIndex)
+    {
+        await using var app = await StartAsync(map: a => a.MapPost("/login", async (HttpContext c) =>
+        {
+            try
+            {
+                await c.Session.BindUserAsync("ada");
+                return "bound";
+            }
+            catch (SessionStorageException)
+            {
+                return "failed";
+            }
+        }));
+        var client = app.CreateClient();
+        var id = await SetAsync(client);
+
+        breakIndex(_scope);
+        Assert.Equal("failed", await (await client.PostAsync("/login", null)).Content.ReadAsStringAsync());
+        repairIndex(_scope);
+        _time.Advance(TimeSpan.FromMinutes(1));
+
+        Assert.Equal("bound", await (await client.PostAsync("/login", null)).Content.ReadAsStringAsync());
+        Assert.Equal(("ada", "x"), (await client.GetStringAsync("/user"), await client.GetStringAsync("/get/name")));
+        Assert.Equal(id, Assert.Single(await Manager(app).GetUserSessionsAsync("ada")).SessionId);
+        Assert.Empty(_invalid);
+    }
+
     private static IAsmSessionManager Manager(SessionApp app) => app.Services.GetRequiredService<IAsmSessionManager>();
 
     private static ISessionTrackingDriver Tracking(SessionApp app) => app.Services.GetRequiredService<SessionLifecycle>().Tracking!;

@@ -158,6 +158,11 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
         List<string> dead = [];
         for (var i = 0; i < ids.Count; i++)
         {
+            if (infos[i]?.UserId == userId)
+            {
+                infos[i] = await EndedEverywhereAsync(tracking, ids[i], infos[i], now, cancellationToken).ConfigureAwait(false);
+            }
+
             if (infos[i] is { } info && info.IsLiveAt(now) && info.UserId == userId)
             {
                 live.Add(ToPublic(info));
@@ -273,22 +278,31 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
     }
 
     /// <summary>
-    /// Looks at the session whose end check this sweep took: one still live is checked again when it would end next; one
-    /// that ended is reported and leaves its user's index. Returns whether an end was reported.
+    /// A session's <paramref name="info"/> as judged by this instance's clock: one past its end is ended in the storage
+    /// too (<see cref="ISessionTrackingDriver.ExpireSessionAsync"/>), so that an instance whose clock is behind does
+    /// not serve it on once it has been reported ended or left out of its user's index. One that a request used after
+    /// it was read (its idle expiry moved) is read again and judged as it is now.
     /// </summary>
-    private async Task<bool> CheckEndAsync(ISessionTrackingDriver tracking, string sessionId, DateTimeOffset now, CancellationToken cancellationToken)
+    private static async Task<StoredSessionInfo?> EndedEverywhereAsync(
+        ISessionTrackingDriver tracking, string sessionId, StoredSessionInfo? info, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
-
-        // Ended by this instance's clock: ended in the storage too, so that an instance whose clock is behind does not
-        // serve it on (outside its user's index, once reported). A request that used it since it was read moved its
-        // idle expiry: it is judged again as it is now.
         while (info is { Destroyed: false } && !info.IsLiveAt(now)
             && !await tracking.ExpireSessionAsync(sessionId, info.IdleExpiresAt, cancellationToken).ConfigureAwait(false))
         {
             info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
         }
 
+        return info;
+    }
+
+    /// <summary>
+    /// Looks at the session whose end check this sweep took: one still live is checked again when it would end next; one
+    /// that ended is reported and leaves its user's index. Returns whether an end was reported.
+    /// </summary>
+    private async Task<bool> CheckEndAsync(ISessionTrackingDriver tracking, string sessionId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var info = await EndedEverywhereAsync(
+            tracking, sessionId, await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false), now, cancellationToken).ConfigureAwait(false);
         if (info is null)
         {
             // Purged before any sweep saw it: nothing is left to say who it was.

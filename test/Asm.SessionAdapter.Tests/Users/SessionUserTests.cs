@@ -481,26 +481,55 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
     /// </summary>
     protected async Task InstancesWhoseClocksDisagree_OneSweepsASession_ItIsServedNowhereAfterItsEndWasReported()
     {
-        var ahead = new FakeTimeProvider(_time.GetUtcNow() + TimeSpan.FromMinutes(2));
-        await using var behind = await StartAsync();
-        await using var sweeper = await StartAsync(services: s => SessionApp.ShareDataProtection(s, behind.Services), time: ahead);
+        var (behind, ahead, clock, browser, id) = await TwoClocksAsync();
+        await using (behind)
+        await using (ahead)
+        {
+            Assert.Equal(1, await ahead.Services.GetRequiredService<SessionLifecycle>().SweepAsync(clock.GetUtcNow(), default));
+            Assert.Equal(SessionEndReason.IdleTimeout, Assert.Single(_ended, e => e.SessionId == id).Reason);
+
+            // The browser comes back to the instance whose clock is behind; then the user logs out of every device.
+            var after = await browser.GetStringAsync("/get/name");
+            await Manager(behind).DestroyUserSessionsAsync("ada");
+
+            Assert.Equal("", after);
+            Assert.Equal("", await browser.GetStringAsync("/get/name"));
+            Assert.Single(_ended, e => e.SessionId == id);
+        }
+    }
+
+    /// <summary>
+    /// As above, with a log-out of every device on the instance ahead, before any sweep: the session it finds ended by
+    /// its clock, and so does not destroy, must not be served on by the other.
+    /// </summary>
+    protected async Task InstancesWhoseClocksDisagree_OneLogsTheUserOutEverywhere_TheSessionTheOtherStillServesEnds()
+    {
+        var (behind, ahead, _, browser, _) = await TwoClocksAsync();
+        await using (behind)
+        await using (ahead)
+        {
+            Assert.Equal(0, await Manager(ahead).DestroyUserSessionsAsync("ada"));
+
+            Assert.Equal("", await browser.GetStringAsync("/get/name"));
+            Assert.Empty(await Tracking(behind).GetUserIndexAsync("ada", default));
+        }
+    }
+
+    /// <summary>
+    /// Two instances on one storage, the second's clock two minutes ahead, and a session of user ada bound on the first
+    /// and idle for 19 minutes by the first's clock, 21 by the second's: past the 20-minute idle timeout there only.
+    /// </summary>
+    private async Task<(SessionApp Behind, SessionApp Ahead, FakeTimeProvider AheadClock, HttpClient Browser, string Id)> TwoClocksAsync()
+    {
+        var clock = new FakeTimeProvider(_time.GetUtcNow() + TimeSpan.FromMinutes(2));
+        var behind = await StartAsync();
+        var ahead = await StartAsync(services: s => SessionApp.ShareDataProtection(s, behind.Services), time: clock);
         var browser = behind.CreateClient();
         var id = await BindAsync(browser, "ada");
         await browser.PostAsync("/set/name/ada", null);
-
-        // 19 minutes idle by the first instance's clock, 21 by the sweeper's: past the 20-minute idle timeout there.
         _time.Advance(Idle - TimeSpan.FromMinutes(1));
-        ahead.Advance(Idle - TimeSpan.FromMinutes(1));
-        Assert.Equal(1, await sweeper.Services.GetRequiredService<SessionLifecycle>().SweepAsync(ahead.GetUtcNow(), default));
-        Assert.Equal(SessionEndReason.IdleTimeout, Assert.Single(_ended, e => e.SessionId == id).Reason);
-
-        // The browser comes back to the instance whose clock is behind; then the user logs out of every device.
-        var after = await browser.GetStringAsync("/get/name");
-        await Manager(behind).DestroyUserSessionsAsync("ada");
-
-        Assert.Equal("", after);
-        Assert.Equal("", await browser.GetStringAsync("/get/name"));
-        Assert.Single(_ended, e => e.SessionId == id);
+        clock.Advance(Idle - TimeSpan.FromMinutes(1));
+        return (behind, ahead, clock, browser, id);
     }
 
     /// <summary>

@@ -1,13 +1,16 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Tests.Import;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.Diagnostics;
 
@@ -153,6 +156,136 @@ public sealed class AsmSessionMetricsTests
         Assert.Contains(commits, c => (string?)c.GetTagItem(AsmSessionMetricNames.Outcome) == "committed" && c.Status == ActivityStatusCode.Unset);
         Assert.Contains(commits, c => (string?)c.GetTagItem(AsmSessionMetricNames.Outcome) == "not_found" && c.Status == ActivityStatusCode.Error);
     }
+
+    [Fact]
+    public async Task LoadAndCommitActivities_CarryEveryDocumentedOutcome_AndErrorsAreMarked()
+    {
+        var activities = new ConcurrentQueue<Activity>();
+        using var source = new ActivitySource("Asm.Tests." + Guid.NewGuid().ToString("N"));
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name is AsmSessionMetricNames.MeterName or "Microsoft.AspNetCore" || s == source,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activities.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        using var files = new FileSystemDriverFixture();
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        ChaosSessionDriver? chaos = null;
+        var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var app = await SessionApp.StartAsync(
+            b => files.Use(b, "traces"),
+            web =>
+            {
+                web.MapPost("/set", (HttpContext c) => c.Session.SetString("a", "b"));
+                web.MapGet("/read", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    return c.Session.GetString("a") ?? "-";
+                });
+                web.MapGet("/peek", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    return c.Session.GetString("a") ?? "-";
+                }).WithSessionLock(SessionLockMode.ReadOnly);
+                web.MapPost("/regenerate", (HttpContext c) => c.Session.RegenerateIdAsync());
+                web.MapPost("/destroy", (HttpContext c) => c.Session.DestroyAsync());
+                web.MapPost("/hold-then-set", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    held.SetResult();
+                    await release.Task;
+                    c.Session.SetString("a", "late");
+                });
+            },
+            time: time,
+            services: s => chaos = ChaosSessionDriver.Wrap(s));
+
+        ActivityTraceId trace;
+        using (var root = source.StartActivity("test")!)
+        {
+            trace = root.TraceId;
+            HttpClient Client(out CookieJarHandler jar)
+            {
+                var client = app.CreateClient(out jar);
+                client.DefaultRequestHeaders.Add("traceparent", root.Id);
+                return client;
+            }
+
+            HttpClient WithCookie(string cookie)
+            {
+                var client = Client(out _);
+                client.DefaultRequestHeaders.Add("Cookie", $"{AsmSessionOptions.DefaultCookieName}={cookie}");
+                return client;
+            }
+
+            var user = Client(out var jar);
+            await user.PostAsync("/set", null);                                             // load new (a creation is no commit)
+            await user.PostAsync("/set", null);                                             // commit committed
+            await user.GetStringAsync("/peek");                                            // load found, commit unchanged
+            await user.GetStringAsync("/read");                                            // commit released
+            var oldCookie = jar.Cookies.GetAllCookies().Single().Value;
+            await user.PostAsync("/regenerate", null);
+            await WithCookie(oldCookie).GetStringAsync("/peek");                           // zombie
+            await WithCookie("garbage").GetStringAsync("/peek");                           // malformed
+            await WithCookie(StockApp.CookieFor(app.Services, SessionKey.New().Value)).GetStringAsync("/peek");  // unknown
+
+            var doomed = Client(out var doomedJar);
+            await doomed.PostAsync("/set", null);
+            var destroyedCookie = doomedJar.Cookies.GetAllCookies().Single().Value;
+            await doomed.PostAsync("/destroy", null);
+            await WithCookie(destroyedCookie).GetStringAsync("/peek");                     // destroyed
+
+            // The holder's renewals never arrive; its lease runs out and the storage grants the lock to another.
+            chaos!.DropRenewals = true;
+            var holding = user.PostAsync("/hold-then-set", null);
+            await held.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            time.Advance(TimeSpan.FromMinutes(1));
+            var key = SessionKey.TryParse(StockApp.KeyOf(app.Services, jar), out var parsed) ? parsed : throw new InvalidOperationException();
+            var taken = await chaos.AtRest.LoadAsync(
+                new SessionLoadRequest { Key = key, Now = time.GetUtcNow(), IdleTimeout = TimeSpan.FromMinutes(20), Lease = SessionLease.Create(TimeSpan.FromMinutes(1)) },
+                CancellationToken.None);
+            Assert.NotNull(taken.Lease);
+            release.SetResult();
+            await holding;                                                                  // commit lock_lost
+            chaos.DropRenewals = false;
+
+            await WithCookie(oldCookie).GetStringAsync("/peek");                           // zombie_expired (30 s window)
+            time.Advance(TimeSpan.FromMinutes(21));
+            await WithCookie(jar.Cookies.GetAllCookies().Single().Value).GetStringAsync("/peek");  // expired
+
+            chaos.Fail = true;
+            await Assert.ThrowsAnyAsync<Exception>(() => WithCookie(jar.Cookies.GetAllCookies().Single().Value).GetStringAsync("/read"));  // error
+            chaos.Fail = false;
+
+            var corrupt = Client(out var corruptJar);
+            await corrupt.PostAsync("/set", null);
+            await files.CorruptSessionAsync("traces", StockApp.KeyOf(app.Services, corruptJar)[..SessionKey.IdLength]);
+            await corrupt.GetStringAsync("/peek");                                          // corrupt
+        }
+
+        var mine = activities.Where(a => a.TraceId == trace).ToList();
+        var loads = mine.Where(a => a.OperationName == AsmSessionMetricNames.LoadActivity).Select(a => (Outcome(a), a.Status)).ToList();
+        var commits = mine.Where(a => a.OperationName == AsmSessionMetricNames.CommitActivity).Select(a => (Outcome(a), a.Status)).ToList();
+        foreach (var outcome in new[] { "new", "malformed", "found", "zombie", "unknown", "expired", "destroyed", "zombie_expired" })
+        {
+            Assert.Contains((outcome, ActivityStatusCode.Unset), loads);
+        }
+
+        Assert.Contains(("corrupt", ActivityStatusCode.Error), loads);
+        Assert.Contains(("error", ActivityStatusCode.Error), loads);
+        Assert.Contains(mine, a => a.OperationName == AsmSessionMetricNames.LoadActivity
+            && (string?)a.GetTagItem("error.type") == typeof(SessionStorageException).FullName);
+        foreach (var outcome in new[] { "committed", "released", "unchanged" })
+        {
+            Assert.Contains((outcome, ActivityStatusCode.Unset), commits);
+        }
+
+        Assert.Contains(("lock_lost", ActivityStatusCode.Error), commits);
+    }
+
+    private static string? Outcome(Activity activity) => (string?)activity.GetTagItem(AsmSessionMetricNames.Outcome);
 
     private static CollectedMeasurement<long> AssertCounted(MetricCollector<long> collector, long total, string unit)
     {

@@ -286,8 +286,11 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
     private static async Task<StoredSessionInfo?> EndedEverywhereAsync(
         ISessionTrackingDriver tracking, string sessionId, StoredSessionInfo? info, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        while (info is { Destroyed: false } && !info.IsLiveAt(now)
-            && !await tracking.ExpireSessionAsync(sessionId, info.IdleExpiresAt, cancellationToken).ConfigureAwait(false))
+        // A record that never matches what was read (damaged) is tried a few times only, then judged as it reads.
+        for (var attempt = 0;
+             attempt < 3 && info is { Destroyed: false } && !info.IsLiveAt(now)
+             && !await tracking.ExpireSessionAsync(sessionId, info.IdleExpiresAt, cancellationToken).ConfigureAwait(false);
+             attempt++)
         {
             info = await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
         }

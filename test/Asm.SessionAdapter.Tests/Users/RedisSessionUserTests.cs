@@ -14,4 +14,13 @@ public sealed class RedisSessionUserTests(RedisDriverFixture driver) : SessionUs
     [Fact]
     public Task ClockTwoMinutesAhead_LogsTheUserOutEverywhere_TheSessionTheOtherStillServesEnds() =>
         InstancesWhoseClocksDisagree_OneLogsTheUserOutEverywhere_TheSessionTheOtherStillServesEnds();
+
+    [Fact]
+    public Task SweepOfASessionWhoseIdleExpiryHasALeadingZero_ReportsItsEndWithoutSpinning() =>
+        SweepOfASessionWhoseIdleExpiryNeverMatches_ReportsItsEndWithoutSpinning(async (scope, id) =>
+        {
+            var key = $"{scope}:s:{{{id}}}";
+            var idleExpiry = await Driver.Server.ExecuteTextAsync("HGET", key, "ie");
+            await Driver.Server.ExecuteAsync("HSET", key, "ie", "0" + idleExpiry);
+        });
 }

@@ -565,6 +565,24 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
         Assert.Empty(_invalid);
     }
 
+    /// <summary>
+    /// A stored idle expiry that reads as the time a sweep saw but is written differently (a damaged or hand-edited
+    /// record) never matches what the sweep read: the sweep tries a few times and then reports the end, instead of
+    /// asking storage again for ever.
+    /// </summary>
+    protected async Task SweepOfASessionWhoseIdleExpiryNeverMatches_ReportsItsEndWithoutSpinning(Func<string, string, Task> rewriteIdleExpiry)
+    {
+        await using var app = await StartAsync();
+        var id = await BindAsync(app.CreateClient(), "ada");
+        await rewriteIdleExpiry(_scope, id);
+        _time.Advance(Idle + TimeSpan.FromMinutes(1));
+
+        var reported = await app.Services.GetRequiredService<SessionLifecycle>().SweepAsync(_time.GetUtcNow(), default).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(1, reported);
+        Assert.Equal(SessionEndReason.IdleTimeout, Assert.Single(_ended, e => e.SessionId == id).Reason);
+    }
+
     private static IAsmSessionManager Manager(SessionApp app) => app.Services.GetRequiredService<IAsmSessionManager>();
 
     private static ISessionTrackingDriver Tracking(SessionApp app) => app.Services.GetRequiredService<SessionLifecycle>().Tracking!;

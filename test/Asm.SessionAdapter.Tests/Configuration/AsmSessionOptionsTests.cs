@@ -1,5 +1,11 @@
+using System.Text;
+using Asm.SessionAdapter.Users;
 using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Asm.SessionAdapter.Tests.Configuration;
@@ -122,5 +128,74 @@ public sealed class AsmSessionRegistrationTests
 
         var stores = services.Where(d => d.ServiceType == typeof(Microsoft.AspNetCore.Session.ISessionStore)).ToList();
         Assert.Equal("AsmSessionStore", Assert.Single(stores).ImplementationType?.Name);
+    }
+}
+
+public sealed class AsmSessionConfigurationTests
+{
+    [Fact]
+    public async Task OptionsBoundFromJsonConfiguration_ReachTheSessionItsCookieAndItsStoredTimes()
+    {
+        var json = """
+            { "Session": { "IdleTimeout": "00:05:00", "AbsoluteTimeout": null, "DefaultLockMode": "Lockless",
+              "Cookie": { "Name": "app.sid", "SameSite": "Strict" } } }
+            """;
+        var configuration = new ConfigurationBuilder()
+            .AddJsonStream(new MemoryStream(Encoding.UTF8.GetBytes(json))).Build();
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a => a.MapPost("/set", (HttpContext c) =>
+            {
+                c.Session.SetString("a", "b");
+                return c.Session.Id + "|" + ((IAsmSession)c.Session).LockMode;
+            }),
+            services: s => s.Configure<AsmSessionOptions>(configuration.GetSection("Session")));
+
+        var response = await app.CreateClient().PostAsync("/set", null);
+        var answer = (await response.Content.ReadAsStringAsync()).Split('|');
+
+        var cookie = Assert.Single(response.Headers.GetValues("Set-Cookie"));
+        Assert.StartsWith("app.sid=", cookie, StringComparison.Ordinal);
+        Assert.Contains("samesite=strict", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal("Lockless", answer[1]);
+        var options = app.Services.GetRequiredService<IOptions<AsmSessionOptions>>().Value;
+        Assert.Equal((TimeSpan.FromMinutes(5), (TimeSpan?)null), (options.IdleTimeout, options.AbsoluteTimeout));
+        var info = await app.Services.GetRequiredService<IAsmSessionManager>().GetSessionAsync(answer[0]);
+        Assert.Null(info!.AbsoluteExpiresAt);
+    }
+
+    [Theory]
+    [InlineData("DefaultLockMode", "7", "AsmSessionOptions.DefaultLockMode is 7")]
+    [InlineData("LockLease", "00:00:00.5", "AsmSessionOptions.LockLease is 00:00:00.5000000")]
+    [InlineData("ZombieLifetime", "-00:00:01", "AsmSessionOptions.ZombieLifetime must not be negative")]
+    public async Task InvalidOptionBoundFromConfiguration_FailsAtStartNamingIt(string key, string value, string message)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["Session:" + key] = value }).Build();
+
+        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(), _ => { }, services: s => s.Configure<AsmSessionOptions>(configuration.GetSection("Session"))));
+
+        Assert.Contains(message, failure.Message);
+    }
+
+    [Fact]
+    public async Task AddAsmSessionTwiceWithPostConfigure_AppliesEveryConfigurationInOrder_AndRegistersItsServicesOnce()
+    {
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            _ => { },
+            o => o.IdleTimeout = TimeSpan.FromMinutes(1),
+            services: s =>
+            {
+                s.PostConfigure<AsmSessionOptions>(o => o.Cookie.Name = "late.sid");
+                s.AddAsmSession(o => (o.IdleTimeout, o.MaxProfiles) = (o.IdleTimeout * 2, 3));
+            });
+
+        var options = app.Services.GetRequiredService<IOptions<AsmSessionOptions>>().Value;
+        Assert.Equal((TimeSpan.FromMinutes(2), 3, "late.sid"), (options.IdleTimeout, options.MaxProfiles, options.Cookie.Name));
+        Assert.Equal("late.sid", app.Services.GetRequiredService<IOptions<SessionOptions>>().Value.Cookie.Name);
+        Assert.Single(app.Services.GetServices<IHostedService>(), h => h is SessionEndSweeper);
+        Assert.Single(app.Services.GetServices<IValidateOptions<AsmSessionOptions>>(), v => v is AsmSessionOptionsValidator);
     }
 }

@@ -612,6 +612,34 @@ public abstract partial class SessionIdentityTests<TDriver>(TDriver driver) : IC
         Assert.Equal(("/probe", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid));
     }
 
+    [Fact]
+    public async Task ValuesSetAfterDestroyAsync_InTheSameRequest_StartANewSessionUnderANewKey()
+    {
+        var created = 0;
+        await using var app = await StartAsync(configure: o => o.Events.OnSessionCreated = _ =>
+        {
+            Interlocked.Increment(ref created);
+            return Task.CompletedTask;
+        });
+        var owner = app.CreateClient(out var ownerJar);
+        var oldId = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        var stale = Tab(app, ownerJar);
+
+        var response = await owner.PostAsync("/destroy-then-set", null);
+
+        var newId = await response.Content.ReadAsStringAsync();
+        var cookie = SessionCookieOf(response);
+        Assert.NotEqual(oldId, newId);
+        Assert.True(cookie.Expires is null || cookie.Expires > DateTimeOffset.UtcNow, $"The new session's cookie is expired: {cookie}");
+        Assert.Equal("fresh", await owner.GetStringAsync("/read/after"));
+        Assert.Equal("(none)", await owner.GetStringAsync("/read/cart"));
+        Assert.Equal(newId, await owner.GetStringAsync("/id"));
+        Assert.Equal(2, created);
+        Assert.Empty(Events.Invalid);
+        Assert.Equal("(none)", await stale.GetStringAsync("/read/after"));
+        Assert.Equal(("/read/after", InvalidSessionReason.Destroyed), Assert.Single(Events.Invalid));
+    }
+
     // ---- Encryption at rest (every driver; the bytes themselves in StoredSessionIdentityTests) ----
 
     [Fact]
@@ -699,6 +727,13 @@ public abstract partial class SessionIdentityTests<TDriver>(TDriver driver) : IC
             await c.Session.LoadAsync();
             await c.Session.DestroyAsync();
             return "destroyed";
+        });
+        app.MapPost("/destroy-then-set", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            await c.Session.DestroyAsync();
+            c.Session.SetString("after", "fresh");
+            return c.Session.Id;
         });
         app.MapGet("/read/{name}", async (HttpContext c, string name) =>
         {

@@ -232,6 +232,35 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
             events.Ended.OrderBy(e => e.UserId is null));
     }
 
+    [Fact]
+    public async Task EncryptedSession_MovesAsStored_AndOpensWithItsValuesProfilesZombieAndUser()
+    {
+        await using var before = await StartBeforeAsync(o => o.EncryptAtRest = true);
+        var user = before.CreateClient(out var jar);
+        await user.PostAsync("/set?name=user&value=alice", null);
+        var oldKey = new CookieContainer();
+        oldKey.Add(jar.Cookies.GetAllCookies());
+        await user.PostAsync("/bind?user=ada", null);
+        var sessionId = KeyOf(before, jar).Id;
+        var profiles = (await before.Services.GetRequiredService<IAsmSessionManager>().GetSessionAsync(sessionId))!.Profiles;
+        var events = new RecordingSessionEvents();
+        await using var after = await StartAfterAsync(before, events, configure: o => o.EncryptAtRest = true);
+        var manager = after.Services.GetRequiredService<IAsmSessionManager>();
+
+        var info = await manager.GetSessionAsync(sessionId);
+        Assert.Equal("ada", info?.UserId);
+        Assert.Equal(profiles, info!.Profiles);
+        Assert.NotEmpty(profiles);
+        Assert.Equal("alice", await ClientWithCookiesOf(after, jar).GetStringAsync("/get?name=user"));
+        Assert.Equal("ada", await ClientWithCookiesOf(after, jar).GetStringAsync("/user"));
+        Assert.Equal("alice", await ClientWithCookiesOf(after, oldKey).GetStringAsync("/get?name=user"));
+        var other = ClientWithCookiesOf(after, oldKey);
+        other.DefaultRequestHeaders.UserAgent.ParseAdd("AsmTest-Other/2.0");
+        Assert.Equal("-", await other.GetStringAsync("/get?name=user"));
+        Assert.Equal([("/get", InvalidSessionReason.ZombieProfileMismatch)], events.Invalid);
+        Assert.Empty(events.ProfileChanges);
+    }
+
     /// <summary>Two servers with the background mover, one previous storage: every session moves once.</summary>
     private protected async Task BackgroundMoversOnTwoServers_MoveEverySessionOnce()
     {
@@ -309,11 +338,12 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     }
 
     /// <summary>The app on the previous driver: the old server.</summary>
-    private protected Task<SessionApp> StartBeforeAsync() => SessionApp.StartAsync(b => previous.Use(b, _previousScope), Map);
+    private protected Task<SessionApp> StartBeforeAsync(Action<AsmSessionOptions>? configure = null) =>
+        SessionApp.StartAsync(b => previous.Use(b, _previousScope), Map, configure);
 
     /// <summary>The app on the new driver, migrating from the previous one, with the old server's Data Protection keys.</summary>
     private protected Task<SessionApp> StartAfterAsync(
-        SessionApp before, RecordingSessionEvents? events = null, bool background = false, FakeLogCollector? logs = null) =>
+        SessionApp before, RecordingSessionEvents? events = null, bool background = false, FakeLogCollector? logs = null, Action<AsmSessionOptions>? configure = null) =>
         SessionApp.StartAsync(
             builder =>
             {
@@ -335,7 +365,11 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
                     });
             },
             Map,
-            options => options.Events = events ?? new AsmSessionEvents(),
+            options =>
+            {
+                options.Events = events ?? new AsmSessionEvents();
+                configure?.Invoke(options);
+            },
             services: services =>
             {
                 SessionApp.ShareDataProtection(services, before.Services);

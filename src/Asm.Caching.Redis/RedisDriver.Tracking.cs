@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Asm.Caching.Records;
 using Asm.Caching.Sessions;
+using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
 namespace Asm.Caching.Drivers.Redis;
@@ -106,12 +107,30 @@ internal sealed partial class RedisDriver
         (long)await _connection.EvaluateAsync(
             TrackingScripts.Claim, EndCheckKeyOf(sessionId), [sessionId], "end check claim", cancellationToken).ConfigureAwait(false) == 1;
 
+    /// <remarks>
+    /// The 16 sets are claimed from at once, each in its own script (on a Cluster, on the master of its slot). When some
+    /// fail (their master is down, or failing over) and others took checks out, those taken are returned, not lost
+    /// with the failure: the failed sets keep theirs for a later sweep. Only when every set fails does this throw.
+    /// </remarks>
     public async ValueTask<IReadOnlyList<string>> ClaimDueEndChecksAsync(DateTimeOffset now, int max, CancellationToken cancellationToken)
     {
-        var claims = await Task.WhenAll(Enumerable.Range(0, EndCheckSets).Select(set => _connection.EvaluateAsync(
-            TrackingScripts.ClaimDue, EndCheckKey(set), [SessionRecord.Ms(now), max], "end check claim", cancellationToken).AsTask())).ConfigureAwait(false);
-        return [.. claims.SelectMany(c => (RedisResult[]?)c ?? []).Select(r => (string?)r ?? "")];
+        var claims = Enumerable.Range(0, EndCheckSets).Select(set => _connection.EvaluateAsync(
+            TrackingScripts.ClaimDue, EndCheckKey(set), [SessionRecord.Ms(now), max], "end check claim", cancellationToken).AsTask()).ToList();
+        try
+        {
+            await Task.WhenAll(claims).ConfigureAwait(false);
+        }
+        catch (Exception) when (claims.Exists(claim => claim.IsCompletedSuccessfully))
+        {
+            EndCheckSetsFailed(claims.Count(claim => !claim.IsCompletedSuccessfully), EndCheckSets, claims.First(claim => !claim.IsCompletedSuccessfully).Exception?.InnerException);
+        }
+
+        return [.. claims.Where(claim => claim.IsCompletedSuccessfully).SelectMany(claim => (RedisResult[]?)claim.Result ?? []).Select(r => (string?)r ?? "")];
     }
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Warning,
+        Message = "Taking due end checks failed on {Failed} of the {Sets} end-check sets; the checks taken from the others are reported, the failed sets' by a later sweep.")]
+    private partial void EndCheckSetsFailed(int failed, int sets, Exception? exception);
 
     private string EndCheckKey(int set) => InstancePrefix + "e:{" + set.ToString("x", System.Globalization.CultureInfo.InvariantCulture) + "}";
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using Asm.Caching.Drivers.InMemory;
 using Asm.Testing.Drivers;
@@ -154,6 +155,29 @@ public sealed class SessionUsedAsAppsDoTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("/page", await client.GetStringAsync("/last"));
+    }
+
+    [Fact]
+    public async Task SynchronousIncrementsWithoutLoadAsync_FiveTimesThePoolsThreads_AllCount()
+    {
+        // Each request blocks a thread-pool thread for its lock wait; the test projects start the pool with 32 threads.
+        const int requests = 160;
+        using var directory = new FileSystemDriverFixture();
+        await using var app = await SessionApp.StartAsync(b => directory.Use(b, "sync"), a => a.MapPost("/inc-sync", (HttpContext c) =>
+        {
+            // ISession's synchronous API only: the Exclusive load, lock wait included, blocks this thread-pool thread.
+            var n = (c.Session.GetInt32("n") ?? 0) + 1;
+            c.Session.SetInt32("n", n);
+            return n;
+        }),
+        o => o.LockWaitTimeout = TimeSpan.FromMinutes(5)); // the last waits for all the others: a loaded machine is slow
+        using var client = app.CreateClient();
+        await client.PostAsync("/inc-sync", null);
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, requests).Select(_ => client.PostAsync("/inc-sync", null)));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(Enumerable.Range(2, requests), (await Task.WhenAll(responses.Select(async r => int.Parse(await r.Content.ReadAsStringAsync(), CultureInfo.InvariantCulture)))).Order());
     }
 
     [Fact]

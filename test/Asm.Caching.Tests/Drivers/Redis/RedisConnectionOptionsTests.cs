@@ -234,6 +234,30 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AppMultiplexerWithDetailedExceptions_ServerUnreachable_FailureAndLogsNeverNameTheSessionId()
+    {
+        // The application's own multiplexer keeps the client's default: exception messages carry the command's key.
+        var configuration = ConfigurationOptions.Parse("127.0.0.1:1,connectTimeout=200");
+        configuration.AbortOnConnectFail = false;
+        configuration.BacklogPolicy = BacklogPolicy.FailFast;
+        Assert.True(configuration.IncludeDetailInExceptions);
+        await using var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var logger = new FakeLogger<RedisDriver>();
+        var services = new ServiceCollection();
+        services.AddSingleton<ILogger<RedisDriver>>(logger);
+        services.AddAsmDistributedCache().UseRedisDriver(o => o.ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(multiplexer));
+        await using var provider = services.BuildServiceProvider();
+        var driver = provider.GetRequiredService<ISessionDriver>();
+        var key = SessionKey.New();
+
+        var failure = await Assert.ThrowsAsync<RedisDriverException>(() => SessionSteps.LoadAsync(driver, TimeProvider.System, key));
+
+        Assert.IsType<RedisConnectionException>(failure.InnerException);
+        Assert.DoesNotContain(key.Id, failure.ToString(), StringComparison.Ordinal);
+        Assert.All(logger.Collector.GetSnapshot(), e => Assert.DoesNotContain(key.Id, e.Message + e.Exception, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task WaitForReplicas_NoReplicaAcknowledges_CommitFailsNamingTheOptionAndTheWriteStaysOnTheMaster()
     {
         using var drivers = new RedisTestDrivers(_server.EndPoint);

@@ -30,8 +30,10 @@ public static class AsmSessionServiceCollectionExtensions
         options.ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AsmSessionOptions>, AsmSessionOptionsValidator>());
 
-        // The stock middleware reads the cookie, the timeouts and the key length from SessionOptions.
-        services.AddOptions<SessionOptions>().Configure<IOptions<AsmSessionOptions>>((session, asm) => CopyTo(asm.Value, session));
+        // The stock middleware reads the cookie, the timeouts and the key length from SessionOptions. After every
+        // Configure: an AddSession(o => o.Cookie...) left in the app after this call would otherwise replace Asm's cookie
+        // (its name, the __Host- prefix and the Secure policy UseHostPrefix asks for) without a word.
+        services.AddOptions<SessionOptions>().PostConfigure<IOptions<AsmSessionOptions>>((session, asm) => CopyTo(asm.Value, session));
 
         services.AddAsmStorageCore();
         services.AddDataProtection();

@@ -2,7 +2,9 @@ using System.Text;
 using Asm.SessionAdapter.Users;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -128,6 +130,43 @@ public sealed class AsmSessionRegistrationTests
 
         var stores = services.Where(d => d.ServiceType == typeof(Microsoft.AspNetCore.Session.ISessionStore)).ToList();
         Assert.Equal("AsmSessionStore", Assert.Single(stores).ImplementationType?.Name);
+    }
+}
+
+public sealed class AsmSessionBesideAddSessionTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task AddSessionWithItsOwnCookie_BeforeOrAfter_AsmsCookieOptionsStillWin(bool stockFirst)
+    {
+        // An app that keeps its old AddSession line (its cookie name and policy) beside Asm's host-prefixed cookie.
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        void AddStock() => builder.Services.AddSession(o => (o.Cookie.Name, o.Cookie.SecurePolicy) = ("legacy", CookieSecurePolicy.None));
+        if (stockFirst)
+        {
+            AddStock();
+        }
+
+        builder.Services.AddAsmSession(o => (o.UseHostPrefix, o.Cookie.Name) = (true, "app"));
+        if (!stockFirst)
+        {
+            AddStock();
+        }
+
+        await using var app = builder.Build();
+        app.UseSession();
+        app.MapPost("/set", (HttpContext c) => c.Session.SetString("a", "b"));
+        await app.StartAsync();
+        using var client = app.GetTestServer().CreateClient();
+        client.BaseAddress = new Uri("https://localhost/");
+
+        var cookie = Assert.Single((await client.PostAsync("/set", null)).Headers.GetValues("Set-Cookie"));
+
+        Assert.StartsWith("__Host-app=", cookie, StringComparison.Ordinal);
+        Assert.Contains("secure", cookie, StringComparison.OrdinalIgnoreCase);
+        await app.StopAsync();
     }
 }
 

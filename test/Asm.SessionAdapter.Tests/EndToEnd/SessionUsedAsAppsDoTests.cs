@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Net;
 using Asm.Caching.Drivers.InMemory;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Tests.Import;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
@@ -8,6 +10,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Net.Http.Headers;
 
 namespace Asm.SessionAdapter.Tests.EndToEnd;
 
@@ -201,6 +204,37 @@ public sealed class SessionUsedAsAppsDoTests
         Assert.True(response.Headers.Contains("Set-Cookie"));
         Assert.Equal(1, app.Services.GetRequiredService<InMemoryDriver>().Count);
         Assert.Equal("0", await client.GetStringAsync("/keys"));
+    }
+
+    [Theory]
+    [InlineData("garbage")]
+    [InlineData("unknown")]
+    public async Task OnInvalidSessionAccessed_HandlerThatThrows_RefusesTheRequest_AndTheErrorPageStillDeletesTheCookie(string cookie)
+    {
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                // An app's error page, as UseExceptionHandler serves it: the response is cleared and written anew.
+                a.UseExceptionHandler(e => e.Run(c => c.Response.WriteAsync("error page")));
+                a.MapGet("/cart", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    return "cart";
+                });
+            },
+            o => o.Events.OnInvalidSessionAccessed = _ => throw new UnauthorizedAccessException("A bad session cookie is refused."));
+        var client = app.CreateClient();
+        var value = cookie == "unknown" ? StockApp.CookieFor(app.Services, SessionKey.New().Value) : cookie;
+        client.DefaultRequestHeaders.Add("Cookie", $"{AsmSessionOptions.DefaultCookieName}={value}");
+
+        var response = await client.GetAsync("/cart");
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.Equal("error page", await response.Content.ReadAsStringAsync());
+        var deleted = Assert.Single(SetCookieHeaderValue.ParseList([.. response.Headers.GetValues("Set-Cookie")]));
+        Assert.Equal(AsmSessionOptions.DefaultCookieName, deleted.Name.ToString());
+        Assert.True(deleted.Expires < DateTimeOffset.UtcNow, $"The refused cookie was not deleted: {deleted}");
     }
 
     [Theory]

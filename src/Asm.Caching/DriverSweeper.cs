@@ -23,20 +23,27 @@ internal sealed partial class DriverSweeper(
         }
 
         using var timer = new PeriodicTimer(options.Value.Interval, timeProvider);
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        try
         {
-            try
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
-                var removed = await sweepable.SweepAsync(timeProvider.GetUtcNow(), stoppingToken).ConfigureAwait(false);
-                if (removed > 0)
+                try
                 {
-                    Swept(removed);
+                    var removed = await sweepable.SweepAsync(timeProvider.GetUtcNow(), stoppingToken).ConfigureAwait(false);
+                    if (removed > 0)
+                    {
+                        Swept(removed);
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    SweepFailed(ex);
                 }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                SweepFailed(ex);
-            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // The app stops, or is disposed without a stop: the sweeps end, which the host must not report as a failure.
         }
     }
 

@@ -20,16 +20,23 @@ internal sealed class SessionEndSweeper(SessionLifecycle lifecycle, IOptions<Swe
         }
 
         using var timer = new PeriodicTimer(options.Value.Interval, timeProvider);
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        try
         {
-            try
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
             {
-                await lifecycle.SweepAsync(timeProvider.GetUtcNow(), stoppingToken).ConfigureAwait(false);
+                try
+                {
+                    await lifecycle.SweepAsync(timeProvider.GetUtcNow(), stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    Log.EndSweepFailed(lifecycle.Logger, ex);
+                }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                Log.EndSweepFailed(lifecycle.Logger, ex);
-            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // The app stops, or is disposed without a stop: the sweeps end, which the host must not report as a failure.
         }
     }
 }

@@ -5,7 +5,9 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Asm.SessionAdapter.Tests.EndToEnd;
@@ -67,6 +69,30 @@ public sealed class HostShutdownTests : IDisposable
         var read = await next.CreateClient().SendAsync(request);
 
         Assert.Equal((HttpStatusCode.OK, "finished during shutdown"), (read.StatusCode, await read.Content.ReadAsStringAsync()));
+    }
+
+    [Fact]
+    public async Task AppDisposedWithoutStop_ItsBackgroundServicesEndWithoutAFault()
+    {
+        // An integration test's `await using var app`: the host cancels its background services as it is disposed,
+        // without StopAsync, and logs every one that ends cancelled or failed as a failure ("BackgroundService failed").
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Logging.ClearProviders();
+        builder.Services.AddAsmSession().UseFileSystemDriver(Path.Combine(_root, "sessions"));
+        var app = builder.Build();
+        app.UseSession();
+        await app.StartAsync();
+        var services = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().Where(s => s.GetType().Namespace!.StartsWith("Asm.", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, services.Count);
+
+        await app.DisposeAsync();
+
+        foreach (var service in services)
+        {
+            await service.ExecuteTask!.WaitAsync(TimeSpan.FromSeconds(60)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+            Assert.True(service.ExecuteTask.IsCompletedSuccessfully, $"{service.GetType().Name} ended {service.ExecuteTask.Status}");
+        }
     }
 
     public void Dispose() => TestDirectories.Delete(_root);

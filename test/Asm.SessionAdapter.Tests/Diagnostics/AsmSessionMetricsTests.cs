@@ -126,13 +126,7 @@ public sealed class AsmSessionMetricsTests
     {
         var activities = new ConcurrentQueue<Activity>();
         using var source = new ActivitySource("Asm.Tests." + Guid.NewGuid().ToString("N"));
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = s => s.Name is AsmSessionMetricNames.MeterName or "Microsoft.AspNetCore" || s == source,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activities.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var listener = Record(source, activities);
         await using var app = await StartAsync();
         var client = app.CreateClient();
 
@@ -162,13 +156,7 @@ public sealed class AsmSessionMetricsTests
     {
         var activities = new ConcurrentQueue<Activity>();
         using var source = new ActivitySource("Asm.Tests." + Guid.NewGuid().ToString("N"));
-        using var listener = new ActivityListener
-        {
-            ShouldListenTo = s => s.Name is AsmSessionMetricNames.MeterName or "Microsoft.AspNetCore" || s == source,
-            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
-            ActivityStopped = activities.Enqueue,
-        };
-        ActivitySource.AddActivityListener(listener);
+        using var listener = Record(source, activities);
         using var files = new FileSystemDriverFixture();
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
         ChaosSessionDriver? chaos = null;
@@ -283,6 +271,22 @@ public sealed class AsmSessionMetricsTests
         }
 
         Assert.Contains(("lock_lost", ActivityStatusCode.Error), commits);
+    }
+
+    /// <summary>
+    /// Records the Asm activities and the server's request activities, which continue the W3C trace of a test's own
+    /// <paramref name="source"/> (other tests' sessions run in parallel).
+    /// </summary>
+    private static ActivityListener Record(ActivitySource source, ConcurrentQueue<Activity> activities)
+    {
+        var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s.Name is AsmSessionMetricNames.MeterName or "Microsoft.AspNetCore" || s == source,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = activities.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        return listener;
     }
 
     private static string? Outcome(Activity activity) => (string?)activity.GetTagItem(AsmSessionMetricNames.Outcome);

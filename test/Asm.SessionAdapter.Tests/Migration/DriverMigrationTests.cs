@@ -233,6 +233,42 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     }
 
     [Fact]
+    public async Task SessionLockedInThePreviousDriver_IsListedAndEndedWhereItIs_AndItsHoldersCommitIsRefused()
+    {
+        await using var before = await StartBeforeAsync();
+        var ada = before.CreateClient(out var jar);
+        await ada.PostAsync("/bind?user=ada", null);
+        var key = KeyOf(before, jar);
+        var oldStorage = before.Services.GetRequiredService<ISessionDriver>();
+        var held = await oldStorage.LoadAsync(
+            new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20), Lease = SessionLease.Create(TimeSpan.FromMinutes(1)) },
+            CancellationToken.None);
+        Assert.Equal(SessionLoadStatus.Found, held.Status);
+        var events = new RecordingSessionEvents();
+        await using var after = await StartAfterAsync(before, events);
+        var manager = after.Services.GetRequiredService<IAsmSessionManager>();
+
+        Assert.Equal([key.Id], (await manager.GetUserSessionsAsync("ada")).Select(s => s.SessionId));
+        Assert.Equal(1, await manager.DestroyUserSessionsAsync("ada"));
+
+        var late = await oldStorage.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id,
+                Now = DateTimeOffset.UtcNow,
+                IdleTimeout = TimeSpan.FromMinutes(20),
+                Lease = held.Lease,
+                ReleaseLock = true,
+                Changes = new Dictionary<string, byte[]?> { ["user"] = "mallory"u8.ToArray() },
+            },
+            CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.NotFound, late);
+        Assert.Equal([(key.Id, (string?)"ada", SessionEndReason.Destroyed)], events.Ended);
+        Assert.Equal("-", await ClientWithCookiesOf(after, jar).GetStringAsync("/user"));
+        Assert.Equal([("/user", InvalidSessionReason.Destroyed)], events.Invalid);
+    }
+
+    [Fact]
     public async Task EncryptedSession_MovesAsStored_AndOpensWithItsValuesProfilesZombieAndUser()
     {
         await using var before = await StartBeforeAsync(o => o.EncryptAtRest = true);

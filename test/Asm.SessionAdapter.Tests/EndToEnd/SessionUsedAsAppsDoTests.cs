@@ -54,14 +54,10 @@ public sealed class SessionUsedAsAppsDoTests
     {
         await using var app = await StartStockOrAsmAsync(store, a =>
         {
+            // A middleware that records the last page in the session as the response starts.
             a.Use(async (c, next) =>
             {
-                // A middleware that records the last page in the session as the response starts.
-                c.Response.OnStarting(() =>
-                {
-                    c.Session.SetString("last", c.Request.Path);
-                    return Task.CompletedTask;
-                });
+                RecordLastPageAsTheResponseStarts(c);
                 await next(c);
             });
             a.MapGet("/page", () => "page");
@@ -115,14 +111,9 @@ public sealed class SessionUsedAsAppsDoTests
         {
             a.Use(async (c, next) =>
             {
-                // A middleware that records the last page in the session as the response starts.
                 if (registeredBy == "middleware")
                 {
-                    c.Response.OnStarting(() =>
-                    {
-                        c.Session.SetString("last", c.Request.Path);
-                        return Task.CompletedTask;
-                    });
+                    RecordLastPageAsTheResponseStarts(c);
                 }
 
                 await next(c);
@@ -137,11 +128,7 @@ public sealed class SessionUsedAsAppsDoTests
                 if (registeredBy == "endpoint")
                 {
                     // The callback is registered before the session is first read, which finds the cookie's session gone.
-                    c.Response.OnStarting(() =>
-                    {
-                        c.Session.SetString("last", c.Request.Path);
-                        return Task.CompletedTask;
-                    });
+                    RecordLastPageAsTheResponseStarts(c);
                     _ = c.Session.GetString("last");
                 }
 
@@ -425,6 +412,13 @@ public sealed class SessionUsedAsAppsDoTests
         await app.StartAsync();
         return app;
     }
+
+    /// <summary>Records the request's path in the session (<c>last</c>) from a <c>Response.OnStarting</c> callback.</summary>
+    private static void RecordLastPageAsTheResponseStarts(HttpContext context) => context.Response.OnStarting(() =>
+    {
+        context.Session.SetString("last", context.Request.Path);
+        return Task.CompletedTask;
+    });
 
     /// <summary>Maps <c>POST /inc</c>: an Exclusive read-modify-write of <c>n</c>, answering the new count.</summary>
     private static void MapIncrement(WebApplication app) => app.MapPost("/inc", async (HttpContext c) =>

@@ -8,7 +8,7 @@ namespace Asm.SessionAdapter.Migration;
 /// The driver sessions are moved from (see <c>MigrateFrom</c>), built in a service provider of its own so that it
 /// may be the same kind of driver as the new one (Redis to Redis Cluster) without the two sharing options.
 /// </summary>
-internal sealed class PreviousSessionDriver : IAsyncDisposable
+internal sealed class PreviousSessionDriver : IAsyncDisposable, IDisposable
 {
     private readonly ServiceProvider _provider;
 
@@ -34,4 +34,7 @@ internal sealed class PreviousSessionDriver : IAsyncDisposable
     public ISessionDriver Driver { get; }
 
     public ValueTask DisposeAsync() => _provider.DisposeAsync();
+
+    /// <summary>For an application container disposed synchronously, which refuses a singleton it can only dispose asynchronously.</summary>
+    public void Dispose() => _provider.Dispose();
 }

@@ -110,6 +110,19 @@ public sealed class AsmSessionOptionsTests
 
 public sealed class AsmSessionRegistrationTests
 {
+    [Fact]
+    public void ProviderWithMigrateFrom_DisposedSynchronously_DisposesThePreviousDriverWithoutThrowing()
+    {
+        // A tool or a unit test of the app that uses the session manager from a provider it disposes with `using`.
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddAsmSession().UseInMemoryDriver().MigrateFrom(previous => previous.UseInMemoryDriver());
+        var provider = services.BuildServiceProvider();
+        Assert.NotNull(provider.GetRequiredService<IAsmSessionManager>());
+
+        provider.Dispose();
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -183,19 +183,59 @@ internal sealed partial class RedisConnection : IDisposable
     }
 
     /// <summary>
-    /// Lists the keys matching <paramref name="pattern"/> with <c>SCAN</c> on every primary the connection knows (one
-    /// server, or each master of a Cluster).
+    /// Lists the keys matching <paramref name="pattern"/> with <c>SCAN</c> on every primary: the one server, or each
+    /// master of a Cluster that serves slots now, as the Cluster tells (a killed master that its replica replaced is
+    /// still known to the client, as a master, until it comes back). A server that cannot be read fails the listing
+    /// with a <see cref="RedisDriverException"/>.
     /// </summary>
     public async IAsyncEnumerable<string> ScanAsync(string pattern, string operation, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
-        foreach (var server in database.Multiplexer.GetServers().Where(server => !server.IsReplica))
+        IEnumerable<IServer> primaries;
+        try
         {
-            await foreach (var key in server.KeysAsync(database.Database, pattern, pageSize: 500).WithCancellation(cancellationToken).ConfigureAwait(false))
+            primaries = Primaries(database.Multiplexer);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            throw Failure(ex, operation);
+        }
+
+        foreach (var server in primaries)
+        {
+            await using var keys = server.KeysAsync(database.Database, pattern, pageSize: 500).GetAsyncEnumerator(cancellationToken);
+            while (true)
             {
-                yield return key.ToString();
+                try
+                {
+                    if (!await keys.MoveNextAsync().ConfigureAwait(false))
+                    {
+                        break;
+                    }
+                }
+                catch (Exception ex) when (ex is RedisException or TimeoutException or AggregateException)
+                {
+                    throw Failure(ex is AggregateException { InnerException: { } inner } ? inner : ex, operation);
+                }
+
+                yield return keys.Current.ToString();
             }
         }
+    }
+
+    /// <summary>
+    /// The servers to list keys on: every one the client knows that is not a replica, less, on a Cluster, a master that
+    /// cannot be reached and that a reachable node's view of the Cluster no longer holds as a master serving slots
+    /// (failed over to its replica). The client keeps a killed master as a master until it comes back; listing on it
+    /// would fail every time.
+    /// </summary>
+    private static IEnumerable<IServer> Primaries(IConnectionMultiplexer connection)
+    {
+        var servers = connection.GetServers();
+        var views = servers.Where(server => server.IsConnected && server.ServerType == ServerType.Cluster)
+            .Select(server => server.ClusterConfiguration).OfType<ClusterConfiguration>().ToList();
+        return servers.Where(server => !server.IsReplica
+            && (server.IsConnected || !views.Exists(view => view[server.EndPoint] is not { IsReplica: false, Slots.Count: > 0 })));
     }
 
     /// <summary>

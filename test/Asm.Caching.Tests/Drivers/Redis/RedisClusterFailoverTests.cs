@@ -141,6 +141,46 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
     }
 
     [Fact]
+    public async Task MasterKilledAndFailedOver_ListingSessions_ListsEverySessionOnceFromTheMastersServingNow()
+    {
+        // The listing is what MigrateFrom's background mover reads from a previous driver on a Cluster.
+        var clock = TimeProvider.System;
+        var writer = _drivers.Create(clock, configure: o => o.WaitForReplicas = 1);
+        var driver = _drivers.Create(clock);
+        var ids = new List<string>();
+        for (var i = 0; i < 30; i++)
+        {
+            ids.Add((await SessionSteps.CreateAsync(writer, clock)).Id);
+        }
+
+        ids.Sort(StringComparer.Ordinal);
+        Assert.Equal(ids, await ListAsync(driver));
+        var victim = (await _cluster.MastersAsync())[0];
+        var replica = await _cluster.ReplicaOfAsync(victim);
+        var victimSlot = await FirstSlotOfAsync(victim, ids, driver);
+
+        victim.Stop();
+
+        // Once the replica serves the killed master's slots (and the client follows), every session is listed again,
+        // each once, though the client still knows the dead master.
+        await EventuallyAsync(async () => await _cluster.MasterOfSlotAsync(victimSlot) == replica, "the cluster to name the replica the slot's master");
+        await EventuallyAsync(
+            async () =>
+            {
+                try
+                {
+                    return (await SessionSteps.LoadAsync(driver, clock, SessionKey.New())).Status == SessionLoadStatus.Unknown
+                        && ids.SequenceEqual(await ListAsync(driver));
+                }
+                catch (RedisDriverException)
+                {
+                    return false;
+                }
+            },
+            "every session to be listed after the failover");
+    }
+
+    [Fact]
     public async Task Destroy_WhileTheSlotMigratesWithTheHashStillOnTheSource_LeavesTheTombstone()
     {
         // A script that let the key disappear mid-way would be refused its next write there (the missing key belongs
@@ -216,6 +256,32 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         var slot = await _cluster.SlotOfAsync(driver.SessionKeyOf(key.Id));
         var source = await _cluster.MasterOfSlotAsync(slot);
         return (key, slot, source, (await _cluster.MastersAsync()).First(m => m != source));
+    }
+
+    private static async Task<List<string>> ListAsync(RedisDriver driver)
+    {
+        List<string> ids = [];
+        await foreach (var id in driver.ListSessionIdsAsync(CancellationToken.None))
+        {
+            ids.Add(id);
+        }
+
+        ids.Sort(StringComparer.Ordinal);
+        return ids;
+    }
+
+    private async Task<int> FirstSlotOfAsync(RedisServer master, IEnumerable<string> ids, RedisDriver driver)
+    {
+        foreach (var id in ids)
+        {
+            var slot = await _cluster.SlotOfAsync(driver.SessionKeyOf(id));
+            if (await _cluster.MasterOfSlotAsync(slot) == master)
+            {
+                return slot;
+            }
+        }
+
+        throw new InvalidOperationException("No session is on that master.");
     }
 
     private static async Task EventuallyAsync(Func<Task<bool>> condition, string what)

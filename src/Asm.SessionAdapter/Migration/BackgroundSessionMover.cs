@@ -43,47 +43,54 @@ internal sealed class BackgroundSessionMover(
 
         var mover = new MigratingSessionDriver(current, previous.Driver, time, metrics, logger, sessionOptions.Value.LockLease);
         var interval = TimeSpan.FromSeconds(1.0 / options.Value.SessionsPerSecond);
-        for (var pass = 1; !stoppingToken.IsCancellationRequested; pass++)
+        try
         {
-            var (listed, moved, locked) = (0, 0, 0);
-            try
+            for (var pass = 1; !stoppingToken.IsCancellationRequested; pass++)
             {
-                await foreach (var id in listing.ListSessionIdsAsync(stoppingToken).ConfigureAwait(false))
+                var (listed, moved, locked) = (0, 0, 0);
+                try
                 {
-                    listed++;
-                    switch (await mover.MoveAsync(id, stoppingToken).ConfigureAwait(false))
+                    await foreach (var id in listing.ListSessionIdsAsync(stoppingToken).ConfigureAwait(false))
                     {
-                        case SessionLoadStatus.Found:
-                            moved++;
-                            break;
-                        case SessionLoadStatus.LockBusy:
-                            locked++;
-                            break;
-                    }
+                        listed++;
+                        switch (await mover.MoveAsync(id, stoppingToken).ConfigureAwait(false))
+                        {
+                            case SessionLoadStatus.Found:
+                                moved++;
+                                break;
+                            case SessionLoadStatus.LockBusy:
+                                locked++;
+                                break;
+                        }
 
-                    if (listed % ProgressEvery == 0)
-                    {
-                        Log.MoverProgress(logger, pass, listed, moved, locked);
-                    }
+                        if (listed % ProgressEvery == 0)
+                        {
+                            Log.MoverProgress(logger, pass, listed, moved, locked);
+                        }
 
-                    await Task.Delay(interval, time, stoppingToken).ConfigureAwait(false);
+                        await Task.Delay(interval, time, stoppingToken).ConfigureAwait(false);
+                    }
                 }
-            }
-            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
-            {
-                Log.MoverFailed(logger, pass, ex);
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    Log.MoverFailed(logger, pass, ex);
+                    await Task.Delay(RetryAfter, time, stoppingToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                Log.MoverPassDone(logger, pass, listed, moved, locked);
+                if (locked == 0)
+                {
+                    Log.MoverComplete(logger);
+                    return;
+                }
+
                 await Task.Delay(RetryAfter, time, stoppingToken).ConfigureAwait(false);
-                continue;
             }
-
-            Log.MoverPassDone(logger, pass, listed, moved, locked);
-            if (locked == 0)
-            {
-                Log.MoverComplete(logger);
-                return;
-            }
-
-            await Task.Delay(RetryAfter, time, stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // The app stops, or is disposed without a stop: the move ends, which the host must not report as a failure.
         }
     }
 }

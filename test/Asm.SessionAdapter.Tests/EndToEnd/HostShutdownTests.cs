@@ -1,4 +1,6 @@
 using System.Net;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Migration;
 using Asm.Testing.Cleanup;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
@@ -79,12 +81,25 @@ public sealed class HostShutdownTests : IDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
         builder.Logging.ClearProviders();
-        builder.Services.AddAsmSession().UseFileSystemDriver(Path.Combine(_root, "sessions"));
+        builder.Services.AddAsmSession().UseFileSystemDriver(Path.Combine(_root, "sessions")).MigrateFrom(
+            previous => previous.UseInMemoryDriver(),
+            migration => (migration.MoveInBackground, migration.SessionsPerSecond) = (true, 1));
         var app = builder.Build();
         app.UseSession();
+
+        // Sessions to move, one a second: the mover is in the middle of its pass when the app goes.
+        var from = app.Services.GetRequiredService<PreviousSessionDriver>().Driver;
+        for (var i = 0; i < 3; i++)
+        {
+            var key = SessionKey.New();
+            await from.CommitAsync(
+                new SessionCommitRequest { SessionId = key.Id, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20), CreateWithSecret = key.Secret, Changes = new Dictionary<string, byte[]?> { ["a"] = [1] } },
+                CancellationToken.None);
+        }
+
         await app.StartAsync();
         var services = app.Services.GetServices<IHostedService>().OfType<BackgroundService>().Where(s => s.GetType().Namespace!.StartsWith("Asm.", StringComparison.Ordinal)).ToList();
-        Assert.Equal(2, services.Count);
+        Assert.Equal(3, services.Count);
 
         await app.DisposeAsync();
 

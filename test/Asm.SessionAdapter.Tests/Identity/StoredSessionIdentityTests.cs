@@ -64,6 +64,25 @@ public abstract class StoredSessionIdentityTests<TDriver>(TDriver driver) : Sess
     }
 
     [Fact]
+    public async Task CorruptStoredSession_IsNeverDeletedByAReadOrAWritingRequest_AndIsReportedCorruptEachTime()
+    {
+        await using var app = await StartAsync();
+        var owner = app.CreateClient(out var ownerJar);
+        var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        await Driver.CorruptSessionAsync(Scope, id);
+        var (reader, writer, later) = (Tab(app, ownerJar), Tab(app, ownerJar), Tab(app, ownerJar));
+
+        Assert.Equal("(none)", await reader.GetStringAsync("/read/cart"));
+        await AssertFreshSessionAsync(app, await writer.PostAsync("/probe", null), id, writer);
+        Assert.Equal("(none)", await later.GetStringAsync("/read/cart"));
+
+        // Had a read deleted the record, the key would now be Unknown.
+        Assert.Equal(
+            [("/read/cart", InvalidSessionReason.Corrupt), ("/probe", InvalidSessionReason.Corrupt), ("/read/cart", InvalidSessionReason.Corrupt)],
+            Events.Invalid);
+    }
+
+    [Fact]
     public async Task EncryptAtRest_CiphertextTamperedAtRest_GivesACorruptEventAndAFreshSessionNotAnError()
     {
         await using var app = await StartAsync(configure: o => o.EncryptAtRest = true);

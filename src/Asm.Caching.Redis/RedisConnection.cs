@@ -224,18 +224,23 @@ internal sealed partial class RedisConnection : IDisposable
     }
 
     /// <summary>
-    /// The servers to list keys on: every one the client knows that is not a replica, less, on a Cluster, a master that
-    /// cannot be reached and that a reachable node's view of the Cluster no longer holds as a master serving slots
-    /// (failed over to its replica). The client keeps a killed master as a master until it comes back; listing on it
-    /// would fail every time.
+    /// The servers to list keys on: every one the client knows that is not a replica, less a master that cannot be
+    /// reached and was replaced: under Sentinel, one beside a reachable master (the one promoted); on a Cluster, one that
+    /// a reachable node's view of the Cluster no longer holds as a master serving slots (failed over to its replica).
+    /// The client keeps a killed master as a master until it comes back; listing on it would fail every time.
     /// </summary>
     private static IEnumerable<IServer> Primaries(IConnectionMultiplexer connection)
     {
-        var servers = connection.GetServers();
-        var views = servers.Where(server => server.IsConnected && server.ServerType == ServerType.Cluster)
+        var masters = connection.GetServers().Where(server => !server.IsReplica).ToList();
+        var views = masters.Where(server => server.IsConnected && server.ServerType == ServerType.Cluster)
             .Select(server => server.ClusterConfiguration).OfType<ClusterConfiguration>().ToList();
-        return servers.Where(server => !server.IsReplica
-            && (server.IsConnected || !views.Exists(view => view[server.EndPoint] is not { IsReplica: false, Slots.Count: > 0 })));
+        if (views.Count == 0)
+        {
+            return masters.Exists(server => server.IsConnected) ? masters.Where(server => server.IsConnected) : masters;
+        }
+
+        return masters.Where(server =>
+            server.IsConnected || !views.Exists(view => view[server.EndPoint] is not { IsReplica: false, Slots.Count: > 0 }));
     }
 
     /// <summary>

@@ -134,6 +134,60 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.True(woken.Elapsed < TimeSpan.FromSeconds(30), $"The wait took {woken.Elapsed} of its 60 s.");
     }
 
+    [Fact]
+    public async Task MasterKilled_ReplicaPromoted_ListingSessionsListsEverySessionOnce()
+    {
+        // The listing is what MigrateFrom's background mover reads from a previous driver.
+        var clock = TimeProvider.System;
+        var writer = _drivers.Create(clock, configure: o => o.WaitForReplicas = 1);
+        var driver = _drivers.Create(clock);
+        var ids = new List<string>();
+        for (var i = 0; i < 10; i++)
+        {
+            ids.Add((await SessionSteps.CreateAsync(writer, clock)).Id);
+        }
+
+        ids.Sort(StringComparer.Ordinal);
+        Assert.Equal(ids, await ListAsync(driver));
+
+        _group.Master.Stop();
+        await _group.WaitForMasterAsync(_group.Replica);
+
+        // Once the client follows the promotion, every session is listed again, each once, though the client still
+        // knows the killed master.
+        var since = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                if ((await SessionSteps.LoadAsync(driver, clock, SessionKey.New())).Status == SessionLoadStatus.Unknown
+                    && ids.SequenceEqual(await ListAsync(driver)))
+                {
+                    break;
+                }
+            }
+            catch (RedisDriverException)
+            {
+                // Not yet.
+            }
+
+            Assert.True(since.Elapsed < TimeSpan.FromSeconds(60), "The sessions were not listed again within 60 s of the promotion.");
+            await Task.Delay(50);
+        }
+    }
+
+    private static async Task<List<string>> ListAsync(RedisDriver driver)
+    {
+        List<string> ids = [];
+        await foreach (var id in driver.ListSessionIdsAsync(CancellationToken.None))
+        {
+            ids.Add(id);
+        }
+
+        ids.Sort(StringComparer.Ordinal);
+        return ids;
+    }
+
     private async Task WaitForReplicaToCatchUpAsync()
     {
         var target = ReplicationOffset(await _group.Master.ExecuteTextAsync("INFO", "replication"));

@@ -283,12 +283,16 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
         Assert.Equal(200, BitConverter.ToInt32(loaded.Values["counter"]));
     }
 
-    [Fact]
-    public async Task SweepAsync_AbandonedTemporaryFiles_RemovedAfterAMinute()
+    [Theory]
+    [InlineData("")]
+    [InlineData(".users")] // a process killed while it rewrote a user index
+    [InlineData(".ends")] // ... or scheduled an end check
+    public async Task SweepAsync_AbandonedTemporaryFiles_RemovedAfterAMinute(string subdirectory)
     {
         Assert.True(Directory.Exists(Driver.DirectoryPath));
-        var stale = Path.Combine(StoreDirectory, "stale.session.0011.tmp");
-        var fresh = Path.Combine(StoreDirectory, "fresh.session.0022.tmp");
+        var directory = Directory.CreateDirectory(Path.Combine(StoreDirectory, subdirectory)).FullName;
+        var stale = Path.Combine(directory, "stale.session.0011.tmp");
+        var fresh = Path.Combine(directory, "fresh.session.0022.tmp");
         await File.WriteAllBytesAsync(stale, [1], Token);
         await File.WriteAllBytesAsync(fresh, [1], Token);
         File.SetLastWriteTimeUtc(stale, (Clock.GetUtcNow() - TimeSpan.FromMinutes(2)).UtcDateTime);

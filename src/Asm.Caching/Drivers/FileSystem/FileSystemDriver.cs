@@ -371,7 +371,8 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
 
     /// <summary>
     /// Removes session files whose purge time passed and expired cache files, each re-checked under its stripe lock,
-    /// and temporary files abandoned for more than a minute. Unreadable files are left for inspection.
+    /// and temporary files abandoned for more than a minute (beside the user indexes and end checks too). Unreadable
+    /// files are left for inspection.
     /// </summary>
     public async ValueTask<int> SweepAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -385,12 +386,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             {
                 if (name.EndsWith(TempExtension, StringComparison.Ordinal))
                 {
-                    if (File.GetLastWriteTimeUtc(path) < (now - StaleTempAge).UtcDateTime)
-                    {
-                        File.Delete(path);
-                        StaleTempFileRemoved(name);
-                    }
-
+                    RemoveIfAbandoned(path, name, now);
                     continue;
                 }
 
@@ -418,6 +414,25 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             }
         }
 
+        // A process killed while it rewrote a user index or an end check left its temporary file beside them.
+        foreach (var subdirectory in (string[])[UsersDirectory, EndsDirectory])
+        {
+            var path = Path.Combine(DirectoryPath, subdirectory);
+            foreach (var temp in Directory.Exists(path) ? Directory.EnumerateFiles(path, "*" + TempExtension) : [])
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var name = Path.GetFileName(temp);
+                try
+                {
+                    RemoveIfAbandoned(temp, name, now);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    SweepSkippedFile(name, ex);
+                }
+            }
+        }
+
         return removed;
     }
 
@@ -426,6 +441,16 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
 
     /// <summary>The path of the file of cache entry <paramref name="key"/>.</summary>
     internal string GetCacheFilePath(string key) => CacheFile(key).Path;
+
+    /// <summary>Removes the temporary file at <paramref name="path"/> if it was abandoned (not written for a minute).</summary>
+    private void RemoveIfAbandoned(string path, string name, DateTimeOffset now)
+    {
+        if (File.GetLastWriteTimeUtc(path) < (now - StaleTempAge).UtcDateTime)
+        {
+            File.Delete(path);
+            StaleTempFileRemoved(name);
+        }
+    }
 
     private async ValueTask<SessionCommitStatus> CommitLockedAsync(StoredFile file, SessionCommitRequest request, CancellationToken cancellationToken)
     {

@@ -183,25 +183,14 @@ internal sealed partial class RedisConnection : IDisposable
     }
 
     /// <summary>
-    /// Lists the keys matching <paramref name="pattern"/> with <c>SCAN</c> on every primary: the one server, or each
-    /// master of a Cluster that serves slots now, as the Cluster tells (a killed master that its replica replaced is
-    /// still known to the client, as a master, until it comes back). A server that cannot be read fails the listing
+    /// Lists the keys matching <paramref name="pattern"/> with <c>SCAN</c> on every primary (see <see cref="Primaries"/>):
+    /// the one server, Sentinel's master, or each master of a Cluster. A server that cannot be read fails the listing
     /// with a <see cref="RedisDriverException"/>.
     /// </summary>
     public async IAsyncEnumerable<string> ScanAsync(string pattern, string operation, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
-        IEnumerable<IServer> primaries;
-        try
-        {
-            primaries = Primaries(database.Multiplexer);
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            throw Failure(ex, operation);
-        }
-
-        foreach (var server in primaries)
+        foreach (var server in Primaries(database.Multiplexer))
         {
             await using var keys = server.KeysAsync(database.Database, pattern, pageSize: 500).GetAsyncEnumerator(cancellationToken);
             while (true)

@@ -147,14 +147,8 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         var clock = TimeProvider.System;
         var writer = _drivers.Create(clock, configure: o => o.WaitForReplicas = 1);
         var driver = _drivers.Create(clock);
-        var ids = new List<string>();
-        for (var i = 0; i < 30; i++)
-        {
-            ids.Add((await SessionSteps.CreateAsync(writer, clock)).Id);
-        }
-
-        ids.Sort(StringComparer.Ordinal);
-        Assert.Equal(ids, await ListAsync(driver));
+        var ids = await SessionSteps.CreateManyAsync(writer, clock, 30);
+        Assert.Equal(ids, await SessionSteps.ListAsync(driver));
         var victim = (await _cluster.MastersAsync())[0];
         var replica = await _cluster.ReplicaOfAsync(victim);
         var victimSlot = await FirstSlotOfAsync(victim, ids, driver);
@@ -165,18 +159,7 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         // each once, though the client still knows the dead master.
         await EventuallyAsync(async () => await _cluster.MasterOfSlotAsync(victimSlot) == replica, "the cluster to name the replica the slot's master");
         await EventuallyAsync(
-            async () =>
-            {
-                try
-                {
-                    return (await SessionSteps.LoadAsync(driver, clock, SessionKey.New())).Status == SessionLoadStatus.Unknown
-                        && ids.SequenceEqual(await ListAsync(driver));
-                }
-                catch (RedisDriverException)
-                {
-                    return false;
-                }
-            },
+            () => SessionSteps.ServesAndListsExactlyAsync(driver, clock, ids),
             "every session to be listed after the failover");
     }
 
@@ -256,18 +239,6 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         var slot = await _cluster.SlotOfAsync(driver.SessionKeyOf(key.Id));
         var source = await _cluster.MasterOfSlotAsync(slot);
         return (key, slot, source, (await _cluster.MastersAsync()).First(m => m != source));
-    }
-
-    private static async Task<List<string>> ListAsync(RedisDriver driver)
-    {
-        List<string> ids = [];
-        await foreach (var id in driver.ListSessionIdsAsync(CancellationToken.None))
-        {
-            ids.Add(id);
-        }
-
-        ids.Sort(StringComparer.Ordinal);
-        return ids;
     }
 
     private async Task<int> FirstSlotOfAsync(RedisServer master, IEnumerable<string> ids, RedisDriver driver)

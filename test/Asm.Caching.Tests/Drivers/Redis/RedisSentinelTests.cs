@@ -141,14 +141,8 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
         var clock = TimeProvider.System;
         var writer = _drivers.Create(clock, configure: o => o.WaitForReplicas = 1);
         var driver = _drivers.Create(clock);
-        var ids = new List<string>();
-        for (var i = 0; i < 10; i++)
-        {
-            ids.Add((await SessionSteps.CreateAsync(writer, clock)).Id);
-        }
-
-        ids.Sort(StringComparer.Ordinal);
-        Assert.Equal(ids, await ListAsync(driver));
+        var ids = await SessionSteps.CreateManyAsync(writer, clock, 10);
+        Assert.Equal(ids, await SessionSteps.ListAsync(driver));
 
         _group.Master.Stop();
         await _group.WaitForMasterAsync(_group.Replica);
@@ -156,36 +150,11 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
         // Once the client follows the promotion, every session is listed again, each once, though the client still
         // knows the killed master.
         var since = Stopwatch.StartNew();
-        while (true)
+        while (!await SessionSteps.ServesAndListsExactlyAsync(driver, clock, ids))
         {
-            try
-            {
-                if ((await SessionSteps.LoadAsync(driver, clock, SessionKey.New())).Status == SessionLoadStatus.Unknown
-                    && ids.SequenceEqual(await ListAsync(driver)))
-                {
-                    break;
-                }
-            }
-            catch (RedisDriverException)
-            {
-                // Not yet.
-            }
-
             Assert.True(since.Elapsed < TimeSpan.FromSeconds(60), "The sessions were not listed again within 60 s of the promotion.");
             await Task.Delay(50);
         }
-    }
-
-    private static async Task<List<string>> ListAsync(RedisDriver driver)
-    {
-        List<string> ids = [];
-        await foreach (var id in driver.ListSessionIdsAsync(CancellationToken.None))
-        {
-            ids.Add(id);
-        }
-
-        ids.Sort(StringComparer.Ordinal);
-        return ids;
     }
 
     private async Task WaitForReplicaToCatchUpAsync()

@@ -1,3 +1,4 @@
+using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
@@ -61,4 +62,47 @@ internal static class SessionSteps
                 ZombieExpiresAt = clock.GetUtcNow() + TimeSpan.FromMinutes(1),
             },
             CancellationToken.None).AsTask();
+
+    /// <summary>Creates <paramref name="count"/> sessions with <paramref name="writer"/>; returns their ids in ordinal order.</summary>
+    public static async Task<List<string>> CreateManyAsync(ISessionDriver writer, TimeProvider clock, int count)
+    {
+        var ids = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            ids.Add((await CreateAsync(writer, clock)).Id);
+        }
+
+        ids.Sort(StringComparer.Ordinal);
+        return ids;
+    }
+
+    /// <summary>Every session id <paramref name="driver"/> lists, in ordinal order.</summary>
+    public static async Task<List<string>> ListAsync(ISessionListingDriver driver)
+    {
+        List<string> ids = [];
+        await foreach (var id in driver.ListSessionIdsAsync(CancellationToken.None))
+        {
+            ids.Add(id);
+        }
+
+        ids.Sort(StringComparer.Ordinal);
+        return ids;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="driver"/> serves sessions again and lists exactly <paramref name="ids"/> (in ordinal
+    /// order), each once; false while an operation fails with the driver's clear exception (a failover under way).
+    /// </summary>
+    public static async Task<bool> ServesAndListsExactlyAsync(RedisDriver driver, TimeProvider clock, List<string> ids)
+    {
+        try
+        {
+            return (await LoadAsync(driver, clock, SessionKey.New())).Status == SessionLoadStatus.Unknown
+                && ids.SequenceEqual(await ListAsync(driver));
+        }
+        catch (RedisDriverException)
+        {
+            return false;
+        }
+    }
 }

@@ -5,6 +5,7 @@ using Asm.SessionAdapter;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Session;
@@ -116,20 +117,17 @@ public class SessionPipelineBenchmarks
     private sealed class Pipeline : IDisposable
     {
         private readonly ServiceProvider _services;
-        private readonly IHttpContextAccessor _accessor;
-        private readonly SessionMiddleware _read;
-        private readonly SessionMiddleware _write;
+        private readonly RequestDelegate _read;
+        private readonly RequestDelegate _write;
         private readonly string _cookie;
 
         public Pipeline(IServiceCollection services, Func<IServiceProvider, string> seed)
         {
             services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
             services.AddDataProtection().UseEphemeralDataProtectionProvider();
-            services.AddHttpContextAccessor();
             _services = services.BuildServiceProvider();
-            _accessor = _services.GetRequiredService<IHttpContextAccessor>();
-            _read = Middleware(ReadHandlerAsync);
-            _write = Middleware(WriteHandlerAsync);
+            _read = Build(ReadHandlerAsync);
+            _write = Build(WriteHandlerAsync);
 
             // The cookie the middleware would have written: the key, protected as the stock middleware protects it.
             var key = seed(_services);
@@ -138,9 +136,9 @@ public class SessionPipelineBenchmarks
             _cookie = $"{_services.GetRequiredService<IOptions<SessionOptions>>().Value.Cookie.Name}={Uri.EscapeDataString(value)}";
         }
 
-        public Task ReadAsync(Endpoint endpoint) => _read.Invoke(NewContext(endpoint));
+        public Task ReadAsync(Endpoint endpoint) => _read(NewContext(endpoint));
 
-        public Task WriteAsync(Endpoint endpoint) => _write.Invoke(NewContext(endpoint));
+        public Task WriteAsync(Endpoint endpoint) => _write(NewContext(endpoint));
 
         public Task WithoutSessionAsync(Endpoint endpoint)
         {
@@ -165,12 +163,28 @@ public class SessionPipelineBenchmarks
             context.Session.SetInt32("counter", (context.Session.GetInt32("counter") ?? 0) + 1);
         }
 
-        private SessionMiddleware Middleware(RequestDelegate next) => new(
-            next,
-            _services.GetRequiredService<ILoggerFactory>(),
-            _services.GetRequiredService<IDataProtectionProvider>(),
-            _services.GetRequiredService<ISessionStore>(),
-            _services.GetRequiredService<IOptions<SessionOptions>>());
+        /// <summary>
+        /// The session middleware before <paramref name="handler"/>, behind what the provider's startup filters put first,
+        /// as a host builds an app's pipeline.
+        /// </summary>
+        private RequestDelegate Build(RequestDelegate handler)
+        {
+            var session = new SessionMiddleware(
+                handler,
+                _services.GetRequiredService<ILoggerFactory>(),
+                _services.GetRequiredService<IDataProtectionProvider>(),
+                _services.GetRequiredService<ISessionStore>(),
+                _services.GetRequiredService<IOptions<SessionOptions>>());
+            Action<IApplicationBuilder> configure = app => app.Run(session.Invoke);
+            foreach (var filter in _services.GetServices<IStartupFilter>().Reverse())
+            {
+                configure = filter.Configure(configure);
+            }
+
+            var builder = new ApplicationBuilder(_services);
+            configure(builder);
+            return builder.Build();
+        }
 
         private DefaultHttpContext NewContext(Endpoint endpoint)
         {
@@ -179,7 +193,6 @@ public class SessionPipelineBenchmarks
             context.Request.Headers.UserAgent = SeedData.UserAgent;
             context.Connection.RemoteIpAddress = IPAddress.Loopback;
             context.SetEndpoint(endpoint);
-            _accessor.HttpContext = context;
             return context;
         }
     }

@@ -1,7 +1,9 @@
+using Asm.SessionAdapter.Sessions;
 using Asm.SessionAdapter.Users;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Session;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Asm.SessionAdapter;
 
@@ -20,12 +22,15 @@ namespace Asm.SessionAdapter;
 /// <see cref="AsmSessionOptions.LockWaitTimeout"/>. The innermost middleware's final commit ends it.
 /// </para>
 /// </remarks>
-internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecycle lifecycle, IHttpContextAccessor httpContextAccessor) : ISessionStore
+internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecycle lifecycle, IServiceProvider provider) : ISessionStore
 {
     public ISession Create(string sessionKey, TimeSpan idleTimeout, TimeSpan ioTimeout, Func<bool> tryEstablishSession, bool isNewSessionKey)
     {
-        var context = httpContextAccessor.HttpContext ?? throw new InvalidOperationException(
-            "Asm sessions are created by the session middleware for an HTTP request; no request is in progress.");
+        // A pipeline the host's startup filters did not build (a hand-made one) has no request kept for it: the app's
+        // own IHttpContextAccessor, if it registered one, still tells.
+        var context = SessionRequestContext.Request ?? provider.GetService<IHttpContextAccessor>()?.HttpContext ?? throw new InvalidOperationException(
+            "Asm sessions are created by the session middleware for an HTTP request of a pipeline the host built (where " +
+            "AddAsmSession's startup filter runs first); no such request is in progress.");
         return context.Features.Get<ISessionFeature>()?.Session as AsmSession
             ?? new AsmSession(services, context, isNewSessionKey ? null : sessionKey, lifecycle);
     }

@@ -1,7 +1,9 @@
 using Asm.SessionAdapter;
 using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Sessions;
 using Asm.SessionAdapter.Users;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Session;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -37,7 +39,8 @@ public static class AsmSessionServiceCollectionExtensions
 
         services.AddAsmStorageCore();
         services.AddDataProtection();
-        services.AddHttpContextAccessor();
+        // Not AddHttpContextAccessor(): with an accessor registered, ASP.NET Core allocates every request a new HttpContext.
+        services.TryAddEnumerable(ServiceDescriptor.Transient<IStartupFilter, SessionRequestContext.StartupFilter>());
         services.AddMetrics();
         services.TryAddSingleton<AsmSessionMetrics>();
         services.TryAddSingleton<AsmSessionServices>();

@@ -1,0 +1,55 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+
+namespace Asm.SessionAdapter.Sessions;
+
+/// <summary>
+/// Tells <see cref="AsmSessionStore"/> the request it makes a session for: <see cref="Microsoft.AspNetCore.Session.ISessionStore.Create"/>
+/// is not given the <see cref="HttpContext"/>. A middleware that a startup filter puts first in the app's pipeline
+/// keeps it in an async-local for the request's flow, where the session middleware asks the store.
+/// </summary>
+/// <remarks>
+/// This is what <see cref="IHttpContextAccessor"/> would do, without its cost: with an accessor registered, ASP.NET
+/// Core stops reusing a connection's <see cref="HttpContext"/> for its next request (the accessor's users may keep it),
+/// and each request then allocates a new context, request, response and connection info (about 470 bytes on Kestrel,
+/// docs/benchmarks.md). Nothing but the store reads the context kept here, and the request's final commit lets go of it.
+/// </remarks>
+internal static class SessionRequestContext
+{
+    private static readonly AsyncLocal<Holder?> Current = new();
+
+    /// <summary>The request in whose flow this runs, or <see langword="null"/> outside the filter's middleware.</summary>
+    public static HttpContext? Request => Current.Value?.Context;
+
+    /// <summary>Lets go of <paramref name="context"/> once its session's final commit has run.</summary>
+    public static void End(HttpContext context)
+    {
+        if (Current.Value is { } holder && holder.Context == context)
+        {
+            holder.Context = null;
+        }
+    }
+
+    private static Task Run(HttpContext context, RequestDelegate next)
+    {
+        // A holder per request: one shared by two requests' flows could hand one request's session to the other.
+        Current.Value = new Holder { Context = context };
+        return next(context);
+    }
+
+    private sealed class Holder
+    {
+        public HttpContext? Context;
+    }
+
+    /// <summary>Puts the middleware first in the app's pipeline, before anything that could use the session.</summary>
+    internal sealed class StartupFilter : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(static (context, nextMiddleware) => Run(context, nextMiddleware));
+            next(app);
+        };
+    }
+}

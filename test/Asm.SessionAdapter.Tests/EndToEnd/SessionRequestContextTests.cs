@@ -1,0 +1,96 @@
+using System.Net;
+using Asm.Caching.Drivers.InMemory;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Session;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Asm.SessionAdapter.Tests.EndToEnd;
+
+/// <summary>
+/// How the session store learns its request without an <see cref="IHttpContextAccessor"/>, whose registration makes
+/// ASP.NET Core allocate every request a new <see cref="HttpContext"/>.
+/// </summary>
+public sealed class SessionRequestContextTests
+{
+    [Fact]
+    public async Task OnKestrel_KeepAliveRequestsReuseTheConnectionsHttpContext_AndTheSessionCounts()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Services.AddAsmSession();
+        await using var app = builder.Build();
+        app.UseSession();
+        var contexts = new List<HttpContext>();
+        app.MapPost("/inc", async (HttpContext c) =>
+        {
+            contexts.Add(c);
+            await c.Session.LoadAsync();
+            var n = (c.Session.GetInt32("n") ?? 0) + 1;
+            c.Session.SetInt32("n", n);
+            return n;
+        });
+        await app.StartAsync();
+        using var client = new HttpClient(new SocketsHttpHandler { CookieContainer = new CookieContainer(), MaxConnectionsPerServer = 1 })
+        {
+            BaseAddress = new Uri(app.Urls.First()),
+        };
+
+        var counts = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            counts.Add(await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(["1", "2", "3"], counts);
+        Assert.Null(app.Services.GetService<IHttpContextAccessor>());
+        Assert.Equal(3, contexts.Count);
+        Assert.All(contexts, c => Assert.Same(contexts[0], c));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task PipelineBuiltByHand_UsesTheAppsOwnAccessor_OrFailsSayingWhy(bool appRegistersAnAccessor)
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddDataProtection().UseEphemeralDataProtectionProvider();
+        services.AddAsmSession();
+        if (appRegistersAnAccessor)
+        {
+            services.AddHttpContextAccessor();
+        }
+
+        await using var provider = services.BuildServiceProvider();
+        var middleware = new SessionMiddleware(
+            async c =>
+            {
+                await c.Session.LoadAsync();
+                c.Session.SetString("v", "1");
+            },
+            provider.GetRequiredService<ILoggerFactory>(),
+            provider.GetRequiredService<IDataProtectionProvider>(),
+            provider.GetRequiredService<ISessionStore>(),
+            provider.GetRequiredService<IOptions<SessionOptions>>());
+        var context = new DefaultHttpContext { RequestServices = provider };
+        provider.GetService<IHttpContextAccessor>()?.HttpContext = context;
+
+        var invoked = await Record.ExceptionAsync(() => middleware.Invoke(context));
+
+        if (appRegistersAnAccessor)
+        {
+            Assert.Null(invoked);
+            Assert.Equal(1, provider.GetRequiredService<InMemoryDriver>().Count); // the session was made and stored
+        }
+        else
+        {
+            var thrown = Assert.IsType<InvalidOperationException>(invoked);
+            Assert.Contains("startup filter", thrown.Message, StringComparison.Ordinal);
+        }
+    }
+}

@@ -53,6 +53,9 @@ if (settings.Provider != SessionProvider.None)
 // No session: what the same pipeline serves without one.
 app.MapGet("/none", () => "none");
 
+// Bytes allocated by the whole process so far: bench/kestrel-allocations.sh reads it before and after a wrk run.
+app.MapGet("/allocated", () => GC.GetTotalAllocatedBytes(precise: true).ToString(System.Globalization.CultureInfo.InvariantCulture));
+
 if (settings.Redis is { } redis)
 {
     RedisPing.Map(app, redis);

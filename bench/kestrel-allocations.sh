@@ -2,8 +2,9 @@
 # Bytes allocated per request on Kestrel, by the whole app (Kestrel, the session, the endpoint), for the stock session
 # and Asm over in-memory storage: BenchmarkDotNet's SessionPipelineBenchmarks measures the session alone on a
 # DefaultHttpContext, which Kestrel's pooling of HttpContexts and its OnStarting callbacks do not touch. One session,
-# its cookie on every request, 4 keep-alive connections; the app's GC.GetTotalAllocatedBytes before and after a wrk run,
-# divided by its requests (a handful of other allocations, the two reads of the count among them, are in the figure).
+# its cookie on every request, one keep-alive connection (so that Exclusive requests never queue for its lock); the
+# app's GC.GetTotalAllocatedBytes before and after a wrk run, divided by its requests (a handful of other allocations,
+# the two reads of the count among them, are in the figure).
 #   bench/kestrel-allocations.sh            (about a minute; prints "provider path bytes/request")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,9 @@ for provider in stock-memory asm-memory; do
   url=$(awk '/LISTENING/ { print $2; exit }' "$out")
   cookie=$(curl -sS -o /dev/null -D - -A bench "$url/seed" | tr -d '\r' | awk -F'[ ;]' 'tolower($1) == "set-cookie:" { print $2; exit }')
   for path in /readonly/read /exclusive/read /exclusive/write; do
-    wrk -t1 -c4 -d2s -H "Cookie: $cookie" -H "User-Agent: bench" "$url$path" >/dev/null
+    wrk -t1 -c1 -d2s -H "Cookie: $cookie" -H "User-Agent: bench" "$url$path" >/dev/null
     before=$(curl -sS "$url/allocated")
-    requests=$(wrk -t1 -c4 -d5s -H "Cookie: $cookie" -H "User-Agent: bench" "$url$path" | awk '/requests in/ { print $1 }')
+    requests=$(wrk -t1 -c1 -d5s -H "Cookie: $cookie" -H "User-Agent: bench" "$url$path" | awk '/requests in/ { print $1 }')
     after=$(curl -sS "$url/allocated")
     echo "$provider $path $(( (after - before) / requests ))"
   done

@@ -41,7 +41,6 @@ internal sealed partial class AsmSession
                 // lease still held here was taken by an OnSessionCreated handler's write whose commit did not finish
                 // (the handler threw): it is given back too, not renewed for ever.
                 _lock.Close();
-                SessionRequestContext.End(_context);
                 await _lock.ReleaseAsync().ConfigureAwait(false);
             }
         }

@@ -13,7 +13,9 @@ namespace Asm.SessionAdapter.Sessions;
 /// This is what <see cref="IHttpContextAccessor"/> would do, without its cost: with an accessor registered, ASP.NET
 /// Core stops reusing a connection's <see cref="HttpContext"/> for its next request (the accessor's users may keep it),
 /// and each request then allocates a new context, request, response and connection info (about 470 bytes on Kestrel,
-/// docs/benchmarks.md). Nothing but the store reads the context kept here, and the request's final commit lets go of it.
+/// docs/benchmarks.md). Nothing but the store reads the context kept here. It is kept for the whole request, not let go of
+/// by the final commit: an error page (<c>UseExceptionHandler</c>, <c>UseStatusCodePagesWithReExecute</c>) runs the
+/// session middleware again after it.
 /// </remarks>
 internal static class SessionRequestContext
 {
@@ -21,15 +23,6 @@ internal static class SessionRequestContext
 
     /// <summary>The request in whose flow this runs, or <see langword="null"/> outside the filter's middleware.</summary>
     public static HttpContext? Request => Current.Value?.Context;
-
-    /// <summary>Lets go of <paramref name="context"/> once its session's final commit has run.</summary>
-    public static void End(HttpContext context)
-    {
-        if (Current.Value is { } holder && holder.Context == context)
-        {
-            holder.Context = null;
-        }
-    }
 
     private static Task Run(HttpContext context, RequestDelegate next)
     {
@@ -40,7 +33,7 @@ internal static class SessionRequestContext
 
     private sealed class Holder
     {
-        public HttpContext? Context;
+        public required HttpContext Context { get; init; }
     }
 
     /// <summary>Puts the middleware first in the app's pipeline, before anything that could use the session.</summary>

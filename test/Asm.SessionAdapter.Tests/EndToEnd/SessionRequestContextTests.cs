@@ -1,10 +1,12 @@
 using System.Net;
 using Asm.Caching.Drivers.InMemory;
+using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Session;
+using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -51,6 +53,49 @@ public sealed class SessionRequestContextTests
         Assert.Null(app.Services.GetService<IHttpContextAccessor>());
         Assert.Equal(3, contexts.Count);
         Assert.All(contexts, c => Assert.Same(contexts[0], c));
+    }
+
+    [Theory]
+    [InlineData("stock")]
+    [InlineData("asm")]
+    public async Task ErrorPageReExecutedThroughTheSessionMiddleware_HasTheSession(string store)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        if (store == "stock")
+        {
+            builder.Services.AddDistributedMemoryCache().AddSession();
+        }
+        else
+        {
+            builder.Services.AddAsmSession();
+        }
+
+        await using var app = builder.Build();
+
+        // The error page runs the rest of the pipeline again, the session middleware included, after its first pass
+        // made the final commit of the request's first session.
+        app.UseExceptionHandler("/error");
+        app.UseSession();
+        app.MapPost("/fail", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("v", "set before the failure");
+            throw new InvalidOperationException("The endpoint failed.");
+        });
+        app.MapPost("/error", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            return $"error page, session holds: {c.Session.GetString("v") ?? "nothing"}";
+        });
+        await app.StartAsync();
+        using var client = new HttpClient(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
+        await client.PostAsync("/error", null); // a session to come back with
+
+        var response = await client.PostAsync("/fail", null);
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.Equal("error page, session holds: nothing", await response.Content.ReadAsStringAsync());
     }
 
     [Theory]

@@ -68,10 +68,7 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         await user.PostAsync("/inc", null);
         var key = KeyOf(before, jar);
         var oldStorage = before.Services.GetRequiredService<ISessionDriver>();
-        var held = await oldStorage.LoadAsync(
-            new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20), Lease = SessionLease.Create(TimeSpan.FromMinutes(1)) },
-            CancellationToken.None);
-        Assert.Equal(SessionLoadStatus.Found, held.Status);
+        var held = await HoldAsync(oldStorage, key);
         await using var after = await StartAfterAsync(before);
 
         var increment = ClientWithCookiesOf(after, jar).PostAsync("/inc", null);
@@ -240,10 +237,7 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         await ada.PostAsync("/bind?user=ada", null);
         var key = KeyOf(before, jar);
         var oldStorage = before.Services.GetRequiredService<ISessionDriver>();
-        var held = await oldStorage.LoadAsync(
-            new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20), Lease = SessionLease.Create(TimeSpan.FromMinutes(1)) },
-            CancellationToken.None);
-        Assert.Equal(SessionLoadStatus.Found, held.Status);
+        var held = await HoldAsync(oldStorage, key);
         var events = new RecordingSessionEvents();
         await using var after = await StartAfterAsync(before, events);
         var manager = after.Services.GetRequiredService<IAsmSessionManager>();
@@ -360,6 +354,16 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
 
     private static Task<SessionLoadResult> LoadAsync(ISessionDriver driver, SessionKey key) =>
         driver.LoadAsync(new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20) }, CancellationToken.None).AsTask();
+
+    /// <summary>Takes the session's lock in <paramref name="storage"/>, as a request still running on an old server holds it.</summary>
+    private static async Task<SessionLoadResult> HoldAsync(ISessionDriver storage, SessionKey key)
+    {
+        var held = await storage.LoadAsync(
+            new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20), Lease = SessionLease.Create(TimeSpan.FromMinutes(1)) },
+            CancellationToken.None);
+        Assert.Equal(SessionLoadStatus.Found, held.Status);
+        return held;
+    }
 
     private static SessionKey KeyOf(SessionApp app, CookieJarHandler jar) =>
         SessionKey.TryParse(StockApp.KeyOf(app.Services, jar), out var key) ? key : throw new InvalidOperationException("Not an Asm key.");

@@ -24,13 +24,14 @@ namespace Asm.SessionAdapter;
 /// </remarks>
 internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecycle lifecycle, IServiceProvider provider) : ISessionStore
 {
+    // The app's own accessor, when it registered one: it also knows a context the app made by hand.
+    private readonly IHttpContextAccessor? _accessor = provider.GetService<IHttpContextAccessor>();
+
     public ISession Create(string sessionKey, TimeSpan idleTimeout, TimeSpan ioTimeout, Func<bool> tryEstablishSession, bool isNewSessionKey)
     {
-        // A pipeline the host's startup filters did not build (a hand-made one) has no request kept for it: the app's
-        // own IHttpContextAccessor, if it registered one, still tells.
-        var context = SessionRequestContext.Request ?? provider.GetService<IHttpContextAccessor>()?.HttpContext ?? throw new InvalidOperationException(
+        var context = (_accessor is null ? SessionRequestContext.Request : _accessor.HttpContext) ?? throw new InvalidOperationException(
             "Asm sessions are created by the session middleware for an HTTP request of a pipeline the host built (where " +
-            "AddAsmSession's startup filter runs first); no such request is in progress.");
+            "AddAsmSession's startup filter runs first), or one the app's own IHttpContextAccessor knows; no such request is in progress.");
         return context.Features.Get<ISessionFeature>()?.Session as AsmSession
             ?? new AsmSession(services, context, isNewSessionKey ? null : sessionKey, lifecycle);
     }

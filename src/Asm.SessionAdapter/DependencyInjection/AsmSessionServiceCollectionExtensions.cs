@@ -40,7 +40,12 @@ public static class AsmSessionServiceCollectionExtensions
         services.AddAsmStorageCore();
         services.AddDataProtection();
         // Not AddHttpContextAccessor(): with an accessor registered, ASP.NET Core allocates every request a new HttpContext.
-        services.TryAddEnumerable(ServiceDescriptor.Transient<IStartupFilter, SessionRequestContext.StartupFilter>());
+        // First of the startup filters, whose middlewares run in the order they were registered: before any that an app
+        // registered earlier, which may run the session middleware itself.
+        if (!services.Any(d => d.ImplementationType == typeof(SessionRequestContext.StartupFilter)))
+        {
+            services.Insert(0, ServiceDescriptor.Transient<IStartupFilter, SessionRequestContext.StartupFilter>());
+        }
         services.AddMetrics();
         services.TryAddSingleton<AsmSessionMetrics>();
         services.TryAddSingleton<AsmSessionServices>();

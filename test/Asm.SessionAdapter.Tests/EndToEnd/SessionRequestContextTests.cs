@@ -98,6 +98,70 @@ public sealed class SessionRequestContextTests
         Assert.Equal("error page, session holds: nothing", await response.Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task AppsOwnStartupFilterThatRunsTheSessionMiddleware_RegisteredBeforeAddAsmSession_Works()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddSingleton<IStartupFilter, SessionFirstFilter>();
+        builder.Services.AddAsmSession();
+        await using var app = builder.Build();
+        app.MapPost("/inc", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            var n = (c.Session.GetInt32("n") ?? 0) + 1;
+            c.Session.SetInt32("n", n);
+            return n;
+        });
+        await app.StartAsync();
+        using var client = new HttpClient(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
+
+        var counts = new List<string>();
+        for (var i = 0; i < 2; i++)
+        {
+            counts.Add(await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+        }
+
+        Assert.Equal(["1", "2"], counts);
+    }
+
+    [Fact]
+    public async Task PipelineBuiltByHandInsideARequest_WithTheAppsAccessorOnItsOwnContext_GetsItsOwnSession()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Services.AddAsmSession();
+        builder.Services.AddHttpContextAccessor();
+        await using var app = builder.Build();
+        app.UseSession();
+        app.MapPost("/outer", async (HttpContext c, IHttpContextAccessor accessor, ISessionStore store) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("who", "outer");
+            var inner = new DefaultHttpContext { RequestServices = c.RequestServices };
+            accessor.HttpContext = inner;
+            var session = store.Create("", TimeSpan.FromMinutes(20), TimeSpan.FromMinutes(1), () => true, isNewSessionKey: true);
+            accessor.HttpContext = c;
+            await session.LoadAsync();
+            return $"same={ReferenceEquals(session, c.Session)} who={session.GetString("who") ?? "none"}";
+        });
+        await app.StartAsync();
+
+        var answer = await (await app.GetTestServer().CreateClient().PostAsync("/outer", null)).Content.ReadAsStringAsync();
+
+        Assert.Equal("same=False who=none", answer);
+    }
+
+    /// <summary>An app's own startup filter whose pipeline runs the session middleware before anything else.</summary>
+    private sealed class SessionFirstFilter : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.UseSession();
+            next(app);
+        };
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -22,29 +22,19 @@ internal sealed partial class DriverSweeper(
             return;
         }
 
-        using var timer = new PeriodicTimer(options.Value.Interval, timeProvider);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        await PeriodicSweep.RunAsync(
+            options.Value.Interval,
+            timeProvider,
+            async ct =>
             {
-                try
+                var removed = await sweepable.SweepAsync(timeProvider.GetUtcNow(), ct).ConfigureAwait(false);
+                if (removed > 0)
                 {
-                    var removed = await sweepable.SweepAsync(timeProvider.GetUtcNow(), stoppingToken).ConfigureAwait(false);
-                    if (removed > 0)
-                    {
-                        Swept(removed);
-                    }
+                    Swept(removed);
                 }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    SweepFailed(ex);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            // The app stops, or is disposed without a stop: the sweeps end, which the host must not report as a failure.
-        }
+            },
+            SweepFailed,
+            stoppingToken).ConfigureAwait(false);
     }
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Debug, Message = "Removed {Count} expired entries.")]

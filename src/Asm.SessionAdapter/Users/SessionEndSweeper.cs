@@ -19,24 +19,11 @@ internal sealed class SessionEndSweeper(SessionLifecycle lifecycle, IOptions<Swe
             return;
         }
 
-        using var timer = new PeriodicTimer(options.Value.Interval, timeProvider);
-        try
-        {
-            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
-            {
-                try
-                {
-                    await lifecycle.SweepAsync(timeProvider.GetUtcNow(), stoppingToken).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    Log.EndSweepFailed(lifecycle.Logger, ex);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            // The app stops, or is disposed without a stop: the sweeps end, which the host must not report as a failure.
-        }
+        await PeriodicSweep.RunAsync(
+            options.Value.Interval,
+            timeProvider,
+            ct => lifecycle.SweepAsync(timeProvider.GetUtcNow(), ct),
+            ex => Log.EndSweepFailed(lifecycle.Logger, ex),
+            stoppingToken).ConfigureAwait(false);
     }
 }

@@ -191,7 +191,11 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
         return live;
     }
 
-    /// <summary>The live session <paramref name="sessionId"/>, or <see langword="null"/>.</summary>
+    /// <summary>
+    /// The live session <paramref name="sessionId"/>, or <see langword="null"/>. One past its end by this instance's
+    /// clock is ended in the storage too, as a listing ends it, so that an instance whose clock is behind does not serve
+    /// on a session this one reported gone.
+    /// </summary>
     public async Task<AsmSessionInfo?> GetAsync(string sessionId, CancellationToken cancellationToken)
     {
         if (!IsSessionId(sessionId) || Tracking is not { } tracking)
@@ -206,7 +210,9 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
             info = await migration.MoveForInfoAsync(sessionId, cancellationToken).ConfigureAwait(false);
         }
 
-        return info is not null && info.IsLiveAt(services.Time.GetUtcNow()) ? ToPublic(info) : null;
+        var now = services.Time.GetUtcNow();
+        info = await EndedEverywhereAsync(tracking, sessionId, info, now, cancellationToken).ConfigureAwait(false);
+        return info is not null && info.IsLiveAt(now) ? ToPublic(info) : null;
     }
 
     /// <summary>

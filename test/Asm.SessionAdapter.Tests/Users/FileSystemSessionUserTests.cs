@@ -29,4 +29,8 @@ public sealed class FileSystemSessionUserTests(FileSystemDriverFixture driver) :
     [Fact]
     public Task ClockTwoMinutesAhead_LogsTheUserOutEverywhere_TheSessionTheOtherStillServesEnds() =>
         InstancesWhoseClocksDisagree_OneLogsTheUserOutEverywhere_TheSessionTheOtherStillServesEnds();
+
+    [Fact]
+    public Task ClockTwoMinutesAhead_LooksTheSessionUp_TheSessionTheOtherStillServesEnds() =>
+        InstancesWhoseClocksDisagree_OneLooksTheSessionUp_TheSessionTheOtherStillServesEnds();
 }

@@ -14,4 +14,8 @@ public sealed class RedisClusterSessionUserTests(RedisClusterDriverFixture drive
     [Fact]
     public Task ClockTwoMinutesAhead_LogsTheUserOutEverywhere_TheSessionTheOtherStillServesEnds() =>
         InstancesWhoseClocksDisagree_OneLogsTheUserOutEverywhere_TheSessionTheOtherStillServesEnds();
+
+    [Fact]
+    public Task ClockTwoMinutesAhead_LooksTheSessionUp_TheSessionTheOtherStillServesEnds() =>
+        InstancesWhoseClocksDisagree_OneLooksTheSessionUp_TheSessionTheOtherStillServesEnds();
 }

@@ -516,6 +516,24 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
     }
 
     /// <summary>
+    /// As above, with a lookup by id on the instance ahead (an admin page, a destroy by id): the session it reports
+    /// gone by its clock must not be served on by the other, and a destroy by id there then finds nothing to end.
+    /// </summary>
+    protected async Task InstancesWhoseClocksDisagree_OneLooksTheSessionUp_TheSessionTheOtherStillServesEnds()
+    {
+        var (behind, ahead, _, browser, id) = await TwoClocksAsync();
+        await using (behind)
+        await using (ahead)
+        {
+            Assert.Null(await Manager(ahead).GetSessionAsync(id));
+
+            Assert.Equal("", await browser.GetStringAsync("/get/name"));
+            Assert.Null(await Manager(behind).GetSessionAsync(id));
+            Assert.False(await Manager(behind).DestroySessionAsync(id));
+        }
+    }
+
+    /// <summary>
     /// Two instances on one storage, the second's clock two minutes ahead, and a session of user ada bound on the first
     /// and idle for 19 minutes by the first's clock, 21 by the second's: past the 20-minute idle timeout there only.
     /// </summary>

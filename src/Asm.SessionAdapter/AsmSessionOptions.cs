@@ -85,8 +85,8 @@ public sealed class AsmSessionOptions
 
     /// <summary>
     /// Describes the client of a request; a session used from a profile it has not seen raises
-    /// <see cref="AsmSessionEvents.OnProfileChanged"/>. Returning <see langword="null"/> (or setting this to
-    /// <see langword="null"/>) skips the check.
+    /// <see cref="AsmSessionEvents.OnProfileChanged"/>. Returning <see langword="null"/> or an empty string (or setting
+    /// this to <see langword="null"/>) skips the check.
     /// </summary>
     /// <value>The default is the client IP address and the User-Agent header.</value>
     public Func<HttpContext, string?>? ProfileProvider { get; set; } = DefaultProfile;

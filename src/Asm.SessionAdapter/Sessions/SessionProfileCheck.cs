@@ -34,8 +34,11 @@ internal sealed class SessionProfileCheck
         }
     }
 
-    /// <summary>This request's client profile, or <see langword="null"/> when profiles are off.</summary>
-    public string? Current => _options.ProfileProvider?.Invoke(_context);
+    /// <summary>
+    /// This request's client profile, or <see langword="null"/> when profiles are off or the provider gives none: an
+    /// empty profile is none, as the Redis layout (which stores no empty profile beside a zombie secret) reads it.
+    /// </summary>
+    public string? Current => _options.ProfileProvider?.Invoke(_context) is { Length: > 0 } profile ? profile : null;
 
     /// <summary>
     /// Whether a zombie key may serve this request: only the profile of the request that regenerated

@@ -117,6 +117,25 @@ public abstract partial class SessionIdentityTests<TDriver>
         Assert.Equal("held", await (await Within(holding)).Content.ReadAsStringAsync());
     }
 
+    [Fact]
+    public async Task ProfileProvider_ReturningAnEmptyProfile_IsNoProfile_SoAZombieKeyIsJudgedAlikeOnEveryDriver()
+    {
+        // The provider the profiles page shows (the User-Agent alone) gives "" to a client that sends none. Redis keeps
+        // no empty profile beside a zombie secret, so "" must mean what null means on every driver, encrypted or not:
+        // before, the in-memory and filesystem drivers (and Redis with encryption) refused the zombie to any other
+        // profile and Redis served it, raising a profile change from "".
+        await using var app = await StartAsync(configure: o => o.ProfileProvider = c => c.Request.Headers.UserAgent.ToString());
+        var owner = app.CreateClient(out var ownerJar);
+        await owner.PostAsync("/seed/cart/3-items", null);
+        var oldTab = Tab(app, ownerJar, OtherAgent);
+        await owner.PostAsync("/login", null);
+
+        Assert.Equal("alice", await oldTab.GetStringAsync("/read/user"));
+        Assert.Equal(["/read/user"], Events.Zombies);
+        Assert.Empty(Events.Invalid);
+        Assert.Empty(Events.ProfileChanges);
+    }
+
     // ---- Names from the request ----
 
     [Theory]

@@ -343,26 +343,12 @@ public abstract partial class SessionIdentityTests<TDriver>
     /// <summary>The session the cookie in <paramref name="jar"/> opens, as the storage holds it (values encrypted, if they are).</summary>
     private async Task<SessionLoadResult> LoadAtRestAsync(SessionApp app, CookieJarHandler jar)
     {
-        var cookie = jar.Cookies.GetCookies(Site)[CookieName]!;
-        Assert.True(SessionKey.TryParse(KeyOf(app, new SetCookieHeaderValue(cookie.Name, cookie.Value)), out var key));
         var result = await Storage.AtRest.LoadAsync(
-            new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20) }, CancellationToken.None);
+            new SessionLoadRequest { Key = KeyIn(app, jar), Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20) }, CancellationToken.None);
         Assert.Equal(SessionLoadStatus.Found, result.Status);
         return result;
     }
 
     /// <summary>Stores <paramref name="stored"/> as value <paramref name="name"/> of session <paramref name="sessionId"/>, beneath the app.</summary>
-    private async Task WriteAtRestAsync(string sessionId, string name, byte[] stored)
-    {
-        var status = await Storage.AtRest.CommitAsync(
-            new SessionCommitRequest
-            {
-                SessionId = sessionId,
-                Now = DateTimeOffset.UtcNow,
-                IdleTimeout = TimeSpan.FromMinutes(20),
-                Changes = new Dictionary<string, byte[]?>(StringComparer.Ordinal) { [name] = stored },
-            },
-            CancellationToken.None);
-        Assert.Equal(SessionCommitStatus.Committed, status);
-    }
+    private Task WriteAtRestAsync(string sessionId, string name, byte[] stored) => WriteAtRestAsync(WriteRequest(sessionId, name, stored));
 }

@@ -13,7 +13,9 @@ public static class AsmStorageHealthChecksBuilderExtensions
     /// Checks the storage driver that Asm sessions (or Asm's <c>IDistributedCache</c>) use: Redis answers a
     /// <c>PING</c> on the driver's own connection, the filesystem directory takes a write, the in-memory driver is
     /// always healthy. A probe that fails reports <paramref name="failureStatus"/>; Redis answering while one of its
-    /// servers (a replica, a Cluster node) is disconnected reports <see cref="HealthStatus.Degraded"/>.
+    /// servers (a replica, a Cluster node) is disconnected reports <see cref="HealthStatus.Degraded"/>. With
+    /// <c>MigrateFrom</c>, the previous driver is probed too, and its failure reports <see cref="HealthStatus.Degraded"/>
+    /// (sessions not moved yet cannot be read), naming it.
     /// </summary>
     /// <param name="builder">The health checks builder from <c>services.AddHealthChecks()</c>.</param>
     /// <param name="name">The check's name; <see cref="DefaultName"/> unless given.</param>

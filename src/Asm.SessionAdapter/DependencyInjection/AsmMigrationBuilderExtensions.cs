@@ -1,3 +1,4 @@
+using Asm.Caching.Health;
 using Asm.SessionAdapter;
 using Asm.SessionAdapter.Migration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -35,6 +36,7 @@ public static class AsmMigrationBuilderExtensions
         ArgumentNullException.ThrowIfNull(previous);
         ArgumentNullException.ThrowIfNull(configure);
         builder.Services.Replace(ServiceDescriptor.Singleton(services => new PreviousSessionDriver(services, previous)));
+        builder.Services.TryAddSingleton<IPreviousStorage>(services => services.GetRequiredService<PreviousSessionDriver>());
         builder.Services.AddOptions<AsmMigrationOptions>().Configure(configure).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, BackgroundSessionMover>());
         return builder;

@@ -1,3 +1,4 @@
+using Asm.Caching.Health;
 using Asm.Caching.Sessions;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -8,7 +9,7 @@ namespace Asm.SessionAdapter.Migration;
 /// The driver sessions are moved from (see <c>MigrateFrom</c>), built in a service provider of its own so that it
 /// may be the same kind of driver as the new one (Redis to Redis Cluster) without the two sharing options.
 /// </summary>
-internal sealed class PreviousSessionDriver : IAsyncDisposable, IDisposable
+internal sealed class PreviousSessionDriver : IPreviousStorage, IAsyncDisposable, IDisposable
 {
     private readonly ServiceProvider _provider;
 

@@ -129,7 +129,7 @@ internal sealed class SessionRecord
             ZombieProfile = zombieProfile,
             ZombieIsLatest = zombieIsLatest,
             CreatedAt = DateTimeOffset.FromUnixTimeMilliseconds(CreatedAt),
-            Profiles = [.. Profiles],
+            Profiles = Profiles.ToArray(),
             Lease = lease,
             UserId = UserId,
         };
@@ -211,7 +211,7 @@ internal sealed class SessionRecord
                 PurgeAt = Time(PurgeAt),
                 Fence = Fence,
                 Zombies = [.. Zombies.Select(z => new SessionZombie(z.Secret, Time(z.ExpiresAt), z.Profile))],
-                Profiles = [.. Profiles],
+                Profiles = Profiles.ToArray(),
                 UserId = UserId,
                 Values = new Dictionary<string, byte[]>(Values, StringComparer.Ordinal),
             },

@@ -21,15 +21,25 @@ namespace Asm.SessionAdapter;
 /// table when its turn is given back with nobody waiting, so the table holds only sessions that a request of this
 /// process holds or waits for right now.
 /// </para>
+/// <para>
+/// A turn taken at once allocates nothing: a session's line is reused from a few spare ones once nobody holds it, and a
+/// <see cref="Turn"/> is a value, the line and a number that names the turn on it (every turn the queue grants gets a new
+/// one), so that a turn given up or taken over is told from the turn its line holds now.
+/// </para>
 /// </remarks>
 internal sealed class LocalLockQueue(TimeProvider timeProvider)
 {
     /// <summary>Waiters recheck the holder's lease at least this often (a renewal may have changed it).</summary>
     private static readonly TimeSpan RecheckEvery = TimeSpan.FromSeconds(1);
 
+    /// <summary>Lines kept for reuse at most (a line is a few dozen bytes).</summary>
+    private const int MaxSpareLines = 64;
+
     private readonly Dictionary<string, Line> _lines = new(StringComparer.Ordinal);
+    private readonly Stack<Line> _spareLines = new();
     private readonly List<(int Count, TaskCompletionSource Reached)> _queuedWatchers = [];
     private int _queued;
+    private long _turnsGranted;
 
     /// <summary>How many sessions have a turn taken (for tests).</summary>
     internal int SessionCount
@@ -73,8 +83,9 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
             ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_lines, sessionId, out var exists);
             if (!exists)
             {
-                slot = line = new Line(sessionId);
-                return line.Holder = new Turn(this, line, queued: false);
+                slot = line = _spareLines.TryPop(out var spare) ? spare : new Line(this);
+                line.SessionId = sessionId;
+                return Grant(line, queued: false);
             }
 
             line = slot!;
@@ -91,7 +102,7 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
             lock (_lines)
             {
                 // Only the first waiter takes over a turn whose lease ran out; the others wait for their own turn.
-                slice = line.Waiters.First == node ? Min(slice, line.Holder.Remaining(timeProvider)) : slice;
+                slice = line.Waiters.First == node ? Min(slice, line.Remaining(timeProvider)) : slice;
             }
 
             try
@@ -115,11 +126,11 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
                         return null;
                     }
 
-                    if (line.Waiters.First == node && line.Holder.Remaining(timeProvider) <= TimeSpan.Zero)
+                    if (line.Waiters.First == node && line.Remaining(timeProvider) <= TimeSpan.Zero)
                     {
                         // The holder's lease has run out without a renewal: ask the storage, which judges it.
                         line.Waiters.Remove(node);
-                        return line.Holder = new Turn(this, line, queued: true);
+                        return Grant(line, queued: true);
                     }
                 }
             }
@@ -152,7 +163,7 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
     {
         lock (_lines)
         {
-            return _lines.TryGetValue(key.Id, out var line) && line.Holder.Key is { } holder
+            return _lines.TryGetValue(key.Id, out var line) && line.HolderKey is { } holder
                 && !CryptographicOperations.FixedTimeEquals(MemoryMarshal.AsBytes(holder.AsSpan()), MemoryMarshal.AsBytes(key.Value.AsSpan()));
         }
     }
@@ -170,6 +181,15 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
         return reached;
     }
 
+    /// <summary>Makes the next turn on <paramref name="line"/> its holder's (under the table's lock).</summary>
+    private Turn Grant(Line line, bool queued)
+    {
+        line.HeldBy = ++_turnsGranted;
+        line.HolderKey = null;
+        line.HolderExpiresAtTicks = DateTimeOffset.MaxValue.UtcTicks;
+        return new Turn(line, line.HeldBy, queued);
+    }
+
     /// <summary>Hands the turn to the longest-waiting request, or frees the session when nobody waits.</summary>
     private void Leave(Turn turn)
     {
@@ -178,21 +198,27 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
         lock (_lines)
         {
             var line = turn.Line;
-            if (line.Holder != turn)
+            if (line.HeldBy != turn.Number)
             {
-                // Taken over by a waiter after the lease ran out: the turn is no longer this one's to give.
+                // Given up already, or taken over by a waiter after the lease ran out: no longer this turn's to give.
                 return;
             }
 
             if (line.FirstWaiter is not { } first)
             {
                 _lines.Remove(line.SessionId);
+                line.HeldBy = 0;
+                if (_spareLines.Count < MaxSpareLines)
+                {
+                    _spareLines.Push(line);
+                }
+
                 return;
             }
 
             next = first.Value;
             line.Waiters.RemoveFirst();
-            line.Holder = handed = new Turn(this, line, queued: true);
+            handed = Grant(line, queued: true);
         }
 
         next.TrySetResult(handed);
@@ -200,51 +226,73 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
-    /// <summary>One session's turn holder and the requests waiting behind it.</summary>
-    internal sealed class Line(string sessionId)
+    /// <summary>
+    /// One session's line: the turn that holds it, what that holder told the queue, and the requests waiting behind it. Read and written under the table's lock.
+    /// </summary>
+    internal sealed class Line(LocalLockQueue queue)
     {
-        public string SessionId { get; } = sessionId;
-
-        public Turn Holder { get; set; } = null!;
-
         private LinkedList<TaskCompletionSource<Turn>>? _waiters;
+
+        public LocalLockQueue Queue { get; } = queue;
+
+        public string SessionId { get; set; } = "";
+
+        /// <summary>The number of the turn that holds the line (0: none, the line is spare).</summary>
+        public long HeldBy { get; set; }
+
+        /// <summary>The key the holder presented, once it said (see <see cref="IsHeldWithAnotherKey"/>).</summary>
+        public string? HolderKey { get; set; }
+
+        /// <summary>When the holder's lease runs out as far as it knows (<see cref="DateTimeOffset.MaxValue"/>: no lease yet).</summary>
+        public long HolderExpiresAtTicks { get; set; }
 
         /// <summary>The requests waiting behind the holder, oldest first (made when the first one queues).</summary>
         public LinkedList<TaskCompletionSource<Turn>> Waiters => _waiters ??= [];
 
         /// <summary>The longest-waiting request, if any.</summary>
         public LinkedListNode<TaskCompletionSource<Turn>>? FirstWaiter => _waiters?.First;
+
+        /// <summary>How long the holder's lease has left, as far as it knows (no lease yet: as long as it asks).</summary>
+        public TimeSpan Remaining(TimeProvider time) => HolderExpiresAtTicks == DateTimeOffset.MaxValue.UtcTicks
+            ? TimeSpan.MaxValue
+            : new DateTimeOffset(HolderExpiresAtTicks, TimeSpan.Zero) - time.GetUtcNow();
     }
 
-    /// <summary>One request's turn at a session's lock; <see cref="Leave"/> gives it up (once, whoever calls it).</summary>
-    internal sealed class Turn(LocalLockQueue queue, Line line, bool queued)
+    /// <summary>
+    /// One request's turn at a session's lock (the default value is no turn); <see cref="Leave"/> gives it up. Whoever
+    /// calls them, and however often, the members act only while the turn still holds its line.
+    /// </summary>
+    internal readonly struct Turn(Line line, long number, bool queued)
     {
-        private long _expiresAtTicks = DateTimeOffset.MaxValue.UtcTicks;
-        private int _left;
+        internal Line Line { get; } = line;
+
+        internal long Number { get; } = number;
 
         /// <summary>Whether the request waited for requests queued before it.</summary>
         public bool Queued { get; } = queued;
 
-        /// <summary>The key the holder presented, once it has the turn (see <see cref="IsHeldWithAnotherKey"/>).</summary>
-        public string? Key { get; set; }
-
-        internal Line Line { get; } = line;
+        /// <summary>Tells the queue the key the holder presented (see <see cref="IsHeldWithAnotherKey"/>).</summary>
+        public void Presented(string key) => Update(key, null);
 
         /// <summary>The holder took or renewed its lease: it runs until <paramref name="expiresAt"/>, as far as it knows.</summary>
-        public void Extend(DateTimeOffset expiresAt) => Volatile.Write(ref _expiresAtTicks, expiresAt.UtcTicks);
+        public void Extend(DateTimeOffset expiresAt) => Update(null, expiresAt);
 
-        /// <summary>How long the holder's lease has left, as far as it knows (no lease yet: as long as it asks).</summary>
-        internal TimeSpan Remaining(TimeProvider time)
-        {
-            var ticks = Volatile.Read(ref _expiresAtTicks);
-            return ticks == DateTimeOffset.MaxValue.UtcTicks ? TimeSpan.MaxValue : new DateTimeOffset(ticks, TimeSpan.Zero) - time.GetUtcNow();
-        }
+        public void Leave() => Line?.Queue.Leave(this);
 
-        public void Leave()
+        private void Update(string? key, DateTimeOffset? expiresAt)
         {
-            if (Interlocked.Exchange(ref _left, 1) == 0)
+            if (Line is not { } line)
             {
-                queue.Leave(this);
+                return;
+            }
+
+            lock (line.Queue._lines)
+            {
+                if (line.HeldBy == Number)
+                {
+                    line.HolderKey = key ?? line.HolderKey;
+                    line.HolderExpiresAtTicks = expiresAt?.UtcTicks ?? line.HolderExpiresAtTicks;
+                }
             }
         }
     }

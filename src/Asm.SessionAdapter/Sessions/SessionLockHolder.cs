@@ -24,7 +24,7 @@ internal sealed class SessionLockHolder(
     private string _sessionId = "";
     private RenewalTimers.Timer? _renewal;
     private ExecutionContext? _renewalContext;
-    private LocalLockQueue.Turn? _turn;
+    private LocalLockQueue.Turn _turn;
     private volatile bool _closed;
 
     /// <summary>The lease held, or <see langword="null"/> when the request holds no lock.</summary>
@@ -55,7 +55,7 @@ internal sealed class SessionLockHolder(
         }
 
         _turn = turn;
-        turn.Key = key.Value;
+        turn.Presented(key.Value);
         SessionLoadResult? result;
         DateTimeOffset loadedAt;
         try
@@ -191,7 +191,12 @@ internal sealed class SessionLockHolder(
     /// Passes this request's turn in <see cref="LocalLockQueue"/> on to the next request of the process that waits for
     /// the session's lock: the lease is given back (or was never taken). Does nothing the second time.
     /// </summary>
-    public void EndTurn() => Interlocked.Exchange(ref _turn, null)?.Leave();
+    public void EndTurn()
+    {
+        var turn = _turn;
+        _turn = default;
+        turn.Leave();
+    }
 
     /// <summary>
     /// Ends the request's hold for good (the middleware's final commit has given the lease back): the turn passes on,
@@ -275,7 +280,7 @@ internal sealed class SessionLockHolder(
 
             if (renewed)
             {
-                turn?.Extend(now + lease.Duration);
+                turn.Extend(now + lease.Duration);
             }
             else
             {

@@ -7,7 +7,8 @@ namespace Asm.SessionAdapter.Sessions;
 /// key may serve it, and whether a session used from a profile it has not seen is adopted or refused
 /// (<see cref="AsmSessionEvents.OnProfileChanged"/>). The provider is asked each time, as the request is at that moment.
 /// </summary>
-internal sealed class SessionProfileCheck
+/// <remarks>A value in its session, not an object of its own: every request makes one.</remarks>
+internal readonly struct SessionProfileCheck
 {
     private static readonly Func<HttpContext, string?> DefaultProvider = AsmSessionOptions.DefaultProfile;
 

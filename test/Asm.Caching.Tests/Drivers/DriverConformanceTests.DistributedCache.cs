@@ -1,4 +1,5 @@
 using Asm.Caching.Distributed;
+using Asm.Caching.Sessions;
 using Microsoft.Extensions.Caching.Distributed;
 
 namespace Asm.Caching.Tests.Drivers;
@@ -72,5 +73,52 @@ public abstract partial class DriverConformanceTests
         Clock.Advance(TimeSpan.FromDays(400));
 
         Assert.Equal([2], await cache.GetAsync("key", Token));
+    }
+
+    [Fact]
+    public async Task DistributedCache_KeysThatSpellASessionsStorage_NeverReachTheSessionItsLockItsUserOrItsEndCheck()
+    {
+        // An app caching under keys built from request input: the names the driver gives a session's record, lock,
+        // waiter mark, user index and end check (as stored, and as every driver's layout spells them), the session's
+        // id and key, Cluster hash tags around them, path tricks and protocol line breaks, each as a cache key.
+        var tracking = (ISessionTrackingDriver)Sessions;
+        var created = await CreateSessionAsync(new() { ["cart"] = [7] });
+        var key = created.WithNewSecret();
+        var bind = new SessionRegenerateRequest { Key = created, NewSecret = key.Secret, Now = Clock.GetUtcNow(), ZombieExpiresAt = Clock.GetUtcNow() + TimeSpan.FromMinutes(1) };
+        Assert.Equal(SessionCommitStatus.Committed, (await tracking.BindUserAsync(bind, "ada", Token)).Status);
+        await tracking.AddToUserIndexAsync("ada", key.Id, Token);
+        await tracking.ScheduleEndCheckAsync(key.Id, Clock.GetUtcNow() + TimeSpan.FromHours(1), Token);
+        var lease = (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Lease!;
+        var id = key.Id;
+        var spelled = new List<string>(StorageNames(key.Id, "ada"))
+        {
+            id, key.Value, created.Value, "{" + id + "}", "s:{" + id + "}", "w:{" + id + "}", "asm:s:{" + id + "}", "asm:w:{" + id + "}",
+            "s:{" + id + "}\r\nDEL asm:s:{" + id + "}", "../s:{" + id + "}", "e:{0}", "asm:e:{f}", "u:{ada}", "asm:released",
+            ".users", ".ends/" + id + ".end", ".locks/00.lock", "c:" + id, "c#" + id, "{", "}", "{}", "}{",
+        };
+        var names = spelled.Distinct(StringComparer.Ordinal).ToList();
+        Assert.True(names.Count > 20);
+
+        for (var i = 0; i < names.Count; i++)
+        {
+            await Cache.SetAsync(names[i], BitConverter.GetBytes(i), Never(), Token);
+            await Cache.RefreshAsync(names[i], Clock.GetUtcNow(), Token);
+        }
+
+        for (var i = 0; i < names.Count; i++)
+        {
+            Assert.Equal(i, BitConverter.ToInt32(await Cache.GetAsync(names[i], Clock.GetUtcNow(), Token)));
+            await Cache.RemoveAsync(names[i], Token);
+            Assert.Null(await Cache.GetAsync(names[i], Clock.GetUtcNow(), Token));
+        }
+
+        Assert.Equal(SessionLoadStatus.LockBusy, (await LoadAsync(key, SessionLease.Create(LeaseDuration))).Status);
+        Assert.Equal(SessionCommitStatus.Committed, await CommitAsync(key, new() { ["more"] = [8] }, lease, releaseLock: true));
+        var loaded = await LoadAsync(key);
+        Assert.Equal(SessionLoadStatus.Found, loaded.Status);
+        Assert.Equal([7], loaded.Values["cart"]);
+        Assert.Equal("ada", loaded.UserId);
+        Assert.Equal([id], await tracking.GetUserIndexAsync("ada", Token));
+        Assert.True(await tracking.ClaimEndCheckAsync(id, Token));
     }
 }

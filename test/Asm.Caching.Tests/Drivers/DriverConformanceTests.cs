@@ -70,6 +70,13 @@ public abstract partial class DriverConformanceTests : IDisposable
     protected abstract ISessionDriver CreateDriver(TimeProvider timeProvider);
 
     /// <summary>
+    /// The names the driver's storage gives session <paramref name="sessionId"/> and the index of user
+    /// <paramref name="userId"/> (Redis keys, file paths, with and without their prefix or directory), for the tests
+    /// that use each as a cache key; none for a driver that keeps objects.
+    /// </summary>
+    protected virtual IEnumerable<string> StorageNames(string sessionId, string userId) => [];
+
+    /// <summary>
     /// Makes the storage hold <paramref name="token"/> as the lock token of <paramref name="sessionId"/>, with the
     /// fence unchanged: what a failover to a replica that missed a grant leaves behind.
     /// </summary>

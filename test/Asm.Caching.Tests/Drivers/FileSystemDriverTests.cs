@@ -28,6 +28,11 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
             timeProvider,
             NullLogger<FileSystemDriver>.Instance);
 
+    /// <summary>Every file of the store (the session's, its end check, the user index, the lock stripes), as full, relative and bare names.</summary>
+    protected override IEnumerable<string> StorageNames(string sessionId, string userId) =>
+        Directory.EnumerateFiles(StoreDirectory, "*", SearchOption.AllDirectories)
+            .SelectMany(path => new[] { path, Path.GetRelativePath(StoreDirectory, path), Path.GetFileName(path) });
+
     /// <summary>Cuts the session file in half, as a disk error or a careless copy would.</summary>
     protected override async Task CorruptStoredSessionAsync(string sessionId)
     {

@@ -12,6 +12,8 @@ public sealed class RedisClusterDriverTests(RedisCluster cluster) : StoredDriver
 
     protected override ISessionDriver CreateDriver(TimeProvider timeProvider) => _drivers.Create(timeProvider);
 
+    protected override IEnumerable<string> StorageNames(string sessionId, string userId) => _drivers.StorageNamesOf((RedisDriver)Sessions, sessionId, userId);
+
     protected override Task WhenWakeUpsArriveAsync(ISessionDriver driver) => _drivers.WhenSubscribedAsync((RedisDriver)driver, cluster.Nodes);
 
     /// <summary>Writes a creation time that is not a number into the session's hash, on the node that owns it.</summary>

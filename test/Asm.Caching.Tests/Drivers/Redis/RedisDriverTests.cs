@@ -12,6 +12,8 @@ public sealed class RedisDriverTests(RedisServer server) : StoredDriverConforman
 
     protected override ISessionDriver CreateDriver(TimeProvider timeProvider) => _drivers.Create(timeProvider);
 
+    protected override IEnumerable<string> StorageNames(string sessionId, string userId) => _drivers.StorageNamesOf((RedisDriver)Sessions, sessionId, userId);
+
     protected override Task WhenWakeUpsArriveAsync(ISessionDriver driver) => _drivers.WhenSubscribedAsync((RedisDriver)driver, server);
 
     /// <summary>Writes a creation time that is not a number into the session's hash.</summary>

@@ -101,6 +101,14 @@ internal sealed class RedisTestDrivers(string configuration) : IDisposable
         }
     }
 
+    /// <summary>
+    /// The keys <paramref name="driver"/> gives session <paramref name="sessionId"/> (its hash, waiter mark and end-check
+    /// set) and the index of <paramref name="userId"/>, and its release channel, with and without <see cref="InstanceName"/>.
+    /// </summary>
+    public IEnumerable<string> StorageNamesOf(RedisDriver driver, string sessionId, string userId) =>
+        new[] { driver.SessionKeyOf(sessionId), driver.WaiterKeyOf(sessionId), driver.EndCheckKeyOf(sessionId), driver.UserIndexKeyOf(userId), driver.ReleaseChannel }
+            .SelectMany(name => new[] { name, name[InstanceName.Length..] });
+
     public void Dispose()
     {
         lock (_drivers)

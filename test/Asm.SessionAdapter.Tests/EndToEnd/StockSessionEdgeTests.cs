@@ -1,0 +1,429 @@
+using System.Net;
+using Asm.Testing.Drivers;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Options;
+
+namespace Asm.SessionAdapter.Tests.EndToEnd;
+
+/// <summary>
+/// The session middleware's edges, on the stock session and on Asm: a pipeline without <c>app.UseSession()</c>, the
+/// session feature, a session used after the response started or after the request, cookies that name no session,
+/// are no key or come twice, and a commit that fails. Each test runs one scenario on both and compares what the app
+/// and the browser see; where Asm differs on purpose, the test asserts the difference its docs describe.
+/// </summary>
+public sealed class StockSessionEdgeTests
+{
+    [Fact]
+    public async Task SessionWithoutUseSession_ThrowsTheStockExceptionAndMessage()
+    {
+        async Task<string> OutcomeAsync(string store)
+        {
+            await using var app = await StartAsync(store, a => a.MapGet("/", (HttpContext c) =>
+                $"feature={c.Features.Get<ISessionFeature>() is not null} {Outcome(() => _ = c.Session.IsAvailable)}"), useSession: false);
+            return await app.GetTestClient().GetStringAsync("/");
+        }
+
+        var stock = await OutcomeAsync("stock");
+
+        Assert.Equal(stock, await OutcomeAsync("asm"));
+        Assert.Equal("feature=False InvalidOperationException: Session has not been configured for this application or request.", stock);
+    }
+
+    [Fact]
+    public async Task SessionFeature_IsSetWhileTheRequestRunsAndWhenItsResponseStarts_AndGoneAfterTheRequest()
+    {
+        async Task<string> OutcomeAsync(string store)
+        {
+            var completed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            await using var app = await StartAsync(store, a => a.MapGet("/", (HttpContext c) =>
+            {
+                var starting = "";
+                c.Response.OnStarting(() =>
+                {
+                    starting = $"starting: feature={c.Features.Get<ISessionFeature>()?.Session is not null}";
+                    return Task.CompletedTask;
+                });
+                c.Response.OnCompleted(() =>
+                {
+                    completed.TrySetResult($"{starting}; completed: feature={c.Features.Get<ISessionFeature>() is not null} {Outcome(() => _ = c.Session.IsAvailable)}");
+                    return Task.CompletedTask;
+                });
+                return $"running: feature={c.Features.Get<ISessionFeature>()?.Session is not null} same={ReferenceEquals(c.Features.Get<ISessionFeature>()?.Session, c.Session)}";
+            }));
+            var running = await app.GetTestClient().GetStringAsync("/");
+            return $"{running}; {await completed.Task.WaitAsync(TimeSpan.FromSeconds(30))}";
+        }
+
+        var stock = await OutcomeAsync("stock");
+
+        Assert.Equal(stock, await OutcomeAsync("asm"));
+        Assert.Equal(
+            "running: feature=True same=True; starting: feature=True; completed: feature=False InvalidOperationException: Session has not been configured for this application or request.",
+            stock);
+    }
+
+    [Fact]
+    public async Task SessionReadAndWrittenAfterTheResponseStarted_AnswersAsTheStockSession()
+    {
+        // A new session cannot be established once the response has started (its cookie could not be sent); a stored
+        // one is read and written as before, without a new cookie.
+        async Task<string> TranscriptAsync(string store)
+        {
+            await using var app = await StartAsync(store, a =>
+            {
+                a.MapPost("/set", (HttpContext c) => c.Session.SetString("a", "1"));
+                a.MapPost("/late", async (HttpContext c) =>
+                {
+                    await c.Response.WriteAsync("started ");
+                    await c.Response.Body.FlushAsync();
+                    var read = c.Session.GetString("a") ?? "<none>";
+                    var write = Outcome(() => c.Session.SetString("b", "2"));
+                    var commit = await OutcomeAsync(() => c.Session.CommitAsync());
+                    await c.Response.WriteAsync($"a={read} set b: {write} commit: {commit}");
+                });
+                a.MapGet("/read", (HttpContext c) => $"a={c.Session.GetString("a") ?? "<none>"} b={c.Session.GetString("b") ?? "<none>"}");
+            });
+            using var client = BrowserOf(app);
+            return string.Join(Environment.NewLine, [
+                await RequestAsync(client, HttpMethod.Post, "/late"),
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+                await RequestAsync(client, HttpMethod.Post, "/set"),
+                await RequestAsync(client, HttpMethod.Post, "/late"),
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+            ]);
+        }
+
+        var stock = await TranscriptAsync("stock");
+
+        Assert.Equal(stock, await TranscriptAsync("asm"));
+        Assert.Contains("set b: InvalidOperationException: The session cannot be established after the response has started.", stock, StringComparison.Ordinal);
+        Assert.EndsWith("200 cookie=none: a=1 b=2", stock, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task SessionWrittenAfterTheRequest_StockLosesTheWriteSilently_AsmThrowsAsTheLockingPageSays()
+    {
+        async Task<string> OutcomeAsync(string store)
+        {
+            var completed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            await using var app = await StartAsync(store, a =>
+            {
+                a.MapPost("/set", (HttpContext c) => c.Session.SetString("a", "1"));
+                a.MapPost("/after", (HttpContext c) =>
+                {
+                    var session = c.Session;
+                    c.Response.OnCompleted(() =>
+                    {
+                        completed.TrySetResult($"read a={session.GetString("a")} set b: {Outcome(() => session.SetString("b", "2"))}");
+                        return Task.CompletedTask;
+                    });
+                });
+                a.MapGet("/read", (HttpContext c) => $"b={c.Session.GetString("b") ?? "<none>"}");
+            });
+            using var client = BrowserOf(app);
+            await client.PostAsync("/set", null);
+            await client.PostAsync("/after", null);
+            var after = await completed.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            return $"{after}; next request {await client.GetStringAsync("/read")}";
+        }
+
+        // Neither stores the write; the stock session takes it and drops it, Asm says so (docs/locking.md, "After the request").
+        Assert.Equal("read a=1 set b: ok; next request b=<none>", await OutcomeAsync("stock"));
+        Assert.Matches(
+            "^read a=1 set b: InvalidOperationException: The request of session .+ has ended \\(the session middleware made its final commit\\).*; next request b=<none>$",
+            await OutcomeAsync("asm"));
+    }
+
+    [Fact]
+    public async Task CookieNamingNoStoredSession_StockStoresUnderItSilently_AsmGivesANewKeyAndCookie_TheBrowserKeepsItsValueOnBoth()
+    {
+        // A cookie this app can read whose session is not stored (the storage was emptied, or it was made by an app
+        // sharing the Data Protection keys but not the storage): a cookie from a twin app on its own storage.
+        async Task<string> TranscriptAsync(string store)
+        {
+            var keys = new EphemeralDataProtectionProvider();
+            var invalid = new List<string>();
+            void Services(IServiceCollection s)
+            {
+                s.AddSingleton<IDataProtectionProvider>(keys);
+                s.Configure<AsmSessionOptions>(o => o.Events.OnInvalidSessionAccessed = e =>
+                {
+                    invalid.Add(e.Reason.ToString());
+                    return Task.CompletedTask;
+                });
+            }
+
+            await using var twin = await StartAsync(store, MapReadAndWrite, services: Services);
+            await using var app = await StartAsync(store, MapReadAndWrite, services: Services);
+            var twinBrowser = new CookieJarHandler(twin.GetTestServer().CreateHandler());
+            using var twinClient = new HttpClient(twinBrowser) { BaseAddress = new Uri("http://localhost/") };
+            await twinClient.PostAsync("/write?v=twin", null);
+            var browser = new CookieJarHandler(app.GetTestServer().CreateHandler());
+            browser.Cookies.Add(twinBrowser.Cookies.GetAllCookies());
+            using var client = new HttpClient(browser) { BaseAddress = new Uri("http://localhost/") };
+            return string.Join(Environment.NewLine, [
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+                await RequestAsync(client, HttpMethod.Post, "/write?v=mine"),
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+                $"events: {string.Join(",", invalid)}",
+            ]);
+        }
+
+        Assert.Equal(
+            """
+            200 cookie=none: v=<none>
+            200 cookie=none: v=mine
+            200 cookie=none: v=mine
+            events: 
+            """.ReplaceLineEndings(), await TranscriptAsync("stock"));
+        // Strict ids (docs/lifetime.md): the unknown key is never adopted; the read deletes it, the write gets a new one.
+        Assert.Equal(
+            """
+            200 cookie=delete: v=<none>
+            200 cookie=set: v=mine
+            200 cookie=none: v=mine
+            events: Unknown
+            """.ReplaceLineEndings(), await TranscriptAsync("asm"));
+    }
+
+    [Theory]
+    [InlineData("garbage")]
+    [InlineData("")]
+    [InlineData("CfDJ8AAAAAAAAAAAAAAAAAAAAAA")]
+    public async Task CookieThatIsNoKey_GetsANewSessionOnBoth_AndAsmAlsoDeletesIt(string cookie)
+    {
+        async Task<string> TranscriptAsync(string store)
+        {
+            await using var app = await StartAsync(store, MapReadAndWrite);
+            var browser = new CookieJarHandler(app.GetTestServer().CreateHandler());
+            browser.Cookies.Add(new Cookie(AsmSessionOptions.DefaultCookieName, cookie, "/", "localhost"));
+            using var client = new HttpClient(browser) { BaseAddress = new Uri("http://localhost/") };
+            var read = await RequestAsync(client, HttpMethod.Get, "/read");
+            browser.Cookies.Add(new Cookie(AsmSessionOptions.DefaultCookieName, cookie, "/", "localhost"));
+            return string.Join(Environment.NewLine, [
+                read,
+                await RequestAsync(client, HttpMethod.Post, "/write?v=1"),
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+            ]);
+        }
+
+        var stock = await TranscriptAsync("stock");
+        var asm = await TranscriptAsync("asm");
+
+        Assert.Equal("200 cookie=none: v=<none>" + Environment.NewLine + "200 cookie=set: v=1" + Environment.NewLine + "200 cookie=none: v=1", stock);
+        // Asm deletes a cookie it does not adopt on a request that uses the session (docs/lifetime.md, "Strict IDs"); an
+        // empty one is no cookie on both.
+        Assert.Equal(cookie.Length == 0 ? stock : stock.Replace("200 cookie=none: v=<none>", "200 cookie=delete: v=<none>", StringComparison.Ordinal), asm);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task TwoCookiesOfTheSessionsName_TheLastOneCounts_OnBoth(bool validFirst)
+    {
+        async Task<string> TranscriptAsync(string store)
+        {
+            await using var app = await StartAsync(store, MapReadAndWrite);
+            var browser = new CookieJarHandler(app.GetTestServer().CreateHandler());
+            using var client = new HttpClient(browser) { BaseAddress = new Uri("http://localhost/") };
+            await client.PostAsync("/write?v=kept", null);
+            var valid = browser.Cookies.GetAllCookies().Single().Value;
+            using var raw = app.GetTestClient();
+            var header = validFirst ? $"{AsmSessionOptions.DefaultCookieName}={valid}; {AsmSessionOptions.DefaultCookieName}=garbage"
+                : $"{AsmSessionOptions.DefaultCookieName}=garbage; {AsmSessionOptions.DefaultCookieName}={valid}";
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/read");
+            request.Headers.Add("Cookie", header);
+            var response = await raw.SendAsync(request);
+            return $"{Describe(response)}: {await response.Content.ReadAsStringAsync()}";
+        }
+
+        var stock = await TranscriptAsync("stock");
+        var asm = await TranscriptAsync("asm");
+
+        Assert.Equal(validFirst ? "200 cookie=none: v=<none>" : "200 cookie=none: v=kept", stock);
+        // A last cookie that is no key is deleted by Asm (docs/lifetime.md, "Strict IDs").
+        Assert.Equal(validFirst ? "200 cookie=delete: v=<none>" : stock, asm);
+    }
+
+    [Fact]
+    public async Task CommitThatFails_IsLoggedAndSwallowedByTheMiddleware_AndThrownByAnExplicitCommitAsync_OnBoth()
+    {
+        async Task<(string Transcript, IReadOnlyList<string> Logged)> TranscriptAsync(string store)
+        {
+            var logs = new FakeLogCollector();
+            Action<bool> failWrites = null!;
+            await using var app = await StartAsync(store, a =>
+            {
+                MapReadAndWrite(a);
+                a.MapPost("/write-and-commit", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    c.Session.SetString("v", "committed");
+                    return await OutcomeAsync(() => c.Session.CommitAsync());
+                });
+            }, services: s =>
+            {
+                s.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs));
+                if (store == "stock")
+                {
+                    var cache = new FailingCache();
+                    s.AddSingleton<IDistributedCache>(cache);
+                    failWrites = fail => cache.FailWrites = fail;
+                }
+                else
+                {
+                    var chaos = ChaosSessionDriver.Wrap(s);
+                    failWrites = fail => chaos.FailCommits = fail;
+                }
+            });
+            using var client = BrowserOf(app);
+            var transcript = new List<string> { await RequestAsync(client, HttpMethod.Post, "/write?v=kept") };
+            failWrites(true);
+            transcript.Add(await RequestAsync(client, HttpMethod.Post, "/write?v=lost"));
+            transcript.Add(await RequestAsync(client, HttpMethod.Post, "/write-and-commit"));
+            failWrites(false);
+            transcript.Add(await RequestAsync(client, HttpMethod.Get, "/read"));
+            var logged = logs.GetSnapshot()
+                .Where(r => r.Category == "Microsoft.AspNetCore.Session.SessionMiddleware" && r.Level == LogLevel.Error)
+                .Select(r => $"{r.Id.Name}: {r.Exception?.GetType().Name}").ToList();
+            return (string.Join(Environment.NewLine, transcript), logged);
+        }
+
+        var stock = await TranscriptAsync("stock");
+        var asm = await TranscriptAsync("asm");
+
+        // Asm's explicit commit throws SessionStorageException (docs/reliability.md), the stock one the cache's exception.
+        Assert.Equal(stock.Transcript.Replace("IOException", "SessionStorageException", StringComparison.Ordinal), asm.Transcript);
+        Assert.Contains("200 cookie=none: SessionStorageException", asm.Transcript, StringComparison.Ordinal);
+        Assert.EndsWith("200 cookie=none: v=kept", asm.Transcript, StringComparison.Ordinal);
+        // The middleware logs the failed final commit on both. After a failed explicit commit the stock middleware's
+        // final commit tries again (and logs again); Asm's does not retry it (docs/reliability.md).
+        Assert.Equal(["ErrorClosingTheSession: IOException", "ErrorClosingTheSession: IOException"], stock.Logged);
+        Assert.Equal(["ErrorClosingTheSession: SessionStorageException"], asm.Logged);
+    }
+
+    /// <summary>Maps <c>GET /read</c> (answers <c>v=</c> the value) and <c>POST /write?v=</c>.</summary>
+    private static void MapReadAndWrite(WebApplication app)
+    {
+        app.MapGet("/read", (HttpContext c) => $"v={c.Session.GetString("v") ?? "<none>"}");
+        app.MapPost("/write", (HttpContext c, string v) =>
+        {
+            c.Session.SetString("v", v);
+            return $"v={v}";
+        });
+    }
+
+    /// <summary>
+    /// Starts an app on <c>TestServer</c> with the stock session over the memory cache (<paramref name="store"/>
+    /// "stock") or Asm in memory ("asm"), <c>app.UseSession()</c> unless told otherwise, and what the callbacks add.
+    /// </summary>
+    internal static async Task<WebApplication> StartAsync(
+        string store, Action<WebApplication> map, bool useSession = true, Action<IServiceCollection>? services = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Logging.ClearProviders();
+        if (store == "stock")
+        {
+            builder.Services.AddDistributedMemoryCache().AddSession();
+        }
+        else
+        {
+            builder.Services.AddAsmSession();
+        }
+
+        services?.Invoke(builder.Services);
+        var app = builder.Build();
+        if (useSession)
+        {
+            app.UseSession();
+        }
+
+        map(app);
+        await app.StartAsync();
+        return app;
+    }
+
+    /// <summary>A client that keeps cookies as a browser does.</summary>
+    private static HttpClient BrowserOf(WebApplication app) =>
+        new(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
+
+    /// <summary>Sends a request; answers its status, what it does with the session cookie, and its body.</summary>
+    private static async Task<string> RequestAsync(HttpClient client, HttpMethod method, string path)
+    {
+        var response = await client.SendAsync(new HttpRequestMessage(method, path));
+        return $"{Describe(response)}: {await response.Content.ReadAsStringAsync()}";
+    }
+
+    /// <summary>A response's status and what it does with the session cookie: <c>none</c>, <c>set</c> or <c>delete</c>.</summary>
+    private static string Describe(HttpResponseMessage response)
+    {
+        var cookie = response.Headers.TryGetValues("Set-Cookie", out var values)
+            ? string.Join(",", values.Select(v => v.Contains("expires=Thu, 01 Jan 1970", StringComparison.Ordinal) ? "delete" : "set"))
+            : "none";
+        return $"{(int)response.StatusCode} cookie={cookie}";
+    }
+
+    private static string Outcome(Action action)
+    {
+        try
+        {
+            action();
+            return "ok";
+        }
+        catch (Exception ex)
+        {
+            return $"{ex.GetType().Name}: {ex.Message}";
+        }
+    }
+
+    private static async Task<string> OutcomeAsync(Func<Task> action)
+    {
+        try
+        {
+            await action();
+            return "ok";
+        }
+        catch (Exception ex)
+        {
+            return ex.GetType().Name;
+        }
+    }
+
+    /// <summary>The stock session's cache, whose writes fail as on a full disk while <see cref="FailWrites"/> is set.</summary>
+    private sealed class FailingCache() : MemoryDistributedCache(Options.Create(new MemoryDistributedCacheOptions())), IDistributedCache
+    {
+        public bool FailWrites { get; set; }
+
+        void IDistributedCache.Set(string key, byte[] value, DistributedCacheEntryOptions options)
+        {
+            ThrowIfFailing();
+            Set(key, value, options);
+        }
+
+        Task IDistributedCache.SetAsync(string key, byte[] value, DistributedCacheEntryOptions options, CancellationToken token)
+        {
+            ThrowIfFailing();
+            return SetAsync(key, value, options, token);
+        }
+
+        private void ThrowIfFailing()
+        {
+            if (FailWrites)
+            {
+                throw new IOException("Injected failure: no space left on device.");
+            }
+        }
+    }
+}

@@ -193,6 +193,21 @@ internal sealed partial class AsmSession
 
     private async Task CreateAsync(CancellationToken cancellationToken)
     {
+        using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.CommitActivity);
+        try
+        {
+            AsmSessionMetrics.SetOutcome(activity, await CreateStoredAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception ex)
+        {
+            AsmSessionMetrics.SetError(activity, ex);
+            throw;
+        }
+    }
+
+    /// <summary>Stores a new session's first values; returns the outcome for the activity.</summary>
+    private async ValueTask<string> CreateStoredAsync(CancellationToken cancellationToken)
+    {
         var now = _services.Time.GetUtcNow();
         var request = ChangeSetRequest(now, createWithSecret: _key.Secret, absoluteExpiresAt: now + _options.AbsoluteTimeout);
         SessionCommitStatus status;
@@ -214,18 +229,18 @@ internal sealed partial class AsmSession
             throw;
         }
 
-        if (status == SessionCommitStatus.Committed)
-        {
-            _stored = true;
-            _values.StartNextDelta();
-            _telemetry.Created(_key.Id);
-            await _lifecycle.TrackCreatedAsync(_key.Id, now).ConfigureAwait(false);
-            await RaiseAsync(static (events, c) => events.SessionCreated(c), new SessionCreatedContext(_context, Hash), writable: true).ConfigureAwait(false);
-        }
-        else
+        if (status != SessionCommitStatus.Committed)
         {
             _telemetry.CreateCollision(_key.Id);
+            return "collided";
         }
+
+        _stored = true;
+        _values.StartNextDelta();
+        _telemetry.Created(_key.Id);
+        await _lifecycle.TrackCreatedAsync(_key.Id, now).ConfigureAwait(false);
+        await RaiseAsync(static (events, c) => events.SessionCreated(c), new SessionCreatedContext(_context, Hash), writable: true).ConfigureAwait(false);
+        return "created";
     }
 
     /// <summary>

@@ -147,6 +147,7 @@ public sealed class AsmSessionMetricsTests
         var commits = mine.Where(a => a.OperationName == AsmSessionMetricNames.CommitActivity).ToList();
         Assert.Contains("new", loads);
         Assert.Contains("found", loads);
+        Assert.Contains(commits, c => (string?)c.GetTagItem(AsmSessionMetricNames.Outcome) == "created" && c.Status == ActivityStatusCode.Unset);
         Assert.Contains(commits, c => (string?)c.GetTagItem(AsmSessionMetricNames.Outcome) == "committed" && c.Status == ActivityStatusCode.Unset);
         Assert.Contains(commits, c => (string?)c.GetTagItem(AsmSessionMetricNames.Outcome) == "not_found" && c.Status == ActivityStatusCode.Error);
     }
@@ -209,7 +210,7 @@ public sealed class AsmSessionMetricsTests
             }
 
             var user = Client(out var jar);
-            await user.PostAsync("/set", null);                                             // load new (a creation is no commit)
+            await user.PostAsync("/set", null);                                             // load new, commit created
             await user.PostAsync("/set", null);                                             // commit committed
             await user.GetStringAsync("/peek");                                            // load found, commit unchanged
             await user.GetStringAsync("/read");                                            // commit released
@@ -245,6 +246,7 @@ public sealed class AsmSessionMetricsTests
 
             chaos.Fail = true;
             await Assert.ThrowsAnyAsync<Exception>(() => WithCookie(jar.Cookies.GetAllCookies().Single().Value).GetStringAsync("/read"));  // error
+            await Client(out _).PostAsync("/set", null);                                    // commit error: the creation failed
             chaos.Fail = false;
 
             var corrupt = Client(out var corruptJar);
@@ -265,12 +267,13 @@ public sealed class AsmSessionMetricsTests
         Assert.Contains(("error", ActivityStatusCode.Error), loads);
         Assert.Contains(mine, a => a.OperationName == AsmSessionMetricNames.LoadActivity
             && (string?)a.GetTagItem("error.type") == typeof(SessionStorageException).FullName);
-        foreach (var outcome in new[] { "committed", "released", "unchanged" })
+        foreach (var outcome in new[] { "created", "committed", "released", "unchanged" })
         {
             Assert.Contains((outcome, ActivityStatusCode.Unset), commits);
         }
 
         Assert.Contains(("lock_lost", ActivityStatusCode.Error), commits);
+        Assert.Contains(("error", ActivityStatusCode.Error), commits);
     }
 
     /// <summary>

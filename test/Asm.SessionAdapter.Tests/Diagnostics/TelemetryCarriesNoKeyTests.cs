@@ -17,18 +17,23 @@ namespace Asm.SessionAdapter.Tests.Diagnostics;
 /// <summary>
 /// The observability promise (docs/observability.md): no log line (message, structured state, scope or exception), metric
 /// tag, activity tag or exception message names a session key, a session id or a user id, over every path that logs,
-/// counts, traces or throws about one session.
+/// counts, traces or throws about one session. Nor does any carry what a client chose (its User-Agent, a user id with
+/// line breaks and a terminal escape that would forge a log line), and every metric tag is one of Asm's own names, so
+/// that no input can add a metric series.
 /// </summary>
 public sealed class TelemetryCarriesNoKeyTests
 {
-    private const string UserId = "ada-user-4711";
+    private const string UserId = "ada-user-4711\r\n[CRIT] forged line\u001b[0m";
+    private const string AttackerAgent = "Attacker-4711/1.0";
+    private const string MovedAgent = "Phone-4711/2.0";
 
     [Fact]
     public async Task EverySessionPath_LogsCountsTracesAndThrowsWithoutAKeyAnIdOrAUserId()
     {
         var logs = new FakeLogCollector();
         var telemetry = new ConcurrentQueue<string>();
-        using var meters = ListenToAsmMeters(telemetry);
+        var metricTags = new ConcurrentQueue<string>();
+        using var meters = ListenToAsmMeters(metricTags);
         using var activities = ListenToAsmActivities(telemetry);
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -57,10 +62,10 @@ public sealed class TelemetryCarriesNoKeyTests
             await AnswerAsync(beforeLogin.Client.PostAsync("/regenerate-or-say-why", null)),
         };
         var planted = ClientWithCookies(app, beforeLogin.Jar);
-        planted.Client.DefaultRequestHeaders.UserAgent.ParseAdd("Attacker/1.0");
+        planted.Client.DefaultRequestHeaders.UserAgent.ParseAdd(AttackerAgent);
         await planted.Client.GetStringAsync("/get");                                               // ZombieProfileMismatch
         var moved = ClientWithCookies(app, jar);
-        moved.Client.DefaultRequestHeaders.UserAgent.ParseAdd("Phone/2.0");
+        moved.Client.DefaultRequestHeaders.UserAgent.ParseAdd(MovedAgent);
         await moved.Client.GetStringAsync("/get");                                                 // profile changed
         (await browser.PostAsync("/bind", null)).EnsureSuccessStatusCode();
         Remember();
@@ -87,15 +92,19 @@ public sealed class TelemetryCarriesNoKeyTests
         Assert.Contains(nameof(InvalidOperationException), answers[2], StringComparison.Ordinal);
         Assert.Contains(nameof(SessionLockTimeoutException), answers[3], StringComparison.Ordinal);
 
-        var secrets = keys.Concat(keys.Select(k => k[..SessionKey.IdLength])).Concat(cookies).Append(UserId).ToList();
+        var secrets = keys.Concat(keys.Select(k => k[..SessionKey.IdLength])).Concat(cookies)
+            .Concat([UserId, "forged line", AttackerAgent, MovedAgent]).ToList();
         var said = records.SelectMany(r => new[] { r.Message, r.Exception?.ToString() }
                 .Concat(r.StructuredState?.Select(p => p.Value) ?? [])
                 .Concat(r.Scopes.Select(s => s?.ToString())))
             .Concat(answers)
             .Concat(telemetry)
+            .Concat(metricTags)
             .Where(s => s is not null)
             .ToList();
         Assert.NotEmpty(telemetry);
+        Assert.NotEmpty(metricTags);
+        Assert.All(metricTags, tag => Assert.Matches("^[a-z_]+$|^[A-Z][A-Za-z]+$", tag));
         foreach (var secret in secrets)
         {
             Assert.DoesNotContain(said, s => s!.Contains(secret, StringComparison.Ordinal));

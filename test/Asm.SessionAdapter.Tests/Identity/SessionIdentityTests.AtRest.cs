@@ -75,11 +75,13 @@ public abstract partial class SessionIdentityTests<TDriver>
         Assert.Equal("alices", await alice.GetStringAsync("/read/cart"));
     }
 
-    [Fact]
-    public async Task EncryptAtRest_AZombieProfileFromAnotherSession_IsCorrupt_NeverServedToThatSessionsBrowser()
+    [Theory]
+    [InlineData("another-sessions")]
+    [InlineData("plain")]
+    public async Task EncryptAtRest_AZombieProfileReplacedAtRest_IsCorrupt_NeverServedToThatProfile(string profile)
     {
-        // The writer replaces Mallory's key with a zombie that carries Alice's sealed profile, hoping that Alice's
-        // browser, presenting Mallory's old key, is served Mallory's session as its own regenerating client.
+        // The writer replaces Mallory's key with a zombie that carries Alice's sealed profile (or her profile in
+        // plain), hoping that Alice's browser, presenting Mallory's old key, is served it as its regenerating client.
         await using var app = await StartAsync(configure: o => o.EncryptAtRest = true);
         var alice = Browser(app, OwnerAgent, out var aliceJar);
         await alice.PostAsync("/seed/cart/alices", null);
@@ -95,7 +97,7 @@ public abstract partial class SessionIdentityTests<TDriver>
                 NewSecret = SessionKey.New().Secret,
                 Now = now,
                 ZombieExpiresAt = now + TimeSpan.FromMinutes(10),
-                Profile = Assert.Single((await LoadAtRestAsync(app, aliceJar)).Profiles),
+                Profile = profile == "plain" ? "|" + OwnerAgent : Assert.Single((await LoadAtRestAsync(app, aliceJar)).Profiles),
             },
             CancellationToken.None);
         var read = await planted.PostAsync("/probe", null);

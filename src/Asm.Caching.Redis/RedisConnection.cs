@@ -282,6 +282,44 @@ internal sealed partial class RedisConnection : IDisposable
         }
     }
 
+    /// <summary>
+    /// Reads a server's <c>INFO memory</c> section. No keys, no arguments; returns the section's text, whose
+    /// <c>maxmemory_policy:</c> line names the eviction policy. Sent as a script because the client refuses <c>INFO</c>
+    /// and <c>CONFIG</c> themselves on a connection without <c>allowAdmin</c> (StackExchange.Redis 3 even when sent by
+    /// name), and <c>INFO</c>, unlike <c>CONFIG</c>, is what managed Redis services leave open.
+    /// </summary>
+    private const string MemoryInfoScript = "return redis.call('INFO', 'memory')";
+
+    /// <summary>
+    /// The primaries (see <see cref="Primaries"/>) whose <c>maxmemory-policy</c> evicts keys that have no expiry
+    /// (<c>allkeys-*</c>), each as <c>endpoint policy</c>. A server that refuses to tell (a command renamed or
+    /// forbidden), fails or does not answer within <see cref="RedisDriverOptions.OperationTimeout"/> is passed over: its
+    /// policy is not known, and that is no failure.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<string>> EvictingPrimariesAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _connection) is not { } connection)
+        {
+            return [];
+        }
+
+        var policies = await Task.WhenAll(Primaries(connection).Where(server => server.IsConnected).Select(async server =>
+        {
+            try
+            {
+                var info = (string?)await server.ExecuteAsync("EVAL", MemoryInfoScript, 0)
+                    .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
+                var policy = info?.Split('\n').Select(line => line.Trim()).FirstOrDefault(line => line.StartsWith("maxmemory_policy:", StringComparison.Ordinal))?["maxmemory_policy:".Length..];
+                return policy is not null && policy.StartsWith("allkeys-", StringComparison.Ordinal) ? $"{FormatEndPoint(server.EndPoint)} {policy}" : null;
+            }
+            catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException)
+            {
+                return null;
+            }
+        })).ConfigureAwait(false);
+        return [.. policies.OfType<string>()];
+    }
+
     /// <summary>The servers the connection knows of that are not connected now (a replica, a Cluster node), and how many it knows.</summary>
     public (IReadOnlyList<string> Disconnected, int Known) ServerStates()
     {

@@ -73,6 +73,47 @@ public sealed class RedisHealthCheckTests : IAsyncLifetime
         await WaitForStatusAsync(health, HealthStatus.Healthy, "after the replica came back");
     }
 
+    [Fact]
+    public async Task Redis_MaxMemoryPolicyAllKeys_DegradedNamingIt_ThenHealthyWithAVolatilePolicy()
+    {
+        await using var provider = Build(_server.EndPoint);
+        var health = provider.GetRequiredService<HealthCheckService>();
+        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
+
+        // Shared with a cache that lets Redis evict any key: the user indexes and end checks have no expiry.
+        await _server.ExecuteAsync("CONFIG", "SET", "maxmemory-policy", "allkeys-lru");
+        var evicting = await CheckAsync(health);
+        Assert.Equal(HealthStatus.Degraded, evicting.Status);
+        Assert.Contains($"maxmemory-policy evicts keys without an expiry ({_server.EndPoint} allkeys-lru)", evicting.Description, StringComparison.Ordinal);
+        Assert.Equal($"{_server.EndPoint} allkeys-lru", evicting.Data["maxmemory_policy"]);
+
+        await _server.ExecuteAsync("CONFIG", "SET", "maxmemory-policy", "volatile-lru");
+        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
+    }
+
+    [Fact]
+    public async Task Redis_PolicyNotReadable_HealthyWithoutJudgingIt()
+    {
+        // A Redis that forbids the commands which tell the policy (INFO and CONFIG renamed away): its policy is not
+        // known, and that is no failure.
+        using var managed = new RedisServer { ExtraArguments = ["--maxmemory-policy", "allkeys-lru", "--rename-command", "INFO", "", "--rename-command", "CONFIG", ""] };
+        await managed.StartAsync();
+        await using var provider = Build(managed.EndPoint);
+
+        var entry = await CheckAsync(provider.GetRequiredService<HealthCheckService>());
+
+        Assert.Equal(HealthStatus.Healthy, entry.Status);
+        Assert.False(entry.Data.ContainsKey("maxmemory_policy"));
+    }
+
+    private static ServiceProvider Build(string endPoint)
+    {
+        var services = new ServiceCollection();
+        services.AddAsmDistributedCache().UseRedisDriver(endPoint);
+        services.AddHealthChecks().AddAsmSessionStorage();
+        return services.BuildServiceProvider();
+    }
+
     /// <summary>Checks until the status is <paramref name="expected"/> (the client notices a change within seconds).</summary>
     private static async Task<HealthReportEntry> WaitForStatusAsync(HealthCheckService health, HealthStatus expected, string when)
     {

@@ -31,7 +31,8 @@ public sealed class AsmSessionOptions
     /// <summary>
     /// The session cookie. Defaults: name <see cref="DefaultCookieName"/>, <c>HttpOnly</c>, <c>SameSite=Lax</c>,
     /// <c>SecurePolicy=SameAsRequest</c>, <c>Path=/</c>, not essential. The cookie carries the key protected by
-    /// ASP.NET Core Data Protection, as the stock session's does.
+    /// ASP.NET Core Data Protection, as the stock session's does. <c>Expiration</c> is refused at start-up, as the
+    /// stock session's cookie refuses it; <c>MaxAge</c> keeps the cookie after the browser closes.
     /// </summary>
     public CookieBuilder Cookie { get; set; } = new()
     {

@@ -94,6 +94,13 @@ internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOp
             failures.Add("AsmSessionOptions.Cookie.Name must be set.");
         }
 
+        // The stock session's cookie throws when it is set; a plain CookieBuilder takes it, and it would do nothing.
+        if (options.Cookie?.Expiration is not null)
+        {
+            failures.Add("AsmSessionOptions.Cookie.Expiration cannot be set, as for the stock session's cookie: the session ends " +
+                "after IdleTimeout or AbsoluteTimeout; use Cookie.MaxAge to keep the cookie after the browser closes.");
+        }
+
         if (options.UseHostPrefix && (!string.IsNullOrEmpty(options.Cookie?.Domain) || options.Cookie?.Path is not (null or "/")))
         {
             failures.Add("AsmSessionOptions.UseHostPrefix needs a host-only cookie with Path=/: clear Cookie.Domain and set Cookie.Path to \"/\".");

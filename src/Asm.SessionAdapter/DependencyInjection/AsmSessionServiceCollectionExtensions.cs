@@ -72,6 +72,11 @@ public static class AsmSessionServiceCollectionExtensions
             IsEssential = cookie.IsEssential,
             MaxAge = cookie.MaxAge,
         };
+        foreach (var extension in cookie.Extensions)
+        {
+            session.Cookie.Extensions.Add(extension);
+        }
+
         session.IdleTimeout = asm.IdleTimeout;
         session.IOTimeout = asm.IOTimeout;
     }

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Session;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -34,8 +35,20 @@ public static class AsmSessionServiceCollectionExtensions
 
         // The stock middleware reads the cookie, the timeouts and the key length from SessionOptions. After every
         // Configure: an AddSession(o => o.Cookie...) left in the app after this call would otherwise replace Asm's cookie
-        // (its name, the __Host- prefix and the Secure policy UseHostPrefix asks for) without a word.
-        services.AddOptions<SessionOptions>().PostConfigure<IOptions<AsmSessionOptions>>((session, asm) => CopyTo(asm.Value, session));
+        // (its name, the __Host- prefix and the Secure policy UseHostPrefix asks for) without a word. What the app set
+        // there that Asm does not use is logged, so that a Configure<SessionOptions> kept from the stock session is not
+        // dropped without a word either.
+        services.AddOptions<SessionOptions>().PostConfigure<IOptions<AsmSessionOptions>, ILoggerFactory>((session, asm, logs) =>
+        {
+            var written = new SessionOptions();
+            CopyTo(asm.Value, written);
+            var unused = NotUsed(session, written);
+            CopyTo(asm.Value, session);
+            if (unused.Count > 0)
+            {
+                Log.SessionOptionsNotUsed(logs.CreateLogger<AsmSessionStore>(), string.Join(", ", unused));
+            }
+        });
 
         services.AddAsmStorageCore();
         services.AddDataProtection();
@@ -56,6 +69,37 @@ public static class AsmSessionServiceCollectionExtensions
         services.TryAddSingleton<IAsmSessionManager, AsmSessionManager>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, SessionEndSweeper>());
         return new AsmSessionBuilder(services);
+    }
+
+    /// <summary>
+    /// The options <paramref name="app"/> sets to something other than the stock session's default and other than
+    /// what Asm uses (<paramref name="written"/>).
+    /// </summary>
+    private static List<string> NotUsed(SessionOptions app, SessionOptions written)
+    {
+        var stock = new SessionOptions();
+        List<string> unused = [];
+        void Check<T>(Func<SessionOptions, T> option, string name)
+        {
+            var set = option(app);
+            if (!EqualityComparer<T>.Default.Equals(set, option(stock)) && !EqualityComparer<T>.Default.Equals(set, option(written)))
+            {
+                unused.Add(name);
+            }
+        }
+
+        Check(o => o.IdleTimeout, nameof(SessionOptions.IdleTimeout));
+        Check(o => o.IOTimeout, nameof(SessionOptions.IOTimeout));
+        Check(o => o.Cookie.Name, "Cookie.Name");
+        Check(o => o.Cookie.Path, "Cookie.Path");
+        Check(o => o.Cookie.Domain, "Cookie.Domain");
+        Check(o => o.Cookie.SameSite, "Cookie.SameSite");
+        Check(o => o.Cookie.HttpOnly, "Cookie.HttpOnly");
+        Check(o => o.Cookie.SecurePolicy, "Cookie.SecurePolicy");
+        Check(o => o.Cookie.IsEssential, "Cookie.IsEssential");
+        Check(o => o.Cookie.MaxAge, "Cookie.MaxAge");
+        Check(o => string.Join("; ", o.Cookie.Extensions), "Cookie.Extensions");
+        return unused;
     }
 
     private static void CopyTo(AsmSessionOptions asm, SessionOptions session)

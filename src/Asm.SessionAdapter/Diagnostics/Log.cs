@@ -91,4 +91,8 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 50, Level = LogLevel.Warning, Message = "The storage is full: new session {Session} was refused and not stored.")]
     public static partial void CreateRefused(ILogger logger, string session);
+
+    [LoggerMessage(EventId = 71, Level = LogLevel.Warning, Message = "SessionOptions sets {Options}, which Asm's session does not use: it takes " +
+        "its cookie and timeouts from AsmSessionOptions. Set them there (AddAsmSession(o => ...) or Configure<AsmSessionOptions>).")]
+    public static partial void SessionOptionsNotUsed(ILogger logger, string options);
 }

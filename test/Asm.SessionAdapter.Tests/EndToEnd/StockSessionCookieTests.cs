@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Options;
 
 namespace Asm.SessionAdapter.Tests.EndToEnd;
@@ -111,6 +112,80 @@ public sealed partial class StockSessionCookieTests
         Assert.DoesNotContain("max-age", deleted, StringComparison.OrdinalIgnoreCase);
         Assert.Equal(cookie == "domain", deleted.Contains("; domain=example.com", StringComparison.Ordinal));
         Assert.Contains("; path=/", deleted, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Configure<SessionOptions> before", "IdleTimeout, Cookie.Name, Cookie.Path, Cookie.SameSite")]
+    [InlineData("Configure<SessionOptions> after", "IdleTimeout, Cookie.Name, Cookie.Path, Cookie.SameSite")]
+    [InlineData("AddSession before", "IdleTimeout, Cookie.Name, Cookie.Path, Cookie.SameSite")]
+    [InlineData("AddSession after", "IdleTimeout, Cookie.Name, Cookie.Path, Cookie.SameSite")]
+    [InlineData("AddSession alike", null)]
+    [InlineData("none", null)]
+    public async Task SessionOptionsSetBesideAsm_AreNotUsed_AndAWarningNamesThose(string how, string? named)
+    {
+        // An app that kept its stock configuration (a section bound to SessionOptions, an AddSession line) beside
+        // AddAsmSession: Asm's cookie and timeouts are AsmSessionOptions' (docs/getting-started.md), and it says so.
+        var logs = new FakeLogCollector();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        builder.Logging.ClearProviders().AddProvider(new FakeLoggerProvider(logs));
+        static void Stock(SessionOptions o)
+        {
+            (o.IdleTimeout, o.IOTimeout) = (TimeSpan.FromHours(1), TimeSpan.FromMinutes(2));
+            (o.Cookie.Name, o.Cookie.Path, o.Cookie.SameSite) = ("legacy", "/legacy", SameSiteMode.Strict);
+        }
+
+        void Add(string when)
+        {
+            switch (how)
+            {
+                case var _ when !how.EndsWith(when, StringComparison.Ordinal):
+                    break;
+                case var _ when how.StartsWith("Configure", StringComparison.Ordinal):
+                    builder.Services.Configure<SessionOptions>(Stock);
+                    break;
+                default:
+                    builder.Services.AddSession(Stock);
+                    break;
+            }
+        }
+
+        Add("before");
+        builder.Services.AddAsmSession(o =>
+        {
+            o.IOTimeout = TimeSpan.FromMinutes(2);
+            if (how == "AddSession alike")
+            {
+                (o.IdleTimeout, o.Cookie.Name, o.Cookie.Path, o.Cookie.SameSite) = (TimeSpan.FromHours(1), "legacy", "/legacy", SameSiteMode.Strict);
+            }
+        });
+        Add("after");
+        if (how == "AddSession alike")
+        {
+            builder.Services.AddSession(Stock);
+        }
+
+        await using var app = builder.Build();
+        app.UseSession();
+        app.MapPost("/{**path}", (HttpContext c) => c.Session.SetString("a", "b"));
+        await app.StartAsync();
+
+        var cookie = Assert.Single((await app.GetTestClient().PostAsync("/legacy/set", null)).Headers.GetValues("Set-Cookie"));
+
+        var warnings = logs.GetSnapshot().Where(r => r.Id.Id == 71).Select(r => r.Message).ToList();
+        if (named is null)
+        {
+            Assert.Empty(warnings);
+        }
+        else
+        {
+            Assert.Equal(
+                $"SessionOptions sets {named}, which Asm's session does not use: it takes its cookie and timeouts from AsmSessionOptions. " +
+                "Set them there (AddAsmSession(o => ...) or Configure<AsmSessionOptions>).", Assert.Single(warnings));
+            Assert.StartsWith($"{AsmSessionOptions.DefaultCookieName}=", cookie, StringComparison.Ordinal);
+            Assert.Contains("; path=/; samesite=lax", cookie, StringComparison.Ordinal);
+            Assert.Equal(TimeSpan.FromMinutes(20), app.Services.GetRequiredService<IOptions<SessionOptions>>().Value.IdleTimeout);
+        }
     }
 
     private static void Configure(string cookie, CookieBuilder builder)

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using Asm.Caching.Sessions;
 using Asm.Testing.Drivers;
 
 namespace Asm.SessionAdapter.Tests.Identity;
@@ -94,6 +95,35 @@ public abstract class StoredSessionIdentityTests<TDriver>(TDriver driver) : Sess
 
         await AssertFreshSessionAsync(app, read, id, owner);
         Assert.Equal(("/probe", InvalidSessionReason.Corrupt), Assert.Single(Events.Invalid));
+    }
+
+    [Fact]
+    public async Task ClientSendingANewHugeUserAgentWithEveryLogin_LeavesOnlyTheNewestProfilesAndZombiesInStorage()
+    {
+        // 48 logins, each from a new 16 kB User-Agent: each is a new profile of the session and the profile of the
+        // zombie its regeneration leaves. The record keeps the newest MaxProfiles (8) and 8 zombies, so what a client
+        // sends cannot grow it without bound: no older User-Agent is left anywhere in storage.
+        const int Logins = 48;
+        await using var app = await StartAsync();
+        var client = app.CreateClient(out var jar);
+        var id = await (await client.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
+        static string Agent(int i) => $"Agent-{i:D2}/{new string('x', 16_000)}";
+
+        for (var i = 0; i < Logins; i++)
+        {
+            client.DefaultRequestHeaders.Remove("User-Agent");
+            client.DefaultRequestHeaders.TryAddWithoutValidation("User-Agent", Agent(i));
+            Assert.Equal(id, await (await client.PostAsync("/login", null)).Content.ReadAsStringAsync());
+        }
+
+        var record = await Storage.AtRest.LoadAsync(
+            new SessionLoadRequest { Key = KeyIn(app, jar), Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20) }, CancellationToken.None);
+        Assert.Equal(Enumerable.Range(Logins - 8, 8).Select(i => "|" + Agent(i)), record.Profiles);
+        var stored = await Driver.DumpAsync(Scope);
+        var kept = Enumerable.Range(0, Logins).Where(i => Holds(stored, $"Agent-{i:D2}/")).ToList();
+        Assert.Equal(Enumerable.Range(Logins - 8, 8), kept);
+        Assert.Equal("3-items", await client.GetStringAsync("/read/cart"));
+        Assert.Equal(Logins, Events.ProfileChanges.Count);
     }
 
     /// <summary>The header every ASP.NET Core Data Protection payload starts with.</summary>

@@ -1,8 +1,10 @@
 using System.Net;
 using Asm.Caching;
+using Asm.Caching.Sessions;
 using Asm.Caching.Drivers.InMemory;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Tests.Diagnostics;
+using Asm.SessionAdapter.Tests.Import;
 using Asm.Testing.Cleanup;
 using Asm.Testing.Http;
 using Asm.Testing.Redis;
@@ -70,7 +72,9 @@ public sealed class StorageLimitTests(RedisServer redis) : IClassFixture<RedisSe
 
             await FloodAsync(app, stale);
 
+            // Only lock stripes: a key that hashes to a stripe no request used yet makes its lock file, once (256 at most).
             Assert.Equal(before, Snapshot(directory));
+            Assert.InRange(Directory.GetFiles(Path.Combine(directory, ".locks")).Length, 1, 256);
         }
         finally
         {
@@ -108,8 +112,10 @@ public sealed class StorageLimitTests(RedisServer redis) : IClassFixture<RedisSe
     }
 
     /// <summary>
-    /// 600 reading requests: no cookie, random garbage of every length, a valid-looking but unknown id, and the
-    /// cookie of a destroyed session. Every one is answered 200 with an empty session.
+    /// 750 reading requests (each taking the session's lock, the default): no cookie, random garbage of every length, a
+    /// valid-looking but unknown id, a well-formed key the app's own Data Protection sealed for a session that never
+    /// existed (a new one each time), and the cookie of a destroyed session. Every one is answered 200 with an empty
+    /// session, and no per-key state is left in the process (the lock queue holds no session).
     /// </summary>
     private static async Task FloodAsync(SessionApp app, string staleCookie)
     {
@@ -120,6 +126,7 @@ public sealed class StorageLimitTests(RedisServer redis) : IClassFixture<RedisSe
             cookies.Add(null);
             cookies.Add(RandomCookie(random));
             cookies.Add(Convert.ToBase64String(Guid.NewGuid().ToByteArray()) + "CfDJ8" + new string('A', random.Next(0, 200)));
+            cookies.Add(StockApp.CookieFor(app.Services, SessionKey.New().Value));
             cookies.Add(staleCookie);
         }
 
@@ -137,6 +144,7 @@ public sealed class StorageLimitTests(RedisServer redis) : IClassFixture<RedisSe
         }));
 
         Assert.All(responses, r => Assert.Equal((HttpStatusCode.OK, ""), r));
+        Assert.Equal(0, app.LockQueueSessions);
     }
 
     private static string RandomCookie(Random random)
@@ -161,8 +169,10 @@ public sealed class StorageLimitTests(RedisServer redis) : IClassFixture<RedisSe
         return cookie;
     }
 
+    /// <summary>Every file of the store but the lock stripes, with when it was written.</summary>
     private static SortedDictionary<string, DateTime> Snapshot(string directory) =>
         new(Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
+            .Where(f => !Path.GetRelativePath(directory, f).StartsWith(".locks", StringComparison.Ordinal))
             .ToDictionary(f => f, File.GetLastWriteTimeUtc), StringComparer.Ordinal);
 
     private void Map(WebApplication app)

@@ -313,6 +313,91 @@ public sealed class StockSessionEdgeTests
         Assert.Equal(["ErrorClosingTheSession: SessionStorageException"], asm.Logged);
     }
 
+    [Fact]
+    public async Task StorageDownAtASynchronousFirstAccess_TheSessionIsUnavailableForTheRequest_AsTheStockSessionIs()
+    {
+        async Task<string> TranscriptAsync(string store)
+        {
+            Action<bool> fail = null!;
+            await using var app = await StartAsync(store, a =>
+            {
+                MapReadAndWrite(a);
+                a.MapPost("/calls", (HttpContext c) => string.Join(" ", [
+                    $"available={c.Session.IsAvailable}",
+                    $"id={(c.Session.Id.Length == 0 ? "<empty>" : "<id>")}",
+                    $"v={c.Session.GetString("v") ?? "<none>"}",
+                    $"set: {Outcome(() => c.Session.SetString("w", "1"))}",
+                    $"remove: {Outcome(() => c.Session.Remove("v"))}",
+                    $"clear: {Outcome(c.Session.Clear)}",
+                    $"keys=[{string.Join(",", c.Session.Keys)}]",
+                ]));
+                a.MapPost("/load", async Task<string> (HttpContext c) => await OutcomeAsync(() => c.Session.LoadAsync()));
+            }, services: s =>
+            {
+                if (store == "stock")
+                {
+                    var cache = new FailingCache();
+                    s.AddSingleton<IDistributedCache>(cache);
+                    fail = down => cache.FailAll = down;
+                }
+                else
+                {
+                    var chaos = ChaosSessionDriver.Wrap(s);
+                    fail = down => chaos.Fail = down;
+                }
+            });
+            using var client = BrowserOf(app);
+            var transcript = new List<string> { await RequestAsync(client, HttpMethod.Post, "/write?v=kept") };
+            fail(true);
+            transcript.Add(await RequestAsync(client, HttpMethod.Post, "/calls"));
+            transcript.Add(await RequestAsync(client, HttpMethod.Post, "/load"));
+            fail(false);
+            transcript.Add(await RequestAsync(client, HttpMethod.Get, "/read"));
+            return string.Join(Environment.NewLine, transcript);
+        }
+
+        var stock = await TranscriptAsync("stock");
+
+        // LoadAsync throws SessionStorageException on Asm, the cache's own exception on the stock session (docs/lifetime.md).
+        Assert.Equal(stock.Replace("IOException", "SessionStorageException", StringComparison.Ordinal), await TranscriptAsync("asm"));
+        Assert.Equal(
+            """
+            200 cookie=set: v=kept
+            200 cookie=none: available=False id=<empty> v=<none> set: ok remove: ok clear: ok keys=[]
+            200 cookie=none: IOException
+            200 cookie=none: v=kept
+            """.ReplaceLineEndings(), stock);
+    }
+
+    [Fact]
+    public async Task NameWithALoneSurrogate_StockStoresItAsUFFFD_AsmRefusesIt_AsTheDriversPageSays()
+    {
+        async Task<string> TranscriptAsync(string store)
+        {
+            await using var app = await StartAsync(store, a => a.MapPost("/", (HttpContext c) => string.Join(" ", [
+                $"set: {Outcome(() => c.Session.SetString("a\uD800", "1"))}",
+                $"get a\\uD800={c.Session.GetString("a\uD800") ?? "<none>"}",
+                $"get a\\uDBFF={c.Session.GetString("a\uDBFF") ?? "<none>"}",
+                $"keys=[{string.Join(",", c.Session.Keys.Select(k => Uri.EscapeDataString(k.Replace("\uD800", "%D800", StringComparison.Ordinal))))}]",
+            ])));
+            using var client = BrowserOf(app);
+            return await RequestAsync(client, HttpMethod.Post, "/") + Environment.NewLine + await RequestAsync(client, HttpMethod.Post, "/");
+        }
+
+        // The stock session encodes the name to UTF-8 with U+FFFD for the surrogate: two names become one, and the
+        // next request reads the name back as "a\uFFFD". Asm refuses the name (docs/drivers.md).
+        Assert.Equal(
+            """
+            200 cookie=set: set: ok get a\uD800=1 get a\uDBFF=1 keys=[a%25D800]
+            200 cookie=none: set: ok get a\uD800=1 get a\uDBFF=1 keys=[a%EF%BF%BD]
+            """.ReplaceLineEndings(), await TranscriptAsync("stock"));
+        Assert.Equal(
+            """
+            200 cookie=none: set: ArgumentException: A session value name must be well-formed UTF-16: it has a lone surrogate, which not every driver can store. (Parameter 'key') get a\uD800=<none> get a\uDBFF=<none> keys=[]
+            200 cookie=none: set: ArgumentException: A session value name must be well-formed UTF-16: it has a lone surrogate, which not every driver can store. (Parameter 'key') get a\uD800=<none> get a\uDBFF=<none> keys=[]
+            """.ReplaceLineEndings(), await TranscriptAsync("asm"));
+    }
+
     /// <summary>Maps <c>GET /read</c> (answers <c>v=</c> the value) and <c>POST /write?v=</c>.</summary>
     private static void MapReadAndWrite(WebApplication app)
     {
@@ -401,10 +486,23 @@ public sealed class StockSessionEdgeTests
         }
     }
 
-    /// <summary>The stock session's cache, whose writes fail as on a full disk while <see cref="FailWrites"/> is set.</summary>
+    /// <summary>
+    /// The stock session's cache, whose writes fail as on a full disk while <see cref="FailWrites"/> is set, and every
+    /// call as with the storage down while <see cref="FailAll"/> is.
+    /// </summary>
     private sealed class FailingCache() : MemoryDistributedCache(Options.Create(new MemoryDistributedCacheOptions())), IDistributedCache
     {
         public bool FailWrites { get; set; }
+
+        public bool FailAll { get; set; }
+
+        byte[]? IDistributedCache.Get(string key) => FailAll ? throw new IOException("Injected failure: storage down.") : Get(key);
+
+        Task<byte[]?> IDistributedCache.GetAsync(string key, CancellationToken token) =>
+            FailAll ? throw new IOException("Injected failure: storage down.") : GetAsync(key, token);
+
+        Task IDistributedCache.RefreshAsync(string key, CancellationToken token) =>
+            FailAll ? throw new IOException("Injected failure: storage down.") : RefreshAsync(key, token);
 
         void IDistributedCache.Set(string key, byte[] value, DistributedCacheEntryOptions options)
         {
@@ -420,7 +518,7 @@ public sealed class StockSessionEdgeTests
 
         private void ThrowIfFailing()
         {
-            if (FailWrites)
+            if (FailWrites || FailAll)
             {
                 throw new IOException("Injected failure: no space left on device.");
             }

@@ -20,12 +20,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet build Asm.sln -c Release -warnaserror -nologo -clp:ErrorsOnly
 
 # The tests run with a temp folder of their own and a mark in their environment, which every process they start
-# inherits: whatever of theirs is left at the end (a folder, a process) is found by it. The toolchain (dotnet test,
-# MSBuild) gets a temp folder of its own, for its own files. Runs of this script killed earlier (their lock is
-# free) leave their folder to the next run.
+# inherits: whatever of theirs is left at the end (a folder, a process) is found by it. The toolchain (dotnet build
+# and test, MSBuild; the dotnet command leaves two empty folders in its temp folder on every call) gets a temp folder of
+# its own. Runs of this script killed earlier (their lock is free) leave their folder to the next run.
 for stale in /tmp/asm-run.*; do
   [ -d "$stale" ] || continue
   if [ -e "$stale/run.lock" ] && flock -n "$stale/run.lock" true 2>/dev/null; then
@@ -41,6 +40,7 @@ log="$run_tmp/test.log"
 trap 'rm -rf "$run_tmp"' EXIT
 mkdir "$run_tmp/tmp" "$run_tmp/toolchain"
 export MSBUILDDISABLENODEREUSE=1
+TMPDIR="$run_tmp/toolchain" dotnet build Asm.sln -c Release -warnaserror -nologo -clp:ErrorsOnly
 # For the test processes only (not dotnet test itself); no runtime diagnostics pipes, which a killed child would leave.
 test_environment=(-- "RunConfiguration.EnvironmentVariables.TMPDIR=$run_tmp/tmp"
   "RunConfiguration.EnvironmentVariables.ASM_TEST_RUN=$run_id"

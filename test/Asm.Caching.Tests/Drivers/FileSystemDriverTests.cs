@@ -7,6 +7,7 @@ using Asm.Caching.Records;
 using Asm.Caching.Sessions;
 using Asm.Testing.Cleanup;
 using Asm.Testing.Faults;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Xunit.Abstractions;
@@ -343,6 +344,48 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(StoreDirectory));
         Assert.Empty(Directory.GetFiles(StoreDirectory, "*.tmp"));
     }
+
+    [Theory]
+    [InlineData(UnixFileMode.OtherWrite)]
+    [InlineData(UnixFileMode.GroupWrite)]
+    public async Task Restart_DirectoryOthersMayWrite_NothingIsReadOrWrittenUntilItIsPrivateAgain(UnixFileMode opened)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+        await Cache.SetAsync("entry", [1], Never(), Token);
+
+        // The app starts again and finds its directory opened up, as one that another user made first in a
+        // world-writable parent (/tmp) would be: whatever is in it may have been planted.
+        var owner = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        File.SetUnixFileMode(StoreDirectory, owner | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherExecute | opened);
+        var restarted = new FileSystemDriver(
+            Options.Create(new FileSystemDriverOptions { Directory = StoreDirectory }), Clock, NullLogger<FileSystemDriver>.Instance);
+
+        var refused = await Assert.ThrowsAsync<UnauthorizedAccessException>(() => LoadAsync(restarted, key));
+        Assert.Contains("may be written by other users", refused.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<UnauthorizedAccessException>(() => LoadAsync(restarted, key, SessionLease.Create(LeaseDuration)));
+        await Assert.ThrowsAsync<UnauthorizedAccessException>(() => CreateSessionThroughAsync(restarted));
+        await Assert.ThrowsAsync<UnauthorizedAccessException>(async () => await restarted.GetAsync("entry", Clock.GetUtcNow(), Token));
+        await Assert.ThrowsAsync<UnauthorizedAccessException>(async () => await restarted.GetUserIndexAsync("ada", Token));
+        var health = await restarted.CheckHealthAsync(HealthContext());
+        Assert.Equal(HealthStatus.Unhealthy, health.Status);
+        Assert.Contains("may be written by other users", health.Description, StringComparison.Ordinal);
+
+        File.SetUnixFileMode(StoreDirectory, owner);
+        Assert.Equal([1], (await LoadAsync(restarted, key)).Values["a"]);
+        Assert.Equal([1], await restarted.GetAsync("entry", Clock.GetUtcNow(), Token));
+        Assert.Equal(HealthStatus.Healthy, (await restarted.CheckHealthAsync(HealthContext())).Status);
+    }
+
+    private static HealthCheckContext HealthContext() => new()
+    {
+        Registration = new HealthCheckRegistration("asm", _ => null!, HealthStatus.Unhealthy, tags: null),
+    };
 
     [Fact]
     public async Task CommitAsync_Durable_EveryWriteReadsBackAndLeavesNoTemporaryFile()

@@ -67,11 +67,13 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
 
     /// <summary>
     /// Creates the directory (private to this user) and its lock directory unless they exist. Called at start-up, and
-    /// again before each write and health probe until it succeeded once, so that a disk that was read-only or denied
-    /// access at start-up is used as soon as it can be.
+    /// again before each operation and health probe until it succeeded once, so that a disk that was read-only or
+    /// denied access at start-up is used as soon as it can be.
     /// </summary>
     /// <exception cref="IOException">The directory cannot be created (read-only disk, full disk).</exception>
-    /// <exception cref="UnauthorizedAccessException">The directory cannot be created (permission denied).</exception>
+    /// <exception cref="UnauthorizedAccessException">
+    /// The directory cannot be created (permission denied), or it exists and other users may write to it.
+    /// </exception>
     private void EnsureDirectories()
     {
         if (_directoriesReady)
@@ -84,6 +86,8 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             CreatePrivateDirectory(DirectoryPath);
             DirectoryCreated(DirectoryPath);
         }
+
+        EnsurePrivate(DirectoryPath);
 
         _locks.CreateDirectory();
         _directoriesReady = true;
@@ -594,8 +598,17 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             : CacheFileFormat.TryReadExpiresAt(header.AsSpan(0, read), out var expiresAt) && expiresAt <= now;
     }
 
-    private static async ValueTask<byte[]?> ReadAllBytesOrNullAsync(string path, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads a file of the directory, or <see langword="null"/> when there is none. A directory not yet known to be
+    /// the app's own is checked first (see <see cref="EnsurePrivate"/>): a read must not find a file another user planted.
+    /// </summary>
+    private async ValueTask<byte[]?> ReadAllBytesOrNullAsync(string path, CancellationToken cancellationToken)
     {
+        if (!_directoriesReady && Directory.Exists(DirectoryPath))
+        {
+            EnsureDirectories();
+        }
+
         try
         {
             var stream = OpenRead(path);
@@ -677,6 +690,28 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // The sweeper removes abandoned temporary files.
+        }
+    }
+
+    /// <summary>
+    /// Refuses a directory that users other than the app's may write to (made by someone else, as anyone may in a
+    /// world-writable parent such as <c>/tmp</c>, or opened up since): they could plant session files there, a
+    /// session of their choosing for a key they know, and delete or swap the app's own.
+    /// </summary>
+    private static void EnsurePrivate(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        var mode = File.GetUnixFileMode(path);
+        if ((mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+        {
+            throw new UnauthorizedAccessException(
+                $"The session directory '{path}' may be written by other users (mode {Convert.ToString((int)mode, 8)}), who could " +
+                "plant sessions there: nothing is read from it or written to it. Make it private to the app's user (chmod 700), " +
+                "or name a directory that does not exist yet, which the driver creates private.");
         }
     }
 

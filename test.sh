@@ -5,6 +5,9 @@
 # process (redis-server, redis-sentinel, a child app) or a temporary folder behind.
 set -euo pipefail
 cd "$(dirname "$0")"
+# Folders the tests make themselves (a session directory made "by hand") get the usual permissions whatever the
+# caller's umask: the filesystem driver refuses a directory that other users may write to.
+umask 022
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)

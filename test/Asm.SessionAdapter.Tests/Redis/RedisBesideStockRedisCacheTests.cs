@@ -73,6 +73,35 @@ public sealed class RedisBesideStockRedisCacheTests(ITestOutputHelper output) : 
         Assert.Contains("cache:last-count", keys);
     }
 
+    [Theory]
+    [InlineData("", 0)]
+    [InlineData("cache:", 1)]
+    public async Task StockRedisCacheOnTheSameRedis_ReachesAsmsKeysOnlyWhenAsmsPrefixStartsWithItsOwn(string cachePrefix, int devicesLeft)
+    {
+        // An app removing a cache entry a request names. Microsoft's RedisCache, with its default empty InstanceName,
+        // reaches every key of the server: a user's index (named by the SHA-256 of the user id, which anyone can
+        // compute) removed that way hides the user's sessions from "log out other devices". With a prefix that Asm's
+        // InstanceName does not start with, it reaches nothing of Asm's (docs/drivers.md).
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseRedisDriver(o => (o.Configuration, o.InstanceName) = (_server.EndPoint, "sessions:")),
+            web =>
+            {
+                web.MapPost("/login", async (HttpContext c) => await c.Session.BindUserAsync("ada"));
+                web.MapGet("/devices", async (IAsmSessionManager sessions) => (await sessions.GetUserSessionsAsync("ada")).Count);
+                web.MapPost("/forget", (IDistributedCache cache, string key) => cache.RemoveAsync(key));
+            },
+            services: s => s.AddStackExchangeRedisCache(o => (o.Configuration, o.InstanceName) = (_server.EndPoint, cachePrefix)));
+        var client = app.CreateClient();
+        (await client.PostAsync("/login", null)).EnsureSuccessStatusCode();
+        Assert.Equal("1", await client.GetStringAsync("/devices"));
+        var index = "sessions:u:{" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("ada"u8)) + "}";
+        Assert.Equal(1L, await _server.ExecuteAsync("EXISTS", index));
+
+        (await client.PostAsync("/forget?key=" + Uri.EscapeDataString(index), null)).EnsureSuccessStatusCode();
+
+        Assert.Equal(devicesLeft.ToString(System.Globalization.CultureInfo.InvariantCulture), await client.GetStringAsync("/devices"));
+    }
+
     private static void Map(WebApplication app)
     {
         app.MapGet("/count", async (HttpContext http, IDistributedCache cache) =>

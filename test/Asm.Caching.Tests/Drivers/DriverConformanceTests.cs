@@ -901,6 +901,15 @@ public abstract partial class DriverConformanceTests : IDisposable
         return key;
     }
 
+    /// <summary>Binds the session of <paramref name="key"/> to <paramref name="userId"/> (which regenerates it); the new key.</summary>
+    protected async Task<SessionKey> BindUserAsync(SessionKey key, string userId)
+    {
+        var bound = key.WithNewSecret();
+        var bind = new SessionRegenerateRequest { Key = key, NewSecret = bound.Secret, Now = Clock.GetUtcNow(), ZombieExpiresAt = Clock.GetUtcNow() + TimeSpan.FromMinutes(1) };
+        Assert.Equal(SessionCommitStatus.Committed, (await ((ISessionTrackingDriver)Sessions).BindUserAsync(bind, userId, Token)).Status);
+        return bound;
+    }
+
     /// <summary>Loads <paramref name="key"/> at the current fake time.</summary>
     protected Task<SessionLoadResult> LoadAsync(SessionKey key, SessionLease? lease = null, TimeSpan? idleTimeout = null) =>
         LoadAsync(Sessions, key, lease, idleTimeout);

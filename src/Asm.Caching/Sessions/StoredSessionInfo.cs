@@ -21,5 +21,12 @@ public sealed record StoredSessionInfo(
     public bool IsLiveAt(DateTimeOffset now) => !Destroyed && IdleExpiresAt > now && (AbsoluteExpiresAt is not { } a || a > now);
 
     /// <summary>When the session stops being usable unless it is used again.</summary>
-    public DateTimeOffset EndsAt => AbsoluteExpiresAt is { } a && a < IdleExpiresAt ? a : IdleExpiresAt;
+    public DateTimeOffset EndsAt => EndOf(IdleExpiresAt, AbsoluteExpiresAt);
+
+    /// <summary>
+    /// When a session with these expiries stops being usable unless it is used again: the earlier of the two. The one
+    /// rule for every end check, of a stored session, a moved one (its snapshot) and a new one.
+    /// </summary>
+    internal static DateTimeOffset EndOf(DateTimeOffset idleExpiresAt, DateTimeOffset? absoluteExpiresAt) =>
+        absoluteExpiresAt is { } a && a < idleExpiresAt ? a : idleExpiresAt;
 }

@@ -107,7 +107,7 @@ internal sealed class MigratingSessionDriver(
                         await tracking.AddToUserIndexAsync(userId, sessionId, cancellationToken).ConfigureAwait(false);
                     }
 
-                    var endsAt = snapshot.AbsoluteExpiresAt is { } absolute && absolute < snapshot.IdleExpiresAt ? absolute : snapshot.IdleExpiresAt;
+                    var endsAt = StoredSessionInfo.EndOf(snapshot.IdleExpiresAt, snapshot.AbsoluteExpiresAt);
                     await tracking.ScheduleEndCheckAsync(sessionId, endsAt, cancellationToken).ConfigureAwait(false);
                 }
 

@@ -62,7 +62,7 @@ internal sealed class SessionLifecycle(AsmSessionServices services, IServiceProv
 
     /// <summary>When a session stored at <paramref name="now"/> and used then ends unless used again.</summary>
     public DateTimeOffset FirstEnd(DateTimeOffset now, DateTimeOffset createdAt) =>
-        _options.AbsoluteTimeout is { } absolute && createdAt + absolute < now + _options.IdleTimeout ? createdAt + absolute : now + _options.IdleTimeout;
+        StoredSessionInfo.EndOf(now + _options.IdleTimeout, createdAt + _options.AbsoluteTimeout);
 
     /// <summary>
     /// Schedules the first end check of a session just created, within its own <see cref="AsmSessionOptions.IOTimeout"/>:

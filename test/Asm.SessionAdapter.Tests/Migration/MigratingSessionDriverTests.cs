@@ -42,6 +42,28 @@ public sealed class MigratingSessionDriverTests : IDisposable
         Assert.Equal(SessionLoadStatus.Destroyed, (await previous.LoadAsync(Request(key, lease: false), CancellationToken.None)).Status);
     }
 
+    [Theory]
+    [InlineData(5)]
+    [InlineData(480)]
+    public async Task MovedSession_ItsEndCheckIsDueWhenItEnds_ItsAbsoluteExpiryIfThatComesFirst(int absoluteMinutes)
+    {
+        var previous = new InMemoryDriver(_time);
+        var current = new InMemoryDriver(_time);
+        var key = SessionKey.New();
+        var absolute = _time.GetUtcNow() + TimeSpan.FromMinutes(absoluteMinutes);
+        await previous.CommitAsync(
+            new SessionCommitRequest { SessionId = key.Id, Now = _time.GetUtcNow(), IdleTimeout = Idle, AbsoluteExpiresAt = absolute, CreateWithSecret = key.Secret },
+            CancellationToken.None);
+        var migrating = new MigratingSessionDriver(current, previous, _time, new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, TimeSpan.FromSeconds(30));
+
+        Assert.Equal(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, CancellationToken.None));
+
+        var end = absolute < _time.GetUtcNow() + Idle ? absolute : _time.GetUtcNow() + Idle;
+        Assert.Equal(end, (await current.GetInfoAsync(key.Id, CancellationToken.None))!.EndsAt);
+        Assert.Empty(await current.ClaimDueEndChecksAsync(end - TimeSpan.FromMilliseconds(1), 10, CancellationToken.None));
+        Assert.Equal([key.Id], await current.ClaimDueEndChecksAsync(end, 10, CancellationToken.None));
+    }
+
     public void Dispose() => _metrics.Dispose();
 
     private SessionLoadRequest Request(SessionKey key, bool lease) => new()

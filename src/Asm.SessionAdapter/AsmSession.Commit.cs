@@ -28,6 +28,13 @@ internal sealed partial class AsmSession
             return;
         }
 
+        // As with the stock session, a commit of changes asked with a cancelled token fails before it writes anything,
+        // and the changes stay for a later commit (the middleware's final one).
+        if (_state == SessionState.Loaded && _values.HasValueChanges)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
         var final = _context.Features.Get<ISessionFeature>() is null;
         try
         {

@@ -44,6 +44,8 @@ internal sealed partial class AsmSession
 
     private async Task LoadOnceAsync(CancellationToken cancellationToken)
     {
+        // As with the stock session, a load asked with a cancelled token fails, also one that needs no storage call.
+        cancellationToken.ThrowIfCancellationRequested();
         using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.LoadActivity);
         try
         {

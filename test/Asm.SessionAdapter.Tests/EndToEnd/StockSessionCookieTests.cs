@@ -95,14 +95,9 @@ public sealed partial class StockSessionCookieTests
         // The stock session never deletes its cookie; Asm deletes one it does not adopt (docs/lifetime.md). The delete
         // must match what set the cookie (name, path, domain) and expire it: a Max-Age left in it would win over the
         // past Expires, and the browser would keep the cookie.
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseTestServer();
-        builder.Logging.ClearProviders();
-        builder.Services.AddAsmSession(o => Configure(cookie, o.Cookie));
-        await using var app = builder.Build();
-        app.UseSession();
-        app.MapGet("/read", (HttpContext c) => c.Session.GetString("a") ?? "<none>");
-        await app.StartAsync();
+        await using var app = await StockSessionEdgeTests.StartAsync(
+            "asm", a => a.MapGet("/read", (HttpContext c) => c.Session.GetString("a") ?? "<none>"),
+            services: s => s.Configure<AsmSessionOptions>(o => Configure(cookie, o.Cookie)));
         using var request = new HttpRequestMessage(HttpMethod.Get, "https://localhost/read");
         request.Headers.Add("Cookie", $"{AsmSessionOptions.DefaultCookieName}=garbage");
 
@@ -241,32 +236,22 @@ public sealed partial class StockSessionCookieTests
     /// </summary>
     private static async Task<string> SetCookieAsync(string store, string cookie, string scheme, bool consentNeeded = false, bool consented = false)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseTestServer();
-        builder.Logging.ClearProviders();
-        if (store == "stock")
+        // Configure<SessionOptions> is what AddSession(o => ...) does; the cookie policy wraps the cookies the session writes.
+        await using var app = await StockSessionEdgeTests.StartAsync(store, a =>
         {
-            builder.Services.AddDistributedMemoryCache().AddSession(o => Configure(cookie, o.Cookie));
-        }
-        else
-        {
-            builder.Services.AddAsmSession(o => Configure(cookie, o.Cookie));
-        }
+            if (consentNeeded)
+            {
+                a.UseCookiePolicy();
+            }
 
-        if (consentNeeded)
+            a.UseSession();
+            a.MapPost("/{**path}", (HttpContext c) => c.Session.SetString("a", "b"));
+        }, useSession: false, services: s =>
         {
-            builder.Services.Configure<CookiePolicyOptions>(o => o.CheckConsentNeeded = _ => true);
-        }
-
-        await using var app = builder.Build();
-        if (consentNeeded)
-        {
-            app.UseCookiePolicy();
-        }
-
-        app.UseSession();
-        app.MapPost("/{**path}", (HttpContext c) => c.Session.SetString("a", "b"));
-        await app.StartAsync();
+            s.Configure<SessionOptions>(o => Configure(cookie, o.Cookie));
+            s.Configure<AsmSessionOptions>(o => Configure(cookie, o.Cookie));
+            s.Configure<CookiePolicyOptions>(o => o.CheckConsentNeeded = _ => consentNeeded);
+        });
         using var client = app.GetTestClient();
         using var request = new HttpRequestMessage(HttpMethod.Post, $"{scheme}://localhost{(cookie == "path" ? "/app/set" : "/set")}");
         if (consented)

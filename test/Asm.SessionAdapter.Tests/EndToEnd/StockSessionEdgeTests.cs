@@ -314,6 +314,71 @@ public sealed class StockSessionEdgeTests
     }
 
     [Fact]
+    public async Task LoadOrCommitWithACancelledToken_ThrowsWritesNothing_AndTheFinalCommitStoresTheChanges_AsTheStockSessionDoes()
+    {
+        // An app that passes RequestAborted to LoadAsync and CommitAsync, for a request its client has given up on.
+        async Task<string> TranscriptAsync(string store)
+        {
+            await using var app = await StartAsync(store, a =>
+            {
+                MapReadAndWrite(a);
+                a.MapPost("/cancelled", async Task<string> (HttpContext c, string v) =>
+                {
+                    var cancelled = new CancellationToken(canceled: true);
+                    var load = await OutcomeAsync(() => c.Session.LoadAsync(cancelled));
+                    c.Session.SetString("v", v);
+                    var commit = await OutcomeAsync(() => c.Session.CommitAsync(cancelled));
+                    return $"load: {load} commit: {commit} v={c.Session.GetString("v")}";
+                });
+            });
+            using var client = BrowserOf(app);
+            return string.Join(Environment.NewLine, [
+                await RequestAsync(client, HttpMethod.Post, "/cancelled?v=new"),
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+                await RequestAsync(client, HttpMethod.Post, "/cancelled?v=changed"),
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+            ]);
+        }
+
+        var stock = await TranscriptAsync("stock");
+
+        Assert.Equal(stock, await TranscriptAsync("asm"));
+        Assert.Equal(
+            """
+            200 cookie=set: load: OperationCanceledException commit: OperationCanceledException v=new
+            200 cookie=none: v=new
+            200 cookie=none: load: OperationCanceledException commit: OperationCanceledException v=changed
+            200 cookie=none: v=changed
+            """.ReplaceLineEndings(), stock);
+    }
+
+    [Fact]
+    public async Task ArrayReadFromTheSessionThenChanged_StockStoresTheChangeWithTheNextWrite_AsmStoresNothingOfIt()
+    {
+        async Task<string> TranscriptAsync(string store)
+        {
+            await using var app = await StartAsync(store, a =>
+            {
+                MapReadAndWrite(a);
+                a.MapPost("/change-then-write", (HttpContext c) =>
+                {
+                    c.Session.TryGetValue("v", out var read);
+                    read![0] = (byte)'X';
+                    c.Session.SetString("other", "1");
+                });
+            });
+            using var client = BrowserOf(app);
+            await client.PostAsync("/write?v=kept", null);
+            await client.PostAsync("/change-then-write", null);
+            return await client.GetStringAsync("/read");
+        }
+
+        // The stock session hands out the array it stores; Asm stores only what Set is given (docs/drivers.md).
+        Assert.Equal("v=Xept", await TranscriptAsync("stock"));
+        Assert.Equal("v=kept", await TranscriptAsync("asm"));
+    }
+
+    [Fact]
     public async Task StorageDownAtASynchronousFirstAccess_TheSessionIsUnavailableForTheRequest_AsTheStockSessionIs()
     {
         async Task<string> TranscriptAsync(string store)
@@ -451,14 +516,13 @@ public sealed class StockSessionEdgeTests
         return $"{Describe(response)}: {await response.Content.ReadAsStringAsync()}";
     }
 
-    /// <summary>A response's status and what it does with the session cookie: <c>none</c>, <c>set</c> or <c>delete</c>.</summary>
-    private static string Describe(HttpResponseMessage response)
-    {
-        var cookie = response.Headers.TryGetValues("Set-Cookie", out var values)
-            ? string.Join(",", values.Select(v => v.Contains("expires=Thu, 01 Jan 1970", StringComparison.Ordinal) ? "delete" : "set"))
-            : "none";
-        return $"{(int)response.StatusCode} cookie={cookie}";
-    }
+    /// <summary>A response's status and what it does with the session cookie.</summary>
+    private static string Describe(HttpResponseMessage response) => $"{(int)response.StatusCode} cookie={CookieOf(response)}";
+
+    /// <summary>What a response does with the session cookie: <c>none</c>, <c>set</c> or <c>delete</c>.</summary>
+    internal static string CookieOf(HttpResponseMessage response) => response.Headers.TryGetValues("Set-Cookie", out var values)
+        ? string.Join(",", values.Select(v => v.Contains("expires=Thu, 01 Jan 1970", StringComparison.Ordinal) ? "delete" : "set"))
+        : "none";
 
     private static string Outcome(Action action)
     {

@@ -24,7 +24,10 @@ public sealed class AsmSessionOptions
     /// <value>The default value is 8 hours.</value>
     public TimeSpan? AbsoluteTimeout { get; set; } = TimeSpan.FromHours(8);
 
-    /// <summary>How long one storage operation may take before it is cancelled; at most 1 day.</summary>
+    /// <summary>
+    /// How long one storage operation may take before it is cancelled; at most 1 day. <see cref="Timeout.InfiniteTimeSpan"/>
+    /// turns the timeout off, as for the stock session (a lock renewal is still bounded by a third of <see cref="LockLease"/>).
+    /// </summary>
     /// <value>The default value is 1 minute, as for the stock session.</value>
     public TimeSpan IOTimeout { get; set; } = TimeSpan.FromMinutes(1);
 

@@ -37,10 +37,12 @@ internal sealed class AsmSessionOptionsValidator : IValidateOptions<AsmSessionOp
         AtMost(options.ZombieLifetime, MaxLifetime, nameof(options.ZombieLifetime), "so that expiry times stay representable");
         AtMost(options.LockLease, MaxLockLease, nameof(options.LockLease),
             "since a lease is renewed while its request runs, and a longer one only blocks the session longer when its holder dies");
-        AtMost(options.IOTimeout, MaxLockLease, nameof(options.IOTimeout),
-            "since it bounds one storage call (and a timer cannot be armed for more than 49 days)");
+        // Timeout.InfiniteTimeSpan turns the timeout off, as for the stock session.
+        var ioTimeout = options.IOTimeout == Timeout.InfiniteTimeSpan ? TimeSpan.FromMinutes(1) : options.IOTimeout;
+        AtMost(ioTimeout, MaxLockLease, nameof(options.IOTimeout),
+            "since it bounds one storage call (and a timer cannot be armed for more than 49 days); Timeout.InfiniteTimeSpan turns it off");
         Positive(options.IdleTimeout, nameof(options.IdleTimeout));
-        Positive(options.IOTimeout, nameof(options.IOTimeout));
+        Positive(ioTimeout, nameof(options.IOTimeout));
         Positive(options.LockLease, nameof(options.LockLease));
         if (options.AbsoluteTimeout is { } absolute)
         {

@@ -269,7 +269,7 @@ internal sealed class SessionLockHolder(
         try
         {
             var third = lease.Duration / 3;
-            using var timeout = new CancellationTokenSource(options.IOTimeout < third ? options.IOTimeout : third, time);
+            using var timeout = new CancellationTokenSource(options.IOTimeout < third && options.IOTimeout != Timeout.InfiniteTimeSpan ? options.IOTimeout : third, time);
             var now = time.GetUtcNow();
             var renewed = await storage.Inner.RenewLockAsync(_sessionId, lease, now, timeout.Token).ConfigureAwait(false);
             if (!ReferenceEquals(Lease, lease))

@@ -379,6 +379,30 @@ public sealed class StockSessionEdgeTests
     }
 
     [Fact]
+    public async Task IOTimeoutInfinite_TurnsTheTimeoutOff_AndTheAppServesSessions_AsWithTheStockSession()
+    {
+        // SessionOptions.IOTimeout says Timeout.InfiniteTimeSpan disables it; an app that set it keeps it after the swap.
+        async Task<string> TranscriptAsync(string store)
+        {
+            await using var app = await StartAsync(store, MapReadAndWrite, services: s =>
+            {
+                s.Configure<SessionOptions>(o => o.IOTimeout = Timeout.InfiniteTimeSpan);
+                s.Configure<AsmSessionOptions>(o => o.IOTimeout = Timeout.InfiniteTimeSpan);
+            });
+            using var client = BrowserOf(app);
+            return string.Join(Environment.NewLine, [
+                await RequestAsync(client, HttpMethod.Post, "/write?v=1"),
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+            ]);
+        }
+
+        var stock = await TranscriptAsync("stock");
+
+        Assert.Equal(stock, await TranscriptAsync("asm"));
+        Assert.Equal("200 cookie=set: v=1" + Environment.NewLine + "200 cookie=none: v=1", stock);
+    }
+
+    [Fact]
     public async Task StorageDownAtASynchronousFirstAccess_TheSessionIsUnavailableForTheRequest_AsTheStockSessionIs()
     {
         async Task<string> TranscriptAsync(string store)

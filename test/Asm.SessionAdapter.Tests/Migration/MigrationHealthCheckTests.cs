@@ -1,8 +1,8 @@
-using System.Diagnostics;
 using Asm.Testing.Cleanup;
 using Asm.Testing.Redis;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using static Asm.Testing.Health.StorageHealth;
 
 namespace Asm.SessionAdapter.Tests.Migration;
 
@@ -12,7 +12,6 @@ namespace Asm.SessionAdapter.Tests.Migration;
 /// </summary>
 public sealed class MigrationHealthCheckTests : IAsyncLifetime
 {
-    private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(60);
     private readonly RedisServer _previous = new();
     private readonly string _root = TestDirectories.Create("asm-migration-health-");
 
@@ -83,24 +82,4 @@ public sealed class MigrationHealthCheckTests : IAsyncLifetime
         services.AddHealthChecks().AddAsmSessionStorage();
         return services.BuildServiceProvider();
     }
-
-    /// <summary>Checks until the status is <paramref name="expected"/> (the client notices a change within seconds).</summary>
-    private static async Task<HealthReportEntry> WaitForStatusAsync(HealthCheckService health, HealthStatus expected, string when)
-    {
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            var entry = await CheckAsync(health);
-            if (entry.Status == expected)
-            {
-                return entry;
-            }
-
-            Assert.True(watch.Elapsed < RecoveryTimeout, $"The check was not {expected} {when} within {RecoveryTimeout.TotalSeconds} s: {entry.Status}, {entry.Description}");
-            await Task.Delay(50);
-        }
-    }
-
-    private static async Task<HealthReportEntry> CheckAsync(HealthCheckService health) =>
-        (await health.CheckHealthAsync()).Entries[AsmStorageHealthChecksBuilderExtensions.DefaultName];
 }

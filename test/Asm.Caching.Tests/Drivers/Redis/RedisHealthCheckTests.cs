@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Asm.Testing.Redis;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using static Asm.Testing.Health.StorageHealth;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
 
@@ -11,7 +12,6 @@ namespace Asm.Caching.Tests.Drivers.Redis;
 /// </summary>
 public sealed class RedisHealthCheckTests : IAsyncLifetime
 {
-    private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(60);
     private readonly RedisServer _server = new();
 
     public Task InitializeAsync() => _server.StartAsync();
@@ -113,24 +113,4 @@ public sealed class RedisHealthCheckTests : IAsyncLifetime
         services.AddHealthChecks().AddAsmSessionStorage();
         return services.BuildServiceProvider();
     }
-
-    /// <summary>Checks until the status is <paramref name="expected"/> (the client notices a change within seconds).</summary>
-    private static async Task<HealthReportEntry> WaitForStatusAsync(HealthCheckService health, HealthStatus expected, string when)
-    {
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            var entry = await CheckAsync(health);
-            if (entry.Status == expected)
-            {
-                return entry;
-            }
-
-            Assert.True(watch.Elapsed < RecoveryTimeout, $"The check was not {expected} {when} within {RecoveryTimeout.TotalSeconds} s: {entry.Status}, {entry.Description}");
-            await Task.Delay(50);
-        }
-    }
-
-    private static async Task<HealthReportEntry> CheckAsync(HealthCheckService health) =>
-        (await health.CheckHealthAsync()).Entries[AsmStorageHealthChecksBuilderExtensions.DefaultName];
 }

@@ -198,7 +198,7 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
         lock (_lines)
         {
             var line = turn.Line;
-            if (line.HeldBy != turn.Number)
+            if (!line.IsHeldBy(turn.Number))
             {
                 // Given up already, or taken over by a waiter after the lease ran out: no longer this turn's to give.
                 return;
@@ -239,6 +239,12 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
 
         /// <summary>The number of the turn that holds the line (0: none, the line is spare).</summary>
         public long HeldBy { get; set; }
+
+        /// <summary>
+        /// Whether turn <paramref name="number"/> holds the line. Number 0 never does: a spare line is held by 0, and a
+        /// turn read while its field was reset to default may pair its line with 0 (the struct is not read at once).
+        /// </summary>
+        public bool IsHeldBy(long number) => number != 0 && HeldBy == number;
 
         /// <summary>The key the holder presented, once it said (see <see cref="IsHeldWithAnotherKey"/>).</summary>
         public string? HolderKey { get; set; }
@@ -288,7 +294,7 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
 
             lock (line.Queue._lines)
             {
-                if (line.HeldBy == Number)
+                if (line.IsHeldBy(Number))
                 {
                     line.HolderKey = key ?? line.HolderKey;
                     line.HolderExpiresAtTicks = expiresAt?.UtcTicks ?? line.HolderExpiresAtTicks;

@@ -191,6 +191,10 @@ internal sealed class SessionLockHolder(
     /// Passes this request's turn in <see cref="LocalLockQueue"/> on to the next request of the process that waits for
     /// the session's lock: the lease is given back (or was never taken). Does nothing the second time.
     /// </summary>
+    /// <remarks>
+    /// A renewal that finds the lease lost ends the turn from its timer while the request may end it too: the other call
+    /// may then read the turn torn (its line beside number 0, or no line), which the queue ignores as no turn of its own.
+    /// </remarks>
     public void EndTurn()
     {
         var turn = _turn;

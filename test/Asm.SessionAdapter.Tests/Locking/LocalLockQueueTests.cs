@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using Asm.Caching.Sessions;
+
 namespace Asm.SessionAdapter.Tests.Locking;
 
 public sealed class LocalLockQueueTests
@@ -121,6 +124,143 @@ public sealed class LocalLockQueueTests
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public async Task Turn_OfNumberZeroOnASpareLine_ChangesNothing()
+    {
+        // A request keeps its turn in a plain field that ending the turn resets to default; a read racing that reset (the
+        // request's end, and a renewal that found the lease lost, both end the turn) can see the line beside number 0,
+        // which is what a spare line is held by. Such a turn must not free that line a second time.
+        var queue = new LocalLockQueue(TimeProvider.System);
+        var left = Assert.NotNull(await queue.EnterAsync("a", Long, CancellationToken.None));
+        left.Leave();
+        var torn = new LocalLockQueue.Turn(left.Line, 0, queued: false);
+
+        torn.Leave();
+        torn.Presented("a.key");
+        var b = Assert.NotNull(await queue.EnterAsync("b", Long, CancellationToken.None));
+        var c = Assert.NotNull(await queue.EnterAsync("c", Long, CancellationToken.None));
+        var waiter = queue.EnterAsync("b", Long, CancellationToken.None).AsTask();
+
+        Assert.NotSame(b.Line, c.Line);
+        Assert.Null(b.Line.HolderKey);
+        c.Leave();
+        Assert.False(waiter.IsCompleted);
+        b.Leave();
+        Assert.NotNull(await waiter.WaitAsync(Long)).Leave();
+        Assert.Equal(0, queue.SessionCount);
+    }
+
+    [Fact]
+    public async Task EnterAsync_ManyTasksOverFewSessionsWithTimeoutsCancellationsTakeoversAndStaleTurns_NeverTwoHoldersAtOnce()
+    {
+        // 32 tasks take turns at 4 sessions, so that lines are freed, kept spare and reused by another session all the
+        // time. Some waits time out or are cancelled (at any moment, also as the turn is handed over), some holders
+        // stall past their lease and are taken over, turns are left twice, and every turn once left is used again later,
+        // by another task, on a line that may hold another session by then: none of it may change the current holder's turn.
+        var queue = new LocalLockQueue(TimeProvider.System);
+        var keys = Enumerable.Range(0, 4).Select(_ => SessionKey.New()).ToArray();
+        var inside = new int[keys.Length];
+        var stale = new ConcurrentQueue<LocalLockQueue.Turn>();
+        var overlaps = 0;
+        var foreignKeys = 0;
+        using var failed = new CancellationTokenSource();
+
+        async Task TakeTurnsAsync(int seed)
+        {
+            var random = new Random(seed);
+            for (var i = 0; i < 150 && !failed.IsCancellationRequested; i++)
+            {
+                if (stale.TryDequeue(out var old))
+                {
+                    // Were it still the holder, a lease run out would have it taken over, and a key of its own would
+                    // tell requests with the holder's key that another key holds the session.
+                    old.Presented("stale");
+                    old.Extend(DateTimeOffset.UtcNow - Long);
+                    old.Leave();
+                }
+
+                var s = random.Next(keys.Length);
+                var kind = random.Next(10);
+                LocalLockQueue.Turn turn;
+                using (var cancel = CancellationTokenSource.CreateLinkedTokenSource(failed.Token))
+                {
+                    if (kind == 0)
+                    {
+                        cancel.CancelAfter(random.Next(0, 4));
+                    }
+
+                    try
+                    {
+                        var maxWait = kind == 1 ? TimeSpan.FromMilliseconds(random.Next(0, 4)) : Long;
+                        if (await queue.EnterAsync(keys[s].Id, maxWait, cancel.Token) is not { } taken)
+                        {
+                            continue;
+                        }
+
+                        turn = taken;
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        continue;
+                    }
+                }
+
+                var key = keys[s].WithNewSecret();
+                turn.Presented(key.Value);
+                if (Interlocked.Increment(ref inside[s]) != 1)
+                {
+                    Interlocked.Increment(ref overlaps);
+                    await failed.CancelAsync();
+                }
+
+                await (random.Next(4) == 0 ? Task.Delay(1) : Task.Run(() => { }));
+                if (queue.IsHeldWithAnotherKey(key))
+                {
+                    Interlocked.Increment(ref foreignKeys);
+                    await failed.CancelAsync();
+                }
+
+                Interlocked.Decrement(ref inside[s]);
+                if (kind == 2)
+                {
+                    // Stalls past its lease: the first waiter takes the turn over (the storage would refuse this one).
+                    turn.Extend(DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(2));
+                    await Task.Delay(10);
+                }
+
+                turn.Leave();
+                if (random.Next(3) == 0)
+                {
+                    turn.Leave();
+                }
+
+                stale.Enqueue(turn);
+            }
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, 32).Select(seed => Task.Run(() => TakeTurnsAsync(seed)))).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(0, overlaps);
+        Assert.Equal(0, foreignKeys);
+        while (stale.TryDequeue(out var old))
+        {
+            old.Extend(DateTimeOffset.UtcNow - Long);
+            old.Leave();
+        }
+
+        Assert.Equal(0, queue.SessionCount);
+
+        // The spare lines are whole: each session entered now gets a line of its own, and the table ends empty.
+        var last = new List<LocalLockQueue.Turn>();
+        foreach (var key in keys)
+        {
+            last.Add(Assert.NotNull(await queue.EnterAsync(key.Id, Long, CancellationToken.None)));
+        }
+
+        Assert.Equal(keys.Length, last.Select(t => t.Line).Distinct().Count());
+        last.ForEach(t => t.Leave());
+        Assert.Equal(0, queue.SessionCount);
     }
 
     [Fact]

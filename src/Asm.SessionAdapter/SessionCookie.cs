@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Http;
@@ -28,4 +29,27 @@ internal sealed class SessionCookie(CookieBuilder builder, IDataProtectionProvid
     }
 
     public void Delete(HttpContext context) => context.Response.Cookies.Delete(Name, builder.Build(context));
+
+    /// <summary>
+    /// The key the request's cookie carries, read as the stock middleware reads it; <see langword="null"/> when there is
+    /// no cookie or it does not unprotect.
+    /// </summary>
+    public string? Read(HttpContext context)
+    {
+        var value = context.Request.Cookies[Name];
+        if (string.IsNullOrEmpty(value))
+        {
+            return null;
+        }
+
+        try
+        {
+            var padded = value.PadRight(value.Length + ((4 - (value.Length % 4)) % 4), '=');
+            return Encoding.UTF8.GetString(_protector.Unprotect(Convert.FromBase64String(padded)));
+        }
+        catch (Exception ex) when (ex is FormatException or CryptographicException)
+        {
+            return null;
+        }
+    }
 }

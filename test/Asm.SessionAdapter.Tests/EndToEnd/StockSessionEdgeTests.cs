@@ -403,6 +403,32 @@ public sealed class StockSessionEdgeTests
     }
 
     [Fact]
+    public async Task UseSessionWithItsOwnOptions_KeepsTheSessionAcrossRequests_AsTheStockSessionDoes()
+    {
+        // app.UseSession(options): the middleware is given its own SessionOptions (the cookie it reads, its timeouts).
+        async Task<string> TranscriptAsync(string store)
+        {
+            await using var app = await StartAsync(store, a =>
+            {
+                a.UseSession(new SessionOptions { Cookie = { Name = "app.sid" }, IdleTimeout = TimeSpan.FromMinutes(5) });
+                MapReadAndWrite(a);
+            }, useSession: false);
+            using var client = BrowserOf(app);
+            var write = await client.PostAsync("/write?v=1", null);
+            return string.Join(Environment.NewLine, [
+                $"{Describe(write)} {string.Join(" | ", write.Headers.GetValues("Set-Cookie").Select(c => c[..c.IndexOf('=', StringComparison.Ordinal)]))}",
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+            ]);
+        }
+
+        var stock = await TranscriptAsync("stock");
+
+        Assert.Equal("200 cookie=set app.sid" + Environment.NewLine + "200 cookie=none: v=1", stock);
+        // Asm's cookie is AsmSessionOptions.Cookie whatever the middleware was given (docs/getting-started.md).
+        Assert.Equal(stock.Replace("app.sid", AsmSessionOptions.DefaultCookieName, StringComparison.Ordinal), await TranscriptAsync("asm"));
+    }
+
+    [Fact]
     public async Task StorageDownAtASynchronousFirstAccess_TheSessionIsUnavailableForTheRequest_AsTheStockSessionIs()
     {
         async Task<string> TranscriptAsync(string store)

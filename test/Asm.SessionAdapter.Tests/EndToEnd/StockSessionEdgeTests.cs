@@ -262,7 +262,7 @@ public sealed class StockSessionEdgeTests
         async Task<(string Transcript, IReadOnlyList<string> Logged)> TranscriptAsync(string store)
         {
             var logs = new FakeLogCollector();
-            Action<bool> failWrites = null!;
+            StorageFaults faults = null!;
             await using var app = await StartAsync(store, a =>
             {
                 MapReadAndWrite(a);
@@ -275,24 +275,14 @@ public sealed class StockSessionEdgeTests
             }, services: s =>
             {
                 s.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs));
-                if (store == "stock")
-                {
-                    var cache = new FailingCache();
-                    s.AddSingleton<IDistributedCache>(cache);
-                    failWrites = fail => cache.FailWrites = fail;
-                }
-                else
-                {
-                    var chaos = ChaosSessionDriver.Wrap(s);
-                    failWrites = fail => chaos.FailCommits = fail;
-                }
+                faults = StorageFaults.Inject(store, s);
             });
             using var client = BrowserOf(app);
             var transcript = new List<string> { await RequestAsync(client, HttpMethod.Post, "/write?v=kept") };
-            failWrites(true);
+            faults.FailWrites(true);
             transcript.Add(await RequestAsync(client, HttpMethod.Post, "/write?v=lost"));
             transcript.Add(await RequestAsync(client, HttpMethod.Post, "/write-and-commit"));
-            failWrites(false);
+            faults.FailWrites(false);
             transcript.Add(await RequestAsync(client, HttpMethod.Get, "/read"));
             var logged = logs.GetSnapshot()
                 .Where(r => r.Category == "Microsoft.AspNetCore.Session.SessionMiddleware" && r.Level == LogLevel.Error)
@@ -433,7 +423,7 @@ public sealed class StockSessionEdgeTests
     {
         async Task<string> TranscriptAsync(string store)
         {
-            Action<bool> fail = null!;
+            StorageFaults faults = null!;
             await using var app = await StartAsync(store, a =>
             {
                 MapReadAndWrite(a);
@@ -447,26 +437,13 @@ public sealed class StockSessionEdgeTests
                     $"keys=[{string.Join(",", c.Session.Keys)}]",
                 ]));
                 a.MapPost("/load", async Task<string> (HttpContext c) => await OutcomeAsync(() => c.Session.LoadAsync()));
-            }, services: s =>
-            {
-                if (store == "stock")
-                {
-                    var cache = new FailingCache();
-                    s.AddSingleton<IDistributedCache>(cache);
-                    fail = down => cache.FailAll = down;
-                }
-                else
-                {
-                    var chaos = ChaosSessionDriver.Wrap(s);
-                    fail = down => chaos.Fail = down;
-                }
-            });
+            }, services: s => faults = StorageFaults.Inject(store, s));
             using var client = BrowserOf(app);
             var transcript = new List<string> { await RequestAsync(client, HttpMethod.Post, "/write?v=kept") };
-            fail(true);
+            faults.FailAll(true);
             transcript.Add(await RequestAsync(client, HttpMethod.Post, "/calls"));
             transcript.Add(await RequestAsync(client, HttpMethod.Post, "/load"));
-            fail(false);
+            faults.FailAll(false);
             transcript.Add(await RequestAsync(client, HttpMethod.Get, "/read"));
             return string.Join(Environment.NewLine, transcript);
         }
@@ -597,6 +574,24 @@ public sealed class StockSessionEdgeTests
         catch (Exception ex)
         {
             return ex.GetType().Name;
+        }
+    }
+
+    /// <summary>Switches failures of the storage under the stock session (its cache) or Asm (its driver) on and off.</summary>
+    private sealed record StorageFaults(Action<bool> FailWrites, Action<bool> FailAll)
+    {
+        /// <summary>Puts a storage that fails on demand under the session of <paramref name="store"/>.</summary>
+        public static StorageFaults Inject(string store, IServiceCollection services)
+        {
+            if (store == "stock")
+            {
+                var cache = new FailingCache();
+                services.AddSingleton<IDistributedCache>(cache);
+                return new(fail => cache.FailWrites = fail, fail => cache.FailAll = fail);
+            }
+
+            var chaos = ChaosSessionDriver.Wrap(services);
+            return new(fail => chaos.FailCommits = fail, fail => chaos.Fail = fail);
         }
     }
 

@@ -65,6 +65,20 @@ internal sealed class AsmSessionServices(
 
     public SessionCookie Cookie { get; } = new(sessionOptions.Value.Cookie, dataProtection);
 
+    /// <summary>
+    /// Logs, once, that a session middleware was given timeouts other than Asm's (<c>app.UseSession(options)</c>), which
+    /// Asm does not use; <paramref name="idleTimeout"/> and <paramref name="ioTimeout"/> are the middleware's.
+    /// </summary>
+    public void CheckMiddlewareOptions(TimeSpan idleTimeout, TimeSpan ioTimeout)
+    {
+        if ((idleTimeout != Options.IdleTimeout || ioTimeout != Options.IOTimeout) && Interlocked.Exchange(ref _middlewareOptionsReported, 1) == 0)
+        {
+            Diagnostics.Log.SessionOptionsNotUsed(Logger, "the IdleTimeout and IOTimeout given to app.UseSession(options)");
+        }
+    }
+
+    private int _middlewareOptionsReported;
+
     /// <summary>Disposes the renewal timers kept for reuse: none ticks on once the application has stopped.</summary>
     public void Dispose() => RenewalTimers.Dispose();
 

@@ -37,6 +37,7 @@ internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecy
         var context = (_accessor is null ? SessionRequestContext.Request : _accessor.HttpContext) ?? throw new InvalidOperationException(
             "Asm sessions are created by the session middleware for an HTTP request of a pipeline the host built (where " +
             "AddAsmSession's startup filter runs first), or one the app's own IHttpContextAccessor knows; no such request is in progress.");
+        services.CheckMiddlewareOptions(idleTimeout, ioTimeout);
         // A middleware that found no key under its cookie may have been given a cookie name of its own
         // (app.UseSession(options)): Asm's cookie, which it did not read, is read here, or every request would start over.
         return context.Features.Get<ISessionFeature>()?.Session as AsmSession

@@ -396,13 +396,14 @@ public sealed class StockSessionEdgeTests
     public async Task UseSessionWithItsOwnOptions_KeepsTheSessionAcrossRequests_AsTheStockSessionDoes()
     {
         // app.UseSession(options): the middleware is given its own SessionOptions (the cookie it reads, its timeouts).
+        var logs = new FakeLogCollector();
         async Task<string> TranscriptAsync(string store)
         {
             await using var app = await StartAsync(store, a =>
             {
                 a.UseSession(new SessionOptions { Cookie = { Name = "app.sid" }, IdleTimeout = TimeSpan.FromMinutes(5) });
                 MapReadAndWrite(a);
-            }, useSession: false);
+            }, useSession: false, services: s => s.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs)));
             using var client = BrowserOf(app);
             var write = await client.PostAsync("/write?v=1", null);
             return string.Join(Environment.NewLine, [
@@ -416,6 +417,11 @@ public sealed class StockSessionEdgeTests
         Assert.Equal("200 cookie=set app.sid" + Environment.NewLine + "200 cookie=none: v=1", stock);
         // Asm's cookie is AsmSessionOptions.Cookie whatever the middleware was given (docs/getting-started.md).
         Assert.Equal(stock.Replace("app.sid", AsmSessionOptions.DefaultCookieName, StringComparison.Ordinal), await TranscriptAsync("asm"));
+        // Once, however many requests: the timeouts given to UseSession are not Asm's.
+        Assert.Equal(
+            "SessionOptions sets the IdleTimeout and IOTimeout given to app.UseSession(options), which Asm's session does not use: " +
+            "it takes its cookie and timeouts from AsmSessionOptions. Set them there (AddAsmSession(o => ...) or Configure<AsmSessionOptions>).",
+            Assert.Single(logs.GetSnapshot(), r => r.Id.Id == 71).Message);
     }
 
     [Fact]

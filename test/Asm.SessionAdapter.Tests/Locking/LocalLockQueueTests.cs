@@ -264,6 +264,38 @@ public sealed class LocalLockQueueTests
     }
 
     [Fact]
+    public async Task EnterAsync_WaiterHandedTheTurnAsItsWaitIsCancelledOrTimesOut_TakesItOrPassesItOn()
+    {
+        // The holder leaves while its waiter's wait ends: a waiter handed the turn just then either returns it or, when
+        // cancelled, passes it on; it never keeps it unseen, which would hold the session until its waiters time out.
+        var queue = new LocalLockQueue(TimeProvider.System);
+        for (var i = 0; i < 1000; i++)
+        {
+            var holder = Assert.NotNull(await queue.EnterAsync("a", Long, CancellationToken.None));
+            using var cancel = new CancellationTokenSource();
+            var timesOut = i % 2 == 1;
+            var waiter = queue.EnterAsync("a", timesOut ? TimeSpan.FromMilliseconds(1) : Long, cancel.Token).AsTask();
+            await Task.WhenAll(
+                Task.Run(async () =>
+                {
+                    await (timesOut ? Task.Delay(1) : Task.CompletedTask);
+                    holder.Leave();
+                }),
+                timesOut ? Task.CompletedTask : Task.Run(cancel.Cancel));
+            try
+            {
+                (await waiter.WaitAsync(Long))?.Leave();
+            }
+            catch (OperationCanceledException)
+            {
+                // Cancelled before it was handed the turn: the turn went back.
+            }
+
+            Assert.Equal(0, queue.SessionCount);
+        }
+    }
+
+    [Fact]
     public async Task WhenQueued_CompletesOnceThatManyRequestsWaited()
     {
         var queue = new LocalLockQueue(TimeProvider.System);

@@ -193,8 +193,6 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
     /// <summary>Hands the turn to the longest-waiting request, or frees the session when nobody waits.</summary>
     private void Leave(Turn turn)
     {
-        TaskCompletionSource<Turn> next;
-        Turn handed;
         lock (_lines)
         {
             var line = turn.Line;
@@ -216,12 +214,11 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
                 return;
             }
 
-            next = first.Value;
+            // Handed under the lock, so that a waiter that finds itself off the line (its wait ending at that moment)
+            // reads its turn at once; its continuation runs elsewhere (RunContinuationsAsynchronously), not in here.
             line.Waiters.RemoveFirst();
-            handed = Grant(line, queued: true);
+            first.Value.TrySetResult(Grant(line, queued: true));
         }
-
-        next.TrySetResult(handed);
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;

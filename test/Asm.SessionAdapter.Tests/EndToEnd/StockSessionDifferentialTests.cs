@@ -3,6 +3,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using Asm.Testing.Cleanup;
+using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using CsCheck;
 using Microsoft.AspNetCore.Builder;
@@ -27,7 +28,7 @@ namespace Asm.SessionAdapter.Tests.EndToEnd;
 /// sequence printed with its seed, and <c>CsCheck_Seed=&lt;seed&gt; dotnet test --filter StockSessionDifferentialTests</c>
 /// runs that one sequence again.
 /// </remarks>
-public sealed class StockSessionDifferentialTests(ITestOutputHelper output)
+public sealed class StockSessionDifferentialTests(ITestOutputHelper output, RedisDriverFixture redis) : IClassFixture<RedisDriverFixture>
 {
     /// <summary>How many sequences a run tries, each from its own fixed seed.</summary>
     private const int Sequences = 250;
@@ -50,7 +51,7 @@ public sealed class StockSessionDifferentialTests(ITestOutputHelper output)
     /// <summary>A session cookie that no app of the test wrote (another app's on the same host, an old one).</summary>
     private const string ForeignCookie = "CfDJ8ForeignCookieValue";
 
-    private static readonly string[] Stores = ["stock", "asm-lockless", "asm-exclusive", "asm-filesystem"];
+    private static readonly string[] Stores = ["stock", "asm-lockless", "asm-exclusive", "asm-filesystem", "asm-redis"];
 
     [Fact]
     public async Task RandomSequencesOfSessionCalls_AnswerOnAsmAsOnTheStockSession()
@@ -149,8 +150,11 @@ public sealed class StockSessionDifferentialTests(ITestOutputHelper output)
 
     private static string Describe(Request[] requests) => string.Join(" | ", requests.Select(r => r.ToString()));
 
-    /// <summary>Starts the app of <paramref name="store"/> (Asm's on the filesystem under <paramref name="directory"/>).</summary>
-    private static Task<WebApplication> StartAsync(string store, string directory) => StockSessionEdgeTests.StartAsync(
+    /// <summary>
+    /// Starts the app of <paramref name="store"/> (Asm's on the filesystem under <paramref name="directory"/>, or on
+    /// Redis under a scope of this run).
+    /// </summary>
+    private Task<WebApplication> StartAsync(string store, string directory) => StockSessionEdgeTests.StartAsync(
         store == "stock" ? "stock" : "asm",
         app => app.MapPost("/run", async (HttpContext c) =>
         {
@@ -181,6 +185,10 @@ public sealed class StockSessionDifferentialTests(ITestOutputHelper output)
             if (store == "asm-filesystem")
             {
                 asm.UseFileSystemDriver(directory);
+            }
+            else if (store == "asm-redis")
+            {
+                redis.Use(asm, "differential" + Guid.NewGuid().ToString("N"));
             }
         });
 

@@ -224,7 +224,8 @@ internal sealed class LocalLockQueue(TimeProvider timeProvider)
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     /// <summary>
-    /// One session's line: the turn that holds it, what that holder told the queue, and the requests waiting behind it. Read and written under the table's lock.
+    /// One session's line: the turn that holds it, what that holder told the queue, and the requests waiting behind it.
+    /// Read and written under the table's lock.
     /// </summary>
     internal sealed class Line(LocalLockQueue queue)
     {

@@ -60,35 +60,24 @@ public sealed class SessionRequestContextTests
     [InlineData("asm")]
     public async Task ErrorPageReExecutedThroughTheSessionMiddleware_HasTheSession(string store)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseTestServer();
-        if (store == "stock")
-        {
-            builder.Services.AddDistributedMemoryCache().AddSession();
-        }
-        else
-        {
-            builder.Services.AddAsmSession();
-        }
-
-        await using var app = builder.Build();
-
         // The error page runs the rest of the pipeline again, the session middleware included, after its first pass
         // made the final commit of the request's first session.
-        app.UseExceptionHandler("/error");
-        app.UseSession();
-        app.MapPost("/fail", async (HttpContext c) =>
+        await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
         {
-            await c.Session.LoadAsync();
-            c.Session.SetString("v", "set before the failure");
-            throw new InvalidOperationException("The endpoint failed.");
-        });
-        app.MapPost("/error", async (HttpContext c) =>
-        {
-            await c.Session.LoadAsync();
-            return $"error page, session holds: {c.Session.GetString("v") ?? "nothing"}";
-        });
-        await app.StartAsync();
+            a.UseExceptionHandler("/error");
+            a.UseSession();
+            a.MapPost("/fail", async (HttpContext c) =>
+            {
+                await c.Session.LoadAsync();
+                c.Session.SetString("v", "set before the failure");
+                throw new InvalidOperationException("The endpoint failed.");
+            });
+            a.MapPost("/error", async (HttpContext c) =>
+            {
+                await c.Session.LoadAsync();
+                return $"error page, session holds: {c.Session.GetString("v") ?? "nothing"}";
+            });
+        }, useSession: false);
         using var client = new HttpClient(new CookieJarHandler(app.GetTestServer().CreateHandler())) { BaseAddress = new Uri("http://localhost/") };
         await client.PostAsync("/error", null); // a session to come back with
 

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
 
 namespace Asm.SessionAdapter.Tests.EndToEnd;
@@ -391,12 +392,16 @@ public sealed class SessionUsedAsAppsDoTests
 
     /// <summary>
     /// Starts an app on <c>TestServer</c> with the stock session (<paramref name="store"/> "stock", over the memory
-    /// cache) or Asm ("asm", in memory), the stock <c>app.UseSession()</c>, and what <paramref name="map"/> adds.
+    /// cache) or Asm ("asm", in memory), what <paramref name="services"/> adds, the stock <c>app.UseSession()</c> unless
+    /// <paramref name="useSession"/> is false (<paramref name="map"/> then runs it where it wants), and what
+    /// <paramref name="map"/> adds.
     /// </summary>
-    internal static async Task<WebApplication> StartStockOrAsmAsync(string store, Action<WebApplication> map)
+    internal static async Task<WebApplication> StartStockOrAsmAsync(
+        string store, Action<WebApplication> map, bool useSession = true, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
+        builder.Logging.ClearProviders();
         if (store == "stock")
         {
             builder.Services.AddDistributedMemoryCache().AddSession();
@@ -406,8 +411,13 @@ public sealed class SessionUsedAsAppsDoTests
             builder.Services.AddAsmSession();
         }
 
+        services?.Invoke(builder.Services);
         var app = builder.Build();
-        app.UseSession();
+        if (useSession)
+        {
+            app.UseSession();
+        }
+
         map(app);
         await app.StartAsync();
         return app;

@@ -95,7 +95,7 @@ public sealed partial class StockSessionCookieTests
         // The stock session never deletes its cookie; Asm deletes one it does not adopt (docs/lifetime.md). The delete
         // must match what set the cookie (name, path, domain) and expire it: a Max-Age left in it would win over the
         // past Expires, and the browser would keep the cookie.
-        await using var app = await StockSessionEdgeTests.StartAsync(
+        await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(
             "asm", a => a.MapGet("/read", (HttpContext c) => c.Session.GetString("a") ?? "<none>"),
             services: s => s.Configure<AsmSessionOptions>(o => Configure(cookie, o.Cookie)));
         using var request = new HttpRequestMessage(HttpMethod.Get, "https://localhost/read");
@@ -237,7 +237,7 @@ public sealed partial class StockSessionCookieTests
     private static async Task<string> SetCookieAsync(string store, string cookie, string scheme, bool consentNeeded = false, bool consented = false)
     {
         // Configure<SessionOptions> is what AddSession(o => ...) does; the cookie policy wraps the cookies the session writes.
-        await using var app = await StockSessionEdgeTests.StartAsync(store, a =>
+        await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
         {
             if (consentNeeded)
             {

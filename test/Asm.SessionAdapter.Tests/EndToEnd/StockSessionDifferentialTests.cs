@@ -154,7 +154,7 @@ public sealed class StockSessionDifferentialTests(ITestOutputHelper output, Redi
     /// Starts the app of <paramref name="store"/> (Asm's on the filesystem under <paramref name="directory"/>, or on
     /// Redis under a scope of this run).
     /// </summary>
-    private Task<WebApplication> StartAsync(string store, string directory) => StockSessionEdgeTests.StartAsync(
+    private Task<WebApplication> StartAsync(string store, string directory) => SessionUsedAsAppsDoTests.StartStockOrAsmAsync(
         store == "stock" ? "stock" : "asm",
         app => app.MapPost("/run", async (HttpContext c) =>
         {

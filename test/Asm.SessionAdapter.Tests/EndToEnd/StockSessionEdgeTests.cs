@@ -3,7 +3,6 @@ using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.TestHost;
@@ -29,7 +28,7 @@ public sealed class StockSessionEdgeTests
     {
         async Task<string> OutcomeAsync(string store)
         {
-            await using var app = await StartAsync(store, a => a.MapGet("/", (HttpContext c) =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a => a.MapGet("/", (HttpContext c) =>
                 $"feature={c.Features.Get<ISessionFeature>() is not null} {Outcome(() => _ = c.Session.IsAvailable)}"), useSession: false);
             return await app.GetTestClient().GetStringAsync("/");
         }
@@ -46,7 +45,7 @@ public sealed class StockSessionEdgeTests
         async Task<string> OutcomeAsync(string store)
         {
             var completed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            await using var app = await StartAsync(store, a => a.MapGet("/", (HttpContext c) =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a => a.MapGet("/", (HttpContext c) =>
             {
                 var starting = "";
                 c.Response.OnStarting(() =>
@@ -80,7 +79,7 @@ public sealed class StockSessionEdgeTests
         // one is read and written as before, without a new cookie.
         async Task<string> TranscriptAsync(string store)
         {
-            await using var app = await StartAsync(store, a =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
             {
                 a.MapPost("/set", (HttpContext c) => c.Session.SetString("a", "1"));
                 a.MapPost("/late", async (HttpContext c) =>
@@ -117,7 +116,7 @@ public sealed class StockSessionEdgeTests
         async Task<string> OutcomeAsync(string store)
         {
             var completed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            await using var app = await StartAsync(store, a =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
             {
                 a.MapPost("/set", (HttpContext c) => c.Session.SetString("a", "1"));
                 a.MapPost("/after", (HttpContext c) =>
@@ -164,8 +163,8 @@ public sealed class StockSessionEdgeTests
                 });
             }
 
-            await using var twin = await StartAsync(store, MapReadAndWrite, services: Services);
-            await using var app = await StartAsync(store, MapReadAndWrite, services: Services);
+            await using var twin = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, MapReadAndWrite, services: Services);
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, MapReadAndWrite, services: Services);
             var twinBrowser = new CookieJarHandler(twin.GetTestServer().CreateHandler());
             using var twinClient = new HttpClient(twinBrowser) { BaseAddress = new Uri("http://localhost/") };
             await twinClient.PostAsync("/write?v=twin", null);
@@ -205,7 +204,7 @@ public sealed class StockSessionEdgeTests
     {
         async Task<string> TranscriptAsync(string store)
         {
-            await using var app = await StartAsync(store, MapReadAndWrite);
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, MapReadAndWrite);
             var browser = new CookieJarHandler(app.GetTestServer().CreateHandler());
             browser.Cookies.Add(new Cookie(AsmSessionOptions.DefaultCookieName, cookie, "/", "localhost"));
             using var client = new HttpClient(browser) { BaseAddress = new Uri("http://localhost/") };
@@ -234,7 +233,7 @@ public sealed class StockSessionEdgeTests
     {
         async Task<string> TranscriptAsync(string store)
         {
-            await using var app = await StartAsync(store, MapReadAndWrite);
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, MapReadAndWrite);
             var browser = new CookieJarHandler(app.GetTestServer().CreateHandler());
             using var client = new HttpClient(browser) { BaseAddress = new Uri("http://localhost/") };
             await client.PostAsync("/write?v=kept", null);
@@ -263,7 +262,7 @@ public sealed class StockSessionEdgeTests
         {
             var logs = new FakeLogCollector();
             StorageFaults faults = null!;
-            await using var app = await StartAsync(store, a =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
             {
                 MapReadAndWrite(a);
                 a.MapPost("/write-and-commit", async (HttpContext c) =>
@@ -309,7 +308,7 @@ public sealed class StockSessionEdgeTests
         // An app that passes RequestAborted to LoadAsync and CommitAsync, for a request its client has given up on.
         async Task<string> TranscriptAsync(string store)
         {
-            await using var app = await StartAsync(store, a =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
             {
                 MapReadAndWrite(a);
                 a.MapPost("/cancelled", async Task<string> (HttpContext c, string v) =>
@@ -347,7 +346,7 @@ public sealed class StockSessionEdgeTests
     {
         async Task<string> TranscriptAsync(string store)
         {
-            await using var app = await StartAsync(store, a =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
             {
                 MapReadAndWrite(a);
                 a.MapPost("/change-then-write", (HttpContext c) =>
@@ -374,7 +373,7 @@ public sealed class StockSessionEdgeTests
         // SessionOptions.IOTimeout says Timeout.InfiniteTimeSpan disables it; an app that set it keeps it after the swap.
         async Task<string> TranscriptAsync(string store)
         {
-            await using var app = await StartAsync(store, MapReadAndWrite, services: s =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, MapReadAndWrite, services: s =>
             {
                 s.Configure<SessionOptions>(o => o.IOTimeout = Timeout.InfiniteTimeSpan);
                 s.Configure<AsmSessionOptions>(o => o.IOTimeout = Timeout.InfiniteTimeSpan);
@@ -399,7 +398,7 @@ public sealed class StockSessionEdgeTests
         var logs = new FakeLogCollector();
         async Task<string> TranscriptAsync(string store)
         {
-            await using var app = await StartAsync(store, a =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
             {
                 a.UseSession(new SessionOptions { Cookie = { Name = "app.sid" }, IdleTimeout = TimeSpan.FromMinutes(5) });
                 MapReadAndWrite(a);
@@ -430,7 +429,7 @@ public sealed class StockSessionEdgeTests
         async Task<string> TranscriptAsync(string store)
         {
             StorageFaults faults = null!;
-            await using var app = await StartAsync(store, a =>
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
             {
                 MapReadAndWrite(a);
                 a.MapPost("/calls", (HttpContext c) => string.Join(" ", [
@@ -472,7 +471,7 @@ public sealed class StockSessionEdgeTests
     {
         async Task<string> TranscriptAsync(string store)
         {
-            await using var app = await StartAsync(store, a => a.MapPost("/", (HttpContext c) => string.Join(" ", [
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a => a.MapPost("/", (HttpContext c) => string.Join(" ", [
                 $"set: {Outcome(() => c.Session.SetString("a\uD800", "1"))}",
                 $"get a\\uD800={c.Session.GetString("a\uD800") ?? "<none>"}",
                 $"get a\\uDBFF={c.Session.GetString("a\uDBFF") ?? "<none>"}",
@@ -505,37 +504,6 @@ public sealed class StockSessionEdgeTests
             c.Session.SetString("v", v);
             return $"v={v}";
         });
-    }
-
-    /// <summary>
-    /// Starts an app on <c>TestServer</c> with the stock session over the memory cache (<paramref name="store"/>
-    /// "stock") or Asm in memory ("asm"), <c>app.UseSession()</c> unless told otherwise, and what the callbacks add.
-    /// </summary>
-    internal static async Task<WebApplication> StartAsync(
-        string store, Action<WebApplication> map, bool useSession = true, Action<IServiceCollection>? services = null)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseTestServer();
-        builder.Logging.ClearProviders();
-        if (store == "stock")
-        {
-            builder.Services.AddDistributedMemoryCache().AddSession();
-        }
-        else
-        {
-            builder.Services.AddAsmSession();
-        }
-
-        services?.Invoke(builder.Services);
-        var app = builder.Build();
-        if (useSession)
-        {
-            app.UseSession();
-        }
-
-        map(app);
-        await app.StartAsync();
-        return app;
     }
 
     /// <summary>A client that keeps cookies as a browser does.</summary>

@@ -151,6 +151,29 @@ internal sealed partial class RedisConnection : IDisposable
         throw exception;
     }
 
+    /// <summary>
+    /// Reads the hash at <paramref name="key"/> with one <c>HGETALL</c>: its fields (none when there is no key), or
+    /// <see langword="null"/> when the key holds another type.
+    /// </summary>
+    public async ValueTask<HashEntry[]?> ReadHashAsync(RedisKey key, string operation, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
+        var left = TimeLeft(started, operation);
+        try
+        {
+            return await database.HashGetAllAsync(key).WaitAsync(left, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("WRONGTYPE", StringComparison.Ordinal))
+        {
+            return null;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            throw Failure(WithoutKey(ex, key), operation);
+        }
+    }
+
     /// <summary>Deletes <paramref name="key"/> (a single command: one round trip).</summary>
     public async ValueTask DeleteAsync(RedisKey key, string operation, CancellationToken cancellationToken)
     {
@@ -163,7 +186,7 @@ internal sealed partial class RedisConnection : IDisposable
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            throw Failure(ex, operation);
+            throw Failure(WithoutKey(ex, key), operation);
         }
     }
 
@@ -529,6 +552,31 @@ internal sealed partial class RedisConnection : IDisposable
             _ => $"Redis at {endPoints} failed the {operation}: {FirstLine(ex.Message)}",
         };
         return new RedisDriverException(message, endPoints, ex);
+    }
+
+    /// <summary>
+    /// <paramref name="ex"/>, or a copy of it whose message does not name <paramref name="key"/>. A plain command's
+    /// failure names its key when the multiplexer includes details in exceptions (an application's own multiplexer
+    /// does by default), and a key holds a session id or a cache key, which no message or log may carry. A script's
+    /// failure names no key.
+    /// </summary>
+    private static Exception WithoutKey(Exception ex, RedisKey key)
+    {
+        var name = (string?)key;
+        if (string.IsNullOrEmpty(name) || !ex.Message.Contains(name, StringComparison.Ordinal))
+        {
+            return ex;
+        }
+
+        var message = ex.Message.Replace(name, "(the key)", StringComparison.Ordinal);
+        return ex switch
+        {
+            RedisConnectionException connection => new RedisConnectionException(connection.FailureType, message, connection.InnerException, connection.CommandStatus),
+            RedisTimeoutException timeout => new RedisTimeoutException(message, timeout.Commandstatus),
+            RedisServerException => new RedisServerException(message),
+            RedisCommandException => new RedisCommandException(message),
+            _ => new RedisException(message, ex.InnerException),
+        };
     }
 
     private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e) =>

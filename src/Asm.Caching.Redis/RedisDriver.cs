@@ -11,8 +11,9 @@ using StackExchange.Redis;
 namespace Asm.Caching.Drivers.Redis;
 
 /// <summary>
-/// Keeps sessions and cache entries in Redis or a Redis Cluster. Every operation is one Lua script
-/// (<see cref="RedisScripts"/>, which also documents the stored layout): atomic and one round trip. Redis expires
+/// Keeps sessions and cache entries in Redis or a Redis Cluster. Every operation is atomic and one round trip: a load
+/// without a lease one <c>HGETALL</c> (see <see cref="RedisRecordReader"/>), every other operation one Lua script
+/// (<see cref="RedisScripts"/>, which also documents the stored layout). Redis expires
 /// records itself, so there is nothing to sweep. Lock releases are published on
 /// <c>&lt;InstanceName&gt;asm:released</c> and wake waiters in every process.
 /// </summary>
@@ -49,6 +50,12 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     /// of Redis's <c>TIME</c>, so that a fake clock can drive them and the record's rules can be compared step for step.
     /// </summary>
     internal bool LeasesOnCallerClock { get; set; }
+
+    /// <summary>
+    /// For tests only: <see langword="false"/> sends every load through the <see cref="RedisScripts.Load"/> script, so
+    /// that the reader a load without a lease uses (<see cref="RedisRecordReader"/>) can be compared with the script.
+    /// </summary>
+    internal bool ReadsWithoutScript { get; set; } = true;
 
     /// <summary>The channel lock releases are published on (with the connection's channel prefix, if it has one).</summary>
     internal string ReleaseChannel => _connection.ReleaseChannel;
@@ -93,6 +100,11 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         }
 
         var sessionId = request.Key.Id;
+        if (lease is null && ReadsWithoutScript && await ReadAsync(request, cancellationToken).ConfigureAwait(false) is { } read)
+        {
+            return read;
+        }
+
         var result = await _connection.EvaluateAsync(
             RedisScripts.Load,
             SessionKeyOf(sessionId),
@@ -148,6 +160,30 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             Lease = lease is null ? null : lease with { Fence = fence },
             UserId = (string?)reply[5] is { Length: > 0 } userId ? userId : null,
         };
+    }
+
+    /// <summary>
+    /// A load without a lease as a pure read: one <c>HGETALL</c>, judged by the record's own rules
+    /// (<see cref="SessionRecord.Load(SessionLoadRequest, out bool, bool)"/>, which the <see cref="RedisScripts.Load"/>
+    /// script follows step for step). <see langword="null"/> when the load must write (its idle expiry is due to
+    /// slide): the script then loads it, atomically.
+    /// </summary>
+    private async ValueTask<SessionLoadResult?> ReadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+    {
+        var fields = await _connection.ReadHashAsync(SessionKeyOf(request.Key.Id), "session load", cancellationToken).ConfigureAwait(false);
+        if (fields is { Length: 0 })
+        {
+            return SessionLoadResult.Of(SessionLoadStatus.Unknown);
+        }
+
+        if (fields is null || !RedisRecordReader.TryRead(fields, out var record))
+        {
+            CorruptSession(SessionKey.Hash(request.Key.Id));
+            return SessionLoadResult.Of(SessionLoadStatus.Corrupt);
+        }
+
+        var result = record.Load(request, out var changed);
+        return changed ? null : result;
     }
 
     public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)

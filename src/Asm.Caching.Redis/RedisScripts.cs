@@ -2,7 +2,8 @@ namespace Asm.Caching.Drivers.Redis;
 
 /// <summary>
 /// The Lua scripts of the Redis driver: one script per operation, so that every operation is atomic and one round trip.
-/// They follow <see cref="Records.SessionRecord"/> step for step.
+/// They follow <see cref="Records.SessionRecord"/> step for step. A load without a lease that writes nothing runs no
+/// script: <see cref="RedisRecordReader"/> reads the hash as <c>read</c> below does, and the record's own rules judge it.
 /// </summary>
 /// <remarks>
 /// <para>Stored layout of a session: one hash at <c>&lt;InstanceName&gt;s:{&lt;session id&gt;}</c> (the braces are a

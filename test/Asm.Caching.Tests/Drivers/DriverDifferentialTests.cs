@@ -1,6 +1,7 @@
 using System.Text;
 using Asm.Caching.Drivers.FileSystem;
 using Asm.Caching.Drivers.InMemory;
+using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
 using Asm.Caching.Tests.Drivers.Redis;
 using Asm.Testing.Redis;
@@ -13,11 +14,12 @@ using Asm.Testing.Cleanup;
 namespace Asm.Caching.Tests.Drivers;
 
 /// <summary>
-/// One rulebook: the session rules exist twice (C# <c>SessionRecord</c> for the in-memory and filesystem drivers, Lua
-/// for Redis), so random sequences of operations and clock steps run against every driver and every outcome is
-/// compared. The sequences come from fixed seeds, so a run is the same every time; a drift is shrunk by CsCheck to a
-/// short sequence whose seed is printed, and <c>CsCheck_Seed=&lt;seed&gt; dotnet test --filter DriverDifferentialTests</c>
-/// runs that one sequence again.
+/// One rulebook: the session rules exist twice (C# <c>SessionRecord</c> for the in-memory and filesystem drivers and for
+/// Redis loads without a lease, Lua for the other Redis operations), so random sequences of operations and clock steps
+/// run against every driver, Redis twice (once with every load a script), and every outcome is compared. The
+/// sequences come from fixed seeds, so a run is the same every time; a drift is shrunk by CsCheck to a short sequence
+/// whose seed is printed, and <c>CsCheck_Seed=&lt;seed&gt; dotnet test --filter DriverDifferentialTests</c> runs that
+/// one sequence again.
 /// </summary>
 [Collection(RedisServerGroup.Name)]
 public sealed class DriverDifferentialTests : IDisposable
@@ -41,6 +43,7 @@ public sealed class DriverDifferentialTests : IDisposable
     private readonly ITestOutputHelper _output;
     private readonly string _directory = TestDirectories.Create("asm-differential-");
     private readonly RedisTestDrivers _redis;
+    private readonly RedisTestDrivers _redisScripts;
     private readonly (string Name, ISessionDriver Driver)[] _drivers;
     private int _sequence;
 
@@ -48,13 +51,22 @@ public sealed class DriverDifferentialTests : IDisposable
     {
         _output = output;
         _redis = new RedisTestDrivers(server.EndPoint);
+        _redisScripts = new RedisTestDrivers(server.EndPoint);
         _drivers =
         [
             ("in-memory", new InMemoryDriver(TimeProvider.System)),
             ("filesystem", new FileSystemDriver(
                 Options.Create(new FileSystemDriverOptions { Directory = _directory }), TimeProvider.System, NullLogger<FileSystemDriver>.Instance)),
             ("redis", _redis.CreateWithLeasesOnCallerClock()),
+            ("redis, every load a script", ScriptsOnly(_redisScripts.CreateWithLeasesOnCallerClock())),
         ];
+    }
+
+    /// <summary>A Redis driver whose loads without a lease run the Load script too, instead of a plain read.</summary>
+    private static RedisDriver ScriptsOnly(RedisDriver driver)
+    {
+        driver.ReadsWithoutScript = false;
+        return driver;
     }
 
     [Fact]
@@ -94,6 +106,7 @@ public sealed class DriverDifferentialTests : IDisposable
     public void Dispose()
     {
         _redis.Dispose();
+        _redisScripts.Dispose();
         if (Directory.Exists(_directory))
         {
             Directory.Delete(_directory, recursive: true);

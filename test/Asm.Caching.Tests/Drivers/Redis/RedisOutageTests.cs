@@ -117,15 +117,21 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     {
         var driver = _drivers.Create(_clock);
         var key = await SessionSteps.CreateAsync(driver, _clock);
-        await _server.ExecuteAsync("CLIENT", "PAUSE", PauseMilliseconds, "WRITE");
         using var cancellation = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
 
+        // A load without a lease is a plain read, which a WRITE pause lets through: the server is stopped instead.
+        _server.Pause();
         var watch = Stopwatch.StartNew();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SessionSteps.LoadAsync(driver, _clock, key, cancellationToken: cancellation.Token));
+        try
+        {
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SessionSteps.LoadAsync(driver, _clock, key, cancellationToken: cancellation.Token));
+        }
+        finally
+        {
+            _server.Resume();
+        }
 
-        // Well inside the pause: the token, not Redis waking up, ended the load.
         Assert.True(watch.Elapsed < PromptBound, $"Cancelling took {watch.Elapsed}.");
-        await _server.ExecuteAsync("CLIENT", "UNPAUSE");
         Assert.Equal(SessionLoadStatus.Found, (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key))).Status);
     }
 
@@ -134,19 +140,51 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     {
         var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock);
         var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromMilliseconds(200));
-        await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key)); // connected: only the paused load may time out
-        await _server.ExecuteAsync("CLIENT", "PAUSE", PauseMilliseconds, "WRITE");
+        await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key)); // connected: only the stopped load may time out
 
+        // A load without a lease is a plain read, which a WRITE pause lets through: the server is stopped instead.
+        _server.Pause();
         var watch = Stopwatch.StartNew();
-        var failure = await Assert.ThrowsAsync<RedisDriverException>(() => SessionSteps.LoadAsync(driver, _clock, key));
+        RedisDriverException failure;
+        try
+        {
+            failure = await Assert.ThrowsAsync<RedisDriverException>(() => SessionSteps.LoadAsync(driver, _clock, key));
+        }
+        finally
+        {
+            _server.Resume();
+        }
 
         output.WriteLine(failure.Message);
         Assert.True(watch.Elapsed < PromptBound, $"Timing out took {watch.Elapsed}.");
-        await _server.ExecuteAsync("CLIENT", "UNPAUSE");
         Assert.Contains(_server.EndPoint, failure.Message, StringComparison.Ordinal);
         Assert.Contains("RedisDriverOptions.OperationTimeout", failure.Message, StringComparison.Ordinal);
         Assert.IsType<TimeoutException>(failure.InnerException);
         Assert.Equal(SessionLoadStatus.Found, (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key))).Status);
+    }
+
+    [Fact]
+    public async Task LoadAsync_WhileRedisHoldsWrites_ReadsWithoutALeaseAndTimesOutWithOne()
+    {
+        // What a failover does for a moment (CLIENT PAUSE WRITE): a read goes on, a load that would take the lock waits.
+        var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock, new() { ["a"] = [1] });
+        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromMilliseconds(500));
+        await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key));
+        await _server.ExecuteAsync("CLIENT", "PAUSE", PauseMilliseconds, "WRITE");
+        try
+        {
+            var read = await SessionSteps.LoadAsync(driver, _clock, key);
+            var locking = await Assert.ThrowsAsync<RedisDriverException>(
+                () => SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration)));
+
+            Assert.Equal(SessionLoadStatus.Found, read.Status);
+            Assert.Equal([1], read.Values["a"]);
+            Assert.IsType<TimeoutException>(locking.InnerException);
+        }
+        finally
+        {
+            await _server.ExecuteAsync("CLIENT", "UNPAUSE");
+        }
     }
 
     [Fact]

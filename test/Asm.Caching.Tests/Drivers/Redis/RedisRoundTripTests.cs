@@ -134,12 +134,13 @@ public sealed class RedisRoundTripTests(ITestOutputHelper output) : IAsyncLifeti
 
         await _server.ExecuteAsync("SCRIPT", "FLUSH");
 
-        var (load, stats) = await MeasureAsync(() => SessionSteps.LoadAsync(driver, _clock, key));
+        // With a lease: a load without one is a plain read, no script.
+        var (load, stats) = await MeasureAsync(() => SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration)));
         output.WriteLine($"load after SCRIPT FLUSH: raw commandstats delta: {stats}");
         Assert.Equal(SessionLoadStatus.Found, load.Status);
         Assert.Equal(1, stats["evalsha"]);
         Assert.Equal(1, stats["eval"]);
-        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, _clock, key, new() { ["a"] = [5] }));
+        Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, _clock, key, new() { ["a"] = [5] }, load.Lease, releaseLock: true));
     }
 
     [Fact]

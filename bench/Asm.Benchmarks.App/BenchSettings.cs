@@ -20,6 +20,12 @@ internal enum SessionProvider
     /// </summary>
     StockMicrosoftRedis,
 
+    /// <summary>
+    /// The stock <c>AddSession()</c> over <see cref="FloorRedisCache"/>: one <c>GET</c> per read, one <c>SET</c> more
+    /// per write. The least a Redis session can cost on this machine; no store to run.
+    /// </summary>
+    FloorRedis,
+
     /// <summary>Asm with the in-memory driver.</summary>
     AsmMemory,
 
@@ -32,7 +38,7 @@ internal enum SessionProvider
 
 /// <summary>
 /// What one run of the app serves, from the command line:
-/// <c>--provider none|stock-memory|stock-redis|stock-msredis|asm-memory|asm-fs|asm-redis</c>, <c>--redis HOST:PORT</c> (Redis
+/// <c>--provider none|stock-memory|stock-redis|stock-msredis|floor-redis|asm-memory|asm-fs|asm-redis</c>, <c>--redis HOST:PORT</c> (Redis
 /// providers and <c>/redis/ping</c>), <c>--dir PATH</c> (asm-fs), <c>--lock-mode exclusive|lockonwrite|lockless|readonly</c>
 /// (the mode of <c>/read</c> and <c>/write</c>; default Exclusive), <c>--port N</c> (default 0: a free port),
 /// <c>--load-cancellation true</c> (handlers pass <c>RequestAborted</c> to <c>LoadAsync</c>; default false).
@@ -48,15 +54,17 @@ internal sealed record BenchSettings(
             "stock-memory" => SessionProvider.StockMemory,
             "stock-redis" => SessionProvider.StockRedis,
             "stock-msredis" => SessionProvider.StockMicrosoftRedis,
+            "floor-redis" => SessionProvider.FloorRedis,
             "asm-memory" => SessionProvider.AsmMemory,
             "asm-fs" => SessionProvider.AsmFileSystem,
             "asm-redis" => SessionProvider.AsmRedis,
             var other => throw new ArgumentException(
-                $"--provider '{other}' is not one of none, stock-memory, stock-redis, stock-msredis, asm-memory, asm-fs, asm-redis."),
+                $"--provider '{other}' is not one of none, stock-memory, stock-redis, stock-msredis, floor-redis, asm-memory, asm-fs, asm-redis."),
         };
 
         var redis = configuration["redis"];
-        if (provider is SessionProvider.StockRedis or SessionProvider.StockMicrosoftRedis or SessionProvider.AsmRedis && string.IsNullOrWhiteSpace(redis))
+        if (provider is SessionProvider.StockRedis or SessionProvider.StockMicrosoftRedis or SessionProvider.FloorRedis or SessionProvider.AsmRedis
+            && string.IsNullOrWhiteSpace(redis))
         {
             throw new ArgumentException("--redis HOST:PORT is required for the Redis providers.");
         }

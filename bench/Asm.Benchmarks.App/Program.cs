@@ -1,5 +1,5 @@
 // The app bench/run.sh starts once per configuration (see docs/benchmarks.md):
-//   Asm.Benchmarks.App --provider none|stock-memory|stock-redis|stock-msredis|asm-memory|asm-fs|asm-redis
+//   Asm.Benchmarks.App --provider none|stock-memory|stock-redis|stock-msredis|floor-redis|asm-memory|asm-fs|asm-redis
 //                      [--redis HOST:PORT] [--dir PATH] [--lock-mode exclusive|lockonwrite|lockless|readonly] [--port N]
 //                      [--load-cancellation true]
 // Prints "LISTENING <url>" once it serves requests on loopback (a free port unless --port is given).
@@ -8,6 +8,7 @@ using Asm.Benchmarks.App;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Caching.Distributed;
 
 var builder = WebApplication.CreateSlimBuilder(args);
 var settings = BenchSettings.From(builder.Configuration);
@@ -30,6 +31,10 @@ switch (settings.Provider)
         break;
     case SessionProvider.StockMicrosoftRedis:
         builder.Services.AddStackExchangeRedisCache(o => o.Configuration = settings.Redis);
+        builder.Services.AddSession();
+        break;
+    case SessionProvider.FloorRedis:
+        builder.Services.AddSingleton<IDistributedCache>(new FloorRedisCache(settings.Redis!));
         builder.Services.AddSession();
         break;
     case SessionProvider.AsmMemory:

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
@@ -315,7 +316,8 @@ internal sealed partial class RedisConnection : IDisposable
 
     /// <summary>
     /// The primaries (see <see cref="Primaries"/>) whose <c>maxmemory-policy</c> evicts keys that have no expiry
-    /// (<c>allkeys-*</c>), each as <c>endpoint policy</c>. A server that refuses to tell (a command renamed or
+    /// (<c>allkeys-*</c>) under a memory limit (<c>maxmemory</c> above 0; without one nothing is evicted), each as
+    /// <c>endpoint policy</c>. A server that refuses to tell (a command renamed or
     /// forbidden), fails or does not answer within <see cref="RedisDriverOptions.OperationTimeout"/> is passed over: its
     /// policy is not known, and that is no failure.
     /// </summary>
@@ -332,8 +334,11 @@ internal sealed partial class RedisConnection : IDisposable
             {
                 var info = (string?)await server.ExecuteAsync("EVAL", MemoryInfoScript, 0)
                     .WaitAsync(_options.OperationTimeout, cancellationToken).ConfigureAwait(false);
-                var policy = info?.Split('\n').Select(line => line.Trim()).FirstOrDefault(line => line.StartsWith("maxmemory_policy:", StringComparison.Ordinal))?["maxmemory_policy:".Length..];
-                return policy is not null && policy.StartsWith("allkeys-", StringComparison.Ordinal) ? $"{FormatEndPoint(server.EndPoint)} {policy}" : null;
+                var lines = info?.Split('\n').Select(line => line.Trim()).ToArray() ?? [];
+                string? Field(string name) => lines.FirstOrDefault(line => line.StartsWith(name + ":", StringComparison.Ordinal))?[(name.Length + 1)..];
+                var policy = Field("maxmemory_policy");
+                var capped = long.TryParse(Field("maxmemory"), NumberStyles.None, CultureInfo.InvariantCulture, out var limit) && limit > 0;
+                return capped && policy is not null && policy.StartsWith("allkeys-", StringComparison.Ordinal) ? $"{FormatEndPoint(server.EndPoint)} {policy}" : null;
             }
             catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException)
             {

@@ -8,9 +8,9 @@ internal sealed partial class RedisDriver : IHealthCheck
 {
     /// <summary>
     /// Healthy when Redis answers a <c>PING</c> and every server the connection knows is connected; degraded when it
-    /// answers but a server (a replica, a Cluster node) is disconnected, or a primary's <c>maxmemory-policy</c> is
-    /// <c>allkeys-*</c> (it may evict the user indexes and end-check sets, which have no expiry; a server that refuses
-    /// to tell is not judged); the registration's failure status when the
+    /// answers but a server (a replica, a Cluster node) is disconnected, or a primary with a <c>maxmemory</c> limit
+    /// has an <c>allkeys-*</c> <c>maxmemory-policy</c> (it may evict the user indexes and end-check sets, which have
+    /// no expiry; a server that refuses to tell is not judged); the registration's failure status when the
     /// <c>PING</c> fails (Redis unreachable, refusing, or slower than <see cref="RedisDriverOptions.OperationTimeout"/>).
     /// </summary>
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)

@@ -74,21 +74,33 @@ public sealed class RedisHealthCheckTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Redis_MaxMemoryPolicyAllKeys_DegradedNamingIt_ThenHealthyWithAVolatilePolicy()
+    public async Task Redis_MaxMemoryPolicyAllKeysUnderALimit_DegradedNamingIt_HealthyWithoutALimitOrWithAVolatilePolicy()
     {
         await using var provider = Build(_server.EndPoint);
         var health = provider.GetRequiredService<HealthCheckService>();
         Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
+        try
+        {
+            // Without a memory limit (maxmemory 0) Redis evicts nothing, whatever the policy.
+            await _server.ExecuteAsync("CONFIG", "SET", "maxmemory-policy", "allkeys-lru");
+            var unlimited = await CheckAsync(health);
+            Assert.Equal(HealthStatus.Healthy, unlimited.Status);
 
-        // Shared with a cache that lets Redis evict any key: the user indexes and end checks have no expiry.
-        await _server.ExecuteAsync("CONFIG", "SET", "maxmemory-policy", "allkeys-lru");
-        var evicting = await CheckAsync(health);
-        Assert.Equal(HealthStatus.Degraded, evicting.Status);
-        Assert.Contains($"maxmemory-policy evicts keys without an expiry ({_server.EndPoint} allkeys-lru)", evicting.Description, StringComparison.Ordinal);
-        Assert.Equal($"{_server.EndPoint} allkeys-lru", evicting.Data["maxmemory_policy"]);
+            // Shared with a cache that lets Redis evict any key under a limit: the user indexes and end checks have no expiry.
+            await _server.ExecuteAsync("CONFIG", "SET", "maxmemory", "1gb");
+            var evicting = await CheckAsync(health);
+            Assert.Equal(HealthStatus.Degraded, evicting.Status);
+            Assert.Contains($"maxmemory-policy evicts keys without an expiry ({_server.EndPoint} allkeys-lru)", evicting.Description, StringComparison.Ordinal);
+            Assert.Equal($"{_server.EndPoint} allkeys-lru", evicting.Data["maxmemory_policy"]);
 
-        await _server.ExecuteAsync("CONFIG", "SET", "maxmemory-policy", "volatile-lru");
-        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
+            await _server.ExecuteAsync("CONFIG", "SET", "maxmemory-policy", "volatile-lru");
+            Assert.Equal(HealthStatus.Healthy, (await CheckAsync(health)).Status);
+        }
+        finally
+        {
+            await _server.ExecuteAsync("CONFIG", "SET", "maxmemory-policy", "noeviction");
+            await _server.ExecuteAsync("CONFIG", "SET", "maxmemory", "0");
+        }
     }
 
     [Fact]

@@ -579,8 +579,8 @@ internal sealed partial class RedisConnection : IDisposable
             RedisConnectionException connection => new RedisConnectionException(connection.FailureType, message, connection.InnerException, connection.CommandStatus),
             RedisTimeoutException timeout => new RedisTimeoutException(message, timeout.Commandstatus),
             RedisServerException => new RedisServerException(message),
-            RedisCommandException => new RedisCommandException(message),
-            _ => new RedisException(message, ex.InnerException),
+            RedisException => new RedisException(message, ex.InnerException),
+            _ => ex,
         };
     }
 

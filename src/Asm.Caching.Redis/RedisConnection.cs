@@ -85,10 +85,18 @@ internal sealed partial class RedisConnection : IDisposable
     /// again with <paramref name="key"/> alone. <see cref="RedisDriverOptions.OperationTimeout"/> bounds the whole call,
     /// the wait for a first connection included, however many times it is sent.
     /// </summary>
+    public ValueTask<RedisResult> EvaluateAsync(
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, CancellationToken cancellationToken) =>
+        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, CancellationToken)"/>, for an
+    /// operation that began at <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp) with another call:
+    /// <see cref="RedisDriverOptions.OperationTimeout"/> bounds both together.
+    /// </summary>
     public async ValueTask<RedisResult> EvaluateAsync(
-        string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, CancellationToken cancellationToken)
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, CancellationToken cancellationToken)
     {
-        var started = Stopwatch.GetTimestamp();
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
         try
         {
@@ -153,12 +161,12 @@ internal sealed partial class RedisConnection : IDisposable
     }
 
     /// <summary>
-    /// Reads the hash at <paramref name="key"/> with one <c>HGETALL</c>: its fields (none when there is no key), or
+    /// Reads the hash at <paramref name="key"/> with one <c>HGETALL</c>, for an operation that began at
+    /// <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp): its fields (none when there is no key), or
     /// <see langword="null"/> when the key holds another type.
     /// </summary>
-    public async ValueTask<HashEntry[]?> ReadHashAsync(RedisKey key, string operation, CancellationToken cancellationToken)
+    public async ValueTask<HashEntry[]?> ReadHashAsync(RedisKey key, long started, string operation, CancellationToken cancellationToken)
     {
-        var started = Stopwatch.GetTimestamp();
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
         var left = TimeLeft(started, operation);
         try

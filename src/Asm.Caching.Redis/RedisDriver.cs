@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Diagnostics;
 using System.Text;
 using Asm.Caching.Caching;
 using Asm.Caching.Locking;
@@ -13,7 +14,8 @@ namespace Asm.Caching.Drivers.Redis;
 /// <summary>
 /// Keeps sessions and cache entries in Redis or a Redis Cluster. Every operation is atomic and one round trip: a load
 /// without a lease one <c>HGETALL</c> (see <see cref="RedisRecordReader"/>), every other operation one Lua script
-/// (<see cref="RedisScripts"/>, which also documents the stored layout). Redis expires
+/// (<see cref="RedisScripts"/>, which also documents the stored layout). A load without a lease whose idle expiry is
+/// due to slide runs the Load script after its read, and answers what the script does: two round trips. Redis expires
 /// records itself, so there is nothing to sweep. Lock releases are published on
 /// <c>&lt;InstanceName&gt;asm:released</c> and wake waiters in every process.
 /// </summary>
@@ -100,7 +102,10 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         }
 
         var sessionId = request.Key.Id;
-        if (lease is null && ReadsWithoutScript && await ReadAsync(request, cancellationToken).ConfigureAwait(false) is { } read)
+
+        // A read that must slide the idle expiry goes on with the script: one load, one OperationTimeout for both.
+        var started = Stopwatch.GetTimestamp();
+        if (lease is null && ReadsWithoutScript && await ReadAsync(request, started, cancellationToken).ConfigureAwait(false) is { } read)
         {
             return read;
         }
@@ -118,6 +123,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
                 LeaseClock(request.Now),
                 SessionRecord.SlideThreshold(request.IdleTimeout),
             ],
+            started,
             "session load",
             cancellationToken).ConfigureAwait(false);
 
@@ -168,9 +174,9 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     /// script follows step for step). <see langword="null"/> when the load must write (its idle expiry is due to
     /// slide): the script then loads it, atomically.
     /// </summary>
-    private async ValueTask<SessionLoadResult?> ReadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+    private async ValueTask<SessionLoadResult?> ReadAsync(SessionLoadRequest request, long started, CancellationToken cancellationToken)
     {
-        var fields = await _connection.ReadHashAsync(SessionKeyOf(request.Key.Id), "session load", cancellationToken).ConfigureAwait(false);
+        var fields = await _connection.ReadHashAsync(SessionKeyOf(request.Key.Id), started, "session load", cancellationToken).ConfigureAwait(false);
         if (fields is { Length: 0 })
         {
             return SessionLoadResult.Of(SessionLoadStatus.Unknown);

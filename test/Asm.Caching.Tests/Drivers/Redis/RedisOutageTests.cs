@@ -188,6 +188,40 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task LoadAsync_ReadAnsweredLateThenSlideHeld_FailsWithinOneOperationTimeout()
+    {
+        // A load without a lease whose idle expiry is due to slide reads, then runs the Load script: one operation. The
+        // read is answered late (Redis stopped for two thirds of the timeout) and the script never (writes held).
+        var timeout = TimeSpan.FromSeconds(3);
+        var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock);
+        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = timeout);
+        await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key));
+        _clock.Advance(SessionSteps.Idle / 4);
+        await _server.ExecuteAsync("CLIENT", "PAUSE", PauseMilliseconds, "WRITE");
+        RedisDriverException failure;
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            _server.Pause();
+            var load = SessionSteps.LoadAsync(driver, _clock, key);
+            await Task.Delay(timeout * 2 / 3);
+            _server.Resume();
+            failure = await Assert.ThrowsAsync<RedisDriverException>(() => load);
+        }
+        finally
+        {
+            _server.Resume();
+            await _server.ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        // The read and the script share the timeout: the failure comes at 3 s, not 2 s + 3 s.
+        output.WriteLine($"{watch.Elapsed}: {failure.Message}");
+        Assert.True(watch.Elapsed < timeout + (timeout / 3), $"The load failed after {watch.Elapsed}, its timeout being {timeout}.");
+        Assert.Contains("RedisDriverOptions.OperationTimeout", failure.Message, StringComparison.Ordinal);
+        Assert.Equal(SessionLoadStatus.Found, (await SessionSteps.LoadAsync(driver, _clock, key)).Status);
+    }
+
+    [Fact]
     public async Task CommitAsync_RedisHangsLongerThanOperationTimeout_SaysOutcomeUnknownAndIsAppliedOnceWhenRedisWakes()
     {
         var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock, new() { ["a"] = [1] });

@@ -5,6 +5,7 @@ using System.Net;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -547,6 +548,7 @@ internal sealed partial class RedisConnection : IDisposable
 
     private RedisDriverException Failure(Exception ex, string operation)
     {
+        ex = WithoutSessionIds(ex);
         var endPoints = EndPoints;
         OperationFailed(operation, endPoints, ex);
         var message = ex switch
@@ -581,8 +583,30 @@ internal sealed partial class RedisConnection : IDisposable
             return ex;
         }
 
-        var message = ex.Message.Replace(name, "(the key)", StringComparison.Ordinal);
-        return ex switch
+        return Copy(ex, ex.Message.Replace(name, "(the key)", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// <paramref name="ex"/>, or a copy of it (without the client's <see cref="Exception.Data"/>) whose message names no
+    /// session id. The client describes a typed command by its key: with an application's multiplexer (details in
+    /// exceptions, the client's default) in the message of its own failure and of the failure of every command queued
+    /// on the connection behind it (<c>next: HGETALL &lt;key&gt;</c>, a script's timeout among them), and always in a
+    /// timeout's <c>Data</c>. A load without a lease is such a command, and a session's keys hold its id.
+    /// </summary>
+    private static Exception WithoutSessionIds(Exception ex)
+    {
+        var pattern = SessionKeyId();
+        if (!pattern.IsMatch(ex.Message) && !ex.Data.Values.OfType<string>().Any(pattern.IsMatch))
+        {
+            return ex;
+        }
+
+        return Copy(ex, pattern.Replace(ex.Message, "(id)"));
+    }
+
+    /// <summary>A copy of a client exception with <paramref name="message"/>; any other exception as it is.</summary>
+    private static Exception Copy(Exception ex, string message) =>
+        ex switch
         {
             RedisConnectionException connection => new RedisConnectionException(connection.FailureType, message, connection.InnerException, connection.CommandStatus),
             RedisTimeoutException timeout => new RedisTimeoutException(message, timeout.Commandstatus),
@@ -590,7 +614,10 @@ internal sealed partial class RedisConnection : IDisposable
             RedisException => new RedisException(message, ex.InnerException),
             _ => ex,
         };
-    }
+
+    /// <summary>The session id in a session's keys (<c>&lt;InstanceName&gt;s:{&lt;id&gt;}</c>, <c>w:{&lt;id&gt;}</c>).</summary>
+    [GeneratedRegex(@"(?<=[sw]:\{)[^}]*(?=\})", RegexOptions.CultureInvariant)]
+    private static partial Regex SessionKeyId();
 
     private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e) =>
         ConnectionFailed(e.EndPoint, e.ConnectionType, e.FailureType, e.Exception);

@@ -5,6 +5,7 @@ using Asm.Caching.Sessions;
 using Asm.Testing.Redis;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
+using StackExchange.Redis;
 using Xunit.Abstractions;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
@@ -219,6 +220,57 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(watch.Elapsed < timeout + (timeout / 3), $"The load failed after {watch.Elapsed}, its timeout being {timeout}.");
         Assert.Contains("RedisDriverOptions.OperationTimeout", failure.Message, StringComparison.Ordinal);
         Assert.Equal(SessionLoadStatus.Found, (await SessionSteps.LoadAsync(driver, _clock, key)).Status);
+    }
+
+    [Fact]
+    public async Task AppMultiplexerWithDetailedExceptions_ClientTimesOutAReadAndAScriptQueuedBehindIt_NoFailureNamesASessionId()
+    {
+        // The application's own multiplexer keeps the client's default (exception messages describe the commands
+        // queued on the connection) and times commands out before the driver does.
+        var configuration = ConfigurationOptions.Parse(_server.EndPoint);
+        configuration.AbortOnConnectFail = false;
+        configuration.AsyncTimeout = 1000;
+        Assert.True(configuration.IncludeDetailInExceptions);
+        await using var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var logger = new FakeLogger<RedisDriver>();
+        var driver = _drivers.Create(_clock, logger, options =>
+        {
+            options.ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(multiplexer);
+            options.OperationTimeout = TimeSpan.FromSeconds(30);
+        });
+        var read = await SessionSteps.CreateAsync(driver, _clock);
+        var written = await SessionSteps.CreateAsync(driver, _clock);
+        var failures = new List<RedisDriverException>();
+        try
+        {
+            _server.Pause();
+            var load = SessionSteps.LoadAsync(driver, _clock, read);
+            var commit = SessionSteps.CommitAsync(driver, _clock, written, new() { ["a"] = [2] });
+            failures.Add(await Assert.ThrowsAsync<RedisDriverException>(() => load));
+            failures.Add(await Assert.ThrowsAsync<RedisDriverException>(() => commit));
+        }
+        finally
+        {
+            _server.Resume();
+        }
+
+        foreach (var failure in failures)
+        {
+            output.WriteLine(failure.ToString());
+            Assert.IsAssignableFrom<TimeoutException>(failure.InnerException);
+            for (Exception? ex = failure; ex is not null; ex = ex.InnerException)
+            {
+                var text = ex.Message + string.Join(" ", ex.Data.Values.Cast<object?>());
+                Assert.DoesNotContain(read.Id, text, StringComparison.Ordinal);
+                Assert.DoesNotContain(written.Id, text, StringComparison.Ordinal);
+            }
+        }
+
+        Assert.All(logger.Collector.GetSnapshot(), e =>
+        {
+            Assert.DoesNotContain(read.Id, e.Message + e.Exception, StringComparison.Ordinal);
+            Assert.DoesNotContain(written.Id, e.Message + e.Exception, StringComparison.Ordinal);
+        });
     }
 
     [Fact]

@@ -129,7 +129,13 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
         var reply = (RedisResult[]?)result ?? [];
         var status = reply.Length == 0 ? SessionLoadStatus.Corrupt : ToLoadStatus((long)reply[0]);
-        if (reply.Length <= 1)
+        if (reply.Length > 1 && !RedisRecordReader.IsTime((long)reply[1]))
+        {
+            // A creation time past what a DateTimeOffset holds: unreadable, as the reader judges it.
+            status = SessionLoadStatus.Corrupt;
+        }
+
+        if (reply.Length <= 1 || status == SessionLoadStatus.Corrupt)
         {
             if (status == SessionLoadStatus.Corrupt)
             {
@@ -188,8 +194,23 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             return SessionLoadResult.Of(SessionLoadStatus.Corrupt);
         }
 
+        // A creation time no DateTimeOffset holds makes a load that finds the session Corrupt, as the script's reply does.
+        var createdAt = record.CreatedAt;
+        var readable = RedisRecordReader.IsTime(createdAt);
+        record.CreatedAt = readable ? createdAt : 0;
         var result = record.Load(request, out var changed);
-        return changed ? null : result;
+        if (changed)
+        {
+            return null;
+        }
+
+        if (!readable && result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie)
+        {
+            CorruptSession(SessionKey.Hash(request.Key.Id));
+            return SessionLoadResult.Of(SessionLoadStatus.Corrupt);
+        }
+
+        return result;
     }
 
     public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)

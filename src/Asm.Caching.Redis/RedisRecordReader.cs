@@ -16,6 +16,16 @@ internal static class RedisRecordReader
     /// <summary>The most digits (and sign) an integer field may have.</summary>
     private const int MaxIntegerLength = 16;
 
+    private static readonly long EarliestTime = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
+    private static readonly long LatestTime = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+
+    /// <summary>
+    /// Whether <paramref name="ms"/> is a time a <see cref="DateTimeOffset"/> holds. A load that finds a session hands
+    /// out its creation time as one, so such a load of a record whose <c>c</c> is not (16 digits reach past the year
+    /// 9999) is Corrupt, read with the script as without it, never an exception.
+    /// </summary>
+    public static bool IsTime(long ms) => ms >= EarliestTime && ms <= LatestTime;
+
     /// <summary>Reads <paramref name="fields"/>, which must not be empty; false when the record cannot be read.</summary>
     public static bool TryRead(HashEntry[] fields, [NotNullWhen(true)] out SessionRecord? record)
     {

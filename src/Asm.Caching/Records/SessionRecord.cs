@@ -6,7 +6,8 @@ namespace Asm.Caching.Records;
 
 /// <summary>
 /// One stored session and the rules of every session operation on it, for drivers that keep records as objects
-/// or files (in-memory and filesystem). The Redis driver's Lua scripts follow the same rules, step for step.
+/// or files (in-memory and filesystem), and for the Redis driver's loads without a lease (read with one <c>HGETALL</c>).
+/// The Redis driver's Lua scripts follow the same rules, step for step.
 /// </summary>
 /// <remarks>Not thread-safe: a driver serializes the operations on one record (a lock, a file lock).</remarks>
 internal sealed class SessionRecord

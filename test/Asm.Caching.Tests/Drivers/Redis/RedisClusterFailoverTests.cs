@@ -187,8 +187,9 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         var driver = _drivers.Create(clock);
         var (key, slot, source, target) = await SessionToMoveAsync(driver, clock);
 
-        // One request after another, each locking the session, reading it and committing one more change: every
-        // one must find the session whole and commit, wherever the slot is.
+        // One request after another, each locking the session, reading it and committing one more change, then one that
+        // reads it without a lease (a plain HGETALL, no script): every one must find the session whole and commit,
+        // wherever the slot is.
         var commits = 0;
         using var stop = new CancellationTokenSource();
         var requests = Task.Run(async () =>
@@ -201,6 +202,9 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
                 Assert.Equal(BitConverter.GetBytes(commits), loaded.Values.GetValueOrDefault("c") ?? BitConverter.GetBytes(0));
                 var status = await SessionSteps.CommitAsync(driver, clock, key, new() { ["c"] = BitConverter.GetBytes(commits + 1) }, loaded.Lease, releaseLock: true);
                 Assert.Equal(SessionCommitStatus.Committed, status);
+                var read = await SessionSteps.LoadAsync(driver, clock, key);
+                Assert.Equal(SessionLoadStatus.Found, read.Status);
+                Assert.Equal(BitConverter.GetBytes(commits + 1), read.Values["c"]);
                 Interlocked.Increment(ref commits);
             }
         });

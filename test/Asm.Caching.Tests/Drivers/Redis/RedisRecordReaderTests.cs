@@ -19,6 +19,7 @@ public sealed class RedisRecordReaderTests(RedisServer server) : IDisposable
     private const int Samples = 1500;
     private const long Now = 1_800_000_000_000;
     private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
+    private static readonly long IdleMs = (long)Idle.TotalMilliseconds;
 
     private static readonly string Current = new('A', SessionKey.SecretLength);
     private static readonly string Zombie = new('B', SessionKey.SecretLength);
@@ -36,7 +37,8 @@ public sealed class RedisRecordReaderTests(RedisServer server) : IDisposable
         for (var i = 0; i < Samples; i++)
         {
             var pcg = new PCG(7, (ulong)i);
-            var (fields, secret) = Hash.Generate(pcg, null!, out _);
+            var (text, raw, secret) = Hash.Generate(pcg, null!, out _);
+            (byte[] Name, byte[] Value)[] fields = [.. text.Select(f => (Encoding.UTF8.GetBytes(f.Name), Encoding.UTF8.GetBytes(f.Value))), .. raw];
             var id = $"r{i:D13}";
             var key = reading.SessionKeyOf(id);
             await server.ExecuteAsync("DEL", key);
@@ -48,7 +50,7 @@ public sealed class RedisRecordReaderTests(RedisServer server) : IDisposable
 
             Assert.True(
                 read == script,
-                $"Sample {i} (PCG {pcg}), secret {secret[0]}, hash {string.Join(" ", fields.Select(f => $"{f.Name}={f.Value}"))}:\n  reader: {read}\n  script: {script}");
+                $"Sample {i} (PCG {pcg}), secret {secret[0]}, hash {string.Join(" ", fields.Select(f => $"{Show(f.Name)}={Show(f.Value)}"))}:\n  reader: {read}\n  script: {script}");
             var status = Enum.Parse<SessionLoadStatus>(read.Split(' ')[0]);
             statuses[status] = statuses.GetValueOrDefault(status) + 1;
         }
@@ -59,18 +61,39 @@ public sealed class RedisRecordReaderTests(RedisServer server) : IDisposable
             statuses.Keys.Order());
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task LoadWithoutLease_CreationTimePastTheYear9999_IsCorruptNotAnException(bool readsWithoutScript)
+    {
+        // 16 digits, which the scripts take, reach past what a DateTimeOffset holds; the load hands the time out as one.
+        var driver = _drivers.Create(TimeProvider.System);
+        driver.ReadsWithoutScript = readsWithoutScript;
+        var id = $"y{(readsWithoutScript ? 1 : 2):D13}";
+        await server.ExecuteAsync(
+            "HSET", driver.SessionKeyOf(id), "fmt", "1", "s", Current, "c", "1234567890123456", "ie", Now + IdleMs, "pa", Now + (2 * IdleMs));
+        var request = new SessionLoadRequest { Key = SessionKey.Create(id, Current), Now = DateTimeOffset.FromUnixTimeMilliseconds(Now), IdleTimeout = Idle };
+
+        Assert.Equal(SessionLoadStatus.Corrupt, (await driver.LoadAsync(request, CancellationToken.None)).Status);
+    }
+
     public void Dispose() => _drivers.Dispose();
 
-    /// <summary>A session hash (field names unique) and the secret the load presents.</summary>
-    private static Gen<((string Name, string Value)[] Fields, string Secret)> Hash { get; } = Gen.Select(
-        Gen.Select(Field("fmt", Gen.OneOf("1", "2")), Field("s", Gen.OneOf(Current, "")), Field("c", Number(-1_000)), Field("ie", Number(60_000))),
+    /// <summary>
+    /// A session hash (field names unique), as text and as fields that are not UTF-8, and the secret the load presents.
+    /// The idle expiry is mostly too recent to slide, so that most loads are answered by the reader, not by the script
+    /// it falls back to.
+    /// </summary>
+    private static Gen<((string Name, string Value)[] Fields, (byte[] Name, byte[] Value)[] Raw, string Secret)> Hash { get; } = Gen.Select(
+        Gen.Select(Field("fmt", Gen.OneOf("1", "2")), Field("s", Gen.OneOf(Current, "")), Field("c", Number(-1_000)), Field("ie", Gen.Frequency((3, Number(1_170_000)), (1, Number(10_000))))),
         Gen.Select(Field("pa", Number(600_000)), Field("ae", Number(120_000), present: 1, absent: 2), Field("f", Number(0)), Field("n", Number(0))),
         Gen.Select(Lock(), Field("x", Gen.OneOf("1", "0"), present: 1, absent: 8), Field("u", Gen.OneOf("user-1", "ユーザー", ""), present: 1, absent: 2)),
         Gen.Select(Zombies(), Profiles(), Values(), Junk()),
-        Gen.OneOf(Gen.Const(Current), Gen.Const(Zombie), Gen.Const(Stranger)))
-        .Select((a, b, c, d, secret) => (
+        Gen.Select(Raw(), Gen.OneOf(Gen.Const(Current), Gen.Const(Zombie), Gen.Const(Stranger))))
+        .Select((a, b, c, d, e) => (
             Join(a.Item1, a.Item2, a.Item3, a.Item4, b.Item1, b.Item2, b.Item3, b.Item4, c.Item1, c.Item2, c.Item3, d.Item1, d.Item2, d.Item3, d.Item4),
-            secret));
+            e.Item1,
+            e.Item2));
 
     private static (string Name, string Value)[] Join(params (string, string)[][] parts) => [.. parts.SelectMany(p => p)];
 
@@ -130,6 +153,31 @@ public sealed class RedisRecordReaderTests(RedisServer server) : IDisposable
     private static Gen<(string, string)[]> Junk() => Gen.Frequency(
         (12, Gen.Const(Array.Empty<(string, string)>())),
         (1, Gen.OneOf("junk", "v", "s:", "zz", "fmt2", "V:x", "x:").Select(name => new[] { (name, "1") })));
+
+    /// <summary>
+    /// Fields the client reads as text only by decoding them as UTF-8: value, profile and zombie names that are not
+    /// UTF-8 (two of them decoding alike), values that are not, a zombie under the current secret, numbers at the edge of
+    /// what the scripts take (16 digits, leading zeros).
+    /// </summary>
+    private static Gen<(byte[] Name, byte[] Value)[]> Raw() => Gen.Frequency(
+        (4, Gen.Const(Array.Empty<(byte[], byte[])>())),
+        (1, Gen.OneOf<(byte[], byte[])[]>(
+            Gen.Const(new[] { (Bytes("v:", 0xFF), Bytes("one")), (Bytes("v:", 0xFE), Bytes("two")) }),
+            Gen.Const(new[] { (Bytes("v:", 0xC3), Bytes("")), (Bytes("v:\uFFFD"), Bytes("three", 0xFF)) }),
+            Gen.Const(new[] { (Bytes("v:", 0xF0, 0x9F), Bytes("four")), (Bytes("v:", 0xED, 0xA0, 0x80), Bytes("five")) }),
+            Gen.Const(new[] { (Bytes("p:", 0xFF), Bytes("20")), (Bytes("p:", 0xFE), Bytes("0021")) }),
+            Gen.Const(new[] { (Bytes("p:laptop", 0xC3), Bytes("9007199254740991")), (Bytes("p:laptop"), Bytes("0000000000000007")) }),
+            Gen.Const(new[] { (Bytes("z:", 0xFF), Bytes($"30:{Now + 60_000}")) }),
+            Gen.Const(new[] { (Bytes("z:" + Current), Bytes($"31:{Now + 60_000}:phone")) }),
+            Gen.Const(new[] { (Bytes("z:" + Stranger[..7]), Bytes($"0032:{Now + 60_000}:", 0xFF, (byte)':')) }),
+            Gen.Const(new[] { (Bytes("z:" + Stranger[..9]), Bytes($"33:{Now + 60_000}", 0xFF)) }),
+            Gen.Const(new[] { (Bytes("", 0xFF, (byte)':'), Bytes("1")) }),
+            Gen.Const(new[] { (Bytes("", 0xC3, (byte)'s'), Bytes("1")) }))));
+
+    private static byte[] Bytes(string text, params byte[] tail) => [.. Encoding.UTF8.GetBytes(text), .. tail];
+
+    private static string Show(byte[] bytes) =>
+        bytes.Any(b => b is < 0x20 or >= 0x7F) ? "0x" + Convert.ToHexString(bytes) : Encoding.ASCII.GetString(bytes);
 
     private static string Describe(SessionLoadResult result)
     {

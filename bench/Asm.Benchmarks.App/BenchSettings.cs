@@ -21,8 +21,8 @@ internal enum SessionProvider
     StockMicrosoftRedis,
 
     /// <summary>
-    /// The stock <c>AddSession()</c> over <see cref="FloorRedisCache"/>: one <c>GET</c> per read, one <c>SET</c> more
-    /// per write. The least a Redis session can cost on this machine; no store to run.
+    /// Asm over <see cref="FloorSessionDriver"/>: one plain <c>HGETALL</c> per load, one <c>HSET</c> per commit, no
+    /// check and no lock. The least an Asm session over Redis can cost on this machine; no store to run.
     /// </summary>
     FloorRedis,
 
@@ -82,5 +82,5 @@ internal sealed record BenchSettings(
             provider, redis, directory, lockMode, configuration.GetValue("port", 0), configuration.GetValue("load-cancellation", false));
     }
 
-    public bool IsAsm => Provider is SessionProvider.AsmMemory or SessionProvider.AsmFileSystem or SessionProvider.AsmRedis;
+    public bool IsAsm => Provider is SessionProvider.AsmMemory or SessionProvider.AsmFileSystem or SessionProvider.AsmRedis or SessionProvider.FloorRedis;
 }

@@ -8,7 +8,8 @@ using Asm.Benchmarks.App;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.Caching.Distributed;
+using Asm.Caching.Sessions;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 var builder = WebApplication.CreateSlimBuilder(args);
 var settings = BenchSettings.From(builder.Configuration);
@@ -34,8 +35,8 @@ switch (settings.Provider)
         builder.Services.AddSession();
         break;
     case SessionProvider.FloorRedis:
-        builder.Services.AddSingleton<IDistributedCache>(new FloorRedisCache(settings.Redis!));
-        builder.Services.AddSession();
+        builder.Services.AddAsmSession(o => o.DefaultLockMode = settings.DefaultLockMode);
+        builder.Services.Replace(ServiceDescriptor.Singleton<ISessionDriver>(new FloorSessionDriver(settings.Redis!)));
         break;
     case SessionProvider.AsmMemory:
         builder.Services.AddAsmSession(o => o.DefaultLockMode = settings.DefaultLockMode).UseInMemoryDriver();

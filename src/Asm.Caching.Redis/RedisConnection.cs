@@ -570,15 +570,18 @@ internal sealed partial class RedisConnection : IDisposable
     }
 
     /// <summary>
-    /// <paramref name="ex"/>, or a copy of it whose message does not name <paramref name="key"/>. A plain command's
-    /// failure names its key when the multiplexer includes details in exceptions (an application's own multiplexer
-    /// does by default), and a key holds a session id or a cache key, which no message or log may carry. A script's
-    /// failure names no key.
+    /// <paramref name="ex"/>, or a copy of it (without the client's <see cref="Exception.Data"/>) whose message does
+    /// not name <paramref name="key"/>. A plain command's failure names its key when the multiplexer includes details
+    /// in exceptions (an application's own multiplexer does by default), and a client timeout keeps it in its
+    /// <c>Data</c>; a key holds a session id or a cache key, which no message or log may carry. A script's failure
+    /// names no key of its own.
     /// </summary>
     private static Exception WithoutKey(Exception ex, RedisKey key)
     {
         var name = (string?)key;
-        if (string.IsNullOrEmpty(name) || !ex.Message.Contains(name, StringComparison.Ordinal))
+        if (string.IsNullOrEmpty(name)
+            || (!ex.Message.Contains(name, StringComparison.Ordinal)
+                && !ex.Data.Values.OfType<string>().Any(value => value.Contains(name, StringComparison.Ordinal))))
         {
             return ex;
         }

@@ -273,6 +273,55 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         });
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ClientTimesOutACacheRemoval_NoFailureNamesTheCacheKey(bool appMultiplexer)
+    {
+        // A cache key may hold what an app knows of a user (an email, an id). A removal is a plain UNLINK, which the
+        // client describes by its key: in a timeout's Data always, and in its message too with an application's own
+        // multiplexer (details in exceptions, the client's default). The client times it out before the driver does.
+        const string CacheKey = "profile:alice@example.com";
+        var configuration = ConfigurationOptions.Parse(_server.EndPoint);
+        configuration.AbortOnConnectFail = false;
+        configuration.AsyncTimeout = 1000;
+        await using var multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration);
+        var logger = new FakeLogger<RedisDriver>();
+        var driver = _drivers.Create(_clock, logger, options =>
+        {
+            if (appMultiplexer)
+            {
+                options.ConnectionMultiplexerFactory = () => Task.FromResult<IConnectionMultiplexer>(multiplexer);
+            }
+            else
+            {
+                options.Configuration += ",asyncTimeout=1000";
+            }
+
+            options.OperationTimeout = TimeSpan.FromSeconds(30);
+        });
+        await driver.SetAsync(CacheKey, [1], new CacheEntryExpiration(_clock.GetUtcNow(), null, null), CancellationToken.None);
+        RedisDriverException failure;
+        try
+        {
+            _server.Pause();
+            failure = await Assert.ThrowsAsync<RedisDriverException>(() => driver.RemoveAsync(CacheKey, CancellationToken.None).AsTask());
+        }
+        finally
+        {
+            _server.Resume();
+        }
+
+        output.WriteLine(failure.ToString());
+        Assert.IsAssignableFrom<TimeoutException>(failure.InnerException);
+        for (Exception? ex = failure; ex is not null; ex = ex.InnerException)
+        {
+            Assert.DoesNotContain(CacheKey, ex.Message + string.Join(" ", ex.Data.Values.Cast<object?>()), StringComparison.Ordinal);
+        }
+
+        Assert.All(logger.Collector.GetSnapshot(), e => Assert.DoesNotContain(CacheKey, e.Message + e.Exception, StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task CommitAsync_RedisHangsLongerThanOperationTimeout_SaysOutcomeUnknownAndIsAppliedOnceWhenRedisWakes()
     {

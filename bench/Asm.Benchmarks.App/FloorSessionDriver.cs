@@ -8,8 +8,9 @@ namespace Asm.Benchmarks.App;
 /// The floor rows' storage: Asm's own session pipeline over the least a Redis session driver can do. A load is one
 /// plain <c>HGETALL</c> of the session's values and profiles, a commit one plain <c>HSET</c> of what changed; nothing
 /// is checked (no secret, no expiry, no corrupt record), no lock is taken (every lease is granted), nothing expires.
-/// One round trip of the cheapest commands per load and per commit: no driver that keeps Asm's promises does less, so
-/// a ratio this row does not reach is out of reach for Asm on this machine. No store to run.
+/// One round trip of the cheapest commands per load and per commit: no driver that asks Redis on every request, as a
+/// shared store must to keep Asm's promises, does less, so a ratio this row does not reach is out of reach for Asm on
+/// this machine. No store to run.
 /// </summary>
 internal sealed class FloorSessionDriver(string configuration) : ISessionDriver
 {

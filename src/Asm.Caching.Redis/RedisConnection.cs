@@ -180,7 +180,7 @@ internal sealed partial class RedisConnection : IDisposable
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            throw Failure(WithoutKey(ex, key), operation);
+            throw Failure(ex, operation, key);
         }
     }
 
@@ -196,7 +196,7 @@ internal sealed partial class RedisConnection : IDisposable
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            throw Failure(WithoutKey(ex, key), operation);
+            throw Failure(ex, operation, key);
         }
     }
 
@@ -546,9 +546,13 @@ internal sealed partial class RedisConnection : IDisposable
         }
     }
 
-    private RedisDriverException Failure(Exception ex, string operation)
+    /// <summary>
+    /// The driver's exception for a failed operation, logged. <paramref name="key"/> is the operation's own key when it
+    /// is a plain command (scripts name none), which the failure must not carry (see <see cref="Redacted"/>).
+    /// </summary>
+    private RedisDriverException Failure(Exception ex, string operation, RedisKey? key = null)
     {
-        ex = WithoutSessionIds(ex);
+        ex = Redacted(ex, key);
         var endPoints = EndPoints;
         OperationFailed(operation, endPoints, ex);
         var message = ex switch
@@ -570,41 +574,25 @@ internal sealed partial class RedisConnection : IDisposable
     }
 
     /// <summary>
-    /// <paramref name="ex"/>, or a copy of it (without the client's <see cref="Exception.Data"/>) whose message does
-    /// not name <paramref name="key"/>. A plain command's failure names its key when the multiplexer includes details
-    /// in exceptions (an application's own multiplexer does by default), and a client timeout keeps it in its
-    /// <c>Data</c>; a key holds a session id or a cache key, which no message or log may carry. A script's failure
-    /// names no key of its own.
-    /// </summary>
-    private static Exception WithoutKey(Exception ex, RedisKey key)
-    {
-        var name = (string?)key;
-        if (string.IsNullOrEmpty(name)
-            || (!ex.Message.Contains(name, StringComparison.Ordinal)
-                && !ex.Data.Values.OfType<string>().Any(value => value.Contains(name, StringComparison.Ordinal))))
-        {
-            return ex;
-        }
-
-        return Copy(ex, ex.Message.Replace(name, "(the key)", StringComparison.Ordinal));
-    }
-
-    /// <summary>
     /// <paramref name="ex"/>, or a copy of it (without the client's <see cref="Exception.Data"/>) whose message names no
-    /// session id. The client describes a typed command by its key: with an application's multiplexer (details in
-    /// exceptions, the client's default) in the message of its own failure and of the failure of every command queued
-    /// on the connection behind it (<c>next: HGETALL &lt;key&gt;</c>, a script's timeout among them), and always in a
-    /// timeout's <c>Data</c>. A load without a lease is such a command, and a session's keys hold its id.
+    /// session id and not <paramref name="key"/>. The client describes a typed command by its key: with an
+    /// application's multiplexer (details in exceptions, the client's default) in the message of its own failure and of
+    /// the failure of every command queued on the connection behind it (<c>next: HGETALL &lt;key&gt;</c>, a script's
+    /// timeout among them), and always in a timeout's <c>Data</c>. A session's keys hold its id, a cache entry's key the
+    /// application's cache key; neither may reach a message or a log.
     /// </summary>
-    private static Exception WithoutSessionIds(Exception ex)
+    private static Exception Redacted(Exception ex, RedisKey? key)
     {
         var pattern = SessionKeyId();
-        if (!pattern.IsMatch(ex.Message) && !ex.Data.Values.OfType<string>().Any(pattern.IsMatch))
+        var name = key is { } k ? (string?)k : null;
+        bool Names(string text) => pattern.IsMatch(text) || (!string.IsNullOrEmpty(name) && text.Contains(name, StringComparison.Ordinal));
+        if (!Names(ex.Message) && !ex.Data.Values.OfType<string>().Any(Names))
         {
             return ex;
         }
 
-        return Copy(ex, pattern.Replace(ex.Message, "(id)"));
+        var message = pattern.Replace(ex.Message, "(id)");
+        return Copy(ex, string.IsNullOrEmpty(name) ? message : message.Replace(name, "(the key)", StringComparison.Ordinal));
     }
 
     /// <summary>A copy of a client exception with <paramref name="message"/>; any other exception as it is.</summary>

@@ -86,7 +86,10 @@ internal sealed class SessionRecord
     /// takes the lease when asked. Slides the idle expiry when the session is usable and the slide is worth a write.
     /// </summary>
     /// <param name="request">The load.</param>
-    /// <param name="copyValues">Whether the result gets copies of the value arrays, not the record's own (a record that outlives the call).</param>
+    /// <param name="copyValues">
+    /// Whether the result gets a dictionary of its own with copies of the value arrays (a record that outlives the
+    /// call); otherwise it gets the record's own dictionary (a record read for this call alone).
+    /// </param>
     public SessionLoadResult Load(SessionLoadRequest request, bool copyValues = false) => Load(request, out _, copyValues);
 
     /// <summary>As <see cref="Load(SessionLoadRequest, bool)"/>; <paramref name="changed"/> says whether the record must be written back.</summary>
@@ -125,7 +128,7 @@ internal sealed class SessionRecord
         return new SessionLoadResult
         {
             Status = status,
-            Values = CopyValues(copyValues),
+            Values = copyValues ? CopyValues() : Values,
             CurrentSecret = status == SessionLoadStatus.Zombie ? Secret : null,
             ZombieProfile = zombieProfile,
             ZombieIsLatest = zombieIsLatest,
@@ -426,14 +429,9 @@ internal sealed class SessionRecord
         return -1;
     }
 
-    /// <summary>The values for a result: a dictionary of its own, with copies of the arrays when <paramref name="copyArrays"/> is set.</summary>
-    private Dictionary<string, byte[]> CopyValues(bool copyArrays)
+    /// <summary>The values for a result that must not share the record's: a dictionary of its own, with copies of the arrays.</summary>
+    private Dictionary<string, byte[]> CopyValues()
     {
-        if (!copyArrays)
-        {
-            return new Dictionary<string, byte[]>(Values, StringComparer.Ordinal);
-        }
-
         var copies = new Dictionary<string, byte[]>(Values.Count, StringComparer.Ordinal);
         foreach (var (name, value) in Values)
         {

@@ -81,6 +81,4 @@ internal sealed record BenchSettings(
         return new BenchSettings(
             provider, redis, directory, lockMode, configuration.GetValue("port", 0), configuration.GetValue("load-cancellation", false));
     }
-
-    public bool IsAsm => Provider is SessionProvider.AsmMemory or SessionProvider.AsmFileSystem or SessionProvider.AsmRedis or SessionProvider.FloorRedis;
 }

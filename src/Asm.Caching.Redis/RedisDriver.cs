@@ -125,6 +125,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             ],
             started,
             "session load",
+            sent: null,
             cancellationToken).ConfigureAwait(false);
 
         var reply = (RedisResult[]?)result ?? [];
@@ -255,8 +256,10 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         }
 
         var key = SessionKeyOf(request.SessionId);
+        // With replicas to wait for, the commit is not done when it is sent: nothing may build on it until they have it.
         var result = await _connection.EvaluateAsync(
-            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", cancellationToken).ConfigureAwait(false);
+            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", _waitForReplicas > 0 ? null : request.Sent, cancellationToken)
+            .ConfigureAwait(false);
         var status = ToCommitStatus((long)result);
         if (status == SessionCommitStatus.Committed && _waitForReplicas > 0)
         {
@@ -279,7 +282,10 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         return (long)result == 1;
     }
 
-    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken)
+    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
+        ReleaseLockAsync(sessionId, lease, sent: null, cancellationToken);
+
+    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, Action? sent, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sessionId);
         ArgumentNullException.ThrowIfNull(lease);
@@ -289,6 +295,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             WaiterKeyOf(sessionId),
             [lease.Token, _connection.ReleaseChannel, sessionId],
             "lock release",
+            sent,
             cancellationToken).ConfigureAwait(false);
     }
 

@@ -42,6 +42,14 @@ public interface ISessionDriver
     ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken);
 
     /// <summary>
+    /// As <see cref="ReleaseLockAsync(string, SessionLease, CancellationToken)"/>, calling <paramref name="sent"/> once
+    /// the release is sent, as <see cref="SessionCommitRequest.Sent"/> says. A driver that cannot promise the order of
+    /// its commands (and a decorator that does not pass the callback on) inherits this implementation, which never calls it.
+    /// </summary>
+    ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, Action? sent, CancellationToken cancellationToken) =>
+        ReleaseLockAsync(sessionId, lease, cancellationToken);
+
+    /// <summary>
     /// Replaces the secret of a live session; the presented secret becomes a zombie until
     /// <see cref="SessionRegenerateRequest.ZombieExpiresAt"/>.
     /// </summary>

@@ -25,6 +25,7 @@ internal sealed class SessionLockHolder(
     private RenewalTimers.Timer? _renewal;
     private ExecutionContext? _renewalContext;
     private LocalLockQueue.Turn _turn;
+    private Action? _endTurn;
     private volatile bool _closed;
 
     /// <summary>The lease held, or <see langword="null"/> when the request holds no lock.</summary>
@@ -201,6 +202,13 @@ internal sealed class SessionLockHolder(
         _turn = default;
         turn.Leave();
     }
+
+    /// <summary>
+    /// <see cref="EndTurn"/> as the callback of a release that a driver reports sent
+    /// (<see cref="SessionCommitRequest.Sent"/>): the next request's load then follows the release on its way to
+    /// storage. Made once per holder.
+    /// </summary>
+    public Action EndTurnWhenSent => _endTurn ??= EndTurn;
 
     /// <summary>
     /// Ends the request's hold for good (the middleware's final commit has given the lease back): the turn passes on,

@@ -67,6 +67,18 @@ public sealed class ChaosSessionDriver : ISessionDriver
     /// <summary>How many loads asked storage for the lock (granted or refused as busy).</summary>
     public int LockedLoads => Volatile.Read(ref _lockedLoads);
 
+    /// <summary>How many different lock requests storage has told the lock is busy.</summary>
+    public int LockBusyRequests
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _busyLeases.Count;
+            }
+        }
+    }
+
     /// <summary>Puts a chaos driver in front of the driver <paramref name="services"/> registered last.</summary>
     public static ChaosSessionDriver Wrap(IServiceCollection services)
     {
@@ -159,10 +171,13 @@ public sealed class ChaosSessionDriver : ISessionDriver
         return await Inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
     }
 
-    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken)
+    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
+        ReleaseLockAsync(sessionId, lease, sent: null, cancellationToken);
+
+    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, Action? sent, CancellationToken cancellationToken)
     {
         await BreakAsync(cancellationToken);
-        await Inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
+        await Inner.ReleaseLockAsync(sessionId, lease, sent, cancellationToken);
     }
 
     public async ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken)

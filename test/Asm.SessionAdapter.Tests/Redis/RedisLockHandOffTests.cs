@@ -1,0 +1,221 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Asm.Caching.Drivers.Redis;
+using Asm.Testing.Drivers;
+using Asm.Testing.Http;
+using Asm.Testing.Redis;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Asm.SessionAdapter.Tests.Redis;
+
+/// <summary>
+/// The hand-off of a session's lock between two requests of one process over Redis: the releasing request passes its
+/// turn on as soon as its release is sent, and the next request's load travels to Redis right behind it, where it finds
+/// the lock free. Shown with Redis held still (SIGSTOP) between the two: the next load is sent before the release has
+/// answered. On a server of the test's own.
+/// </summary>
+public sealed class RedisLockHandOffTests : IAsyncLifetime
+{
+    /// <summary>Long enough that nothing times out while Redis is held still.</summary>
+    private static readonly TimeSpan Patient = TimeSpan.FromSeconds(30);
+
+    private readonly RedisServer _server = new();
+    private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task InitializeAsync() => _server.StartAsync();
+
+    public Task DisposeAsync()
+    {
+        _server.Dispose();
+        return Task.CompletedTask;
+    }
+
+    [Theory]
+    [InlineData("/hold-and-write")]
+    [InlineData("/hold-and-read")]
+    public async Task Release_NextRequestOfTheProcessLoadsBeforeTheReleaseAnswers_AndFindsTheLockFree(string holdPath)
+    {
+        ChaosSessionDriver? storage = null;
+        await using var app = await StartAsync(services: s => storage = ChaosSessionDriver.Wrap(s));
+        var client = app.CreateClient();
+        Assert.Equal("1", await PostAsync(client, "/inc"));
+        await PostAsync(client, "/touch"); // Redis now knows the release script too: neither script is sent twice
+
+        var holder = client.PostAsync(holdPath, null);
+        await _held.Task.WaitAsync(Patient);
+        var waiter = client.PostAsync("/inc", null);
+        await app.WhenQueuedForLock(1).WaitAsync(Patient);
+        var loadsBefore = storage!.LockedLoads;
+
+        _server.Pause();
+        try
+        {
+            _release.SetResult();
+
+            // Redis answers nothing now, so the holder's release cannot have answered: the next load was sent after it.
+            await EventuallyAsync(() => Task.FromResult(storage.LockedLoads > loadsBefore));
+            Assert.False(holder.IsCompleted);
+        }
+        finally
+        {
+            _server.Resume();
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await holder).StatusCode);
+        Assert.Equal("2", await (await waiter).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        Assert.Equal((0, loadsBefore + 1), (storage.LockBusyRequests, storage.LockedLoads));
+        Assert.Equal(holdPath == "/hold-and-write" ? "yes" : "", await client.GetStringAsync("/held"));
+        Assert.Equal(0, app.LockQueueSessions);
+    }
+
+    [Fact]
+    public async Task Exclusive_FortyParallelIncrementsOnOneSession_CountFortyAndNoLoadFindsTheLockBusy()
+    {
+        ChaosSessionDriver? storage = null;
+        await using var app = await StartAsync(services: s => storage = ChaosSessionDriver.Wrap(s));
+        var client = app.CreateClient();
+        Assert.Equal("1", await PostAsync(client, "/inc"));
+        var loadsBefore = storage!.LockedLoads;
+
+        await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => PostAsync(client, "/inc")));
+
+        // Every load reached Redis behind the release before it: one load per increment, none refused.
+        Assert.Equal("41", await client.GetStringAsync("/n"));
+        Assert.Equal(loadsBefore + 40, storage.LockedLoads);
+        Assert.Equal(0, storage.LockBusyRequests);
+    }
+
+    [Fact]
+    public async Task ScriptsFlushedWhileTheLockIsHeld_ReleaseAndNextLoadAreSentAgain_InWhicheverOrder_AndBothSucceed()
+    {
+        await using var app = await StartAsync();
+        var client = app.CreateClient();
+        Assert.Equal("1", await PostAsync(client, "/inc"));
+
+        var holder = client.PostAsync("/hold-and-write", null);
+        await _held.Task.WaitAsync(Patient);
+        var waiter = client.PostAsync("/inc", null);
+        await app.WhenQueuedForLock(1).WaitAsync(Patient);
+
+        // Both scripts now answer NOSCRIPT and are sent again with their text: the load may overtake the release, be
+        // refused, and wait for it (the release wakes it).
+        await _server.ExecuteAsync("SCRIPT", "FLUSH");
+        _release.SetResult();
+
+        Assert.Equal(HttpStatusCode.OK, (await holder.WaitAsync(Patient)).StatusCode);
+        Assert.Equal("2", await (await waiter.WaitAsync(Patient)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        Assert.Equal("yes", await client.GetStringAsync("/held"));
+    }
+
+    [Fact]
+    public async Task WaitForReplicas_TheTurnPassesOnlyOnceTheReplicaHasTheReleasingCommit()
+    {
+        using var replica = new RedisServer { ExtraArguments = ["--replicaof", "127.0.0.1", _server.Port.ToString(CultureInfo.InvariantCulture)] };
+        await replica.StartAsync();
+        await EventuallyAsync(async () => (await _server.ExecuteTextAsync("INFO", "replication"))!.Contains("connected_slaves:1", StringComparison.Ordinal));
+        ChaosSessionDriver? storage = null;
+        await using var app = await StartAsync(o => o.WaitForReplicas = 1, s => storage = ChaosSessionDriver.Wrap(s));
+        var client = app.CreateClient();
+        Assert.Equal("1", await PostAsync(client, "/inc"));
+
+        var holder = client.PostAsync("/hold-and-write", null);
+        await _held.Task.WaitAsync(Patient);
+        var waiter = client.PostAsync("/inc", null);
+        await app.WhenQueuedForLock(1).WaitAsync(Patient);
+        var loadsBefore = storage!.LockedLoads;
+
+        // The replica is held still: the release runs on the primary, and its WAIT waits for the replica.
+        replica.Pause();
+        int loadsWhileStill;
+        try
+        {
+            _release.SetResult();
+            var still = Stopwatch.StartNew();
+            while (storage.LockedLoads == loadsBefore && still.Elapsed < TimeSpan.FromSeconds(1))
+            {
+                await Task.Delay(5);
+            }
+
+            loadsWhileStill = storage.LockedLoads - loadsBefore;
+        }
+        finally
+        {
+            replica.Resume();
+        }
+
+        Assert.Equal(0, loadsWhileStill);
+        Assert.Equal(HttpStatusCode.OK, (await holder).StatusCode);
+        Assert.Equal("2", await (await waiter).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        Assert.Equal(0, storage.LockBusyRequests);
+    }
+
+    private Task<SessionApp> StartAsync(
+        Action<RedisDriverOptions>? redis = null, Action<IServiceCollection>? services = null) =>
+        SessionApp.StartAsync(
+            b => b.UseRedisDriver(o =>
+            {
+                o.Configuration = _server.EndPoint;
+                o.OperationTimeout = Patient;
+                redis?.Invoke(o);
+            }),
+            Map,
+            o =>
+            {
+                o.IOTimeout = Patient;
+                o.LockLease = Patient * 2;
+                o.LockWaitTimeout = Patient;
+            },
+            services: services);
+
+    private static async Task<string> PostAsync(HttpClient client, string path) =>
+        await (await client.PostAsync(path, null)).EnsureSuccessStatusCode().Content.ReadAsStringAsync();
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            Assert.True(deadline.Elapsed < Patient, "The condition did not hold within the deadline.");
+            await Task.Delay(5);
+        }
+    }
+
+    private void Map(WebApplication app)
+    {
+        app.AnswerExceptionsWith500(_ => { });
+        app.MapPost("/inc", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetInt32("n", (c.Session.GetInt32("n") ?? 0) + 1);
+            return c.Session.GetInt32("n");
+        });
+        app.MapPost("/hold-and-write", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetString("held", "yes");
+            _held.TrySetResult();
+            await _release.Task;
+        });
+        app.MapPost("/hold-and-read", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            _held.TrySetResult();
+            await _release.Task;
+        });
+        app.MapPost("/touch", async (HttpContext c) => await c.Session.LoadAsync());
+        app.MapGet("/n", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            return c.Session.GetInt32("n") ?? 0;
+        }).WithSessionLock(SessionLockMode.ReadOnly);
+        app.MapGet("/held", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            return c.Session.GetString("held") ?? "";
+        }).WithSessionLock(SessionLockMode.ReadOnly);
+    }
+}

@@ -26,6 +26,12 @@ internal enum SessionProvider
     /// </summary>
     FloorRedis,
 
+    /// <summary>
+    /// As <see cref="FloorRedis"/>, with each commit the least write that keeps a lockless commit's promises: one
+    /// script that refuses an ended session and slides its idle expiry.
+    /// </summary>
+    FloorRedisChecked,
+
     /// <summary>Asm with the in-memory driver.</summary>
     AsmMemory,
 
@@ -38,7 +44,7 @@ internal enum SessionProvider
 
 /// <summary>
 /// What one run of the app serves, from the command line:
-/// <c>--provider none|stock-memory|stock-redis|stock-msredis|floor-redis|asm-memory|asm-fs|asm-redis</c>, <c>--redis HOST:PORT</c> (Redis
+/// <c>--provider none|stock-memory|stock-redis|stock-msredis|floor-redis|floor-redis-checked|asm-memory|asm-fs|asm-redis</c>, <c>--redis HOST:PORT</c> (Redis
 /// providers and <c>/redis/ping</c>), <c>--dir PATH</c> (asm-fs), <c>--lock-mode exclusive|lockonwrite|lockless|readonly</c>
 /// (the mode of <c>/read</c> and <c>/write</c>; default Exclusive), <c>--port N</c> (default 0: a free port),
 /// <c>--load-cancellation true</c> (handlers pass <c>RequestAborted</c> to <c>LoadAsync</c>; default false).
@@ -55,15 +61,16 @@ internal sealed record BenchSettings(
             "stock-redis" => SessionProvider.StockRedis,
             "stock-msredis" => SessionProvider.StockMicrosoftRedis,
             "floor-redis" => SessionProvider.FloorRedis,
+            "floor-redis-checked" => SessionProvider.FloorRedisChecked,
             "asm-memory" => SessionProvider.AsmMemory,
             "asm-fs" => SessionProvider.AsmFileSystem,
             "asm-redis" => SessionProvider.AsmRedis,
             var other => throw new ArgumentException(
-                $"--provider '{other}' is not one of none, stock-memory, stock-redis, stock-msredis, floor-redis, asm-memory, asm-fs, asm-redis."),
+                $"--provider '{other}' is not one of none, stock-memory, stock-redis, stock-msredis, floor-redis, floor-redis-checked, asm-memory, asm-fs, asm-redis."),
         };
 
         var redis = configuration["redis"];
-        if (provider is SessionProvider.StockRedis or SessionProvider.StockMicrosoftRedis or SessionProvider.FloorRedis or SessionProvider.AsmRedis
+        if (provider is SessionProvider.StockRedis or SessionProvider.StockMicrosoftRedis or SessionProvider.FloorRedis or SessionProvider.FloorRedisChecked or SessionProvider.AsmRedis
             && string.IsNullOrWhiteSpace(redis))
         {
             throw new ArgumentException("--redis HOST:PORT is required for the Redis providers.");

@@ -1,5 +1,5 @@
 // The app bench/run.sh starts once per configuration (see docs/benchmarks.md):
-//   Asm.Benchmarks.App --provider none|stock-memory|stock-redis|stock-msredis|floor-redis|asm-memory|asm-fs|asm-redis
+//   Asm.Benchmarks.App --provider none|stock-memory|stock-redis|stock-msredis|floor-redis|floor-redis-checked|asm-memory|asm-fs|asm-redis
 //                      [--redis HOST:PORT] [--dir PATH] [--lock-mode exclusive|lockonwrite|lockless|readonly] [--port N]
 //                      [--load-cancellation true]
 // Prints "LISTENING <url>" once it serves requests on loopback (a free port unless --port is given).
@@ -37,6 +37,10 @@ switch (settings.Provider)
     case SessionProvider.FloorRedis:
         builder.Services.AddAsmSession(o => o.DefaultLockMode = settings.DefaultLockMode);
         builder.Services.Replace(ServiceDescriptor.Singleton<ISessionDriver>(new FloorSessionDriver(settings.Redis!)));
+        break;
+    case SessionProvider.FloorRedisChecked:
+        builder.Services.AddAsmSession(o => o.DefaultLockMode = settings.DefaultLockMode);
+        builder.Services.Replace(ServiceDescriptor.Singleton<ISessionDriver>(new FloorSessionDriver(settings.Redis!, checkedWrites: true)));
         break;
     case SessionProvider.AsmMemory:
         builder.Services.AddAsmSession(o => o.DefaultLockMode = settings.DefaultLockMode).UseInMemoryDriver();

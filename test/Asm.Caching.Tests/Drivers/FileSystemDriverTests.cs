@@ -382,6 +382,53 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
         Assert.Equal(HealthStatus.Healthy, (await restarted.CheckHealthAsync(HealthContext())).Status);
     }
 
+    [Fact]
+    public async Task Restart_DirectoryAnotherUserOwns_NothingIsReadOrWrittenUntilItIsTheAppUsersAgain()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+
+        // The app starts again and finds its directory owned by another user, as one that user made first in a
+        // world-writable parent (/tmp) would be: private as its mode is, its owner may plant files there at any time.
+        var ours = Path.Combine(Path.GetTempPath(), $"asm-owner-{Guid.NewGuid():N}");
+        await File.WriteAllBytesAsync(ours, [], Token);
+        try
+        {
+            Chown("65534", StoreDirectory);
+            var restarted = new FileSystemDriver(
+                Options.Create(new FileSystemDriverOptions { Directory = StoreDirectory }), Clock, NullLogger<FileSystemDriver>.Instance);
+
+            var refused = await Assert.ThrowsAsync<UnauthorizedAccessException>(() => LoadAsync(restarted, key));
+            Assert.Contains("belongs to another user (uid 65534", refused.Message, StringComparison.Ordinal);
+            await Assert.ThrowsAsync<UnauthorizedAccessException>(() => CreateSessionThroughAsync(restarted));
+            var health = await restarted.CheckHealthAsync(HealthContext());
+            Assert.Equal(HealthStatus.Unhealthy, health.Status);
+            Assert.Contains("belongs to another user", health.Description, StringComparison.Ordinal);
+
+            Chown($"--reference={ours}", StoreDirectory);
+            Assert.Equal([1], (await LoadAsync(restarted, key)).Values["a"]);
+            Assert.Equal(HealthStatus.Healthy, (await restarted.CheckHealthAsync(HealthContext())).Status);
+        }
+        finally
+        {
+            Chown($"--reference={ours}", StoreDirectory);
+            File.Delete(ours);
+        }
+    }
+
+    /// <summary>Runs <c>chown</c>, which needs root (as CI and the development machines have); elsewhere fails saying so.</summary>
+    private static void Chown(string owner, string path)
+    {
+        using var chown = Process.Start(new ProcessStartInfo("chown", [owner, path]) { UseShellExecute = false, RedirectStandardError = true })!;
+        var error = chown.StandardError.ReadToEnd();
+        chown.WaitForExit();
+        Assert.True(chown.ExitCode == 0, $"This test gives a directory to another user with chown, which needs root: {error}");
+    }
+
     private static HealthCheckContext HealthContext() => new()
     {
         Registration = new HealthCheckRegistration("asm", _ => null!, HealthStatus.Unhealthy, tags: null),

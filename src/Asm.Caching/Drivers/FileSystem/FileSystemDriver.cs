@@ -72,7 +72,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     /// </summary>
     /// <exception cref="IOException">The directory cannot be created (read-only disk, full disk).</exception>
     /// <exception cref="UnauthorizedAccessException">
-    /// The directory cannot be created (permission denied), or it exists and other users may write to it.
+    /// The directory cannot be created (permission denied), or it exists and other users may write to it or own it.
     /// </exception>
     private void EnsureDirectories()
     {
@@ -695,8 +695,9 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
 
     /// <summary>
     /// Refuses a directory that users other than the app's may write to (made by someone else, as anyone may in a
-    /// world-writable parent such as <c>/tmp</c>, or opened up since): they could plant session files there, a
-    /// session of their choosing for a key they know, and delete or swap the app's own.
+    /// world-writable parent such as <c>/tmp</c>, or opened up since), or that another user owns (and so may open up, or
+    /// fill, whenever it likes): they could plant session files there, a session of their choosing for a key they know,
+    /// and delete or swap the app's own.
     /// </summary>
     private static void EnsurePrivate(string path)
     {
@@ -712,6 +713,14 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
                 $"The session directory '{path}' may be written by other users (mode {Convert.ToString((int)mode, 8)}), who could " +
                 "plant sessions there: nothing is read from it or written to it. Make it private to the app's user (chmod 700), " +
                 "or name a directory that does not exist yet, which the driver creates private.");
+        }
+
+        if (!DirectoryOwner.IsAppUserOrRoot(path, out var owner, out var appUser))
+        {
+            throw new UnauthorizedAccessException(
+                $"The session directory '{path}' belongs to another user (uid {owner}; the app runs as uid {appUser}), who could " +
+                "plant sessions there: nothing is read from it or written to it. Give it to the app's user (chown), or name a " +
+                "directory that does not exist yet, which the driver creates private.");
         }
     }
 

@@ -6,6 +6,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
+using Asm.Caching.Sessions;
 using Microsoft.Extensions.Logging;
 using StackExchange.Redis;
 
@@ -88,25 +89,26 @@ internal sealed partial class RedisConnection : IDisposable
     /// </summary>
     public ValueTask<RedisResult> EvaluateAsync(
         string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, CancellationToken cancellationToken) =>
-        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, sent: null, cancellationToken);
+        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released: null, cancellationToken);
 
     /// <summary>
-    /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, CancellationToken)"/>, calling
-    /// <paramref name="sent"/> once the script is queued on the connection, ahead of every command sent after it (see
-    /// <see cref="Sessions.SessionCommitRequest.Sent"/>). A script sent again (<c>NOSCRIPT</c>, <c>TRYAGAIN</c>) no longer has that
-    /// place; storage's own checks then order it (a load that overtakes a release is refused and waits for it).
+    /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, CancellationToken)"/>, for a
+    /// script that releases a lock: tells <paramref name="released"/> once the script is queued on the connection, ahead
+    /// of every command sent after it (see <see cref="ILockReleaseObserver"/>). A script sent again
+    /// (<c>NOSCRIPT</c>, <c>TRYAGAIN</c>) no longer has that place; storage's own checks then order it (a load that
+    /// overtakes a release is refused and waits for it).
     /// </summary>
     public ValueTask<RedisResult> EvaluateAsync(
-        string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, Action? sent, CancellationToken cancellationToken) =>
-        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, sent, cancellationToken);
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, ILockReleaseObserver? released, CancellationToken cancellationToken) =>
+        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released, cancellationToken);
 
     /// <summary>
-    /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, Action?, CancellationToken)"/>,
+    /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, ILockReleaseObserver?, CancellationToken)"/>,
     /// for an operation that began at <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp) with another
     /// call: <see cref="RedisDriverOptions.OperationTimeout"/> bounds both together.
     /// </summary>
     public async ValueTask<RedisResult> EvaluateAsync(
-        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, Action? sent, CancellationToken cancellationToken)
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, CancellationToken cancellationToken)
     {
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
         try
@@ -115,16 +117,16 @@ internal sealed partial class RedisConnection : IDisposable
             {
                 try
                 {
-                    return await SendAsync(database, script, [key, second], args, started, operation, sent, cancellationToken).ConfigureAwait(false);
+                    return await SendAsync(database, script, [key, second], args, started, operation, released, cancellationToken).ConfigureAwait(false);
                 }
                 catch (RedisServerException ex) when (ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
                 {
                     // Falls through to the script with one key.
-                    sent = null;
+                    released = null;
                 }
             }
 
-            return await SendAsync(database, script, [key], args, started, operation, sent, cancellationToken).ConfigureAwait(false);
+            return await SendAsync(database, script, [key], args, started, operation, released, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -134,16 +136,16 @@ internal sealed partial class RedisConnection : IDisposable
 
     /// <summary>
     /// Sends a script by its SHA-1, and with its text if the node does not know it, within the operation's time left;
-    /// calls <paramref name="sent"/> once the first is queued (the client queues a command before it returns its task).
+    /// tells <paramref name="released"/> once the first is queued (the client queues a command before it returns its task).
     /// </summary>
     private async Task<RedisResult> SendAsync(
-        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, Action? sent, CancellationToken cancellationToken)
+        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, CancellationToken cancellationToken)
     {
         var left = TimeLeft(started, operation);
         try
         {
             var pending = database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args);
-            sent?.Invoke();
+            released?.ReleaseSent();
             return await pending.WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
         catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))

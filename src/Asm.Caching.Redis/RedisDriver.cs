@@ -125,7 +125,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             ],
             started,
             "session load",
-            sent: null,
+            released: null,
             cancellationToken).ConfigureAwait(false);
 
         var reply = (RedisResult[]?)result ?? [];
@@ -258,7 +258,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         var key = SessionKeyOf(request.SessionId);
         // With replicas to wait for, the commit is not done when it is sent: nothing may build on it until they have it.
         var result = await _connection.EvaluateAsync(
-            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", _waitForReplicas > 0 ? null : request.Sent, cancellationToken)
+            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", _waitForReplicas > 0 ? null : request.ReleaseObserver, cancellationToken)
             .ConfigureAwait(false);
         var status = ToCommitStatus((long)result);
         if (status == SessionCommitStatus.Committed && _waitForReplicas > 0)
@@ -283,9 +283,9 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     }
 
     public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
-        ReleaseLockAsync(sessionId, lease, sent: null, cancellationToken);
+        ReleaseLockAsync(sessionId, lease, observer: null, cancellationToken);
 
-    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, Action? sent, CancellationToken cancellationToken)
+    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, ILockReleaseObserver? observer, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sessionId);
         ArgumentNullException.ThrowIfNull(lease);
@@ -295,7 +295,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             WaiterKeyOf(sessionId),
             [lease.Token, _connection.ReleaseChannel, sessionId],
             "lock release",
-            sent,
+            observer,
             cancellationToken).ConfigureAwait(false);
     }
 

@@ -73,7 +73,7 @@ internal sealed partial class AsmSession
         {
             if (final && lease is not null)
             {
-                await _storage.ReleaseLockAsync(_key.Id, lease, _lock.EndTurnWhenSent, cancellationToken).ConfigureAwait(false);
+                await _storage.ReleaseLockAsync(_key.Id, lease, _lock, cancellationToken).ConfigureAwait(false);
             }
 
             throw TooLarge();
@@ -124,7 +124,7 @@ internal sealed partial class AsmSession
             // Also reached when loading failed half-way (an event handler threw): the lock must not outlive the request.
             if (lease is not null && final)
             {
-                await _storage.ReleaseLockAsync(_key.Id, lease, _lock.EndTurnWhenSent, cancellationToken).ConfigureAwait(false);
+                await _storage.ReleaseLockAsync(_key.Id, lease, _lock, cancellationToken).ConfigureAwait(false);
                 return "released";
             }
 
@@ -195,7 +195,7 @@ internal sealed partial class AsmSession
         ReleaseLock = releaseLock,
 
         // The next request of this process waiting for the lock may load as soon as the release is on its way.
-        Sent = releaseLock ? _lock.EndTurnWhenSent : null,
+        ReleaseObserver = releaseLock ? _lock : null,
         Clear = clear,
         Changes = _values.Changes,
         AddProfiles = _values.NewProfiles,

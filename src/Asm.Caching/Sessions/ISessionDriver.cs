@@ -42,11 +42,11 @@ public interface ISessionDriver
     ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken);
 
     /// <summary>
-    /// As <see cref="ReleaseLockAsync(string, SessionLease, CancellationToken)"/>, calling <paramref name="sent"/> once
-    /// the release is sent, as <see cref="SessionCommitRequest.Sent"/> says. A driver that cannot promise the order of
-    /// its commands (and a decorator that does not pass the callback on) inherits this implementation, which never calls it.
+    /// As <see cref="ReleaseLockAsync(string, SessionLease, CancellationToken)"/>, telling <paramref name="observer"/>
+    /// once the release is sent (see <see cref="ILockReleaseObserver"/>). A driver that cannot promise the order of its
+    /// commands (and a decorator that does not pass the observer on) inherits this implementation, which never tells it.
     /// </summary>
-    ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, Action? sent, CancellationToken cancellationToken) =>
+    ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, ILockReleaseObserver? observer, CancellationToken cancellationToken) =>
         ReleaseLockAsync(sessionId, lease, cancellationToken);
 
     /// <summary>

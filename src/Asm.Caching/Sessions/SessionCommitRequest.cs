@@ -42,11 +42,8 @@ public sealed record SessionCommitRequest
     public int MaxProfiles { get; init; } = 8;
 
     /// <summary>
-    /// Called once the commit is sent, before its answer, by a driver whose storage runs the commands of one process
-    /// to one session in the order they were sent (the Redis driver: one connection per node); never called by a
-    /// driver that cannot promise that order. Whatever the process sends to the session afterwards runs after this
-    /// commit, so a session releasing its lock passes the lock's turn to the process's next waiting request here, and
-    /// that request's load reaches storage right behind the release instead of a round trip later. Must not throw.
+    /// Told once this commit, which releases <see cref="Lease"/>, is sent, by a driver that can promise that storage
+    /// runs it before whatever the process sends to the session afterwards (see <see cref="ILockReleaseObserver"/>).
     /// </summary>
-    public Action? Sent { get; init; }
+    public ILockReleaseObserver? ReleaseObserver { get; init; }
 }

@@ -84,8 +84,8 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
     public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
         inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
 
-    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, Action? sent, CancellationToken cancellationToken) =>
-        inner.ReleaseLockAsync(sessionId, lease, sent, cancellationToken);
+    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, ILockReleaseObserver? observer, CancellationToken cancellationToken) =>
+        inner.ReleaseLockAsync(sessionId, lease, observer, cancellationToken);
 
     public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) =>
         inner.RegenerateAsync(Seal(request), cancellationToken);

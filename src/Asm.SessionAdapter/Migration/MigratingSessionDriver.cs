@@ -193,8 +193,8 @@ internal sealed class MigratingSessionDriver(
     public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
         current.ReleaseLockAsync(sessionId, lease, cancellationToken);
 
-    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, Action? sent, CancellationToken cancellationToken) =>
-        current.ReleaseLockAsync(sessionId, lease, sent, cancellationToken);
+    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, ILockReleaseObserver? observer, CancellationToken cancellationToken) =>
+        current.ReleaseLockAsync(sessionId, lease, observer, cancellationToken);
 
     public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) =>
         current.RegenerateAsync(request, cancellationToken);

@@ -17,7 +17,7 @@ internal sealed class SessionLockHolder(
     TimeProvider time,
     SessionTelemetry telemetry,
     LocalLockQueue? queue = null,
-    RenewalTimers? renewalTimers = null)
+    RenewalTimers? renewalTimers = null) : ILockReleaseObserver
 {
     private readonly LocalLockQueue _queue = queue ?? new LocalLockQueue(time);
     private readonly RenewalTimers _renewalTimers = renewalTimers ?? new RenewalTimers(time);
@@ -25,7 +25,6 @@ internal sealed class SessionLockHolder(
     private RenewalTimers.Timer? _renewal;
     private ExecutionContext? _renewalContext;
     private LocalLockQueue.Turn _turn;
-    private Action? _endTurn;
     private volatile bool _closed;
 
     /// <summary>The lease held, or <see langword="null"/> when the request holds no lock.</summary>
@@ -204,11 +203,10 @@ internal sealed class SessionLockHolder(
     }
 
     /// <summary>
-    /// <see cref="EndTurn"/> as the callback of a release that a driver reports sent
-    /// (<see cref="SessionCommitRequest.Sent"/>): the next request's load then follows the release on its way to
-    /// storage. Made once per holder.
+    /// A driver sent the release of this request's lease ahead of whatever the process sends to the session after it:
+    /// the turn passes on at once, and the next request's load follows the release on its way to storage.
     /// </summary>
-    public Action EndTurnWhenSent => _endTurn ??= EndTurn;
+    void ILockReleaseObserver.ReleaseSent() => EndTurn();
 
     /// <summary>
     /// Ends the request's hold for good (the middleware's final commit has given the lease back): the turn passes on,

@@ -41,10 +41,10 @@ internal sealed class GuardedSessionDriver(ISessionDriver inner, TimeSpan ioTime
         RunAsync("renewing the lock of", sessionId, (inner, sessionId, lease, now), static (s, ct) => s.inner.RenewLockAsync(s.sessionId, s.lease, s.now, ct), cancellationToken);
 
     public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
-        ReleaseLockAsync(sessionId, lease, sent: null, cancellationToken);
+        ReleaseLockAsync(sessionId, lease, observer: null, cancellationToken);
 
-    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, Action? sent, CancellationToken cancellationToken) =>
-        RunAsync("releasing the lock of", sessionId, (inner, sessionId, lease, sent), static (s, ct) => s.inner.ReleaseLockAsync(s.sessionId, s.lease, s.sent, ct), cancellationToken);
+    public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, ILockReleaseObserver? observer, CancellationToken cancellationToken) =>
+        RunAsync("releasing the lock of", sessionId, (inner, sessionId, lease, observer), static (s, ct) => s.inner.ReleaseLockAsync(s.sessionId, s.lease, s.observer, ct), cancellationToken);
 
     public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) =>
         RunAsync("regenerating", request.Key.Id, (inner, request), static (s, ct) => s.inner.RegenerateAsync(s.request, ct), cancellationToken);

@@ -172,12 +172,12 @@ public sealed class ChaosSessionDriver : ISessionDriver
     }
 
     public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) =>
-        ReleaseLockAsync(sessionId, lease, sent: null, cancellationToken);
+        ReleaseLockAsync(sessionId, lease, observer: null, cancellationToken);
 
-    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, Action? sent, CancellationToken cancellationToken)
+    public async ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, ILockReleaseObserver? observer, CancellationToken cancellationToken)
     {
         await BreakAsync(cancellationToken);
-        await Inner.ReleaseLockAsync(sessionId, lease, sent, cancellationToken);
+        await Inner.ReleaseLockAsync(sessionId, lease, observer, cancellationToken);
     }
 
     public async ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken)

@@ -45,10 +45,7 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
         Assert.Equal("1", await PostAsync(client, "/inc"));
         await PostAsync(client, "/touch"); // Redis now knows the release script too: neither script is sent twice
 
-        var holder = client.PostAsync(holdPath, null);
-        await _held.Task.WaitAsync(Patient);
-        var waiter = client.PostAsync("/inc", null);
-        await app.WhenQueuedForLock(1).WaitAsync(Patient);
+        var (holder, waiter) = await HoldAndQueueAsync(app, client, holdPath);
         var loadsBefore = storage!.LockedLoads;
 
         _server.Pause();
@@ -96,10 +93,7 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
         var client = app.CreateClient();
         Assert.Equal("1", await PostAsync(client, "/inc"));
 
-        var holder = client.PostAsync("/hold-and-write", null);
-        await _held.Task.WaitAsync(Patient);
-        var waiter = client.PostAsync("/inc", null);
-        await app.WhenQueuedForLock(1).WaitAsync(Patient);
+        var (holder, waiter) = await HoldAndQueueAsync(app, client, "/hold-and-write");
 
         // Both scripts now answer NOSCRIPT and are sent again with their text: the load may overtake the release, be
         // refused, and wait for it (the release wakes it).
@@ -122,10 +116,7 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
         var client = app.CreateClient();
         Assert.Equal("1", await PostAsync(client, "/inc"));
 
-        var holder = client.PostAsync("/hold-and-write", null);
-        await _held.Task.WaitAsync(Patient);
-        var waiter = client.PostAsync("/inc", null);
-        await app.WhenQueuedForLock(1).WaitAsync(Patient);
+        var (holder, waiter) = await HoldAndQueueAsync(app, client, "/hold-and-write");
         var loadsBefore = storage!.LockedLoads;
 
         // The replica is held still: the release runs on the primary, and its WAIT waits for the replica.
@@ -170,6 +161,17 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
                 o.LockWaitTimeout = Patient;
             },
             services: services);
+
+    /// <summary>Starts a request that holds the lock at <paramref name="holdPath"/> until released, and an increment queued behind it.</summary>
+    private async Task<(Task<HttpResponseMessage> Holder, Task<HttpResponseMessage> Waiter)> HoldAndQueueAsync(
+        SessionApp app, HttpClient client, string holdPath)
+    {
+        var holder = client.PostAsync(holdPath, null);
+        await _held.Task.WaitAsync(Patient);
+        var waiter = client.PostAsync("/inc", null);
+        await app.WhenQueuedForLock(1).WaitAsync(Patient);
+        return (holder, waiter);
+    }
 
     private static async Task<string> PostAsync(HttpClient client, string path) =>
         await (await client.PostAsync(path, null)).EnsureSuccessStatusCode().Content.ReadAsStringAsync();

@@ -8,8 +8,11 @@ namespace Asm.Caching.Sessions;
 /// </summary>
 /// <remarks>
 /// A session releasing its lock passes the lock's turn to the process's next waiting request here, so that request's
-/// load reaches storage right behind the release instead of a round trip later. The holder of the lock is the observer
-/// itself, so telling it allocates nothing.
+/// load reaches storage right behind the release instead of a round trip later. The order saves that wait and nothing
+/// more: storage judges every lease, so a load that overtakes a release all the same (one the driver has to send again)
+/// finds the lock held and waits for it. The Redis driver does not tell it for a commit under <c>WaitForReplicas</c>,
+/// which counts only once the replicas have it. The holder of the lock is the observer itself, so telling it allocates
+/// nothing.
 /// </remarks>
 public interface ILockReleaseObserver
 {

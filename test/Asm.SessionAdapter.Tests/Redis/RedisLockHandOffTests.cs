@@ -149,7 +149,9 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
         SessionApp.StartAsync(
             b => b.UseRedisDriver(o =>
             {
-                o.Configuration = _server.EndPoint;
+                // The client's own timeouts too (5 s by default): a loaded machine may hold Redis still longer.
+                o.Configuration = string.Create(
+                    CultureInfo.InvariantCulture, $"{_server.EndPoint},syncTimeout={Patient.TotalMilliseconds},asyncTimeout={Patient.TotalMilliseconds}");
                 o.OperationTimeout = Patient;
                 redis?.Invoke(o);
             }),

@@ -144,8 +144,42 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
         Assert.Equal(0, storage.LockBusyRequests);
     }
 
+    [Fact]
+    public async Task ReleaseSentIntoAStallLongerThanIOTimeout_BothRequestsFail_AndNoLockIsLeftBehind()
+    {
+        ChaosSessionDriver? storage = null;
+        await using var app = await StartAsync(services: s => storage = ChaosSessionDriver.Wrap(s), ioTimeout: TimeSpan.FromSeconds(1));
+        var client = app.CreateClient();
+        Assert.Equal("1", await PostAsync(client, "/inc"));
+        await PostAsync(client, "/touch");
+        var (holder, waiter) = await HoldAndQueueAsync(app, client, "/hold-and-write");
+
+        // The holder's commit and the waiter's load, sent behind it, both outlast IOTimeout: each gives its lease back
+        // by its token, and those give-backs wait in line behind them until Redis runs again.
+        _server.Pause();
+        HttpResponseMessage queued;
+        try
+        {
+            _release.SetResult();
+            await holder.WaitAsync(Patient);
+            queued = await waiter.WaitAsync(Patient);
+        }
+        finally
+        {
+            _server.Resume();
+        }
+
+        Assert.Equal(HttpStatusCode.InternalServerError, queued.StatusCode);
+
+        // Whatever each request was told, no lease outlives it: the next request takes the lock at once, not after the
+        // lease (LockLease, twice LockWaitTimeout, would fail it first).
+        Assert.Equal("2", await PostAsync(client, "/inc"));
+        Assert.Equal(0, storage!.LockBusyRequests);
+        Assert.Equal(0, app.LockQueueSessions);
+    }
+
     private Task<SessionApp> StartAsync(
-        Action<RedisDriverOptions>? redis = null, Action<IServiceCollection>? services = null) =>
+        Action<RedisDriverOptions>? redis = null, Action<IServiceCollection>? services = null, TimeSpan? ioTimeout = null) =>
         SessionApp.StartAsync(
             b => b.UseRedisDriver(o =>
             {
@@ -158,7 +192,7 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
             Map,
             o =>
             {
-                o.IOTimeout = Patient;
+                o.IOTimeout = ioTimeout ?? Patient;
                 o.LockLease = Patient * 2;
                 o.LockWaitTimeout = Patient;
             },

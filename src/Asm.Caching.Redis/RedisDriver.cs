@@ -25,6 +25,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
     private readonly RedisConnection _connection;
     private readonly LockReleaseSignals _signals;
+    private readonly ContendedSessions _contended = new();
     private readonly string _sessionPrefix;
     private readonly string _waiterPrefix;
     private readonly byte[] _cachePrefix;
@@ -43,7 +44,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         _waiterPrefix = prefix + "w:{";
         _cachePrefix = Encoding.UTF8.GetBytes(prefix + "c:");
         _escapedCachePrefix = Encoding.UTF8.GetBytes(prefix + "c#");
-        _connection = new RedisConnection(value, prefix + "asm:released", _signals.Signal, logger);
+        _connection = new RedisConnection(value, prefix + "asm:released", OnReleasePublished, logger);
         _waitForReplicas = value.WaitForReplicas;
     }
 
@@ -61,6 +62,9 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
     /// <summary>The channel lock releases are published on (with the connection's channel prefix, if it has one).</summary>
     internal string ReleaseChannel => _connection.ReleaseChannel;
+
+    /// <summary>The sessions a request outside this process's line waited for lately (for tests).</summary>
+    internal ContendedSessions Contended => _contended;
 
     /// <summary>The Redis key of a session's hash.</summary>
     internal string SessionKeyOf(string sessionId) => _sessionPrefix + sessionId + "}";
@@ -257,9 +261,9 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
         var key = SessionKeyOf(request.SessionId);
         // With replicas to wait for, the commit is not done when it is sent: nothing may build on it until they have it.
+        var observer = _waitForReplicas > 0 ? null : ObserverOf(request.SessionId, request.ReleaseObserver);
         var result = await _connection.EvaluateAsync(
-            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", _waitForReplicas > 0 ? null : request.ReleaseObserver, cancellationToken)
-            .ConfigureAwait(false);
+            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", observer, cancellationToken).ConfigureAwait(false);
         var status = ToCommitStatus((long)result);
         if (status == SessionCommitStatus.Committed && _waitForReplicas > 0)
         {
@@ -295,7 +299,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             WaiterKeyOf(sessionId),
             [lease.Token, _connection.ReleaseChannel, sessionId],
             "lock release",
-            observer,
+            ObserverOf(sessionId, observer),
             cancellationToken).ConfigureAwait(false);
     }
 
@@ -382,6 +386,20 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     }
 
     public void Dispose() => _connection.Dispose();
+
+    /// <summary>
+    /// Who is told that a release of <paramref name="sessionId"/> was sent: <paramref name="observer"/>, unless a request
+    /// outside this process's line waited for the lock lately (see <see cref="ContendedSessions"/>).
+    /// </summary>
+    private ILockReleaseObserver? ObserverOf(string sessionId, ILockReleaseObserver? observer) =>
+        observer is null || _contended.IsContended(sessionId) ? null : observer;
+
+    /// <summary>A release was published on the channel: its session was waited for from outside a line, and its waiters here wake.</summary>
+    private void OnReleasePublished(string sessionId)
+    {
+        _contended.Published(sessionId);
+        _signals.Signal(sessionId);
+    }
 
     private RedisValue LeaseClock(DateTimeOffset now) => LeasesOnCallerClock ? SessionRecord.Ms(now) : RedisValue.EmptyString;
 

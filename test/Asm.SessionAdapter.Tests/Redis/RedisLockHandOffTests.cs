@@ -25,6 +25,8 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
     private readonly RedisServer _server = new();
     private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _secondHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _secondRelease = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public Task InitializeAsync() => _server.StartAsync();
 
@@ -103,6 +105,62 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, (await holder.WaitAsync(Patient)).StatusCode);
         Assert.Equal("2", await (await waiter.WaitAsync(Patient)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
         Assert.Equal("yes", await client.GetStringAsync("/held"));
+    }
+
+    [Fact]
+    public async Task WaiterInAnotherApp_OnceItsWakeUpIsSeen_ThisAppPassesTheTurnOnlyWhenTheReleaseAnswers()
+    {
+        ChaosSessionDriver? here = null;
+        ChaosSessionDriver? elsewhere = null;
+        await using var app = await StartAsync(services: s => here = ChaosSessionDriver.Wrap(s));
+        await using var other = await StartAsync(services: s =>
+        {
+            SessionApp.ShareDataProtection(s, app.Services);
+            elsewhere = ChaosSessionDriver.Wrap(s);
+        });
+        var client = app.CreateClient(out var jar);
+        Assert.Equal("1", await PostAsync(client, "/inc"));
+        await PostAsync(client, "/touch");
+        var otherClient = other.CreateClient(out var otherJar);
+        otherJar.Cookies.Add(jar.Cookies.GetAllCookies());
+
+        // This app holds the lock with one request queued behind it; the other app's request is refused and waits.
+        var holder = client.PostAsync("/hold-and-write", null);
+        await _held.Task.WaitAsync(Patient);
+        var waiter = client.PostAsync("/hold-again", null);
+        await app.WhenQueuedForLock(1).WaitAsync(Patient);
+        var fromElsewhere = otherClient.PostAsync("/inc", null);
+        await elsewhere!.WhenLockBusy(1).WaitAsync(Patient);
+
+        // The first release wakes it: the driver of this app sees that release published, a waiter elsewhere.
+        _release.SetResult();
+        await _secondHeld.Task.WaitAsync(Patient);
+        var driver = (RedisDriver)here!.AtRest;
+        await EventuallyAsync(() => Task.FromResult(driver.Contended.Count == 1));
+        var next = client.PostAsync("/inc", null);
+        await app.WhenQueuedForLock(2).WaitAsync(Patient);
+        var loadsBefore = here.LockedLoads;
+
+        // So the next release of this app passes its turn on only when it answers, and the woken waiter gets its chance.
+        _server.Pause();
+        int loadsWhileStill;
+        try
+        {
+            _secondRelease.SetResult();
+            await Task.Delay(TimeSpan.FromMilliseconds(500));
+            loadsWhileStill = here.LockedLoads - loadsBefore;
+        }
+        finally
+        {
+            _server.Resume();
+        }
+
+        Assert.Equal(0, loadsWhileStill);
+        Assert.Equal(HttpStatusCode.OK, (await holder.WaitAsync(Patient)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await waiter.WaitAsync(Patient)).StatusCode);
+        (await next.WaitAsync(Patient)).EnsureSuccessStatusCode();
+        (await fromElsewhere.WaitAsync(Patient)).EnsureSuccessStatusCode();
+        Assert.Equal("4", await client.GetStringAsync("/n"));
     }
 
     [Fact]
@@ -237,6 +295,14 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
             c.Session.SetString("held", "yes");
             _held.TrySetResult();
             await _release.Task;
+        });
+        app.MapPost("/hold-again", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            c.Session.SetInt32("n", (c.Session.GetInt32("n") ?? 0) + 1);
+            _secondHeld.TrySetResult();
+            await _secondRelease.Task;
+            return c.Session.GetInt32("n");
         });
         app.MapPost("/hold-and-read", async (HttpContext c) =>
         {

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 
 namespace Asm.Caching.Drivers.Redis;
 
@@ -15,12 +14,12 @@ namespace Asm.Caching.Drivers.Redis;
 /// again, and so is published again by the next release. The table is pruned of entries past their window whenever it
 /// holds more than <see cref="PruneAbove"/>.
 /// </remarks>
-internal sealed class ContendedSessions
+internal sealed class ContendedSessions(TimeProvider timeProvider)
 {
     /// <summary>How long after a publication of its release a session counts as waited for from elsewhere.</summary>
     internal static readonly TimeSpan Window = TimeSpan.FromSeconds(10);
 
-    private const int PruneAbove = 1024;
+    internal const int PruneAbove = 1024;
 
     private readonly ConcurrentDictionary<string, long> _published = new(StringComparer.Ordinal);
 
@@ -30,12 +29,12 @@ internal sealed class ContendedSessions
     /// <summary>The release of <paramref name="sessionId"/> was published.</summary>
     public void Published(string sessionId)
     {
-        _published[sessionId] = Stopwatch.GetTimestamp();
+        _published[sessionId] = timeProvider.GetTimestamp();
         if (_published.Count > PruneAbove)
         {
             foreach (var (id, at) in _published)
             {
-                if (Stopwatch.GetElapsedTime(at) > Window)
+                if (timeProvider.GetElapsedTime(at) > Window)
                 {
                     _published.TryRemove(new KeyValuePair<string, long>(id, at));
                 }
@@ -51,7 +50,7 @@ internal sealed class ContendedSessions
             return false;
         }
 
-        if (Stopwatch.GetElapsedTime(at) <= Window)
+        if (timeProvider.GetElapsedTime(at) <= Window)
         {
             return true;
         }

@@ -25,7 +25,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
     private readonly RedisConnection _connection;
     private readonly LockReleaseSignals _signals;
-    private readonly ContendedSessions _contended = new();
+    private readonly ContendedSessions _contended;
     private readonly string _sessionPrefix;
     private readonly string _waiterPrefix;
     private readonly byte[] _cachePrefix;
@@ -40,6 +40,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         var prefix = value.InstanceName ?? "";
         _logger = logger;
         _signals = new LockReleaseSignals(timeProvider);
+        _contended = new ContendedSessions(timeProvider);
         _sessionPrefix = prefix + "s:{";
         _waiterPrefix = prefix + "w:{";
         _cachePrefix = Encoding.UTF8.GetBytes(prefix + "c:");

@@ -5,8 +5,8 @@ namespace Asm.Caching.Drivers.FileSystem;
 
 /// <summary>
 /// Who owns a directory, against the user the app runs as, which .NET offers no API for: <c>statx</c> and
-/// <c>geteuid</c> on Linux (the layout of <c>struct statx</c> is the same on every architecture). Elsewhere the owner
-/// is not checked.
+/// <c>geteuid</c> on Linux (the layout of <c>struct statx</c> is the same on every architecture). Elsewhere, or with a C
+/// library without <c>statx</c>, the owner is not checked.
 /// </summary>
 internal static partial class DirectoryOwner
 {
@@ -39,7 +39,18 @@ internal static partial class DirectoryOwner
         }
 
         Span<byte> status = stackalloc byte[StatxSize];
-        if (Statx(CurrentDirectory, path, 0, OwnerField, ref MemoryMarshal.GetReference(status)) != 0)
+        int failed;
+        try
+        {
+            failed = Statx(CurrentDirectory, path, 0, OwnerField, ref MemoryMarshal.GetReference(status));
+        }
+        catch (EntryPointNotFoundException)
+        {
+            // A C library without statx (glibc before 2.28, an old musl): the owner is not checked there.
+            return true;
+        }
+
+        if (failed != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             throw new IOException($"Failed reading the owner of the directory {path}: {new Win32Exception(errno).Message}", errno);

@@ -153,11 +153,13 @@ class Version:
                     for name in ('Load', 'Commit', 'Renew', 'Release', 'CacheGet', 'CacheSet')}
         # The session hash and its lock-waiter mark (see RedisScripts), as RedisDriver passes them.
         self.key, self.mark, self.entry = key, key.replace('s:{', 'w:{', 1), 'c:' + key
+        # Since the lock's waiting line, Commit takes the lease clock override before the change count.
+        self.clock = [''] if 'hand_over' in s['Commit'] else []
         self.idle, self.now = 20 * 60 * 1000, 1767225600000
         self.secret = 'currentSecret0000000000000'
         values = [('user', b'bench-user-0042'), ('roles', b'reader,editor'), ('counter', b'\0\0\0\0'), ('cart', bytes(range(200)))]
         create = ['EVALSHA', self.sha['Commit'], 2, key, self.mark, self.now, self.idle, self.secret, self.now + 24 * 3600 * 1000, '', 0,
-                  '0', '0', 8, 'asm:released', 'id', len(values)]
+                  '0', '0', 8, 'asm:released', 'id', *self.clock, len(values)]
         for name, v in values:
             create += ['s', name, v]
         assert redis.call(*create + ['asm-bench']) == 0
@@ -167,11 +169,11 @@ class Version:
 
     def load(self, t, token=''):
         return ['EVALSHA', self.sha['Load'], 2, self.key, self.mark, self.secret, t, self.idle, token, 30000 if token else 0, '',
-                self.idle // 16]  # SessionRecord.SlideThreshold
+                self.idle // 16, 'bench']  # SessionRecord.SlideThreshold, the caller's party
 
     def commit(self, t, token='', fence=0):
         return ['EVALSHA', self.sha['Commit'], 2, self.key, self.mark, t, self.idle, '', '', token, fence, '1' if token else '0', '0', 8,
-                'asm:released', 'id', 1, 's', 'counter', b'\0\0\0\1']
+                'asm:released', 'id', *self.clock, 1, 's', 'counter', b'\0\0\0\1']
 
     def commands(self, row, n):
         """The n commands of a row (2n for the Exclusive cycle), from this version's clock and fence."""
@@ -201,7 +203,7 @@ class Version:
             assert replies[-1][0] == 0, replies[-1]
         elif row == 'lease':
             self.fence = replies[-1][2]
-            assert redis.call('EVALSHA', self.sha['Release'], 2, self.key, self.mark, 'held', 'asm:released', 'id') == 1
+            assert redis.call('EVALSHA', self.sha['Release'], 2, self.key, self.mark, 'held', 'asm:released', 'id', '') == 1
         elif row in ('cycle', 'lockless'):
             assert replies[-1] == 0, replies[-1]
         elif row == 'renew':

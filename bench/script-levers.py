@@ -195,14 +195,14 @@ def as_library(s):
     may not read the standard libraries' globals while it loads, so the helpers' captures are set on the first call;
     KEYS and ARGV, globals in a script, become upvalues set on every call."""
     load_helpers = ''.join(s[h] for h in ('Prelude', 'Authentication', 'LeaseClock', 'Writes', 'Mark', 'Replies'))
-    commit_helpers = ''.join(s[h] for h in ('Prelude', 'Writes', 'Wake'))
+    commit_helpers = ''.join(s[h] for h in ('Prelude', 'LeaseClock', 'Writes', 'HandOver'))
     assert s['Load'].startswith(load_helpers) and s['Commit'].startswith(commit_helpers), 'the scripts changed shape'
     captures = ('local byte, find, match, sub, format, tonumber = string.byte, string.find, string.match, string.sub, '
                 'string.format, tonumber')
     assert captures in s['Prelude'], 'the prelude changed shape'
     setup = ('KEYS, ARGV = keys, args\nif not byte then '
              + captures.replace('local ', '').replace('string.format, tonumber', 'string.format, _G.tonumber') + ' end\n')
-    helpers = ''.join(s[h] for h in ('Prelude', 'Authentication', 'LeaseClock', 'Writes', 'Mark', 'Wake', 'Replies'))
+    helpers = ''.join(s[h] for h in ('Prelude', 'Authentication', 'LeaseClock', 'Writes', 'Mark', 'HandOver', 'Replies'))
     return ('#!lua name=asm_levers\nlocal KEYS, ARGV\n'
             + helpers.replace(captures, 'local byte, find, match, sub, format, tonumber')
             + 'local function load(keys, args)\n' + setup + s['Load'][len(load_helpers):] + '\nend\n'
@@ -233,6 +233,7 @@ class Compact(rs.Version):
         self.sha.update((name, redis.call('SCRIPT', 'LOAD', text).decode())
                         for name, text in (('Load', COMPACT_LOAD), ('Commit', COMPACT_COMMIT), ('Release', COMPACT_RELEASE)))
         redis.call('DEL', key)
+        self.clock = []  # the prototype's Commit takes the arguments from before the lock's waiting line
         assert redis.call('EVAL', COMPACT_CREATE, 1, key, self.secret, self.now, self.idle, bytes(range(200))) == 1
 
 

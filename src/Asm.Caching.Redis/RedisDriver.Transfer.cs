@@ -17,7 +17,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
             RedisScripts.Export,
             SessionKeyOf(sessionId),
             WaiterKeyOf(sessionId),
-            [SessionRecord.Ms(now), lease.Token, SessionRecord.Ms(lease.Duration), LeaseClock(now)],
+            [SessionRecord.Ms(now), lease.Token, SessionRecord.Ms(lease.Duration), LeaseClock(now), _party],
             "session export",
             cancellationToken).ConfigureAwait(false);
         var reply = (RedisResult[]?)result ?? [];

@@ -1,5 +1,6 @@
 using System.Buffers.Text;
 using System.Diagnostics;
+using System.Security.Cryptography;
 using System.Text;
 using Asm.Caching.Caching;
 using Asm.Caching.Locking;
@@ -25,7 +26,8 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
     private readonly RedisConnection _connection;
     private readonly LockReleaseSignals _signals;
-    private readonly ContendedSessions _contended;
+    private readonly TimeProvider _timeProvider;
+    private readonly string _party = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(9));
     private readonly string _sessionPrefix;
     private readonly string _waiterPrefix;
     private readonly byte[] _cachePrefix;
@@ -39,13 +41,13 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         var value = options.Value;
         var prefix = value.InstanceName ?? "";
         _logger = logger;
+        _timeProvider = timeProvider;
         _signals = new LockReleaseSignals(timeProvider);
-        _contended = new ContendedSessions(timeProvider);
         _sessionPrefix = prefix + "s:{";
         _waiterPrefix = prefix + "w:{";
         _cachePrefix = Encoding.UTF8.GetBytes(prefix + "c:");
         _escapedCachePrefix = Encoding.UTF8.GetBytes(prefix + "c#");
-        _connection = new RedisConnection(value, prefix + "asm:released", OnReleasePublished, logger);
+        _connection = new RedisConnection(value, prefix + "asm:released", _signals.Signal, logger);
         _waitForReplicas = value.WaitForReplicas;
     }
 
@@ -64,13 +66,16 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     /// <summary>The channel lock releases are published on (with the connection's channel prefix, if it has one).</summary>
     internal string ReleaseChannel => _connection.ReleaseChannel;
 
-    /// <summary>The sessions a request outside this process's line waited for lately (for tests).</summary>
-    internal ContendedSessions Contended => _contended;
+    /// <summary>
+    /// This driver's name in a lock's waiting line: a release keeps the lock for the first party in line, and a load of
+    /// that party takes it (see <see cref="RedisScripts"/>). One per driver, so the requests of one app are one party.
+    /// </summary>
+    internal string Party => _party;
 
     /// <summary>The Redis key of a session's hash.</summary>
     internal string SessionKeyOf(string sessionId) => _sessionPrefix + sessionId + "}";
 
-    /// <summary>The Redis key of a session's lock-waiter mark (in the slot of its hash).</summary>
+    /// <summary>The Redis key of a session lock's waiting line (in the slot of its hash).</summary>
     internal string WaiterKeyOf(string sessionId) => _waiterPrefix + sessionId + "}";
 
     /// <summary>
@@ -127,6 +132,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
                 lease is null ? 0 : SessionRecord.Ms(lease.Duration),
                 LeaseClock(request.Now),
                 SessionRecord.SlideThreshold(request.IdleTimeout),
+                _party,
             ],
             started,
             "session load",
@@ -233,7 +239,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         }
 
         SessionValueName.ValidateAll(request);
-        var args = new List<RedisValue>(12 + (request.Changes.Count * 3) + request.AddProfiles.Count)
+        var args = new List<RedisValue>(13 + (request.Changes.Count * 3) + request.AddProfiles.Count)
         {
             SessionRecord.Ms(request.Now),
             SessionRecord.Ms(request.IdleTimeout),
@@ -246,6 +252,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             Math.Max(0, request.MaxProfiles),
             _connection.ReleaseChannel,
             request.SessionId,
+            LeaseClock(request.Now),
             request.Changes.Count,
         };
         foreach (var (name, value) in request.Changes)
@@ -262,7 +269,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
         var key = SessionKeyOf(request.SessionId);
         // With replicas to wait for, the commit is not done when it is sent: nothing may build on it until they have it.
-        var observer = _waitForReplicas > 0 ? null : ObserverOf(request.SessionId, request.ReleaseObserver);
+        var observer = _waitForReplicas > 0 ? null : request.ReleaseObserver;
         var result = await _connection.EvaluateAsync(
             RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", observer, cancellationToken).ConfigureAwait(false);
         var status = ToCommitStatus((long)result);
@@ -298,9 +305,9 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             RedisScripts.Release,
             SessionKeyOf(sessionId),
             WaiterKeyOf(sessionId),
-            [lease.Token, _connection.ReleaseChannel, sessionId],
+            [lease.Token, _connection.ReleaseChannel, sessionId, LeaseClock(_timeProvider.GetUtcNow())],
             "lock release",
-            ObserverOf(sessionId, observer),
+            observer,
             cancellationToken).ConfigureAwait(false);
     }
 
@@ -387,20 +394,6 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     }
 
     public void Dispose() => _connection.Dispose();
-
-    /// <summary>
-    /// Who is told that a release of <paramref name="sessionId"/> was sent: <paramref name="observer"/>, unless a request
-    /// outside this process's line waited for the lock lately (see <see cref="ContendedSessions"/>).
-    /// </summary>
-    private ILockReleaseObserver? ObserverOf(string sessionId, ILockReleaseObserver? observer) =>
-        observer is null || _contended.IsContended(sessionId) ? null : observer;
-
-    /// <summary>A release was published on the channel: its session was waited for from outside a line, and its waiters here wake.</summary>
-    private void OnReleasePublished(string sessionId)
-    {
-        _contended.Published(sessionId);
-        _signals.Signal(sessionId);
-    }
 
     private RedisValue LeaseClock(DateTimeOffset now) => LeasesOnCallerClock ? SessionRecord.Ms(now) : RedisValue.EmptyString;
 

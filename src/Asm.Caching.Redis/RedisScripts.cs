@@ -15,7 +15,8 @@ namespace Asm.Caching.Drivers.Redis;
 /// ie           idle expiry (unix ms)
 /// ae           absolute expiry (unix ms); absent for never
 /// f            fence: the last fencing value issued, +1 per lease granted (absent = 0)
-/// lt, lx       lock token and lock expiry (unix ms, Redis's own clock); both absent when unlocked
+/// lt, lx       lock token and lock expiry (unix ms, Redis's own clock); both absent when unlocked; lt is
+///              "~&lt;party&gt;" while a release keeps the lock for the first party in its waiting line (below)
 /// x            "1" on a tombstone (a destroyed session: no secret, values, lock, zombies or profiles)
 /// pa           purge-at: when the record may go (unix ms); the key's PEXPIRE is set from it
 /// n            insertion counter that orders zombies and profiles
@@ -32,14 +33,18 @@ namespace Asm.Caching.Drivers.Redis;
 /// absolute expiry, zombie windows) come from the caller (the application's <see cref="TimeProvider"/>) as unix ms in
 /// ARGV; the physical PEXPIRE is set from <c>purge-at - now</c> (at least 1 ms).
 /// </para>
-/// <para>A lock waiter's mark: a string at <c>&lt;InstanceName&gt;w:{&lt;session id&gt;}</c> (same slot), set by a
-/// load or an export refused because the lock is busy, for the refused caller's lease duration. A release (a commit
-/// that releases, a release, a destroy) publishes only when it deletes the mark: a lock nobody waits for is released
-/// without a message. A waiter that missed its message (its mark expired, or it runs a version that sets none) retries
-/// on its own bound; the background mover, which skips a busy session without waiting, costs one unneeded message. The
-/// mark's key may be left out: while a Cluster slot migrates, a node refuses a script whose keys are not all on it,
-/// and the driver sends it again without the mark; a release then always publishes, and a refused load marks
-/// nothing.</para>
+/// <para>A lock's waiting line: a sorted set at <c>&lt;InstanceName&gt;w:{&lt;session id&gt;}</c> (same slot) of the
+/// parties (one per driver instance, so one per app) whose load or export was refused because the lock is busy, in the
+/// order they were first refused, kept for the last refused caller's lease duration. A release (a commit that releases,
+/// a release) takes the first party off the line, keeps the lock for it for 200 ms (<c>lt</c> <c>~&lt;party&gt;</c>,
+/// a lease no token holds, free to that party's loads), and publishes; a lock nobody waits for is released without a
+/// message. So a party woken by the message gets the lock before the load that the releasing process sent right behind
+/// its release, and parties take turns. A waiter that missed its message (its line expired, or it runs a version that
+/// queues none) retries on its own bound. A destruction takes the line off and publishes. The line's key may be left
+/// out: while a Cluster slot migrates, a node refuses a script whose keys are not all on it, and the driver sends it
+/// again without the line; a release then always publishes and keeps the lock for nobody, and a refused load joins no
+/// line. An earlier version marked a waited-for lock with a string at the same key: a release that finds one takes it
+/// off and publishes, and a refused load leaves it.</para>
 /// <para>A cache entry is one hash at <c>&lt;InstanceName&gt;c:&lt;key&gt;</c> with fields <c>d</c> (the value),
 /// <c>e</c> (logical expiry, unix ms; absent for never), <c>a</c> (absolute expiry; absent for none) and
 /// <c>sl</c> (sliding period in ms; absent for none).</para>
@@ -51,7 +56,7 @@ internal static partial class RedisScripts
     /// <summary>
     /// What every session script starts with: the status codes, <c>str</c>, <c>read</c> and <c>live</c>. A script
     /// appends the other helpers it calls (<see cref="Authentication"/>, <see cref="LeaseClock"/>, <see cref="Writes"/>,
-    /// <see cref="Mark"/>, <see cref="Wake"/>, <see cref="Replies"/>), and only those: Redis runs a script's whole text
+    /// <see cref="Mark"/>, <see cref="HandOver"/>, <see cref="Wake"/>, <see cref="Replies"/>), and only those: Redis runs a script's whole text
     /// on every call, so every helper it defines costs a closure per call even when unused.
     /// </summary>
     /// <remarks>
@@ -198,20 +203,54 @@ internal static partial class RedisScripts
 
         """;
 
-    /// <summary>The waiter's mark (<c>mark</c>), for the scripts that refuse a busy lock.</summary>
+    /// <summary>The lock's waiting line (<c>mark</c>, <c>unmark</c>), for the scripts that refuse a busy lock.</summary>
     private const string Mark = """
-        -- Marks the lock as waited for (KEYS[2]) for ttl ms. A mark that cannot be written (out of memory, too few
-        -- replicas) is no error: its waiter only wakes on its own bound.
-        local function mark(ttl)
-          if KEYS[2] then redis.pcall('SET', KEYS[2], '1', 'PX', str(math.max(1, ttl))) end
+        -- Puts the refused caller's party (its driver) in the lock's waiting line (KEYS[2]: a sorted set by first refusal,
+        -- so a party refused again keeps its place) and keeps the line ttl ms. A line that cannot be written (out of
+        -- memory, too few replicas, an older version's mark there) is no error: its waiter wakes on its own bound.
+        local function mark(ttl, t, party)
+          if KEYS[2] and type(redis.pcall('ZADD', KEYS[2], 'NX', t, party)) == 'number' then
+            redis.pcall('PEXPIRE', KEYS[2], str(math.max(1, ttl)))
+          end
+        end
+
+        -- Takes the caller's party out of the line when it takes a lock that was not kept for it (a lease that ran out):
+        -- left in line, it would later be kept a lock that its own requests no longer wait for.
+        local function unmark(party)
+          if KEYS[2] then redis.pcall('ZREM', KEYS[2], party) end
         end
 
         """;
 
-    /// <summary>The release's wake-up (<c>wake</c>), for the scripts that release a lock.</summary>
+    /// <summary>The release's hand-over (<c>hand_over</c>), for the scripts that release a lock.</summary>
+    private const string HandOver = """
+        -- Releases the lock into the HSET list w and the HDEL list d. The party first in the lock's waiting line (KEYS[2])
+        -- is taken off it, and the lock is kept for it for 200 ms (Redis's clock): no token holds the lease '~' .. party,
+        -- and a load of that party takes it as a free lock. With nobody in line, lt and lx go. Returns whether to publish
+        -- the release: when a party was served, and when the waiter cannot be named (an older version's mark, which is a
+        -- string; or the line's key left out, as while a Cluster slot migrates).
+        local function hand_over(w, d, clock_override)
+          local party = true
+          if KEYS[2] then
+            local first = redis.pcall('ZPOPMIN', KEYS[2])
+            if first.err then party = redis.call('DEL', KEYS[2]) == 1 else party = first[1] or false end
+          end
+          if type(party) == 'string' then
+            local n = #w
+            w[n + 1], w[n + 2], w[n + 3], w[n + 4] = 'lt', '~' .. party, 'lx', str(clock(clock_override) + 200)
+            return true
+          end
+          local n = #d
+          d[n + 1], d[n + 2] = 'lt', 'lx'
+          return party
+        end
+
+        """;
+
+    /// <summary>The destruction's wake-up (<c>wake</c>).</summary>
     private const string Wake = """
-        -- Publishes message on channel if a waiter marked the lock, and takes the mark off; always when the mark was
-        -- not passed (a Cluster slot in migration refuses a script whose keys are not all on one node).
+        -- Publishes message on channel if a waiter is in the lock's line (or marked it, in an older version), and takes
+        -- the line off; always when the line's key was not passed.
         local function wake(channel, message)
           if not KEYS[2] or redis.call('DEL', KEYS[2]) == 1 then redis.call('PUBLISH', channel, message) end
         end
@@ -243,11 +282,12 @@ internal static partial class RedisScripts
 
     /// <summary>
     /// Loads a session, slides its idle expiry and optionally acquires its lease.
-    /// KEYS[1] session hash, KEYS[2] waiter mark (set when the lock is busy). ARGV[1] presented secret, ARGV[2] now
+    /// KEYS[1] session hash, KEYS[2] the lock's waiting line (joined when the lock is busy). ARGV[1] presented secret, ARGV[2] now
     /// (ms), ARGV[3] idle timeout (ms), ARGV[4] lease token ('' to load without locking), ARGV[5] lease duration (ms,
-    /// from Redis's clock; also how long a waiter's mark lasts),
+    /// from Redis's clock; also how long the lock's waiting line lasts),
     /// ARGV[6] lease clock override (unix ms; '' for Redis's TIME, always outside tests),
-    /// ARGV[7] slide threshold (ms: the idle expiry is written only when it moves by more).
+    /// ARGV[7] slide threshold (ms: the idle expiry is written only when it moves by more), ARGV[8] the caller's party
+    /// (its driver: a lock kept for it by a release is free to it; a refused load puts it in the lock's waiting line).
     /// Returns {status} when the session is not usable, else {status, created at, granted fence (0 for none),
     /// current secret ('' unless status is Zombie), zombie profile ('' for none), user id ('' when unbound),
     /// 1 when the zombie is the newest (the secret the current one replaced) else 0, profile count,
@@ -263,10 +303,11 @@ internal static partial class RedisScripts
         local fence, w = 0, nil
         if token ~= '' then
           local t = clock(ARGV[6])
-          if r.lt and r.lt ~= token and r.lx > t then
-            mark(tonumber(ARGV[5]))
+          if r.lt and r.lt ~= token and r.lx > t and r.lt ~= '~' .. ARGV[8] then
+            mark(tonumber(ARGV[5]), t, ARGV[8])
             return { LOCK_BUSY }
           end
+          if r.lt and r.lt ~= token then unmark(ARGV[8]) end
           fence = r.f + 1
           w = { 'f', str(fence), 'lt', token, 'lx', str(t + tonumber(ARGV[5])) }
         end
@@ -288,17 +329,18 @@ internal static partial class RedisScripts
 
     /// <summary>
     /// Creates a session or applies a delta to it, and optionally releases the lease.
-    /// KEYS[1] session hash, KEYS[2] waiter mark. ARGV[1] now (ms), ARGV[2] idle timeout (ms), ARGV[3] secret to create
+    /// KEYS[1] session hash, KEYS[2] the lock's waiting line. ARGV[1] now (ms), ARGV[2] idle timeout (ms), ARGV[3] secret to create
     /// with ('' for an existing session), ARGV[4] absolute expiry (ms, '' for never; creation only), ARGV[5] lease token
     /// ('' for a lockless delta), ARGV[6] lease fence, ARGV[7] '1' to release the lease, ARGV[8] '1' to clear every value
-    /// first, ARGV[9] max profiles, ARGV[10] release channel, ARGV[11] session id (the release message), ARGV[12] change
-    /// count N, then N triples (op 's' set / 'd' delete, name, value; every name at most once), then the profiles to add.
-    /// Returns 0 Committed, 1 LockLost, 2 NotFound; when it releases the lease and a waiter's mark is there, deletes the
-    /// mark and publishes the session id on the channel.
+    /// first, ARGV[9] max profiles, ARGV[10] release channel, ARGV[11] session id (the release message), ARGV[12] lease
+    /// clock override (unix ms; '' for Redis's TIME, always outside tests), ARGV[13] change count N, then N triples (op
+    /// 's' set / 'd' delete, name, value; every name at most once), then the profiles to add.
+    /// Returns 0 Committed, 1 LockLost, 2 NotFound; when it releases the lease with a party in the lock's waiting line,
+    /// keeps the lock for the first one (<c>hand_over</c>) and publishes the session id on the channel.
     /// </summary>
     /// <remarks>Every write is gathered first: one HDEL (cleared values, deleted values, dropped profiles, the released
     /// lock), then one HSET (values, profiles, expiries), then PEXPIRE when the purge-at moved.</remarks>
-    public const string Commit = Prelude + Writes + Wake + """
+    public const string Commit = Prelude + LeaseClock + Writes + HandOver + """
         local key, now, idle = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
         local create, token, fence = ARGV[3], ARGV[5], tonumber(ARGV[6])
         local r, w, d = nil, {}, {}
@@ -322,8 +364,8 @@ internal static partial class RedisScripts
           for j = 1, #vals do d[j] = raw[vals[j]] end
           nd = #vals
         end
-        local i = 13
-        for _ = 1, tonumber(ARGV[12]) do
+        local i = 14
+        for _ = 1, tonumber(ARGV[13]) do
           if ARGV[i] == 's' then
             w[nw + 1], w[nw + 2] = 'v:' .. ARGV[i + 1], ARGV[i + 2]
             nw = nw + 2
@@ -361,15 +403,13 @@ internal static partial class RedisScripts
           end
         end
 
-        local released = ARGV[7] == '1' and token ~= '' and r.lt == token and r.f == fence
-        if released then
-          d[nd + 1], d[nd + 2] = 'lt', 'lx'
-        end
+        local wake = false
+        if ARGV[7] == '1' and token ~= '' and r.lt == token and r.f == fence then wake = hand_over(w, d, ARGV[12]) end
         local pa = slide(r, now, idle, w)
         if #d > 0 then batch('HDEL', key, d) end
         batch('HSET', key, w)
         if pa ~= r.pa then expire(key, pa, now) end
-        if released then wake(ARGV[10], ARGV[11]) end
+        if wake then redis.call('PUBLISH', ARGV[10], ARGV[11]) end
         return COMMITTED
         """;
 
@@ -390,15 +430,19 @@ internal static partial class RedisScripts
     /// <summary>
     /// Releases a lease if it is still held; the token alone names the holder, so a caller whose load was cancelled
     /// before it saw the grant can still give the lock back.
-    /// KEYS[1] session hash, KEYS[2] waiter mark. ARGV[1] lease token, ARGV[2] release channel, ARGV[3] session id.
-    /// Returns 1 when released (and wakes the waiters, if marked), 0 when the lease was not held.
+    /// KEYS[1] session hash, KEYS[2] the lock's waiting line. ARGV[1] lease token, ARGV[2] release channel, ARGV[3]
+    /// session id, ARGV[4] lease clock override (unix ms; '' for Redis's TIME, always outside tests).
+    /// Returns 1 when released (keeping the lock for the first party in line, if any, and then publishing), 0 when the
+    /// lease was not held.
     /// </summary>
-    public const string Release = Prelude + Wake + """
+    public const string Release = Prelude + LeaseClock + HandOver + """
         local key, token = KEYS[1], ARGV[1]
         local r = read(key)
         if not r or r.lt ~= token then return 0 end
-        redis.call('HDEL', key, 'lt', 'lx')
-        wake(ARGV[2], ARGV[3])
+        local w, d = {}, {}
+        local wake = hand_over(w, d, ARGV[4])
+        if #w > 0 then redis.call('HSET', key, unpack(w)) else redis.call('HDEL', key, unpack(d)) end
+        if wake then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
         return 1
         """;
 
@@ -472,7 +516,7 @@ internal static partial class RedisScripts
     /// <summary>
     /// Replaces whatever a session stored with a tombstone, and wakes lock waiters if one marked the lock (always when
     /// KEYS[2] is left out).
-    /// KEYS[1] session hash, KEYS[2] waiter mark. ARGV[1] now (ms), ARGV[2] tombstone end (ms), ARGV[3] release
+    /// KEYS[1] session hash, KEYS[2] the lock's waiting line. ARGV[1] now (ms), ARGV[2] tombstone end (ms), ARGV[3] release
     /// channel, ARGV[4] session id.
     /// The tombstone keeps the user the session was bound to, so that its end is reported with it. Returns 1.
     /// </summary>

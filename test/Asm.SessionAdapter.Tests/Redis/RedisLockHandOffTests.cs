@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -25,8 +26,7 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
     private readonly RedisServer _server = new();
     private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _secondHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource _secondRelease = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentQueue<string> _turns = new();
 
     public Task InitializeAsync() => _server.StartAsync();
 
@@ -108,11 +108,10 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task WaiterInAnotherApp_OnceItsWakeUpIsSeen_ThisAppPassesTheTurnOnlyWhenTheReleaseAnswers()
+    public async Task WaiterInAnotherApp_IsServedBeforeTheRequestsQueuedInTheHoldersApp()
     {
-        ChaosSessionDriver? here = null;
+        await using var app = await StartAsync();
         ChaosSessionDriver? elsewhere = null;
-        await using var app = await StartAsync(services: s => here = ChaosSessionDriver.Wrap(s));
         await using var other = await StartAsync(services: s =>
         {
             SessionApp.ShareDataProtection(s, app.Services);
@@ -124,42 +123,54 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
         var otherClient = other.CreateClient(out var otherJar);
         otherJar.Cookies.Add(jar.Cookies.GetAllCookies());
 
-        // This app holds the lock with one request queued behind it; the other app's request is refused and waits.
+        // This app holds the lock with five requests queued behind it; the other app's request is refused and waits.
         var holder = client.PostAsync("/hold-and-write", null);
         await _held.Task.WaitAsync(Patient);
-        var waiter = client.PostAsync("/hold-again", null);
-        await app.WhenQueuedForLock(1).WaitAsync(Patient);
-        var fromElsewhere = otherClient.PostAsync("/inc", null);
+        var queued = Enumerable.Range(0, 5).Select(_ => client.PostAsync("/turn/here", null)).ToList();
+        await app.WhenQueuedForLock(5).WaitAsync(Patient);
+        var fromElsewhere = otherClient.PostAsync("/turn/elsewhere", null);
         await elsewhere!.WhenLockBusy(1).WaitAsync(Patient);
 
-        // The first release wakes it: the driver of this app sees that release published, a waiter elsewhere.
+        // The release keeps the lock for the other app, and the load this app sent right behind it is refused. The
+        // other app's request comes first, or second if it could not take the lock within the 200 ms kept for it.
         _release.SetResult();
-        await _secondHeld.Task.WaitAsync(Patient);
-        var driver = (RedisDriver)here!.AtRest;
-        await EventuallyAsync(() => Task.FromResult(driver.Contended.Count == 1));
-        var next = client.PostAsync("/inc", null);
-        await app.WhenQueuedForLock(2).WaitAsync(Patient);
-        var loadsBefore = here.LockedLoads;
 
-        // So the next release of this app passes its turn on only when it answers, and the woken waiter gets its chance.
-        _server.Pause();
-        int loadsWhileStill;
-        try
-        {
-            _secondRelease.SetResult();
-            loadsWhileStill = await LoadsSentWhileStillAsync(here, loadsBefore);
-        }
-        finally
-        {
-            _server.Resume();
-        }
-
-        Assert.Equal(0, loadsWhileStill);
         Assert.Equal(HttpStatusCode.OK, (await holder.WaitAsync(Patient)).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await waiter.WaitAsync(Patient)).StatusCode);
-        (await next.WaitAsync(Patient)).EnsureSuccessStatusCode();
-        (await fromElsewhere.WaitAsync(Patient)).EnsureSuccessStatusCode();
-        Assert.Equal("4", await client.GetStringAsync("/n"));
+        foreach (var response in await Task.WhenAll([.. queued, fromElsewhere]).WaitAsync(Patient))
+        {
+            response.EnsureSuccessStatusCode();
+        }
+
+        Assert.Equal("7", await client.GetStringAsync("/n"));
+        Assert.InRange(_turns.ToList().IndexOf("elsewhere"), 0, 1);
+    }
+
+    [Fact]
+    public async Task WaiterInAnotherApp_GivenUpBeforeTheRelease_DelaysTheNextRequestByAtMostTheTimeKeptForIt()
+    {
+        ChaosSessionDriver? here = null;
+        await using var app = await StartAsync(services: s => here = ChaosSessionDriver.Wrap(s));
+        await using var other = await StartAsync(
+            services: s => SessionApp.ShareDataProtection(s, app.Services),
+            configure: o => o.LockWaitTimeout = TimeSpan.FromMilliseconds(200));
+        var client = app.CreateClient(out var jar);
+        Assert.Equal("1", await PostAsync(client, "/inc"));
+        var otherClient = other.CreateClient(out var otherJar);
+        otherJar.Cookies.Add(jar.Cookies.GetAllCookies());
+
+        // The other app's request waits in line, then gives up: nobody there will take the lock kept for it.
+        var (holder, waiter) = await HoldAndQueueAsync(app, client, "/hold-and-write");
+        Assert.Equal(HttpStatusCode.InternalServerError, (await otherClient.PostAsync("/inc", null)).StatusCode);
+        var busyBefore = here!.LockBusyRequests;
+        var released = Stopwatch.StartNew();
+        _release.SetResult();
+
+        Assert.Equal(HttpStatusCode.OK, (await holder.WaitAsync(Patient)).StatusCode);
+        Assert.Equal("2", await (await waiter.WaitAsync(Patient)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+        Assert.True(here.LockBusyRequests > busyBefore, "The lock was not kept for the app that gave up.");
+
+        // 200 ms kept, then the waiter's next retry (at most 100 ms apart): far from the lease (LockLease, 60 s).
+        Assert.InRange(released.Elapsed, TimeSpan.FromMilliseconds(150), TimeSpan.FromSeconds(10));
     }
 
     [Fact]
@@ -230,7 +241,10 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
     }
 
     private Task<SessionApp> StartAsync(
-        Action<RedisDriverOptions>? redis = null, Action<IServiceCollection>? services = null, TimeSpan? ioTimeout = null) =>
+        Action<RedisDriverOptions>? redis = null,
+        Action<IServiceCollection>? services = null,
+        TimeSpan? ioTimeout = null,
+        Action<AsmSessionOptions>? configure = null) =>
         SessionApp.StartAsync(
             b => b.UseRedisDriver(o =>
             {
@@ -246,6 +260,7 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
                 o.IOTimeout = ioTimeout ?? Patient;
                 o.LockLease = Patient * 2;
                 o.LockWaitTimeout = Patient;
+                configure?.Invoke(o);
             },
             services: services);
 
@@ -304,13 +319,11 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
             _held.TrySetResult();
             await _release.Task;
         });
-        app.MapPost("/hold-again", async (HttpContext c) =>
+        app.MapPost("/turn/{app}", async (HttpContext c, string app) =>
         {
             await c.Session.LoadAsync();
+            _turns.Enqueue(app);
             c.Session.SetInt32("n", (c.Session.GetInt32("n") ?? 0) + 1);
-            _secondHeld.TrySetResult();
-            await _secondRelease.Task;
-            return c.Session.GetInt32("n");
         });
         app.MapPost("/hold-and-read", async (HttpContext c) =>
         {

@@ -312,19 +312,21 @@ handoff() {
   kill "$monitor_pid" 2>/dev/null || true
   wait "$monitor_pid" 2>/dev/null || true
 
-  # A script call is a load (2 keys + 7 arguments: 12 quoted tokens with the command, script and key count) or a
-  # release (a commit: 17 tokens or more; a plain release: 8). Tokens are the quoted strings MONITOR prints; see the
-  # argument lists in src/Asm.Caching.Redis/RedisScripts.cs. A renewal (1 key + 5 arguments: 9) is neither.
+  # A script call is a load (2 keys + 8 arguments: 13 quoted tokens with the command, script and key count) or a
+  # release (a commit: 18 tokens or more; a plain release: 9, with 2 keys). Tokens are the quoted strings MONITOR
+  # prints; see the argument lists in src/Asm.Caching.Redis/RedisScripts.cs. A renewal (1 key + 5 arguments: 9) is
+  # neither.
   awk -v gaps="$work/gaps.txt" -v holds="$work/holds.txt" '
     $3 == "lua]" { next }
     tolower($4) !~ /^"eval(sha)?"$/ { next }
     {
-      rest = $0; n = 0
-      while (match(rest, /"([^"\\]|\\.)*"/)) { n++; rest = substr(rest, RSTART + RLENGTH) }
-      if (n == 12) {
+      rest = $0; n = 0; keys = ""
+      while (match(rest, /"([^"\\]|\\.)*"/)) { n++; if (n == 3) keys = substr(rest, RSTART, RLENGTH); rest = substr(rest, RSTART + RLENGTH) }
+      if (keys != "\"2\"") { next }
+      if (n == 13) {
         loads++
         if (released) { printf "%.1f\n", ($1 - released_at) * 1e6 > gaps; released = 0; acquired_at = $1; held = 1 }
-      } else if (n == 8 || n >= 17) {
+      } else if (n == 9 || n >= 18) {
         releases++
         if (held) { printf "%.1f\n", ($1 - acquired_at) * 1e6 > holds; held = 0 }
         released = 1; released_at = $1

@@ -5,10 +5,10 @@ internal static partial class RedisScripts
 {
     /// <summary>
     /// Locks a session by id alone and reads its whole record (see <c>ISessionTransferDriver.ExportAsync</c>).
-    /// KEYS[1] session hash, KEYS[2] waiter mark (set when the lock is busy, as <see cref="Load"/> does). ARGV[1] now
-    /// (ms), ARGV[2] lease token, ARGV[3] lease duration (ms, from Redis's clock; also how long a mark lasts),
-    /// ARGV[4] lease clock override (unix ms; '' for Redis's TIME, always outside tests), ARGV[5] the caller's party
-    /// (as <see cref="Load"/>'s).
+    /// KEYS[1] session hash, KEYS[2] the lock's waiting line (joined when the lock is busy, as <see cref="Load"/>
+    /// does). ARGV[1] now (ms), ARGV[2] lease token, ARGV[3] lease duration (ms, from Redis's clock; also how long the
+    /// line lasts), ARGV[4] lease clock override (unix ms; '' for Redis's TIME, always outside tests), ARGV[5] the
+    /// caller's party (as <see cref="Load"/>'s).
     /// Returns {status} (2 Unknown, 3 Expired, 4 Destroyed, 6 LockBusy, 7 Corrupt) when nothing is exported, else
     /// {0, granted fence, secret, created at, idle expiry, absolute expiry ('' for never), purge-at, user ('' for none), zombie count Z,
     /// Z triples (secret, window end, profile of the regenerating request or '') oldest first, profile count P, P profiles

@@ -40,11 +40,12 @@ namespace Asm.Caching.Drivers.Redis;
 /// a lease no token holds, free to that party's loads), and publishes; a lock nobody waits for is released without a
 /// message. So a party woken by the message gets the lock before the load that the releasing process sent right behind
 /// its release, and parties take turns. A waiter that missed its message (its line expired, or it runs a version that
-/// queues none) retries on its own bound. A destruction takes the line off and publishes. The line's key may be left
-/// out: while a Cluster slot migrates, a node refuses a script whose keys are not all on it, and the driver sends it
-/// again without the line; a release then always publishes and keeps the lock for nobody, and a refused load joins no
-/// line. An earlier version marked a waited-for lock with a string at the same key: a release that finds one takes it
-/// off and publishes, and a refused load leaves it.</para>
+/// queues none) retries on its own bound; a party refused that does not wait (the background mover skips a locked
+/// session) costs the next holder the 200 ms. A destruction takes the line off, and publishes if there was one. The
+/// line's key may be left out: while a Cluster slot migrates, a node refuses a script whose keys are not all on it, and
+/// the driver sends it again without the line; a release then always publishes and keeps the lock for nobody, and a
+/// refused load joins no line. An earlier version marked a waited-for lock with a string at the same key: a release
+/// that finds one takes it off and publishes, and a refused load leaves it.</para>
 /// <para>A cache entry is one hash at <c>&lt;InstanceName&gt;c:&lt;key&gt;</c> with fields <c>d</c> (the value),
 /// <c>e</c> (logical expiry, unix ms; absent for never), <c>a</c> (absolute expiry; absent for none) and
 /// <c>sl</c> (sliding period in ms; absent for none).</para>

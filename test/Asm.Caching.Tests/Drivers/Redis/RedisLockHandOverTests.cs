@@ -100,6 +100,21 @@ public sealed class RedisLockHandOverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Export_RefusedForABusyLock_JoinsNoLine_SoTheReleaseKeepsTheLockForNobody()
+    {
+        var key = await SessionSteps.CreateAsync(_a, _clock);
+        var held = await LockAsync(_a, key);
+
+        // A background mover skips a locked session: it never comes back for this lock.
+        Assert.Equal(SessionLoadStatus.LockBusy, (await _b.ExportAsync(key.Id, Lease(), _clock.GetUtcNow(), CancellationToken.None)).Status);
+        var published = await PublishesAsync(() => SessionSteps.CommitAsync(_a, _clock, key, NoChanges, held, releaseLock: true));
+
+        Assert.Equal(0, published);
+        Assert.Null(await _server.ExecuteTextAsync("HGET", SessionKey(key), "lt"));
+        Assert.Equal(SessionLoadStatus.Found, (await _a.ExportAsync(key.Id, Lease(), _clock.GetUtcNow(), CancellationToken.None)).Status);
+    }
+
+    [Fact]
     public async Task PartyInLine_TakingALeaseThatRanOut_LeavesTheLine_SoNoLaterReleaseKeepsTheLockForIt()
     {
         var key = await SessionSteps.CreateAsync(_a, _clock);

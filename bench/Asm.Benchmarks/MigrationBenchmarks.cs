@@ -118,7 +118,7 @@ public class MigrationBenchmarks
                 throw new InvalidOperationException($"Import failed: {reason}.");
             }
         }
-        else if (await _mover.MoveAsync(item, ct) != SessionLoadStatus.Found)
+        else if (await _mover.MoveAsync(item, waitIfBusy: false, ct) != SessionLoadStatus.Found)
         {
             throw new InvalidOperationException("Move failed.");
         }

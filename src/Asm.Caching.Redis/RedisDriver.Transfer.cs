@@ -9,7 +9,10 @@ namespace Asm.Caching.Drivers.Redis;
 /// <summary>Hands whole session records over to another driver and takes them in, each in one script.</summary>
 internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionListingDriver
 {
-    public async ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ExportAsync(sessionId, lease, now, waitIfBusy: true, cancellationToken);
+
+    public async ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, bool waitIfBusy, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sessionId);
         ArgumentNullException.ThrowIfNull(lease);
@@ -17,7 +20,7 @@ internal sealed partial class RedisDriver : ISessionTransferDriver, ISessionList
             RedisScripts.Export,
             SessionKeyOf(sessionId),
             WaiterKeyOf(sessionId),
-            [SessionRecord.Ms(now), lease.Token, SessionRecord.Ms(lease.Duration), LeaseClock(now), _party],
+            [SessionRecord.Ms(now), lease.Token, SessionRecord.Ms(lease.Duration), LeaseClock(now), _party, waitIfBusy ? "1" : ""],
             "session export",
             cancellationToken).ConfigureAwait(false);
         var reply = (RedisResult[]?)result ?? [];

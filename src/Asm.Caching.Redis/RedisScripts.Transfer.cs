@@ -5,12 +5,12 @@ internal static partial class RedisScripts
 {
     /// <summary>
     /// Locks a session by id alone and reads its whole record (see <c>ISessionTransferDriver.ExportAsync</c>).
-    /// KEYS[1] session hash, KEYS[2] the lock's waiting line: an export never joins it (its callers, a background
-    /// mover and a migrating app's request, mostly do not wait: a party in line that does not come for the lock would
-    /// cost the next holder the 200 ms a release keeps it), but one that takes a lease that ran out leaves it. ARGV[1]
-    /// now (ms), ARGV[2] lease token, ARGV[3] lease duration (ms, from Redis's clock), ARGV[4] lease clock override
-    /// (unix ms; '' for Redis's TIME, always outside tests), ARGV[5] the caller's party (as <see cref="Load"/>'s: a
-    /// lock kept for it is free to it).
+    /// KEYS[1] session hash, KEYS[2] the lock's waiting line (joined when the lock is busy and the caller waits, as
+    /// <see cref="Load"/> does). ARGV[1] now (ms), ARGV[2] lease token, ARGV[3] lease duration (ms, from Redis's clock;
+    /// also how long the line lasts), ARGV[4] lease clock override (unix ms; '' for Redis's TIME, always outside tests),
+    /// ARGV[5] the caller's party (as <see cref="Load"/>'s), ARGV[6] '1' when the caller waits for a busy lock ('' when
+    /// it skips the session: a party in line that never comes back costs the next holder the 200 ms a release keeps
+    /// the lock for it).
     /// Returns {status} (2 Unknown, 3 Expired, 4 Destroyed, 6 LockBusy, 7 Corrupt) when nothing is exported, else
     /// {0, granted fence, secret, created at, idle expiry, absolute expiry ('' for never), purge-at, user ('' for none), zombie count Z,
     /// Z triples (secret, window end, profile of the regenerating request or '') oldest first, profile count P, P profiles
@@ -24,7 +24,10 @@ internal static partial class RedisScripts
         if r.x then return { DESTROYED } end
         if not live(r, now) then return { EXPIRED } end
         local t = clock(ARGV[4])
-        if r.lt and r.lt ~= token and r.lx > t and r.lt ~= '~' .. ARGV[5] then return { LOCK_BUSY } end
+        if r.lt and r.lt ~= token and r.lx > t and r.lt ~= '~' .. ARGV[5] then
+          if ARGV[6] == '1' then mark(duration, t, ARGV[5]) end
+          return { LOCK_BUSY }
+        end
         if r.lt and r.lt ~= token then unmark(ARGV[5]) end
         r.f = r.f + 1
         redis.call('HSET', key, 'f', str(r.f), 'lt', token, 'lx', str(t + duration))

@@ -41,7 +41,7 @@ namespace Asm.Caching.Drivers.Redis;
 /// message. So a party woken by the message gets the lock before the load that the releasing process sent right behind
 /// its release, and parties take turns. A waiter that missed its message (its line expired, or it runs a version that
 /// queues none) retries on its own bound; a party that joined and no longer waits (its request gave up) costs the next
-/// holder the 200 ms, so an export, whose callers mostly do not wait, joins no line. A destruction takes the line off, and publishes if there was one. The
+/// holder the 200 ms, so an export that skips a locked session (a background mover) joins no line. A destruction takes the line off, and publishes if there was one. The
 /// line's key may be left out: while a Cluster slot migrates, a node refuses a script whose keys are not all on it, and
 /// the driver sends it again without the line; a release then always publishes and keeps the lock for nobody, and a
 /// refused load joins no line. An earlier version marked a waited-for lock with a string at the same key: a release

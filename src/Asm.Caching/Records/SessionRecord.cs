@@ -179,7 +179,7 @@ internal sealed class SessionRecord
 
     /// <summary>
     /// Locks the record by id alone and copies it whole, for moving it to another driver (see
-    /// <see cref="ISessionTransferDriver.ExportAsync"/>).
+    /// <see cref="ISessionTransferDriver.ExportAsync(string, SessionLease, DateTimeOffset, CancellationToken)"/>).
     /// </summary>
     public SessionExportResult Export(string sessionId, SessionLease lease, long now)
     {

@@ -16,6 +16,15 @@ public interface ISessionTransferDriver
     ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
+    /// As <see cref="ExportAsync(string, SessionLease, DateTimeOffset, CancellationToken)"/>, which is for a caller that
+    /// waits for a busy lock: with <paramref name="waitIfBusy"/> <see langword="false"/> the caller skips a locked
+    /// session instead, and a driver that keeps a line of waiters for a lock (Redis) does not put it in line, where a
+    /// release would keep the lock for it in vain. The default implementation ignores <paramref name="waitIfBusy"/>.
+    /// </summary>
+    ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, bool waitIfBusy, CancellationToken cancellationToken) =>
+        ExportAsync(sessionId, lease, now, cancellationToken);
+
+    /// <summary>
     /// Stores <paramref name="snapshot"/> as a new, unlocked record, unless any record with its id exists (even a
     /// tombstone or an unreadable one). <paramref name="now"/> is the current time, from the application's
     /// <see cref="TimeProvider"/>. Returns whether it was stored.

@@ -1,6 +1,6 @@
 namespace Asm.Caching.Sessions;
 
-/// <summary>What <see cref="ISessionTransferDriver.ExportAsync"/> found.</summary>
+/// <summary>What <see cref="ISessionTransferDriver.ExportAsync(string, SessionLease, DateTimeOffset, CancellationToken)"/> found.</summary>
 public sealed class SessionExportResult
 {
     /// <summary>

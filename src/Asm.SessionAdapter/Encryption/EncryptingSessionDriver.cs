@@ -100,9 +100,12 @@ internal sealed class EncryptingSessionDriver(ISessionDriver inner, IDataProtect
     public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) =>
         inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
 
-    public async ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken)
+    public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+        ExportAsync(sessionId, lease, now, waitIfBusy: true, cancellationToken);
+
+    public async ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, bool waitIfBusy, CancellationToken cancellationToken)
     {
-        var result = await Transfer.ExportAsync(sessionId, lease, now, cancellationToken).ConfigureAwait(false);
+        var result = await Transfer.ExportAsync(sessionId, lease, now, waitIfBusy, cancellationToken).ConfigureAwait(false);
         if (result.Snapshot is not { } snapshot)
         {
             return result;

@@ -53,7 +53,7 @@ internal sealed class BackgroundSessionMover(
                     await foreach (var id in listing.ListSessionIdsAsync(stoppingToken).ConfigureAwait(false))
                     {
                         listed++;
-                        switch (await mover.MoveAsync(id, stoppingToken).ConfigureAwait(false))
+                        switch (await mover.MoveAsync(id, waitIfBusy: false, stoppingToken).ConfigureAwait(false))
                         {
                             case SessionLoadStatus.Found:
                                 moved++;

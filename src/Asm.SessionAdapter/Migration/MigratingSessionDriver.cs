@@ -11,7 +11,7 @@ namespace Asm.SessionAdapter.Migration;
 /// <remarks>
 /// <para>
 /// A move is: take the record's lock in the previous driver by id and copy it whole
-/// (<see cref="ISessionTransferDriver.ExportAsync"/>), store the copy in the new driver unless it already holds the id
+/// (<see cref="ISessionTransferDriver.ExportAsync(string, SessionLease, DateTimeOffset, CancellationToken)"/>), store the copy in the new driver unless it already holds the id
 /// (<see cref="ISessionTransferDriver.ImportAsync"/>), then destroy the previous record, leaving its tombstone until the
 /// record would have been purged. The lock keeps parallel movers out (they see <see cref="SessionLoadStatus.LockBusy"/>
 /// and wait, as for any lock); the tombstone makes a late commit to the previous copy fail instead of being lost; and
@@ -49,7 +49,7 @@ internal sealed class MigratingSessionDriver(
         }
 
         SessionLoadResult answer;
-        switch (await MoveAsync(request.Key.Id, cancellationToken).ConfigureAwait(false))
+        switch (await MoveAsync(request.Key.Id, waitIfBusy: request.Lease is not null, cancellationToken).ConfigureAwait(false))
         {
             case SessionLoadStatus.Found:
                 return await current.LoadAsync(request, cancellationToken).ConfigureAwait(false);
@@ -77,12 +77,14 @@ internal sealed class MigratingSessionDriver(
 
     /// <summary>
     /// Moves session <paramref name="sessionId"/> from the previous driver. Returns <see cref="SessionLoadStatus.Found"/>
-    /// when the new driver now holds it, else why the previous driver could not hand it over.
+    /// when the new driver now holds it, else why the previous driver could not hand it over. A caller that will wait
+    /// for a session found locked says so (<paramref name="waitIfBusy"/>), so that the previous driver queues it for
+    /// the lock (see <see cref="ISessionTransferDriver.ExportAsync(string, SessionLease, DateTimeOffset, bool, CancellationToken)"/>).
     /// </summary>
-    public async ValueTask<SessionLoadStatus> MoveAsync(string sessionId, CancellationToken cancellationToken)
+    public async ValueTask<SessionLoadStatus> MoveAsync(string sessionId, bool waitIfBusy, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var export = await _previousTransfer.ExportAsync(sessionId, SessionLease.Create(moveLease), now, cancellationToken).ConfigureAwait(false);
+        var export = await _previousTransfer.ExportAsync(sessionId, SessionLease.Create(moveLease), now, waitIfBusy, cancellationToken).ConfigureAwait(false);
         if (export is not { Status: SessionLoadStatus.Found, Snapshot: { } snapshot, Lease: { } lease })
         {
             return export.Status;
@@ -132,7 +134,7 @@ internal sealed class MigratingSessionDriver(
     /// there is read where it is. <see langword="null"/> when neither driver has it.
     /// </summary>
     public async ValueTask<StoredSessionInfo?> MoveForInfoAsync(string sessionId, CancellationToken cancellationToken) =>
-        await MoveAsync(sessionId, cancellationToken).ConfigureAwait(false) switch
+        await MoveAsync(sessionId, waitIfBusy: false, cancellationToken).ConfigureAwait(false) switch
         {
             SessionLoadStatus.Found when _currentTracking is { } tracking => await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false),
             SessionLoadStatus.LockBusy when _previousTracking is { } tracking => await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false),
@@ -155,7 +157,7 @@ internal sealed class MigratingSessionDriver(
         List<string> done = [];
         foreach (var sessionId in await tracking.GetUserIndexAsync(userId, cancellationToken).ConfigureAwait(false))
         {
-            if (await MoveAsync(sessionId, cancellationToken).ConfigureAwait(false) != SessionLoadStatus.LockBusy)
+            if (await MoveAsync(sessionId, waitIfBusy: false, cancellationToken).ConfigureAwait(false) != SessionLoadStatus.LockBusy)
             {
                 done.Add(sessionId);
             }
@@ -218,6 +220,9 @@ internal sealed class MigratingSessionDriver(
 
     public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
         _currentTransfer.ExportAsync(sessionId, lease, now, cancellationToken);
+
+    public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, bool waitIfBusy, CancellationToken cancellationToken) =>
+        _currentTransfer.ExportAsync(sessionId, lease, now, waitIfBusy, cancellationToken);
 
     public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken) =>
         _currentTransfer.ImportAsync(snapshot, now, cancellationToken);

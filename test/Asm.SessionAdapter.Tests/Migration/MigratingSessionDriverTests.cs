@@ -56,7 +56,7 @@ public sealed class MigratingSessionDriverTests : IDisposable
             CancellationToken.None);
         var migrating = new MigratingSessionDriver(current, previous, _time, new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, TimeSpan.FromSeconds(30));
 
-        Assert.Equal(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, CancellationToken.None));
+        Assert.Equal(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None));
 
         var end = absolute < _time.GetUtcNow() + Idle ? absolute : _time.GetUtcNow() + Idle;
         Assert.Equal(end, (await current.GetInfoAsync(key.Id, CancellationToken.None))!.EndsAt);

@@ -260,15 +260,15 @@ public sealed class RedisDriverStorageTests(RedisServer server) : IDisposable
     }
 
     [Fact]
-    public async Task WaitForReleaseAsync_AfterAnExportWasRefused_WakesTheMoverWhenTheHolderDestroysTheSession()
+    public async Task WaitForReleaseAsync_AfterAnExportForAWaitingCallerWasRefused_WakesItWhenTheHolderDestroysTheSession()
     {
-        // A mover (ExportAsync) refused because another mover holds the session waits like a request does.
+        // An export refused because another holds the session, for a caller that waits, waits like a request does.
         var holder = _drivers.Create(_clock);
         var waiter = _drivers.Create(_clock);
         var key = await SessionSteps.CreateAsync(holder, _clock);
         var now = _clock.GetUtcNow();
         Assert.Equal(SessionLoadStatus.Found, (await holder.ExportAsync(key.Id, SessionLease.Create(SessionSteps.LeaseDuration), now, CancellationToken.None)).Status);
-        Assert.Equal(SessionLoadStatus.LockBusy, (await waiter.ExportAsync(key.Id, SessionLease.Create(SessionSteps.LeaseDuration), now, CancellationToken.None)).Status);
+        Assert.Equal(SessionLoadStatus.LockBusy, (await waiter.ExportAsync(key.Id, SessionLease.Create(SessionSteps.LeaseDuration), now, waitIfBusy: true, CancellationToken.None)).Status);
         await _drivers.WhenSubscribedAsync(waiter, server);
 
         var watch = Stopwatch.StartNew();

@@ -100,13 +100,13 @@ public sealed class RedisLockHandOverTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Export_RefusedForABusyLock_JoinsNoLine_SoTheReleaseKeepsTheLockForNobody()
+    public async Task Export_RefusedForACallerThatSkipsALockedSession_JoinsNoLine_SoTheReleaseKeepsTheLockForNobody()
     {
         var key = await SessionSteps.CreateAsync(_a, _clock);
         var held = await LockAsync(_a, key);
 
         // A background mover skips a locked session: it never comes back for this lock.
-        Assert.Equal(SessionLoadStatus.LockBusy, (await _b.ExportAsync(key.Id, Lease(), _clock.GetUtcNow(), CancellationToken.None)).Status);
+        Assert.Equal(SessionLoadStatus.LockBusy, (await _b.ExportAsync(key.Id, Lease(), _clock.GetUtcNow(), waitIfBusy: false, CancellationToken.None)).Status);
         var published = await PublishesAsync(() => SessionSteps.CommitAsync(_a, _clock, key, NoChanges, held, releaseLock: true));
 
         Assert.Equal(0, published);

@@ -36,16 +36,17 @@ namespace Asm.Caching.Drivers.Redis;
 /// <para>A lock's waiting line: a sorted set at <c>&lt;InstanceName&gt;w:{&lt;session id&gt;}</c> (same slot) of the
 /// parties (one per driver instance, so one per app) whose load or export was refused because the lock is busy, in the
 /// order they were first refused, kept for the last refused caller's lease duration. A release (a commit that releases,
-/// a release) takes the first party off the line, keeps the lock for it for 200 ms (<c>lt</c> <c>~&lt;party&gt;</c>,
-/// a lease no token holds, free to that party's loads), and publishes; a lock nobody waits for is released without a
+/// a release) takes the first party off the line, keeps the lock for it for 200 ms (<c>lt</c> <c>~&lt;party&gt;</c>, a
+/// lease no token holds, free to that party's loads), and publishes; a lock nobody waits for is released without a
 /// message. So a party woken by the message gets the lock before the load that the releasing process sent right behind
 /// its release, and parties take turns. A waiter that missed its message (its line expired, or it runs a version that
 /// queues none) retries on its own bound; a party that joined and no longer waits (its request gave up) costs the next
-/// holder the 200 ms, so an export that skips a locked session (a background mover) joins no line. A destruction takes the line off, and publishes if there was one. The
-/// line's key may be left out: while a Cluster slot migrates, a node refuses a script whose keys are not all on it, and
-/// the driver sends it again without the line; a release then always publishes and keeps the lock for nobody, and a
-/// refused load joins no line. An earlier version marked a waited-for lock with a string at the same key: a release
-/// that finds one takes it off and publishes, and a refused load leaves it.</para>
+/// holder the 200 ms, so an export that skips a locked session (a background mover) joins no line. A destruction takes
+/// the line off, and publishes if there was one. The line's key may be left out: while a Cluster slot migrates, a node
+/// refuses a script whose keys are not all on it, and the driver sends it again without the line; a release then always
+/// publishes and keeps the lock for nobody, and a refused load joins no line. An earlier version marked a waited-for
+/// lock with a string at the same key: a release that finds one takes it off and publishes, and a refused load leaves
+/// it.</para>
 /// <para>A cache entry is one hash at <c>&lt;InstanceName&gt;c:&lt;key&gt;</c> with fields <c>d</c> (the value),
 /// <c>e</c> (logical expiry, unix ms; absent for never), <c>a</c> (absolute expiry; absent for none) and
 /// <c>sl</c> (sliding period in ms; absent for none).</para>
@@ -57,8 +58,8 @@ internal static partial class RedisScripts
     /// <summary>
     /// What every session script starts with: the status codes, <c>str</c>, <c>read</c> and <c>live</c>. A script
     /// appends the other helpers it calls (<see cref="Authentication"/>, <see cref="LeaseClock"/>, <see cref="Writes"/>,
-    /// <see cref="Mark"/>, <see cref="HandOver"/>, <see cref="Wake"/>, <see cref="Replies"/>), and only those: Redis runs a script's whole text
-    /// on every call, so every helper it defines costs a closure per call even when unused.
+    /// <see cref="Mark"/>, <see cref="HandOver"/>, <see cref="Wake"/>, <see cref="Replies"/>), and only those: Redis runs
+    /// a script's whole text on every call, so every helper it defines costs a closure per call even when unused.
     /// </summary>
     /// <remarks>
     /// <c>read</c> is the one reader of a record: one <c>HGETALL</c>, then one pass that tells the fields apart by their
@@ -283,9 +284,9 @@ internal static partial class RedisScripts
 
     /// <summary>
     /// Loads a session, slides its idle expiry and optionally acquires its lease.
-    /// KEYS[1] session hash, KEYS[2] the lock's waiting line (joined when the lock is busy). ARGV[1] presented secret, ARGV[2] now
-    /// (ms), ARGV[3] idle timeout (ms), ARGV[4] lease token ('' to load without locking), ARGV[5] lease duration (ms,
-    /// from Redis's clock; also how long the lock's waiting line lasts),
+    /// KEYS[1] session hash, KEYS[2] the lock's waiting line (joined when the lock is busy). ARGV[1] presented secret,
+    /// ARGV[2] now (ms), ARGV[3] idle timeout (ms), ARGV[4] lease token ('' to load without locking), ARGV[5] lease
+    /// duration (ms, from Redis's clock; also how long the lock's waiting line lasts),
     /// ARGV[6] lease clock override (unix ms; '' for Redis's TIME, always outside tests),
     /// ARGV[7] slide threshold (ms: the idle expiry is written only when it moves by more), ARGV[8] the caller's party
     /// (its driver: a lock kept for it by a release is free to it; a refused load puts it in the lock's waiting line).

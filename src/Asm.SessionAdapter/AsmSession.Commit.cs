@@ -132,7 +132,6 @@ internal sealed partial class AsmSession
         }
 
         var request = ChangeSetRequest(_services.Time.GetUtcNow(), lease, releaseLock: lease is not null && final, clear: _values.Cleared);
-
         SessionCommitStatus status;
         try
         {

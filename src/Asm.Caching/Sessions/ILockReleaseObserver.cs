@@ -10,10 +10,10 @@ namespace Asm.Caching.Sessions;
 /// A session releasing its lock passes the lock's turn to the process's next waiting request here, so that request's
 /// load reaches storage right behind the release instead of a round trip later. The order saves that wait and nothing
 /// more: storage judges every lease, so a load that overtakes a release all the same (one the driver has to send again)
-/// finds the lock held and waits for it. A driver may leave it untold for a release: the Redis driver does for a commit
-/// under <c>WaitForReplicas</c>, which counts only once the replicas have it, and for a session a request of another
-/// process waited for lately, whose woken waiter would otherwise always lose the lock to the load behind the release.
-/// The holder of the lock is the observer itself, so telling it allocates nothing.
+/// finds the lock held and waits for it, as it does when the release keeps the lock for a waiter of another process
+/// (the Redis driver's waiting line). A driver may leave it untold for a release: the Redis driver does for a commit
+/// under <c>WaitForReplicas</c>, which counts only once the replicas have it. The holder of the lock is the observer
+/// itself, so telling it allocates nothing.
 /// </remarks>
 public interface ILockReleaseObserver
 {

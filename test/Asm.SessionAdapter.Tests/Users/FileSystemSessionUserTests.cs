@@ -22,6 +22,26 @@ public sealed class FileSystemSessionUserTests(FileSystemDriverFixture driver) :
         },
         scope => File.Delete(Path.Combine(Driver.DirectoryOf(scope), ".users")));
 
+    [Theory]
+    [InlineData("emptied")]
+    [InlineData("garbage")]
+    [InlineData("cut inside its first id")]
+    [InlineData("cut after a line")]
+    public Task AUserIndexFileDamaged_LogOutOtherDevices_StillEndsEveryOtherSession(string damage) =>
+        AUserIndexDamaged_LogOutOtherDevices_StillEndsEveryOtherSession(async scope =>
+        {
+            var path = Directory.GetFiles(Path.Combine(Driver.DirectoryOf(scope), ".users")).Single();
+            var data = await File.ReadAllBytesAsync(path);
+            var firstLine = Array.IndexOf(data, (byte)'\n');
+            await File.WriteAllBytesAsync(path, damage switch
+            {
+                "emptied" => [],
+                "garbage" => System.Security.Cryptography.RandomNumberGenerator.GetBytes(data.Length),
+                "cut inside its first id" => data[..(firstLine + 5)],
+                _ => data[..(Array.IndexOf(data, (byte)'\n', firstLine + 1) + 1)],
+            });
+        });
+
     [Fact]
     public Task ClockTwoMinutesAhead_SweepsASession_ItIsServedNowhereAfterItsEndWasReported() =>
         InstancesWhoseClocksDisagree_OneSweepsASession_ItIsServedNowhereAfterItsEndWasReported();

@@ -584,6 +584,32 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
     }
 
     /// <summary>
+    /// The user's index damaged in the storage (<paramref name="damage"/>, given the scope) after four sessions were
+    /// bound: the list still shows all four, and a log-out of the other devices ends the three others.
+    /// </summary>
+    protected async Task AUserIndexDamaged_LogOutOtherDevices_StillEndsEveryOtherSession(Func<string, Task> damage)
+    {
+        await using var app = await StartAsync();
+        var here = app.CreateClient();
+        var others = new[] { app.CreateClient(), app.CreateClient(), app.CreateClient() };
+        await BindAsync(here, "ada");
+        foreach (var other in others)
+        {
+            await BindAsync(other, "ada");
+            await other.PostAsync("/set/name/other", null);
+        }
+
+        await damage(_scope);
+
+        Assert.Equal(4, (await Manager(app).GetUserSessionsAsync("ada")).Count);
+        Assert.Equal("3", await (await here.PostAsync("/logout-others", null)).Content.ReadAsStringAsync());
+        foreach (var other in others)
+        {
+            Assert.Equal("", await other.GetStringAsync("/get/name"));
+        }
+    }
+
+    /// <summary>
     /// A stored idle expiry that reads as the time a sweep saw but is written differently (a damaged or hand-edited
     /// record) never matches what the sweep read: the sweep tries a few times and then reports the end, instead of
     /// asking storage again for ever.

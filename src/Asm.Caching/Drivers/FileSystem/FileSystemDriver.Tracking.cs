@@ -77,17 +77,22 @@ internal sealed partial class FileSystemDriver
         }
     }
 
-    public ValueTask AddToUserIndexAsync(string userId, string sessionId, CancellationToken cancellationToken) =>
-        UpdateUserIndexAsync(userId, ids => ids.Add(sessionId), cancellationToken);
+    public async ValueTask AddToUserIndexAsync(string userId, string sessionId, CancellationToken cancellationToken) =>
+        await UpdateUserIndexAsync(userId, ids => ids.Add(sessionId), cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<IReadOnlyList<string>> GetUserIndexAsync(string userId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(userId);
-        return [.. (await ReadUserIndexAsync(UserIndexFile(userId).Path, cancellationToken).ConfigureAwait(false)).Ids];
+        var (ids, damaged) = await ReadUserIndexAsync(UserIndexFile(userId).Path, cancellationToken).ConfigureAwait(false);
+
+        // A damaged index is rebuilt and rewritten under its lock, once, rather than rebuilt by every read.
+        return damaged
+            ? [.. await UpdateUserIndexAsync(userId, static _ => { }, cancellationToken).ConfigureAwait(false)]
+            : [.. ids];
     }
 
-    public ValueTask RemoveFromUserIndexAsync(string userId, IReadOnlyCollection<string> sessionIds, CancellationToken cancellationToken) =>
-        UpdateUserIndexAsync(userId, ids => ids.ExceptWith(sessionIds), cancellationToken);
+    public async ValueTask RemoveFromUserIndexAsync(string userId, IReadOnlyCollection<string> sessionIds, CancellationToken cancellationToken) =>
+        await UpdateUserIndexAsync(userId, ids => ids.ExceptWith(sessionIds), cancellationToken).ConfigureAwait(false);
 
     public async ValueTask ScheduleEndCheckAsync(string sessionId, DateTimeOffset at, CancellationToken cancellationToken)
     {
@@ -172,12 +177,13 @@ internal sealed partial class FileSystemDriver
         var text = Encoding.ASCII.GetString(data);
         var newline = text.IndexOf('\n', StringComparison.Ordinal);
         return newline > 0 && long.TryParse(text.AsSpan(0, newline), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var at)
-            && SessionKey.TryParse(text[(newline + 1)..] + new string('A', SessionKey.SecretLength), out var key)
-            ? (at, key.Id)
+            && IsSessionId(text[(newline + 1)..])
+            ? (at, text[(newline + 1)..])
             : null;
     }
 
-    private async ValueTask UpdateUserIndexAsync(string userId, Action<HashSet<string>> update, CancellationToken cancellationToken)
+    /// <summary>Changes a user's index under its lock, rebuilding it first if it is damaged; returns the ids it now holds.</summary>
+    private async ValueTask<HashSet<string>> UpdateUserIndexAsync(string userId, Action<HashSet<string>> update, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(userId);
         var file = UserIndexFile(userId);
@@ -185,6 +191,12 @@ internal sealed partial class FileSystemDriver
         using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             var (ids, damaged) = await ReadUserIndexAsync(file.Path, cancellationToken).ConfigureAwait(false);
+            if (damaged)
+            {
+                await AddSessionsBoundToAsync(userId, ids, cancellationToken).ConfigureAwait(false);
+                UserIndexDamaged(Path.GetFileName(file.Path), ids.Count);
+            }
+
             var before = ids.Count;
             update(ids);
             if (ids.Count == 0)
@@ -196,14 +208,42 @@ internal sealed partial class FileSystemDriver
                 var text = UserIndexHeader + "\n" + string.Join('\n', ids);
                 await WriteAtomicallyAsync(file.Path, Encoding.ASCII.GetBytes(text), cancellationToken).ConfigureAwait(false);
             }
+
+            return ids;
         }
     }
 
     /// <summary>
-    /// Reads a user index. A damaged one (emptied, its header overwritten) gives the ids still in it, so that the
-    /// user can still sign in, and the next change rewrites it whole; one of another format version is refused. The
-    /// sessions whose ids the damage took are no longer listed (nor ended by a log-out of every device): only their
-    /// timeouts end them, and the damage is logged (event 207).
+    /// Adds to <paramref name="ids"/> every session bound to <paramref name="userId"/> that has an end check. The
+    /// session files hold their user but not their id (their names are its hash); the end checks hold the id, and every
+    /// session stored has one from its first write until its end is reported. Files that cannot be read are passed over.
+    /// </summary>
+    private async ValueTask AddSessionsBoundToAsync(string userId, HashSet<string> ids, CancellationToken cancellationToken)
+    {
+        var directory = Path.Combine(DirectoryPath, EndsDirectory);
+        foreach (var path in Directory.Exists(directory) ? Directory.EnumerateFiles(directory, "*.end") : [])
+        {
+            try
+            {
+                if (ParseEndCheck(await ReadAllBytesOrNullAsync(path, cancellationToken).ConfigureAwait(false)) is { } check
+                    && (await ReadSessionAsync(SessionFile(check.SessionId), check.SessionId, cancellationToken).ConfigureAwait(false)).Record
+                        is { Destroyed: false } record
+                    && string.Equals(record.UserId, userId, StringComparison.Ordinal))
+                {
+                    ids.Add(check.SessionId);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // An end check or session file that cannot be read names no session of this user that can be served.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads a user index. A damaged one (emptied, its header overwritten, cut short, any line that is not a session id)
+    /// gives the ids still in it and says it is damaged: <see cref="UpdateUserIndexAsync"/> rebuilds it (see
+    /// <see cref="AddSessionsBoundToAsync"/>) and logs it (event 207). One of another format version is refused.
     /// </summary>
     private async ValueTask<(HashSet<string> Ids, bool Damaged)> ReadUserIndexAsync(string path, CancellationToken cancellationToken)
     {
@@ -216,26 +256,31 @@ internal sealed partial class FileSystemDriver
 
         var lines = Encoding.ASCII.GetString(data).Split('\n');
         var first = lines[0] == UserIndexHeader ? 1 : 0;
-        if (first == 0)
+        if (first == 0 && lines[0].StartsWith(UserIndexHeader[..^1], StringComparison.Ordinal))
         {
-            if (lines[0].StartsWith(UserIndexHeader[..^1], StringComparison.Ordinal))
-            {
-                throw new IOException($"The user index file '{Path.GetFileName(path)}' is of an unknown format version.");
-            }
-
-            UserIndexDamaged(Path.GetFileName(path));
+            throw new IOException($"The user index file '{Path.GetFileName(path)}' is of an unknown format version.");
         }
 
+        // The writer puts one id on each line after the header and no newline after the last, so a file cut short
+        // anywhere but right after an id ends in a line that is not one.
+        var damaged = first == 0 || lines.Length == 1;
         foreach (var line in lines.AsSpan(first))
         {
-            if (line.Length == SessionKey.IdLength)
+            if (IsSessionId(line))
             {
                 ids.Add(line);
             }
+            else
+            {
+                damaged = true;
+            }
         }
 
-        return (ids, first == 0);
+        return (ids, damaged);
     }
+
+    private static bool IsSessionId(string text) =>
+        text.Length == SessionKey.IdLength && SessionKey.TryParse(text + new string('A', SessionKey.SecretLength), out _);
 
     private StoredFile UserIndexFile(string userId)
     {
@@ -255,6 +300,6 @@ internal sealed partial class FileSystemDriver
     }
 
     [LoggerMessage(EventId = 207, Level = LogLevel.Warning,
-        Message = "The user index file {FileName} is damaged; the session ids still in it are kept, and the next change rewrites it.")]
-    private partial void UserIndexDamaged(string fileName);
+        Message = "The user index file {FileName} was damaged; it was rebuilt from the ids still in it and the end checks of the sessions bound to its user, and lists {Count} sessions.")]
+    private partial void UserIndexDamaged(string fileName, int count);
 }

@@ -1,3 +1,4 @@
+using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Sessions;
 using Asm.SessionAdapter.Users;
 using Microsoft.AspNetCore.Http;
@@ -17,8 +18,12 @@ namespace Asm.SessionAdapter;
 /// </para>
 /// <para>
 /// The session is Asm's whatever <c>SessionOptions</c> the middleware was given (<c>app.UseSession(options)</c>
-/// included): its cookie is <see cref="AsmSessionOptions.Cookie"/>, read here when the middleware, reading a cookie
-/// of another name, found none, and its timeouts are <see cref="AsmSessionOptions"/>'s.
+/// included): its cookie is <see cref="AsmSessionOptions.Cookie"/> and its timeouts are <see cref="AsmSessionOptions"/>'s.
+/// A middleware that reads Asm's cookie hands its key over, and a cookie it could not read is not read again (each
+/// read of a forged cookie costs a Data Protection failure). A middleware that reads a cookie of another name (a stock
+/// cookie the browser still holds, say) is not heard: Asm's cookie is read here. Which of the two a middleware does is
+/// learned from the first request that carries Asm's cookie and reads it; a store serves one middleware (it is
+/// transient, and the middleware takes it when it is built).
 /// </para>
 /// <para>
 /// A request has one session, however many session middlewares it passes (<c>app.UseSession()</c> called twice, or
@@ -38,9 +43,51 @@ internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecy
             "Asm sessions are created by the session middleware for an HTTP request of a pipeline the host built (where " +
             "AddAsmSession's startup filter runs first), or one the app's own IHttpContextAccessor knows; no such request is in progress.");
         services.CheckMiddlewareOptions(idleTimeout, ioTimeout);
-        // A middleware that found no key under its cookie may have been given a cookie name of its own
-        // (app.UseSession(options)): Asm's cookie, which it did not read, is read here, or every request would start over.
         return context.Features.Get<ISessionFeature>()?.Session as AsmSession
-            ?? new AsmSession(services, context, isNewSessionKey ? services.Cookie.Read(context) : sessionKey, lifecycle);
+            ?? new AsmSession(services, context, PresentedKey(context, sessionKey, isNewSessionKey), lifecycle);
+    }
+
+    /// <summary>Whether this store's middleware reads Asm's cookie: <see cref="Unknown"/> until a request tells.</summary>
+    private int _middlewareCookie;
+
+    private const int Unknown = 0;
+    private const int ReadsAsmCookie = 1;
+    private const int ReadsAnotherCookie = 2;
+
+    /// <summary>The key Asm's cookie carries, from the middleware when it read that cookie, else read here.</summary>
+    private string? PresentedKey(HttpContext context, string sessionKey, bool isNewSessionKey)
+    {
+        switch (Volatile.Read(ref _middlewareCookie))
+        {
+            case ReadsAsmCookie:
+                // A cookie it found no key in holds none: it is reported Malformed without a second Data Protection failure.
+                return isNewSessionKey ? null : sessionKey;
+            case ReadsAnotherCookie:
+                return services.Cookie.Read(context);
+        }
+
+        if (!context.Request.Cookies.ContainsKey(services.Cookie.Name))
+        {
+            if (!isNewSessionKey)
+            {
+                // The key came from another cookie.
+                Volatile.Write(ref _middlewareCookie, ReadsAnotherCookie);
+            }
+
+            return null;
+        }
+
+        var key = services.Cookie.Read(context);
+        if (!isNewSessionKey)
+        {
+            Volatile.Write(ref _middlewareCookie, key == sessionKey ? ReadsAsmCookie : ReadsAnotherCookie);
+        }
+        else if (SessionKey.TryParse(key, out _))
+        {
+            // A key the middleware would have taken, had it read this cookie.
+            Volatile.Write(ref _middlewareCookie, ReadsAnotherCookie);
+        }
+
+        return key;
     }
 }

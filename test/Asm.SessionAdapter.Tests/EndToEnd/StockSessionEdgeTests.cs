@@ -424,6 +424,45 @@ public sealed class StockSessionEdgeTests
     }
 
     [Fact]
+    public async Task UseSessionWithItsOwnCookieName_ABrowserStillHoldingThatCookie_KeepsItsSessionAcrossRequests()
+    {
+        // The app kept app.UseSession(options) from its stock days: its browsers still send that cookie (app.sid), which
+        // the middleware reads and hands the store. Asm's session is under Asm's cookie all the same.
+        async Task<string> TranscriptAsync(string store)
+        {
+            await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync(store, a =>
+            {
+                a.UseSession(new SessionOptions { Cookie = { Name = "app.sid" } });
+                MapReadAndWrite(a);
+            }, useSession: false);
+            var browser = new CookieJarHandler(app.GetTestServer().CreateHandler());
+            var protector = app.Services.GetRequiredService<IDataProtectionProvider>().CreateProtector("SessionMiddleware");
+            var stale = Convert.ToBase64String(protector.Protect(System.Text.Encoding.UTF8.GetBytes(Guid.NewGuid().ToString()))).TrimEnd('=');
+            browser.Cookies.Add(new Uri("http://localhost/"), new System.Net.Cookie("app.sid", stale));
+            using var client = new HttpClient(browser) { BaseAddress = new Uri("http://localhost/") };
+            return string.Join(Environment.NewLine, [
+                await RequestAsync(client, HttpMethod.Post, "/write?v=1"),
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+                await RequestAsync(client, HttpMethod.Get, "/read"),
+            ]);
+        }
+
+        Assert.Equal(
+            """
+            200 cookie=none: v=1
+            200 cookie=none: v=1
+            200 cookie=none: v=1
+            """.ReplaceLineEndings(), await TranscriptAsync("stock"));
+        // Asm's cookie is set by the first write and read from then on; the stale cookie names no Asm session.
+        Assert.Equal(
+            """
+            200 cookie=set: v=1
+            200 cookie=none: v=1
+            200 cookie=none: v=1
+            """.ReplaceLineEndings(), await TranscriptAsync("asm"));
+    }
+
+    [Fact]
     public async Task StorageDownAtASynchronousFirstAccess_TheSessionIsUnavailableForTheRequest_AsTheStockSessionIs()
     {
         async Task<string> TranscriptAsync(string store)

@@ -134,7 +134,7 @@ internal sealed class MigratingSessionDriver(
     /// there is read where it is. <see langword="null"/> when neither driver has it.
     /// </summary>
     public async ValueTask<StoredSessionInfo?> MoveForInfoAsync(string sessionId, CancellationToken cancellationToken) =>
-        await MoveAsync(sessionId, waitIfBusy: false, cancellationToken).ConfigureAwait(false) switch
+        await MoveOrEndAsync(sessionId, cancellationToken).ConfigureAwait(false) switch
         {
             SessionLoadStatus.Found when _currentTracking is { } tracking => await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false),
             SessionLoadStatus.LockBusy when _previousTracking is { } tracking => await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false),
@@ -157,7 +157,7 @@ internal sealed class MigratingSessionDriver(
         List<string> done = [];
         foreach (var sessionId in await tracking.GetUserIndexAsync(userId, cancellationToken).ConfigureAwait(false))
         {
-            if (await MoveAsync(sessionId, waitIfBusy: false, cancellationToken).ConfigureAwait(false) != SessionLoadStatus.LockBusy)
+            if (await MoveOrEndAsync(sessionId, cancellationToken).ConfigureAwait(false) != SessionLoadStatus.LockBusy)
             {
                 done.Add(sessionId);
             }
@@ -173,6 +173,29 @@ internal sealed class MigratingSessionDriver(
         }
 
         return locked;
+    }
+
+    /// <summary>
+    /// Moves session <paramref name="sessionId"/> as <see cref="MoveAsync"/> does, for a caller that does not wait for
+    /// its lock. One that the previous driver holds past its end by this instance's clock (the export says
+    /// <see cref="SessionLoadStatus.Expired"/>, whoever holds its lock) is ended there, as the new driver's sessions are
+    /// when a listing or a lookup finds them ended (<see cref="ISessionTrackingDriver.ExpireSessionAsync"/>): an old
+    /// server whose clock is behind must not serve it on, nor its lock holder commit to it, once it has left the user's
+    /// index.
+    /// </summary>
+    private async ValueTask<SessionLoadStatus> MoveOrEndAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        var status = await MoveAsync(sessionId, waitIfBusy: false, cancellationToken).ConfigureAwait(false);
+        if (status == SessionLoadStatus.Expired
+            && _previousTracking is { } tracking
+            && await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false) is { Destroyed: false } info
+            && !info.IsLiveAt(time.GetUtcNow()))
+        {
+            // Refused when a request used it since it was read (its idle expiry moved): its next listing or lookup judges it again.
+            await tracking.ExpireSessionAsync(sessionId, info.IdleExpiresAt, cancellationToken).ConfigureAwait(false);
+        }
+
+        return status;
     }
 
     /// <summary>Takes the end check of a session out of the previous driver's schedule (see <see cref="ISessionTrackingDriver.ClaimEndCheckAsync"/>).</summary>

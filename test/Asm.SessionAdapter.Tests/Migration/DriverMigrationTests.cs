@@ -13,6 +13,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.Migration;
 
@@ -263,6 +264,55 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         Assert.Equal([("/user", InvalidSessionReason.Destroyed)], events.Invalid);
     }
 
+    /// <summary>
+    /// The new server's clock runs two minutes ahead of the old server's. A bound session whose lock a long request on
+    /// the old server has held (renewing its lease) since its last write is idle 19 minutes by the old clock, 21 by the
+    /// new one: past its 20-minute idle timeout there. The new server's log-out of every device, or lookup by id, finds
+    /// it ended: it must then be ended in the previous storage too, or the holder's commit keeps it alive on the old
+    /// server, listed in no user's index, where no log-out of every device finds it.
+    /// </summary>
+    [Theory]
+    [InlineData("log-out of every device")]
+    [InlineData("lookup by id")]
+    public async Task LockedSessionPastItsEndByTheNewServersClock_IsEndedInThePreviousDriverToo(string by)
+    {
+        var oldClock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var newClock = new FakeTimeProvider(oldClock.GetUtcNow() + TimeSpan.FromMinutes(2));
+        await using var before = await StartBeforeAsync(time: oldClock);
+        var ada = before.CreateClient(out var jar);
+        await ada.PostAsync("/bind?user=ada", null);
+        var key = KeyOf(before, jar);
+        var oldStorage = before.Services.GetRequiredService<ISessionDriver>();
+        var held = await HoldAsync(oldStorage, key, oldClock.GetUtcNow(), TimeSpan.FromMinutes(30));
+        oldClock.Advance(TimeSpan.FromMinutes(19));
+        newClock.Advance(TimeSpan.FromMinutes(19));
+        await using var after = await StartAfterAsync(before, time: newClock);
+        var manager = after.Services.GetRequiredService<IAsmSessionManager>();
+
+        if (by == "log-out of every device")
+        {
+            Assert.Equal(0, await manager.DestroyUserSessionsAsync("ada"));
+        }
+        else
+        {
+            Assert.Null(await manager.GetSessionAsync(key.Id));
+        }
+
+        var late = await oldStorage.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id,
+                Now = oldClock.GetUtcNow(),
+                IdleTimeout = TimeSpan.FromMinutes(20),
+                Lease = held.Lease,
+                ReleaseLock = true,
+                Changes = new Dictionary<string, byte[]?> { ["user"] = "mallory"u8.ToArray() },
+            },
+            CancellationToken.None);
+        Assert.Equal(SessionCommitStatus.NotFound, late);
+        Assert.Equal("-", await ClientWithCookiesOf(before, jar).GetStringAsync("/user"));
+    }
+
     [Fact]
     public async Task EncryptedSession_MovesAsStored_AndOpensWithItsValuesProfilesZombieAndUser()
     {
@@ -357,10 +407,16 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         driver.LoadAsync(new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20) }, CancellationToken.None).AsTask();
 
     /// <summary>Takes the session's lock in <paramref name="storage"/>, as a request still running on an old server holds it.</summary>
-    private static async Task<SessionLoadResult> HoldAsync(ISessionDriver storage, SessionKey key)
+    private static async Task<SessionLoadResult> HoldAsync(ISessionDriver storage, SessionKey key, DateTimeOffset? now = null, TimeSpan? lease = null)
     {
         var held = await storage.LoadAsync(
-            new SessionLoadRequest { Key = key, Now = DateTimeOffset.UtcNow, IdleTimeout = TimeSpan.FromMinutes(20), Lease = SessionLease.Create(TimeSpan.FromMinutes(1)) },
+            new SessionLoadRequest
+            {
+                Key = key,
+                Now = now ?? DateTimeOffset.UtcNow,
+                IdleTimeout = TimeSpan.FromMinutes(20),
+                Lease = SessionLease.Create(lease ?? TimeSpan.FromMinutes(1)),
+            },
             CancellationToken.None);
         Assert.Equal(SessionLoadStatus.Found, held.Status);
         return held;
@@ -379,12 +435,17 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
     }
 
     /// <summary>The app on the previous driver: the old server.</summary>
-    private protected Task<SessionApp> StartBeforeAsync(Action<AsmSessionOptions>? configure = null) =>
-        SessionApp.StartAsync(b => previous.Use(b, _previousScope), Map, configure);
+    private protected Task<SessionApp> StartBeforeAsync(Action<AsmSessionOptions>? configure = null, TimeProvider? time = null) =>
+        SessionApp.StartAsync(b => previous.Use(b, _previousScope), Map, configure, time);
 
     /// <summary>The app on the new driver, migrating from the previous one, with the old server's Data Protection keys.</summary>
     private protected Task<SessionApp> StartAfterAsync(
-        SessionApp before, RecordingSessionEvents? events = null, bool background = false, FakeLogCollector? logs = null, Action<AsmSessionOptions>? configure = null) =>
+        SessionApp before,
+        RecordingSessionEvents? events = null,
+        bool background = false,
+        FakeLogCollector? logs = null,
+        Action<AsmSessionOptions>? configure = null,
+        TimeProvider? time = null) =>
         SessionApp.StartAsync(
             builder =>
             {
@@ -411,7 +472,8 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
                 options.Events = events ?? new AsmSessionEvents();
                 configure?.Invoke(options);
             },
-            services: services =>
+            time,
+            services =>
             {
                 SessionApp.ShareDataProtection(services, before.Services);
                 if (logs is not null)

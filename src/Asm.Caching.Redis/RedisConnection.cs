@@ -89,26 +89,30 @@ internal sealed partial class RedisConnection : IDisposable
     /// </summary>
     public ValueTask<RedisResult> EvaluateAsync(
         string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, CancellationToken cancellationToken) =>
-        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released: null, cancellationToken);
+        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released: null, giveBack: false, cancellationToken);
 
     /// <summary>
     /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, CancellationToken)"/>, for a
     /// script that releases a lock: tells <paramref name="released"/> once the script is queued on the connection, ahead
     /// of every command sent after it (see <see cref="ILockReleaseObserver"/>). A script sent again
     /// (<c>NOSCRIPT</c>, <c>TRYAGAIN</c>) no longer has that place; storage's own checks then order it (a load that
-    /// overtakes a release is refused and waits for it).
+    /// overtakes a release is refused and waits for it). With <paramref name="giveBack"/> (a script that only gives a
+    /// lease back, which its token guards: running it late never harms), a first send whose wait ended (timed out,
+    /// cancelled) before Redis refused it with <c>NOSCRIPT</c> or <c>TRYAGAIN</c>, having run nothing, is sent again
+    /// once the refusal comes, within an <see cref="RedisDriverOptions.OperationTimeout"/> of its own, so that the lock
+    /// does not stay held until its lease ends.
     /// </summary>
     public ValueTask<RedisResult> EvaluateAsync(
-        string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, ILockReleaseObserver? released, CancellationToken cancellationToken) =>
-        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released, cancellationToken);
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, ILockReleaseObserver? released, bool giveBack, CancellationToken cancellationToken) =>
+        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released, giveBack, cancellationToken);
 
     /// <summary>
-    /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, ILockReleaseObserver?, CancellationToken)"/>,
+    /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, ILockReleaseObserver?, bool, CancellationToken)"/>,
     /// for an operation that began at <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp) with another
     /// call: <see cref="RedisDriverOptions.OperationTimeout"/> bounds both together.
     /// </summary>
     public async ValueTask<RedisResult> EvaluateAsync(
-        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, CancellationToken cancellationToken)
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, bool giveBack, CancellationToken cancellationToken)
     {
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
         try
@@ -117,7 +121,7 @@ internal sealed partial class RedisConnection : IDisposable
             {
                 try
                 {
-                    return await SendAsync(database, script, [key, second], args, started, operation, released, cancellationToken).ConfigureAwait(false);
+                    return await SendAsync(database, script, [key, second], args, started, operation, released, giveBack, cancellationToken).ConfigureAwait(false);
                 }
                 catch (RedisServerException ex) when (ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
                 {
@@ -126,7 +130,7 @@ internal sealed partial class RedisConnection : IDisposable
                 }
             }
 
-            return await SendAsync(database, script, [key], args, started, operation, released, cancellationToken).ConfigureAwait(false);
+            return await SendAsync(database, script, [key], args, started, operation, released, giveBack, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -137,14 +141,15 @@ internal sealed partial class RedisConnection : IDisposable
     /// <summary>
     /// Sends a script by its SHA-1, and with its text if the node does not know it, within the operation's time left;
     /// tells <paramref name="released"/> once the first is queued (the client queues a command before it returns its task).
+    /// A give-back's first send whose wait ends first is watched on (see <see cref="GiveBackIfRefusedAsync"/>).
     /// </summary>
     private async Task<RedisResult> SendAsync(
-        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, CancellationToken cancellationToken)
+        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, bool giveBack, CancellationToken cancellationToken)
     {
         var left = TimeLeft(started, operation);
+        var pending = database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args);
         try
         {
-            var pending = database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args);
             released?.ReleaseSent();
             return await pending.WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
@@ -152,6 +157,40 @@ internal sealed partial class RedisConnection : IDisposable
         {
             left = TimeLeft(started, operation);
             return await database.ScriptEvaluateAsync(script, keys, args).WaitAsync(left, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (giveBack && !pending.IsCompleted && ex is TimeoutException or OperationCanceledException)
+        {
+            _ = GiveBackIfRefusedAsync(pending, script, keys, args, operation);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Waits for the answer to a give-back's first send, whose caller has stopped waiting, and sends the give-back again
+    /// (unwatched) if Redis refused it having run nothing: a node that lost its script cache while the give-back waited
+    /// (a restart, <c>SCRIPT FLUSH</c>, a failover) answers <c>NOSCRIPT</c>; a node whose slot migrated, <c>TRYAGAIN</c>.
+    /// </summary>
+    private async Task GiveBackIfRefusedAsync(Task<RedisResult> pending, string script, RedisKey[] keys, RedisValue[] args, string operation)
+    {
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal) || ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
+        {
+            try
+            {
+                var companion = keys.Length > 1 ? keys[1] : (RedisKey?)null;
+                await EvaluateAsync(script, keys[0], companion, args, Stopwatch.GetTimestamp(), operation, released: null, giveBack: false, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception again) when (again is RedisDriverException or ObjectDisposedException)
+            {
+                // Logged by Failure (or the driver is gone): the lease then ends by itself.
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            // Sent, and its outcome is unknown: sending it again could not tell more.
         }
     }
 

@@ -137,6 +137,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             started,
             "session load",
             released: null,
+            giveBack: false,
             cancellationToken).ConfigureAwait(false);
 
         var reply = (RedisResult[]?)result ?? [];
@@ -271,7 +272,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         // With replicas to wait for, the commit is not done when it is sent: nothing may build on it until they have it.
         var observer = _waitForReplicas > 0 ? null : request.ReleaseObserver;
         var result = await _connection.EvaluateAsync(
-            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", observer, cancellationToken).ConfigureAwait(false);
+            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", observer, giveBack: false, cancellationToken).ConfigureAwait(false);
         var status = ToCommitStatus((long)result);
         if (status == SessionCommitStatus.Committed && _waitForReplicas > 0)
         {
@@ -308,6 +309,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             [lease.Token, _connection.ReleaseChannel, sessionId, LeaseClock(_timeProvider.GetUtcNow())],
             "lock release",
             observer,
+            giveBack: true,
             cancellationToken).ConfigureAwait(false);
     }
 

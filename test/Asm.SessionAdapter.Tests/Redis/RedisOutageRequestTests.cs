@@ -3,6 +3,8 @@ using Asm.Testing.Redis;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace Asm.SessionAdapter.Tests.Redis;
 
@@ -55,6 +57,71 @@ public sealed class RedisOutageRequestTests : IAsyncLifetime
         Assert.Equal("before", after);
         await client.PostAsync("/add/after", null);
         Assert.Equal("after,before", await client.GetStringAsync("/async"));
+    }
+
+    [Fact]
+    public async Task ReleasingCommitTimesOutThenRedisAnswersNoScript_TheNextRequestGetsTheLockLongBeforeTheLeaseEnds()
+    {
+        // The final commit, which releases the lock, is held (CLIENT PAUSE WRITE) past OperationTimeout, and so is the
+        // release that gives the lease back after it; meanwhile Redis's script cache is emptied (SCRIPT FLUSH, as a
+        // restart or a failover empties it), so both are refused with NOSCRIPT, having run nothing, once Redis wakes.
+        var logs = new FakeLogCollector();
+        var inside = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseRedisDriver(o =>
+            {
+                o.Configuration = _server.EndPoint;
+                o.OperationTimeout = TimeSpan.FromMilliseconds(500);
+            }),
+            app =>
+            {
+                Map(app);
+                app.MapPost("/held", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    c.Session.SetString("held", "1");
+                    inside.SetResult();
+                    await go.Task;
+                });
+            },
+            o =>
+            {
+                o.LockLease = TimeSpan.FromMinutes(10);
+                o.LockWaitTimeout = TimeSpan.FromSeconds(30);
+            },
+            services: s => s.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs)));
+        var client = app.CreateClient();
+        await client.PostAsync("/add/before", null);
+        await client.PostAsync("/add/again", null);
+
+        var held = client.PostAsync("/held", null);
+        await inside.Task;
+        await _server.ExecuteAsync("CLIENT", "PAUSE", "60000", "WRITE");
+        try
+        {
+            go.SetResult();
+            await held;
+
+            // The commit failed (its outcome unknown) and the release sent after it too (AbandonFailed, event 13).
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (!logs.GetSnapshot().Any(r => r.Id.Id == 13) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
+
+            Assert.Contains(logs.GetSnapshot(), r => r.Id.Id == 13);
+            await _server.ExecuteAsync("SCRIPT", "FLUSH");
+        }
+        finally
+        {
+            await _server.ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        // Waits up to LockWaitTimeout (30 s) for the lock, which a lease of 10 minutes would hold until long after.
+        var next = await client.PostAsync("/add/after", null);
+        Assert.True(next.IsSuccessStatusCode, $"The next request failed: {await next.Content.ReadAsStringAsync()}");
+        Assert.Equal("after,again,before", await client.GetStringAsync("/async"));
     }
 
     private static void Map(WebApplication app)

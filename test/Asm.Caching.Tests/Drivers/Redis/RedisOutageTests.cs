@@ -343,6 +343,40 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(lease.Fence + 1, loaded.Lease!.Fence);
     }
 
+    [Fact]
+    public async Task ReleaseLockAsync_TimesOutThenRedisAnswersNoScript_IsSentAgainAndTheLockIsFreeLongBeforeItsLeaseEnds()
+    {
+        // The release is held (CLIENT PAUSE WRITE) past its timeout; meanwhile Redis's script cache is emptied (a
+        // SCRIPT FLUSH, which the pause lets through, as a restart or a failover to a replica empties it), so that it
+        // answers NOSCRIPT, having run nothing, once it wakes. The lease is 10 minutes: the lock must be free long before.
+        var lease = TimeSpan.FromMinutes(10);
+        var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock);
+        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromMilliseconds(500));
+        var held = (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(lease)))).Lease!;
+        await _server.ExecuteAsync("CLIENT", "PAUSE", PauseMilliseconds, "WRITE");
+        try
+        {
+            var failure = await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(key.Id, held, CancellationToken.None).AsTask());
+            Assert.IsType<TimeoutException>(failure.InnerException);
+            await _server.ExecuteAsync("SCRIPT", "FLUSH");
+        }
+        finally
+        {
+            await _server.ExecuteAsync("CLIENT", "UNPAUSE");
+        }
+
+        var next = _drivers.Create(_clock);
+        var watch = Stopwatch.StartNew();
+        SessionLoadResult loaded;
+        while ((loaded = await SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease))).Status == SessionLoadStatus.LockBusy
+            && watch.Elapsed < PromptBound)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after Redis woke.");
+    }
+
     private async Task AssertReleaseWakesWaiterAsync(SessionKey key)
     {
         var holder = _drivers.Create(TimeProvider.System);

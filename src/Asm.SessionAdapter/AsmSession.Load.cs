@@ -350,8 +350,7 @@ internal sealed partial class AsmSession
             // destroyed): the storage says so at once, as it does to a request on another server, and the request must
             // not learn it only after waiting for the owner (a wait that tells the owner is busy, and may time out).
             var check = await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
-            if (check.Status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie)
-                || (check.Status == SessionLoadStatus.Zombie && !_profiles.MayUseZombie(check.ZombieProfile)))
+            if (!_profiles.MayWaitForLock(check))
             {
                 return check;
             }

@@ -56,9 +56,9 @@ internal sealed partial class AsmSession : IAsmSession
         _presentedKey = presentedKey;
         _storage = services.Storage;
         _telemetry = new SessionTelemetry(services.Metrics, services.Logger);
-        _lock = new SessionLockHolder(_storage, _options, services.Time, _telemetry, services.LockQueue, services.RenewalTimers);
-        _cookie = new SessionCookieWriter(context, services.Cookie, static session => ((AsmSession)session)._key.Value, this);
         _profiles = new SessionProfileCheck(_options, context, _telemetry);
+        _lock = new SessionLockHolder(_storage, _options, services.Time, _telemetry, services.LockQueue, services.RenewalTimers, _profiles);
+        _cookie = new SessionCookieWriter(context, services.Cookie, static session => ((AsmSession)session)._key.Value, this);
         _cookie.RegisterEarly();
     }
 

@@ -9,7 +9,9 @@ namespace Asm.SessionAdapter.Sessions;
 /// (released by the final commit, given back when the session is not adopted after all, abandoned when a load or a
 /// commit failed and storage may or may not have granted it). Requests of one process wait for their turn in
 /// <see cref="LocalLockQueue"/> first, so that only one of them at a time asks the storage; the turn is kept with the
-/// lease and passed on once the lease is given back.
+/// lease and passed on once the lease is given back. With the request's <c>profiles</c>, a key the storage answers
+/// "busy" is first loaded without the lease: one that may not open the session (a zombie key of another client) is
+/// refused at once, not after waiting for the owner's lock.
 /// </summary>
 internal sealed class SessionLockHolder(
     GuardedSessionDriver storage,
@@ -17,7 +19,8 @@ internal sealed class SessionLockHolder(
     TimeProvider time,
     SessionTelemetry telemetry,
     LocalLockQueue? queue = null,
-    RenewalTimers? renewalTimers = null) : ILockReleaseObserver
+    RenewalTimers? renewalTimers = null,
+    SessionProfileCheck? profiles = null) : ILockReleaseObserver
 {
     private readonly LocalLockQueue _queue = queue ?? new LocalLockQueue(time);
     private readonly RenewalTimers _renewalTimers = renewalTimers ?? new RenewalTimers(time);
@@ -117,6 +120,18 @@ internal sealed class SessionLockHolder(
                 }
 
                 return (result, request.Now);
+            }
+
+            if (attempt == 0 && !_closed && profiles is { } check)
+            {
+                // The storage tells a busy lock before it could tell that the key's client may not use it: a zombie key
+                // of another client is refused here, as it is when this process holds the lock (AsmSession.LoadLockedAsync).
+                var unlocked = await storage.LoadAsync(
+                    new SessionLoadRequest { Key = key, Now = time.GetUtcNow(), IdleTimeout = options.IdleTimeout }, cancellationToken).ConfigureAwait(false);
+                if (!check.MayWaitForLock(unlocked))
+                {
+                    return (unlocked, request.Now);
+                }
             }
 
             var waited = time.GetElapsedTime(started);

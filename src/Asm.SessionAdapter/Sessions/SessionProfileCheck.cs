@@ -1,3 +1,4 @@
+using Asm.Caching.Sessions;
 using Microsoft.AspNetCore.Http;
 
 namespace Asm.SessionAdapter.Sessions;
@@ -47,6 +48,14 @@ internal readonly struct SessionProfileCheck
     /// </summary>
     public bool MayUseZombie(string? regeneratingProfile) =>
         Current is not { } profile || regeneratingProfile is null || string.Equals(profile, regeneratingProfile, StringComparison.Ordinal);
+
+    /// <summary>
+    /// Whether a request whose key <paramref name="unlocked"/> answers (a load without the lease) may wait for the
+    /// session's lock: only when the key opens the session for it. Any other key is refused at once, never after a
+    /// wait that would tell it that the owner is busy.
+    /// </summary>
+    public bool MayWaitForLock(SessionLoadResult unlocked) =>
+        unlocked.Status == SessionLoadStatus.Found || (unlocked.Status == SessionLoadStatus.Zombie && MayUseZombie(unlocked.ZombieProfile));
 
     /// <summary>
     /// Checks this request's profile against the session's <paramref name="previous"/> ones, raising

@@ -682,7 +682,7 @@ public abstract partial class SessionIdentityTests<TDriver>(TDriver driver) : IC
     /// driver, plus whatever <paramref name="map"/> adds.
     /// </summary>
     private protected async Task<SessionApp> StartAsync(
-        Action<WebApplication>? map = null, Action<AsmSessionOptions>? configure = null, TimeProvider? time = null)
+        Action<WebApplication>? map = null, Action<AsmSessionOptions>? configure = null, TimeProvider? time = null, Action<IServiceCollection>? services = null)
     {
         return await SessionApp.StartAsync(
             builder => Driver.Use(builder, Scope),
@@ -697,7 +697,11 @@ public abstract partial class SessionIdentityTests<TDriver>(TDriver driver) : IC
                 configure?.Invoke(options);
             },
             time,
-            services => Storage = ChaosSessionDriver.Wrap(services));
+            s =>
+            {
+                Storage = ChaosSessionDriver.Wrap(s);
+                services?.Invoke(s);
+            });
     }
 
     private static void MapCommonEndpoints(WebApplication app)

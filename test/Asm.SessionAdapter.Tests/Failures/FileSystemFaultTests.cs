@@ -2,9 +2,11 @@ using System.Net;
 using Asm.Testing.Faults;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
+using Asm.Caching;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.Failures;
 
@@ -67,6 +69,42 @@ public sealed class FileSystemFaultTests : IDisposable
         Assert.StartsWith("Failed committing session ", thrown.Message, StringComparison.Ordinal);
         Assert.Contains("No space left on device", thrown.Message, StringComparison.Ordinal);
         Assert.Equal(before, SessionFiles());
+    }
+
+    [Fact]
+    public async Task DiskFull_LogOutOfOtherDevicesAndOwnLogOut_EndEverySession()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var app = await StartAsync(
+            time: time,
+            services: s => s.Configure<SweepOptions>(o => o.Interval = TimeSpan.FromDays(1)));
+        var devices = new[] { app.CreateClient(), app.CreateClient(), app.CreateClient(), app.CreateClient() };
+        var ids = new List<string>();
+        foreach (var device in devices)
+        {
+            ids.Add(await (await device.PostAsync("/bind", null)).EnsureSuccessStatusCode().Content.ReadAsStringAsync());
+
+            // The first device's session is past its 20-minute idle timeout when the others log it out: the listing ends it.
+            time.Advance(ids.Count == 1 ? TimeSpan.FromMinutes(15) : TimeSpan.FromMinutes(2));
+        }
+
+        _disk.Fill();
+
+        // Ending a session must not fail for want of space, or a stolen session stays usable until the disk is freed.
+        var ended = await app.Services.GetRequiredService<IAsmSessionManager>().DestroyUserSessionsAsync("ada", exceptSessionId: ids[1]);
+        var logOut = await devices[1].PostAsync("/lockless/destroy", null);
+
+        Assert.Equal(2, ended);
+        Assert.Equal(HttpStatusCode.OK, logOut.StatusCode);
+        foreach (var device in devices)
+        {
+            Assert.Equal("", await device.GetStringAsync("/read"));
+        }
+
+        _disk.Free();
+
+        await SetAsync(devices[1], "exclusive", "after");
+        Assert.Equal("after", await devices[1].GetStringAsync("/read"));
     }
 
     [Fact]
@@ -159,9 +197,10 @@ public sealed class FileSystemFaultTests : IDisposable
     private static async Task SetAsync(HttpClient client, string mode, string value) =>
         (await client.PostAsync($"/{mode}/set?value={value}", null)).EnsureSuccessStatusCode();
 
-    private Task<SessionApp> StartAsync(bool health = false, Action<IServiceCollection>? services = null) => SessionApp.StartAsync(
+    private Task<SessionApp> StartAsync(bool health = false, Action<IServiceCollection>? services = null, TimeProvider? time = null) => SessionApp.StartAsync(
         b => b.UseFileSystemDriver(Sessions),
         Map,
+        time: time,
         services: s =>
         {
             services?.Invoke(s);
@@ -184,6 +223,13 @@ public sealed class FileSystemFaultTests : IDisposable
         }).WithSessionLock(SessionLockMode.ReadOnly);
         app.MapPost("/exclusive/set", SetValue).WithSessionLock(SessionLockMode.Exclusive);
         app.MapPost("/lockless/set", SetValue).WithSessionLock(SessionLockMode.Lockless);
+        app.MapPost("/lockless/destroy", (HttpContext c) => c.Session.DestroyAsync()).WithSessionLock(SessionLockMode.Lockless);
+        app.MapPost("/bind", async (HttpContext c) =>
+        {
+            await c.Session.BindUserAsync("ada");
+            c.Session.SetString("v", "signed in");
+            return c.Session.Id;
+        });
     }
 
     private static async Task SetValue(HttpContext c, string value)

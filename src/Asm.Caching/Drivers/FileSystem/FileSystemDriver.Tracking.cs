@@ -72,7 +72,7 @@ internal sealed partial class FileSystemDriver
                 return false;
             }
 
-            await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+            await WriteEndAsync(file, record, sessionId, cancellationToken).ConfigureAwait(false);
             return true;
         }
     }

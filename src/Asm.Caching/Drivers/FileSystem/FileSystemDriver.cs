@@ -257,7 +257,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             var (record, _) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
             record ??= SessionRecord.Tombstone(purgeAt);
             record.Destroy(purgeAt);
-            await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+            await WriteEndAsync(file, record, sessionId, cancellationToken).ConfigureAwait(false);
         }
 
         _signals.Signal(sessionId);
@@ -513,6 +513,26 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     private ValueTask WriteSessionAsync(StoredFile file, SessionRecord record, CancellationToken cancellationToken) =>
         WriteAtomicallyAsync(file.Path, SessionFileFormat.Serialize(record), cancellationToken);
 
+    /// <summary>
+    /// Writes a record that ends its session (a tombstone, an idle expiry set to the epoch). When the disk takes no
+    /// write (full, over quota) the file is deleted instead, which needs no space, so that a session whose end cannot
+    /// be written does not stay usable: its cookie then reads as unknown rather than destroyed or expired, and its
+    /// commits in flight are refused all the same (a commit needs the file). A disk that refuses the deletion too
+    /// (read-only) fails the operation.
+    /// </summary>
+    private async ValueTask WriteEndAsync(StoredFile file, SessionRecord record, string sessionId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            File.Delete(file.Path);
+            SessionEndWrittenAsDeletion(SessionKey.Hash(sessionId), ex);
+        }
+    }
+
     private async ValueTask<CacheFileEntry?> ReadCacheEntryAsync(StoredFile file, string key, CancellationToken cancellationToken)
     {
         var data = await ReadAllBytesOrNullAsync(file.Path, cancellationToken).ConfigureAwait(false);
@@ -760,6 +780,10 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     [LoggerMessage(EventId = 206, Level = LogLevel.Error,
         Message = "The session directory {Directory} cannot be created; sessions fail until it can be (the health check reports the cause).")]
     private partial void DirectoryUnavailable(string directory, Exception exception);
+
+    [LoggerMessage(EventId = 209, Level = LogLevel.Warning,
+        Message = "The end of session {SessionHash} could not be written; its file was deleted instead, so its cookie reads as unknown.")]
+    private partial void SessionEndWrittenAsDeletion(string sessionHash, Exception exception);
 
     [LoggerMessage(EventId = 208, Level = LogLevel.Warning,
         Message = "Cache entry {KeyHash} was read, but its new sliding expiry could not be written; it keeps the older one.")]

@@ -29,6 +29,14 @@ internal sealed partial class RedisConnection : IDisposable
     private static readonly ConditionalWeakTable<string, byte[]>.CreateValueCallback ScriptHash =
         static script => SHA1.HashData(Encoding.UTF8.GetBytes(script));
 
+    /// <summary>
+    /// Every command goes to the master of its key, never to a replica: the client's default (<c>PreferMaster</c>)
+    /// sends a command to a replica while the master's connection is down, where a read may find an older record than
+    /// the master holds (the replica is behind, or its link is cut) and a script is refused (<c>READONLY</c>). Without
+    /// the master an operation fails, as it does with one server, and so does the health check's <c>PING</c>.
+    /// </summary>
+    private const CommandFlags OnMaster = CommandFlags.DemandMaster;
+
     private readonly RedisDriverOptions _options;
     private readonly RedisChannel _releaseChannel;
     private readonly Action<string> _onReleased;
@@ -147,7 +155,7 @@ internal sealed partial class RedisConnection : IDisposable
         IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, bool giveBack, CancellationToken cancellationToken)
     {
         var left = TimeLeft(started, operation);
-        var pending = database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args);
+        var pending = database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args, OnMaster);
         try
         {
             released?.ReleaseSent();
@@ -156,7 +164,7 @@ internal sealed partial class RedisConnection : IDisposable
         catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
         {
             left = TimeLeft(started, operation);
-            return await database.ScriptEvaluateAsync(script, keys, args).WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            return await database.ScriptEvaluateAsync(script, keys, args, OnMaster).WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (giveBack && !pending.IsCompleted && ex is TimeoutException or OperationCanceledException)
         {
@@ -228,7 +236,7 @@ internal sealed partial class RedisConnection : IDisposable
         var left = TimeLeft(started, operation);
         try
         {
-            return await database.HashGetAllAsync(key).WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            return await database.HashGetAllAsync(key, OnMaster).WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
         catch (RedisServerException ex) when (ex.Message.StartsWith("WRONGTYPE", StringComparison.Ordinal))
         {
@@ -248,7 +256,7 @@ internal sealed partial class RedisConnection : IDisposable
         var left = TimeLeft(started, operation);
         try
         {
-            await database.KeyDeleteAsync(key).WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            await database.KeyDeleteAsync(key, OnMaster).WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -334,7 +342,7 @@ internal sealed partial class RedisConnection : IDisposable
         long acknowledged;
         try
         {
-            var endPoint = await database.IdentifyEndpointAsync(key).ConfigureAwait(false);
+            var endPoint = await database.IdentifyEndpointAsync(key, OnMaster).ConfigureAwait(false);
             var server = database.Multiplexer.GetServer(endPoint!);
             acknowledged = (long)await server.ExecuteAsync("WAIT", replicas, timeout)
                 .WaitAsync(_options.OperationTimeout * 2, cancellationToken).ConfigureAwait(false);
@@ -363,7 +371,7 @@ internal sealed partial class RedisConnection : IDisposable
         var left = TimeLeft(started, "ping");
         try
         {
-            return await database.PingAsync().WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            return await database.PingAsync(OnMaster).WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
 using Asm.Testing.Redis;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using StackExchange.Redis;
 using Xunit.Abstractions;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
@@ -154,6 +156,59 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
         {
             Assert.True(since.Elapsed < TimeSpan.FromSeconds(60), "The sessions were not listed again within 60 s of the promotion.");
             await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task MasterUnreachableFromTheAppAndReplicaBehind_LoadCommitAndHealthCheck_FailAsUnreachableInsteadOfGoingToTheReplica()
+    {
+        // The master is alive and keeps its sentinels (no failover), but takes no new connection (maxclients): the
+        // app's connections to it are cut and cannot come back, as in a partition between the app and the master.
+        // The replica's link was cut first, so it is behind: it has "a" = 1, the master "a" = 2.
+        var clock = TimeProvider.System;
+        var driver = _drivers.Create(clock);
+        var key = await SessionSteps.CreateAsync(driver, clock, new() { ["a"] = [1] });
+        await WaitForReplicaToCatchUpAsync();
+
+        // The test's own commands go over one connection made before the master stops taking new ones.
+        await using var admin = await ConnectionMultiplexer.ConnectAsync($"{_group.Master.EndPoint},allowAdmin=true,name=admin");
+        var master = admin.GetServer(_group.Master.EndPoint);
+        try
+        {
+            await master.ExecuteAsync("CONFIG", "SET", "maxclients", "1");
+            await master.ExecuteAsync("CLIENT", "KILL", "TYPE", "replica");
+            Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, clock, key, new() { ["a"] = [2] }));
+            var clients = (string?)await master.ExecuteAsync("CLIENT", "LIST");
+            foreach (var id in clients!.Split('\n').Where(l => l.Contains(" name=asm-test-", StringComparison.Ordinal)).Select(l => l.Split(' ')[0]["id=".Length..]))
+            {
+                await master.ExecuteAsync("CLIENT", "KILL", "ID", id);
+            }
+
+            // Neither a plain read (HGETALL) nor a script is answered by the replica: one would read a stale "a" = 1,
+            // the other be refused as a write to a replica (READONLY).
+            var read = await Record.ExceptionAsync(async () => output.WriteLine($"read a = {(await SessionSteps.LoadAsync(driver, clock, key)).Values["a"][0]}"));
+            var locked = await Record.ExceptionAsync(() => SessionSteps.LoadAsync(driver, clock, key, SessionLease.Create(TimeSpan.FromSeconds(30))));
+            var commit = await Record.ExceptionAsync(() => SessionSteps.CommitAsync(driver, clock, key, new() { ["a"] = [3] }));
+            var health = await driver.CheckHealthAsync(new HealthCheckContext { Registration = new("redis", driver, HealthStatus.Unhealthy, null) });
+            output.WriteLine($"health: {health.Status} {health.Description}");
+            var failures = new[] { read, locked, commit };
+            foreach (var failure in failures)
+            {
+                output.WriteLine(failure?.Message ?? "(no failure)");
+            }
+
+            foreach (var failure in failures)
+            {
+                Assert.IsType<RedisDriverException>(failure);
+                Assert.Contains("cannot be reached", failure.Message, StringComparison.Ordinal);
+            }
+
+            // The health check says so too: its PING goes where the operations go, not to the replica.
+            Assert.Equal(HealthStatus.Unhealthy, health.Status);
+        }
+        finally
+        {
+            await master.ExecuteAsync("CONFIG", "SET", "maxclients", "10000");
         }
     }
 

@@ -22,6 +22,9 @@ internal sealed class SessionChangeSet
     private bool _given;
     private Dictionary<string, byte[]> _values = NoValues;
 
+    /// <summary>What <see cref="StoredBytes"/> answers, kept up to date by every change once counted; -1 before.</summary>
+    private long _bytes = -1;
+
     /// <summary>Whether the request cleared the session (the loaded values no longer count).</summary>
     public bool Cleared { get; private set; }
 
@@ -71,7 +74,11 @@ internal sealed class SessionChangeSet
     }
 
     /// <summary>Replaces the loaded values (a load under the lock read them again), keeping the change set.</summary>
-    public void Reload(IReadOnlyDictionary<string, byte[]> values) => _values = AsDictionary(values);
+    public void Reload(IReadOnlyDictionary<string, byte[]> values)
+    {
+        _values = AsDictionary(values);
+        _bytes = -1;
+    }
 
     public bool TryGetValue(string name, out byte[]? value)
     {
@@ -88,32 +95,33 @@ internal sealed class SessionChangeSet
     /// <returns><see langword="false"/>, with nothing changed, when the values would exceed <paramref name="maxBytes"/>.</returns>
     public bool TrySet(string name, byte[] value, long maxBytes)
     {
-        var changes = WritableChanges();
-        var had = changes.TryGetValue(name, out var previous);
-        changes[name] = [.. value];
-        if (StoredBytes() <= maxBytes)
+        // Counted from the change alone: a session of many values is not counted again on every Set.
+        var bytes = StoredBytes() - BytesOf(name) + Encoding.UTF8.GetByteCount(name) + value.Length;
+        if (bytes > maxBytes)
         {
-            return true;
+            return false;
         }
 
-        if (had)
-        {
-            changes[name] = previous;
-        }
-        else
-        {
-            changes.Remove(name);
-        }
-
-        return false;
+        WritableChanges()[name] = [.. value];
+        _bytes = bytes;
+        return true;
     }
 
-    public void Remove(string name) => WritableChanges()[name] = null;
+    public void Remove(string name)
+    {
+        if (_bytes >= 0)
+        {
+            _bytes -= BytesOf(name);
+        }
+
+        WritableChanges()[name] = null;
+    }
 
     public void Clear()
     {
         _changes = null;
         Cleared = true;
+        _bytes = 0;
     }
 
     /// <summary>Forgets the values set, removed or cleared since the last commit (profiles to add stay).</summary>
@@ -121,6 +129,7 @@ internal sealed class SessionChangeSet
     {
         _changes = null;
         Cleared = false;
+        _bytes = -1;
     }
 
     /// <summary>Forgets the whole change set (a commit that failed: nothing may retry it).</summary>
@@ -145,7 +154,12 @@ internal sealed class SessionChangeSet
     /// The bytes the session's values would take once the change set is written: each value's bytes and its name's
     /// (UTF-8), so that empty values under ever new names cannot grow a session without bound.
     /// </summary>
-    public long StoredBytes()
+    public long StoredBytes() => _bytes >= 0 ? _bytes : _bytes = CountBytes();
+
+    /// <summary>The bytes <paramref name="name"/>'s value takes in <see cref="StoredBytes"/>: 0 when it has none.</summary>
+    private long BytesOf(string name) => TryGetValue(name, out var value) ? Encoding.UTF8.GetByteCount(name) + value!.Length : 0;
+
+    private long CountBytes()
     {
         long total = 0;
         var changes = _changes ?? NoChanges;
@@ -186,7 +200,10 @@ internal sealed class SessionChangeSet
             _values = values;
         }
 
+        // The values now hold what the change set did: their bytes are the same.
+        var bytes = _bytes;
         Drop();
+        _bytes = bytes;
     }
 
     /// <summary>

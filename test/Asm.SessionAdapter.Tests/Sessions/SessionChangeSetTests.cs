@@ -120,4 +120,43 @@ public sealed class SessionChangeSetTests
         set.Clear();
         Assert.Equal(["a"], changes.Keys);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void StoredBytes_KeptAsValuesChange_IsWhatTheValuesTake(int seed)
+    {
+        // StoredBytes is kept up to date by each change rather than counted over every value on every Set (a request
+        // setting 20,000 values took 7 s that way): after any sequence of changes, it is the bytes of what Keys holds.
+        var random = new Random(seed);
+        var set = new SessionChangeSet();
+        var names = new[] { "a", "b", "ключ", "🔑", "long-name-" + new string('x', 40) };
+        byte[] Value() => new byte[random.Next(0, 20)];
+        Dictionary<string, byte[]> Loaded() => names.Where(_ => random.Next(2) == 0).ToDictionary(n => n, _ => Value(), StringComparer.Ordinal);
+        long Expected() => set.Keys.Sum(k => System.Text.Encoding.UTF8.GetByteCount(k) + (set.TryGetValue(k, out var v) ? v!.Length : 0));
+
+        set.Reset(Loaded());
+        for (var step = 0; step < 2_000; step++)
+        {
+            var name = names[random.Next(names.Length)];
+            switch (random.Next(10))
+            {
+                case 0: set.Reset(Loaded()); break;
+                case 1: set.Reload(Loaded()); break;
+                case 2: set.Remove(name); break;
+                case 3 when random.Next(4) == 0: set.Clear(); break;
+                case 4: set.DiscardValueChanges(); break;
+                case 5: set.StartNextDelta(); break;
+                case 6: _ = set.Changes; break;
+                case 7: set.TrySet(name, Value(), maxBytes: random.Next(0, 120)); break;
+                default: Assert.True(set.TrySet(name, Value(), long.MaxValue)); break;
+            }
+
+            if (random.Next(3) == 0)
+            {
+                Assert.Equal(Expected(), set.StoredBytes());
+            }
+        }
+    }
 }

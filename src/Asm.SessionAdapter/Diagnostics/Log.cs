@@ -89,6 +89,10 @@ internal static partial class Log
     [LoggerMessage(EventId = 47, Level = LogLevel.Warning, Message = "Background session move, pass {Pass}, failed; it starts again shortly.")]
     public static partial void MoverFailed(ILogger logger, int pass, Exception exception);
 
+    [LoggerMessage(EventId = 48, Level = LogLevel.Error,
+        Message = "MigrateFrom names the new driver's own storage: the previous driver granted a lock that the new driver holds. Nothing is moved or ended; remove MigrateFrom, or name the storage sessions are moved from.")]
+    public static partial void PreviousIsCurrent(ILogger logger);
+
     [LoggerMessage(EventId = 50, Level = LogLevel.Warning, Message = "The storage is full: new session {Session} was refused and not stored.")]
     public static partial void CreateRefused(ILogger logger, string session);
 

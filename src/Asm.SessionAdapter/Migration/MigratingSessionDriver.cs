@@ -40,6 +40,9 @@ internal sealed class MigratingSessionDriver(
     private readonly ISessionTrackingDriver? _currentTracking = current as ISessionTrackingDriver;
     private readonly ISessionTrackingDriver? _previousTracking = previous as ISessionTrackingDriver;
 
+    /// <summary>Set once a move found the previous driver to be the new driver's own storage (see <see cref="MoveAsync"/>).</summary>
+    private volatile bool _previousIsCurrent;
+
     public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
     {
         var result = await current.LoadAsync(request, cancellationToken).ConfigureAwait(false);
@@ -83,6 +86,12 @@ internal sealed class MigratingSessionDriver(
     /// </summary>
     public async ValueTask<SessionLoadStatus> MoveAsync(string sessionId, bool waitIfBusy, CancellationToken cancellationToken)
     {
+        if (_previousIsCurrent)
+        {
+            // One storage: a session the new driver does not hold, the previous one does not hold either.
+            return SessionLoadStatus.Unknown;
+        }
+
         var now = time.GetUtcNow();
         var export = await _previousTransfer.ExportAsync(sessionId, SessionLease.Create(moveLease), now, waitIfBusy, cancellationToken).ConfigureAwait(false);
         if (export is not { Status: SessionLoadStatus.Found, Snapshot: { } snapshot, Lease: { } lease })
@@ -93,6 +102,20 @@ internal sealed class MigratingSessionDriver(
         try
         {
             var stored = await _currentTransfer.ImportAsync(snapshot, now, cancellationToken).ConfigureAwait(false);
+            if (!stored && await current.RenewLockAsync(sessionId, lease, now, cancellationToken).ConfigureAwait(false))
+            {
+                // The new driver holds the lease the previous one has just granted: they are one storage (MigrateFrom
+                // names the new driver's own). The session is where it should be; ending its "previous copy" would end it.
+                if (!_previousIsCurrent)
+                {
+                    _previousIsCurrent = true;
+                    Log.PreviousIsCurrent(logger);
+                }
+
+                await current.ReleaseLockAsync(sessionId, lease, cancellationToken).ConfigureAwait(false);
+                return SessionLoadStatus.Found;
+            }
+
             var purgeAt = snapshot.PurgeAt > now ? snapshot.PurgeAt : now;
             await previous.DestroyAsync(sessionId, now, purgeAt, cancellationToken).ConfigureAwait(false);
             if (_previousTracking is { } previousTracking)
@@ -148,7 +171,7 @@ internal sealed class MigratingSessionDriver(
     /// </summary>
     public async ValueTask<IReadOnlyList<StoredSessionInfo>> MoveUserSessionsAsync(string userId, CancellationToken cancellationToken)
     {
-        if (_previousTracking is not { } tracking)
+        if (_previousTracking is not { } tracking || _previousIsCurrent)
         {
             return [];
         }
@@ -167,7 +190,7 @@ internal sealed class MigratingSessionDriver(
             }
         }
 
-        if (done.Count > 0)
+        if (done.Count > 0 && !_previousIsCurrent)
         {
             await tracking.RemoveFromUserIndexAsync(userId, done, cancellationToken).ConfigureAwait(false);
         }

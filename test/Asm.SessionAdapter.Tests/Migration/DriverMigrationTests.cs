@@ -313,6 +313,36 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         Assert.Equal("-", await ClientWithCookiesOf(before, jar).GetStringAsync("/user"));
     }
 
+    /// <summary>
+    /// <c>MigrateFrom</c> naming the new driver's own storage (a configuration copied over, or a rollback to the previous
+    /// storage that kept <c>MigrateFrom</c>): every session the previous driver lists is the new driver's own, and
+    /// neither looking at a user's devices nor the background mover may end one.
+    /// </summary>
+    [Fact]
+    public async Task PreviousDriverOnTheNewDriversOwnStorage_ListingAUsersDevicesAndTheBackgroundMover_EndNoSession()
+    {
+        var logs = new FakeLogCollector();
+        await using var app = await StartOnItsOwnStorageAsync(background: false, logs);
+        var ada = app.CreateClient(out var jar);
+        await ada.PostAsync("/set?name=user&value=alice", null);
+        await ada.PostAsync("/bind?user=ada", null);
+        var manager = app.Services.GetRequiredService<IAsmSessionManager>();
+
+        Assert.Equal([KeyOf(app, jar).Id], (await manager.GetUserSessionsAsync("ada")).Select(s => s.SessionId));
+        Assert.Equal([KeyOf(app, jar).Id], (await manager.GetUserSessionsAsync("ada")).Select(s => s.SessionId));
+        Assert.Equal("alice", await ada.GetStringAsync("/get?name=user"));
+        Assert.Single(logs.GetSnapshot(), r => r.Id.Id == 48);
+
+        var moverLogs = new FakeLogCollector();
+        await using (await StartOnItsOwnStorageAsync(background: true, moverLogs))
+        {
+            await WhenLoggedAsync(moverLogs, current.Name == "filesystem" ? "cannot list" : "Background session move complete");
+        }
+
+        Assert.Equal("alice", await ada.GetStringAsync("/get?name=user"));
+        Assert.Equal([KeyOf(app, jar).Id], (await manager.GetUserSessionsAsync("ada")).Select(s => s.SessionId));
+    }
+
     [Fact]
     public async Task EncryptedSession_MovesAsStored_AndOpensWithItsValuesProfilesZombieAndUser()
     {
@@ -481,6 +511,17 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
                     services.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs));
                 }
             });
+
+    /// <summary>An app on the new driver whose <c>MigrateFrom</c> names that very storage.</summary>
+    private Task<SessionApp> StartOnItsOwnStorageAsync(bool background, FakeLogCollector logs) =>
+        SessionApp.StartAsync(
+            builder =>
+            {
+                current.Use(builder, _currentScope);
+                builder.MigrateFrom(old => current.Use(old, _currentScope), migration => migration.MoveInBackground = background);
+            },
+            Map,
+            services: services => services.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs)));
 
     private static void Map(WebApplication app)
     {

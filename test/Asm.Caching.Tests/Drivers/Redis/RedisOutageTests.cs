@@ -343,21 +343,33 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(lease.Fence + 1, loaded.Lease!.Fence);
     }
 
-    [Fact]
-    public async Task ReleaseLockAsync_TimesOutThenRedisAnswersNoScript_IsSentAgainAndTheLockIsFreeLongBeforeItsLeaseEnds()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ReleaseLockAsync_TimesOutOrIsCancelledThenRedisAnswersNoScript_IsSentAgainAndTheLockIsFreeLongBeforeItsLeaseEnds(bool cancelled)
     {
-        // The release is held (CLIENT PAUSE WRITE) past its timeout; meanwhile Redis's script cache is emptied (a
-        // SCRIPT FLUSH, which the pause lets through, as a restart or a failover to a replica empties it), so that it
-        // answers NOSCRIPT, having run nothing, once it wakes. The lease is 10 minutes: the lock must be free long before.
+        // The release is held (CLIENT PAUSE WRITE) past its timeout, or until its caller cancels; meanwhile Redis's
+        // script cache is emptied (a SCRIPT FLUSH, which the pause lets through, as a restart or a failover to a replica
+        // empties it), so that it answers NOSCRIPT, having run nothing, once it wakes. The lease is 10 minutes: the lock
+        // must be free long before.
         var lease = TimeSpan.FromMinutes(10);
         var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock);
-        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromMilliseconds(500));
+        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(cancelled ? 60 : 2));
         var held = (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(lease)))).Lease!;
         await _server.ExecuteAsync("CLIENT", "PAUSE", PauseMilliseconds, "WRITE");
         try
         {
-            var failure = await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(key.Id, held, CancellationToken.None).AsTask());
-            Assert.IsType<TimeoutException>(failure.InnerException);
+            if (cancelled)
+            {
+                using var cancellation = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => driver.ReleaseLockAsync(key.Id, held, cancellation.Token).AsTask());
+            }
+            else
+            {
+                var failure = await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(key.Id, held, CancellationToken.None).AsTask());
+                Assert.IsType<TimeoutException>(failure.InnerException);
+            }
+
             await _server.ExecuteAsync("SCRIPT", "FLUSH");
         }
         finally

@@ -311,6 +311,26 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
     }
 
     [Fact]
+    public async Task ClaimDueEndChecksAsync_AnEndCheckThatCannotBeRead_IsPassedOverAndTheOthersAreClaimed()
+    {
+        var ids = new[] { SessionKey.New().Id, SessionKey.New().Id };
+        foreach (var id in ids)
+        {
+            await Driver.ScheduleEndCheckAsync(id, Clock.GetUtcNow(), Token);
+        }
+
+        // A file that fails to open (here a symbolic link to itself; a bad sector does the same) must not stop every
+        // sweep from reporting any end.
+        var unreadable = Path.Combine(StoreDirectory, ".ends", new string('0', 64) + ".end");
+        File.CreateSymbolicLink(unreadable, unreadable);
+
+        var claimed = await Driver.ClaimDueEndChecksAsync(Clock.GetUtcNow(), 10, Token);
+
+        Assert.Equal(ids.Order(StringComparer.Ordinal), claimed.Order(StringComparer.Ordinal));
+        Assert.NotNull(new FileInfo(unreadable).LinkTarget);
+    }
+
+    [Fact]
     public async Task SweepAsync_FilesOfAnotherFormatVersion_AreKept()
     {
         // A newer process sharing the directory may write a version this one cannot read: it must not be swept.

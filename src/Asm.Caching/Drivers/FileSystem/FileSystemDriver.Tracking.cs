@@ -127,7 +127,18 @@ internal sealed partial class FileSystemDriver
                 break;
             }
 
-            var entry = ParseEndCheck(await ReadAllBytesOrNullAsync(path, cancellationToken).ConfigureAwait(false));
+            (long At, string SessionId)? entry;
+            try
+            {
+                entry = ParseEndCheck(await ReadAllBytesOrNullAsync(path, cancellationToken).ConfigureAwait(false));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // One file that cannot be read (a bad sector, a broken link) must not keep every other end unreported.
+                SweepSkippedFile(Path.GetFileName(path), ex);
+                continue;
+            }
+
             if (entry is not { } check || check.At > due)
             {
                 continue;

@@ -170,6 +170,18 @@ internal sealed partial class AsmSession
     private async Task TakeWriteLockAsync(CancellationToken cancellationToken)
     {
         var result = await LoadLockedAsync(_key, cancellationToken).ConfigureAwait(false);
+        if (_state == SessionState.Ended)
+        {
+            // The request ended while this waited (a task it did not await): a lease granted since goes straight back,
+            // and nothing is adopted or reported through the finished request, whose context may be gone.
+            if (result.Lease is { } granted)
+            {
+                await _lock.AbandonAsync(_key.Id, granted).ConfigureAwait(false);
+            }
+
+            EnsureWritable();
+        }
+
         if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && result.Lease is { } lease)
         {
             _values.Reload(result.Values);
@@ -363,7 +375,12 @@ internal sealed partial class AsmSession
 
         _mode = SessionLockMode.ReadOnly;
         var unlocked = await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
-        _state = SessionState.ReadOnlyAfterLockWait;
+        if (_state is SessionState.NotLoaded or SessionState.Loaded)
+        {
+            // Not once the request has ended (while this waited): the load then reads what it found as after the request.
+            _state = SessionState.ReadOnlyAfterLockWait;
+        }
+
         return unlocked;
     }
 

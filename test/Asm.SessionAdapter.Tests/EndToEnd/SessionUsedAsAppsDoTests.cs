@@ -348,6 +348,148 @@ public sealed class SessionUsedAsAppsDoTests
     }
 
     [Theory]
+    [InlineData(SessionLockMode.LockOnWrite)]
+    [InlineData(SessionLockMode.Lockless)]
+    public async Task WriteLockAskedByABackgroundTask_StillWaitingWhenItsRequestEnds_ThrowsThatTheRequestEnded_AndReportsNothing(SessionLockMode mode)
+    {
+        // A task the request started and did not await asks for the write lock while another request holds it; the
+        // request ends meanwhile. The lease it is granted later goes straight back, and the task is told the request
+        // ended: not given an empty session, nor reported as an invalid (Unknown) cookie through a finished request.
+        var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var queued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var escalated = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var invalid = new System.Collections.Concurrent.ConcurrentQueue<InvalidSessionReason>();
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                MapIncrement(a);
+                a.MapPost("/hold", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    held.SetResult();
+                    await release.Task;
+                });
+                a.MapPost("/escalate-later", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    var session = c.Session;
+                    _ = Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await session.AcquireWriteLockAsync();
+                            escalated.SetResult($"escalated: n={session.GetInt32("n")?.ToString(CultureInfo.InvariantCulture) ?? "<none>"}");
+                        }
+                        catch (Exception e)
+                        {
+                            escalated.SetResult($"{e.GetType().Name}: {e.Message}");
+                        }
+                    });
+                    await queued.Task;
+                    return "ok";
+                }).WithSessionLock(mode);
+            },
+            o =>
+            {
+                o.LockWaitTimeout = TimeSpan.FromMinutes(1);
+                o.Events.OnInvalidSessionAccessed = e =>
+                {
+                    invalid.Enqueue(e.Reason);
+                    return Task.CompletedTask;
+                };
+            });
+        var client = app.CreateClient();
+        Assert.Equal("1", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+
+        var holding = client.PostAsync("/hold", null);
+        await held.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var escalating = client.PostAsync("/escalate-later", null);
+        await app.WhenQueuedForLock(1).WaitAsync(TimeSpan.FromSeconds(30));
+        queued.SetResult();
+        Assert.Equal("ok", await (await escalating).Content.ReadAsStringAsync());
+        release.SetResult();
+        await holding;
+
+        Assert.Matches("^InvalidOperationException: The request of session .+ has ended", await escalated.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Empty(invalid);
+        Assert.Equal("2", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+        Assert.Equal(0, app.LockQueueSessions);
+    }
+
+    [Fact]
+    public async Task LoadByABackgroundTask_WhoseLockWaitTimesOutAfterItsRequestEnded_ReadsTheSessionAsAfterTheRequest()
+    {
+        // As above, with the first load of an Exclusive request, whose wait ends in LockWaitFailure.ContinueReadOnly
+        // after the request has ended: it reads the session as any use after the request does, without a lock, an
+        // event or a cookie.
+        var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var queued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var loaded = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var app = await SessionApp.StartAsync(
+            b => b.UseInMemoryDriver(),
+            a =>
+            {
+                MapIncrement(a);
+                a.MapPost("/hold", async (HttpContext c) =>
+                {
+                    await c.Session.LoadAsync();
+                    held.SetResult();
+                    await loaded.Task;
+                });
+                a.MapPost("/load-later", async (HttpContext c) =>
+                {
+                    var session = c.Session;
+                    _ = Task.Run(async () =>
+                    {
+                        try
+                        {
+                            await session.LoadAsync();
+                            loaded.SetResult($"n={session.GetInt32("n")} set:{Outcome(() => session.SetInt32("n", 10))}");
+                        }
+                        catch (Exception e)
+                        {
+                            loaded.SetResult($"{e.GetType().Name}: {e.Message}");
+                        }
+                    });
+                    await queued.Task;
+                    return "ok";
+                });
+            },
+            o =>
+            {
+                o.LockWaitTimeout = TimeSpan.FromSeconds(1);
+                o.LockWaitFailure = LockWaitFailure.ContinueReadOnly;
+                o.Events.OnInvalidSessionAccessed = e =>
+                {
+                    events.Enqueue(e.Reason.ToString());
+                    return Task.CompletedTask;
+                };
+                o.Events.OnProfileChanged = _ =>
+                {
+                    events.Enqueue("profile");
+                    return Task.CompletedTask;
+                };
+            });
+        var client = app.CreateClient();
+        Assert.Equal("1", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+
+        var holding = client.PostAsync("/hold", null);
+        await held.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var loading = client.PostAsync("/load-later", null);
+        await app.WhenQueuedForLock(1).WaitAsync(TimeSpan.FromSeconds(30));
+        queued.SetResult();
+        Assert.Equal("ok", await (await loading).Content.ReadAsStringAsync());
+
+        Assert.Equal("n=1 set:InvalidOperationException", await loaded.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+        await holding;
+        Assert.Empty(events);
+        Assert.Equal("2", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+    }
+
+    [Theory]
     [InlineData(SessionLockMode.Exclusive)]
     [InlineData(SessionLockMode.LockOnWrite)]
     [InlineData(SessionLockMode.Lockless)]

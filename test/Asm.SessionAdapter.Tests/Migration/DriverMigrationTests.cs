@@ -247,18 +247,7 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         Assert.Equal([key.Id], (await manager.GetUserSessionsAsync("ada")).Select(s => s.SessionId));
         Assert.Equal(1, await manager.DestroyUserSessionsAsync("ada"));
 
-        var late = await oldStorage.CommitAsync(
-            new SessionCommitRequest
-            {
-                SessionId = key.Id,
-                Now = DateTimeOffset.UtcNow,
-                IdleTimeout = TimeSpan.FromMinutes(20),
-                Lease = held.Lease,
-                ReleaseLock = true,
-                Changes = new Dictionary<string, byte[]?> { ["user"] = "mallory"u8.ToArray() },
-            },
-            CancellationToken.None);
-        Assert.Equal(SessionCommitStatus.NotFound, late);
+        Assert.Equal(SessionCommitStatus.NotFound, await HoldersCommitAsync(oldStorage, key, held, DateTimeOffset.UtcNow));
         Assert.Equal([(key.Id, (string?)"ada", SessionEndReason.Destroyed)], events.Ended);
         Assert.Equal("-", await ClientWithCookiesOf(after, jar).GetStringAsync("/user"));
         Assert.Equal([("/user", InvalidSessionReason.Destroyed)], events.Invalid);
@@ -298,18 +287,7 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
             Assert.Null(await manager.GetSessionAsync(key.Id));
         }
 
-        var late = await oldStorage.CommitAsync(
-            new SessionCommitRequest
-            {
-                SessionId = key.Id,
-                Now = oldClock.GetUtcNow(),
-                IdleTimeout = TimeSpan.FromMinutes(20),
-                Lease = held.Lease,
-                ReleaseLock = true,
-                Changes = new Dictionary<string, byte[]?> { ["user"] = "mallory"u8.ToArray() },
-            },
-            CancellationToken.None);
-        Assert.Equal(SessionCommitStatus.NotFound, late);
+        Assert.Equal(SessionCommitStatus.NotFound, await HoldersCommitAsync(oldStorage, key, held, oldClock.GetUtcNow()));
         Assert.Equal("-", await ClientWithCookiesOf(before, jar).GetStringAsync("/user"));
     }
 
@@ -451,6 +429,20 @@ public abstract class DriverMigrationTests<TPrevious, TCurrent>(TPrevious previo
         Assert.Equal(SessionLoadStatus.Found, held.Status);
         return held;
     }
+
+    /// <summary>The commit of the request on an old server that holds the session's lock (<paramref name="held"/>), made at <paramref name="now"/>.</summary>
+    private static Task<SessionCommitStatus> HoldersCommitAsync(ISessionDriver storage, SessionKey key, SessionLoadResult held, DateTimeOffset now) =>
+        storage.CommitAsync(
+            new SessionCommitRequest
+            {
+                SessionId = key.Id,
+                Now = now,
+                IdleTimeout = TimeSpan.FromMinutes(20),
+                Lease = held.Lease,
+                ReleaseLock = true,
+                Changes = new Dictionary<string, byte[]?> { ["user"] = "mallory"u8.ToArray() },
+            },
+            CancellationToken.None).AsTask();
 
     private static SessionKey KeyOf(SessionApp app, CookieJarHandler jar) =>
         SessionKey.TryParse(StockApp.KeyOf(app.Services, jar), out var key) ? key : throw new InvalidOperationException("Not an Asm key.");

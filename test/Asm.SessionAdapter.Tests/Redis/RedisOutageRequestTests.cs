@@ -72,7 +72,7 @@ public sealed class RedisOutageRequestTests : IAsyncLifetime
             b => b.UseRedisDriver(o =>
             {
                 o.Configuration = _server.EndPoint;
-                o.OperationTimeout = TimeSpan.FromSeconds(2);
+                o.OperationTimeout = TimeSpan.FromSeconds(5);
             }),
             app =>
             {

@@ -354,14 +354,14 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         // must be free long before.
         var lease = TimeSpan.FromMinutes(10);
         var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock);
-        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(cancelled ? 60 : 2));
+        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(cancelled ? 60 : 5));
         var held = (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(lease)))).Lease!;
         await _server.ExecuteAsync("CLIENT", "PAUSE", PauseMilliseconds, "WRITE");
         try
         {
             if (cancelled)
             {
-                using var cancellation = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+                using var cancellation = new CancellationTokenSource(TimeSpan.FromSeconds(5));
                 await Assert.ThrowsAnyAsync<OperationCanceledException>(() => driver.ReleaseLockAsync(key.Id, held, cancellation.Token).AsTask());
             }
             else

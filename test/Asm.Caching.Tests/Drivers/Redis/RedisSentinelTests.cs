@@ -3,6 +3,7 @@ using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
 using Asm.Testing.Redis;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging.Testing;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
@@ -166,7 +167,8 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
         // app's connections to it are cut and cannot come back, as in a partition between the app and the master.
         // The replica's link was cut first, so it is behind: it has "a" = 1, the master "a" = 2.
         var clock = TimeProvider.System;
-        var driver = _drivers.Create(clock);
+        var logger = new FakeLogger<RedisDriver>();
+        var driver = _drivers.Create(clock, logger);
         var key = await SessionSteps.CreateAsync(driver, clock, new() { ["a"] = [1] });
         await WaitForReplicaToCatchUpAsync();
 
@@ -182,6 +184,14 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
             foreach (var id in clients!.Split('\n').Where(l => l.Contains(" name=asm-test-", StringComparison.Ordinal)).Select(l => l.Split(' ')[0]["id=".Length..]))
             {
                 await master.ExecuteAsync("CLIENT", "KILL", "ID", id);
+            }
+
+            // The driver has seen its connection to the master fail (event 302), so nothing below is sent on it.
+            var cut = Stopwatch.StartNew();
+            while (!logger.Collector.GetSnapshot().Any(r => r.Id.Id == 302 && r.Message.Contains($"Interactive connection to Redis at {_group.Master.EndPoint} ", StringComparison.Ordinal)))
+            {
+                Assert.True(cut.Elapsed < TimeSpan.FromSeconds(60), "The driver did not see its connection to the master fail in 60 s.");
+                await Task.Delay(20);
             }
 
             // Neither a plain read (HGETALL) nor a script is answered by the replica: one would read a stale "a" = 1,

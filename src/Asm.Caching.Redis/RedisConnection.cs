@@ -149,7 +149,7 @@ internal sealed partial class RedisConnection : IDisposable
     /// <summary>
     /// Sends a script by its SHA-1, and with its text if the node does not know it, within the operation's time left;
     /// tells <paramref name="released"/> once the first is queued (the client queues a command before it returns its task).
-    /// A give-back's first send whose wait ends first is watched on (see <see cref="GiveBackIfRefusedAsync"/>).
+    /// A give-back whose caller stops waiting before it is answered is watched on (see <see cref="GiveBackIfRefusedAsync"/>).
     /// </summary>
     private async Task<RedisResult> SendAsync(
         IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, bool giveBack, CancellationToken cancellationToken)

@@ -352,14 +352,50 @@ public sealed class SessionUsedAsAppsDoTests
     [InlineData(SessionLockMode.Lockless)]
     public async Task WriteLockAskedByABackgroundTask_StillWaitingWhenItsRequestEnds_ThrowsThatTheRequestEnded_AndReportsNothing(SessionLockMode mode)
     {
-        // A task the request started and did not await asks for the write lock while another request holds it; the
-        // request ends meanwhile. The lease it is granted later goes straight back, and the task is told the request
+        // The lease the task is granted once the holder is done goes straight back, and the task is told the request
         // ended: not given an empty session, nor reported as an invalid (Unknown) cookie through a finished request.
+        var outcome = await UseFromABackgroundTaskWhileAnotherRequestHoldsTheLockAsync(mode, async session =>
+        {
+            await session.AcquireWriteLockAsync();
+            return $"escalated: n={session.GetInt32("n")}";
+        });
+
+        Assert.Matches("^InvalidOperationException: The request of session .+ has ended", outcome);
+    }
+
+    [Fact]
+    public async Task LoadByABackgroundTask_WhoseLockWaitTimesOutAfterItsRequestEnded_ReadsTheSessionAsAfterTheRequest()
+    {
+        // The first load of an Exclusive request, whose wait ends in LockWaitFailure.ContinueReadOnly after the request
+        // has ended, reads the session as any use after the request does: without a lock, an event or a cookie.
+        var outcome = await UseFromABackgroundTaskWhileAnotherRequestHoldsTheLockAsync(SessionLockMode.Exclusive, async session =>
+        {
+            await session.LoadAsync();
+            return $"n={session.GetInt32("n")} set:{Outcome(() => session.SetInt32("n", 10))}";
+        }, holdUntilTheTaskIsDone: true, o =>
+        {
+            o.LockWaitTimeout = TimeSpan.FromSeconds(1);
+            o.LockWaitFailure = LockWaitFailure.ContinueReadOnly;
+        });
+
+        Assert.Equal("n=1 set:InvalidOperationException", outcome);
+    }
+
+    /// <summary>
+    /// A request in <paramref name="mode"/> (loaded unless Exclusive) starts <paramref name="use"/> of its session in a
+    /// task it does not await, while another request holds the session's lock, and ends while the task waits for it;
+    /// the holder lets go once that request has ended (or, with <paramref name="holdUntilTheTaskIsDone"/>, once the task
+    /// is done). Checks that no event was raised and that the lock is free afterwards; returns what the task saw, or the
+    /// exception it got.
+    /// </summary>
+    private static async Task<string> UseFromABackgroundTaskWhileAnotherRequestHoldsTheLockAsync(
+        SessionLockMode mode, Func<ISession, Task<string>> use, bool holdUntilTheTaskIsDone = false, Action<AsmSessionOptions>? configure = null)
+    {
         var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var queued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var escalated = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var invalid = new System.Collections.Concurrent.ConcurrentQueue<InvalidSessionReason>();
+        var used = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
         await using var app = await SessionApp.StartAsync(
             b => b.UseInMemoryDriver(),
             a =>
@@ -369,22 +405,25 @@ public sealed class SessionUsedAsAppsDoTests
                 {
                     await c.Session.LoadAsync();
                     held.SetResult();
-                    await release.Task;
+                    await (holdUntilTheTaskIsDone ? used.Task : release.Task);
                 });
-                a.MapPost("/escalate-later", async (HttpContext c) =>
+                a.MapPost("/later", async (HttpContext c) =>
                 {
-                    await c.Session.LoadAsync();
                     var session = c.Session;
+                    if (mode != SessionLockMode.Exclusive)
+                    {
+                        await session.LoadAsync();
+                    }
+
                     _ = Task.Run(async () =>
                     {
                         try
                         {
-                            await session.AcquireWriteLockAsync();
-                            escalated.SetResult($"escalated: n={session.GetInt32("n")?.ToString(CultureInfo.InvariantCulture) ?? "<none>"}");
+                            used.SetResult(await use(session));
                         }
                         catch (Exception e)
                         {
-                            escalated.SetResult($"{e.GetType().Name}: {e.Message}");
+                            used.SetResult($"{e.GetType().Name}: {e.Message}");
                         }
                     });
                     await queued.Task;
@@ -396,97 +435,33 @@ public sealed class SessionUsedAsAppsDoTests
                 o.LockWaitTimeout = TimeSpan.FromMinutes(1);
                 o.Events.OnInvalidSessionAccessed = e =>
                 {
-                    invalid.Enqueue(e.Reason);
-                    return Task.CompletedTask;
-                };
-            });
-        var client = app.CreateClient();
-        Assert.Equal("1", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
-
-        var holding = client.PostAsync("/hold", null);
-        await held.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var escalating = client.PostAsync("/escalate-later", null);
-        await app.WhenQueuedForLock(1).WaitAsync(TimeSpan.FromSeconds(30));
-        queued.SetResult();
-        Assert.Equal("ok", await (await escalating).Content.ReadAsStringAsync());
-        release.SetResult();
-        await holding;
-
-        Assert.Matches("^InvalidOperationException: The request of session .+ has ended", await escalated.Task.WaitAsync(TimeSpan.FromSeconds(30)));
-        Assert.Empty(invalid);
-        Assert.Equal("2", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
-        Assert.Equal(0, app.LockQueueSessions);
-    }
-
-    [Fact]
-    public async Task LoadByABackgroundTask_WhoseLockWaitTimesOutAfterItsRequestEnded_ReadsTheSessionAsAfterTheRequest()
-    {
-        // As above, with the first load of an Exclusive request, whose wait ends in LockWaitFailure.ContinueReadOnly
-        // after the request has ended: it reads the session as any use after the request does, without a lock, an
-        // event or a cookie.
-        var held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var queued = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var loaded = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var events = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        await using var app = await SessionApp.StartAsync(
-            b => b.UseInMemoryDriver(),
-            a =>
-            {
-                MapIncrement(a);
-                a.MapPost("/hold", async (HttpContext c) =>
-                {
-                    await c.Session.LoadAsync();
-                    held.SetResult();
-                    await loaded.Task;
-                });
-                a.MapPost("/load-later", async (HttpContext c) =>
-                {
-                    var session = c.Session;
-                    _ = Task.Run(async () =>
-                    {
-                        try
-                        {
-                            await session.LoadAsync();
-                            loaded.SetResult($"n={session.GetInt32("n")} set:{Outcome(() => session.SetInt32("n", 10))}");
-                        }
-                        catch (Exception e)
-                        {
-                            loaded.SetResult($"{e.GetType().Name}: {e.Message}");
-                        }
-                    });
-                    await queued.Task;
-                    return "ok";
-                });
-            },
-            o =>
-            {
-                o.LockWaitTimeout = TimeSpan.FromSeconds(1);
-                o.LockWaitFailure = LockWaitFailure.ContinueReadOnly;
-                o.Events.OnInvalidSessionAccessed = e =>
-                {
                     events.Enqueue(e.Reason.ToString());
                     return Task.CompletedTask;
                 };
                 o.Events.OnProfileChanged = _ =>
                 {
-                    events.Enqueue("profile");
+                    events.Enqueue("profile changed");
                     return Task.CompletedTask;
                 };
+                configure?.Invoke(o);
             });
         var client = app.CreateClient();
         Assert.Equal("1", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
 
         var holding = client.PostAsync("/hold", null);
         await held.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var loading = client.PostAsync("/load-later", null);
+        var later = client.PostAsync("/later", null);
         await app.WhenQueuedForLock(1).WaitAsync(TimeSpan.FromSeconds(30));
         queued.SetResult();
-        Assert.Equal("ok", await (await loading).Content.ReadAsStringAsync());
+        Assert.Equal("ok", await (await later).Content.ReadAsStringAsync());
+        release.SetResult();
+        var outcome = await used.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(HttpStatusCode.OK, (await holding).StatusCode);
 
-        Assert.Equal("n=1 set:InvalidOperationException", await loaded.Task.WaitAsync(TimeSpan.FromSeconds(30)));
-        await holding;
         Assert.Empty(events);
         Assert.Equal("2", await (await client.PostAsync("/inc", null)).Content.ReadAsStringAsync());
+        Assert.Equal(0, app.LockQueueSessions);
+        return outcome;
     }
 
     [Theory]

@@ -74,12 +74,26 @@ public abstract partial class SessionIdentityTests<TDriver>
     [Theory]
     [InlineData("expired")]
     [InlineData("other-profile")]
-    public async Task RefusedZombieKey_WhileTheOwnerHoldsTheLock_IsRefusedAtOnce_NotAfterWaitingForTheOwner(string refusal)
-    {
+    public Task RefusedZombieKey_WhileTheOwnerHoldsTheLock_IsRefusedAtOnce_NotAfterWaitingForTheOwner(string refusal) =>
         // A key that opens nothing must be told so at once, as a request on another server is, not after queueing
         // behind the owner's request (its wait would say that the owner is busy right now, and end in a lock timeout).
+        AssertZombieRefusedWhileTheOwnerHoldsTheLockAsync(refusal, onAnotherServer: false);
+
+    /// <summary>
+    /// The owner holds the session's lock after its login; its pre-login cookie, sent from another client (or with
+    /// <paramref name="refusal"/> "expired", after the window), to this server or <paramref name="onAnotherServer"/>,
+    /// is refused at once while the owner still holds the lock.
+    /// </summary>
+    private protected async Task AssertZombieRefusedWhileTheOwnerHoldsTheLockAsync(string refusal, bool onAnotherServer)
+    {
         var held = Gate();
         var release = Gate();
+        void Configure(AsmSessionOptions o)
+        {
+            o.LockWaitTimeout = TimeSpan.FromMinutes(5);
+            o.ZombieLifetime = refusal == "expired" ? TimeSpan.Zero : TimeSpan.FromMinutes(5);
+        }
+
         await using var app = await StartAsync(
             a => a.MapPost("/hold", async (HttpContext c) =>
             {
@@ -88,14 +102,14 @@ public abstract partial class SessionIdentityTests<TDriver>
                 await release.Task;
                 return "held";
             }),
-            o =>
-            {
-                o.LockWaitTimeout = TimeSpan.FromMinutes(5);
-                o.ZombieLifetime = refusal == "expired" ? TimeSpan.Zero : TimeSpan.FromMinutes(5);
-            });
+            Configure);
+        await using var otherServer = onAnotherServer
+            ? await StartAsync(configure: Configure, services: s => SessionApp.ShareDataProtection(s, app.Services))
+            : null;
+        var server = otherServer ?? app;
         var owner = Browser(app, OwnerAgent, out var ownerJar);
         var id = await (await owner.PostAsync("/seed/cart/3-items", null)).Content.ReadAsStringAsync();
-        var attacker = Tab(app, ownerJar, OtherAgent);
+        var attacker = Tab(server, ownerJar, OtherAgent);
         await owner.PostAsync("/login", null);
 
         var holding = owner.PostAsync("/hold", null);
@@ -104,7 +118,7 @@ public abstract partial class SessionIdentityTests<TDriver>
         {
             var refused = await Within(attacker.PostAsync("/probe", null));
 
-            await AssertFreshSessionAsync(app, refused, id, attacker);
+            await AssertFreshSessionAsync(server, refused, id, attacker);
             var reason = refusal == "expired" ? InvalidSessionReason.ZombieExpired : InvalidSessionReason.ZombieProfileMismatch;
             Assert.Equal(("/probe", reason), Assert.Single(Events.Invalid));
             Assert.False(holding.IsCompleted);
@@ -115,6 +129,7 @@ public abstract partial class SessionIdentityTests<TDriver>
         }
 
         Assert.Equal("held", await (await Within(holding)).Content.ReadAsStringAsync());
+        Assert.Equal("alice", await owner.GetStringAsync("/read/user"));
     }
 
     [Fact]

@@ -1,4 +1,4 @@
-// Usage: Asm.TestApp --keys DIR --driver filesystem --directory DIR [--lease SECONDS]
+// Usage: Asm.TestApp --keys DIR --driver filesystem --directory DIR [--durable true] [--lease SECONDS]
 //        Asm.TestApp --keys DIR --driver redis --configuration HOST:PORT[,...] --instance PREFIX [--lease SECONDS]
 // Apps given the same --keys directory read each other's session cookies, as servers behind one load balancer do.
 // Prints "LISTENING <url>" once it serves requests on a free loopback port.
@@ -16,7 +16,11 @@ var sessions = builder.Services.AddAsmSession(o => o.LockLease = TimeSpan.FromSe
 switch (config["driver"])
 {
     case "filesystem":
-        sessions.UseFileSystemDriver(config["directory"]!);
+        sessions.UseFileSystemDriver(o =>
+        {
+            o.Directory = config["directory"]!;
+            o.Durable = config.GetValue("durable", false);
+        });
         break;
     case "redis":
         sessions.UseRedisDriver(o =>
@@ -63,6 +67,14 @@ app.MapPost("/hold", async (HttpContext context, int ms) =>
     await context.Response.WriteAsync("holding\n");
     await context.Response.Body.FlushAsync();
     await Task.Delay(ms);
+});
+
+// Binds the session to a user: a user index and the session's end check are written beside the session.
+app.MapPost("/login", async (HttpContext context, string user) =>
+{
+    await context.Session.LoadAsync();
+    await context.Session.BindUserAsync(user);
+    return user;
 });
 
 app.MapGet("/read", (HttpContext context) => context.Session.GetInt32("n") ?? 0).WithSessionLock(SessionLockMode.ReadOnly);

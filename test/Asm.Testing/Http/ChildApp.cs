@@ -20,6 +20,9 @@ public sealed class ChildApp : IAsyncDisposable
 
     public Uri Address { get; }
 
+    /// <summary>The process's id, to watch it from outside (strace).</summary>
+    public int ProcessId => _process.Id;
+
     public static async Task<ChildApp> StartAsync(IEnumerable<string> arguments)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

@@ -302,11 +302,19 @@ internal sealed partial class FileSystemDriver
     private string EndCheckPath(string sessionId) =>
         Path.Combine(DirectoryPath, EndsDirectory, Path.GetFileNameWithoutExtension(SessionFile(sessionId).Path) + ".end");
 
-    private static void EnsurePrivateDirectory(string path)
+    /// <summary>
+    /// Creates <c>.users</c> or <c>.ends</c> if it is missing; when <see cref="FileSystemDriverOptions.Durable"/>, flushes
+    /// the store's directory too, whose entry the new directory is, or a power cut could take it with every file in it.
+    /// </summary>
+    private void EnsurePrivateDirectory(string path)
     {
         if (!Directory.Exists(path))
         {
             CreatePrivateDirectory(path);
+            if (_durable)
+            {
+                DirectorySync.Flush(DirectoryPath);
+            }
         }
     }
 

@@ -658,7 +658,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
 
     /// <summary>
     /// Writes a temporary file next to <paramref name="path"/> and renames it over <paramref name="path"/>. When
-    /// <see cref="FileSystemDriverOptions.Durable"/>, the temporary file is flushed to disk before the rename and the
+    /// <see cref="FileSystemDriverOptions.Durable"/>, the temporary file is flushed to disk before the rename and its
     /// directory after it, so that the new file, and its name, survive a power cut once the write returns.
     /// </summary>
     private async ValueTask WriteAtomicallyAsync(string path, byte[] data, CancellationToken cancellationToken)
@@ -691,7 +691,8 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             File.Move(temp, path, overwrite: true);
             if (_durable)
             {
-                DirectorySync.Flush(DirectoryPath);
+                // The rename is an entry of the file's own directory (the store's, or .users or .ends beneath it).
+                DirectorySync.Flush(Path.GetDirectoryName(path)!);
             }
         }
         catch

@@ -365,6 +365,35 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
         Assert.Empty(Directory.GetFiles(StoreDirectory, "*.tmp"));
     }
 
+    [Fact]
+    public async Task TrackedSession_EverySubdirectoryAndLockFile_IsOwnerOnly()
+    {
+        // With a permissive umask (002), a lock directory or lock file made with the default mode would let group members
+        // swap lock files; the umask of the test run (usually 022) already shows a default mode as group-readable.
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        var key = await CreateSessionAsync();
+        await Driver.AddToUserIndexAsync("user", key.Id, Token);
+        await Driver.ScheduleEndCheckAsync(key.Id, Clock.GetUtcNow() + TimeSpan.FromMinutes(5), Token);
+
+        var directories = Directory.GetDirectories(StoreDirectory, "*", SearchOption.AllDirectories);
+        Assert.Equal([".ends", ".locks", ".users"], directories.Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        foreach (var directory in directories)
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(directory));
+        }
+
+        var files = Directory.GetFiles(StoreDirectory, "*", SearchOption.AllDirectories);
+        Assert.Contains(files, file => file.EndsWith(".lock", StringComparison.Ordinal));
+        foreach (var file in files)
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        }
+    }
+
     [Theory]
     [InlineData(UnixFileMode.OtherWrite)]
     [InlineData(UnixFileMode.GroupWrite)]

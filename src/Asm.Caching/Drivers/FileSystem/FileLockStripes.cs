@@ -27,6 +27,9 @@ internal sealed class FileLockStripes
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(1);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromMilliseconds(20);
 
+    /// <summary>How a lock file is opened for writing: created when missing, readable and writable by this user alone.</summary>
+    private static readonly FileStreamOptions LockFileOptions = CreateLockFileOptions();
+
     private readonly string _directory;
     private readonly TimeSpan _timeout;
     private readonly SemaphoreSlim[] _local = new SemaphoreSlim[Count];
@@ -41,8 +44,11 @@ internal sealed class FileLockStripes
         }
     }
 
-    /// <summary>Creates the directory of the lock files unless it exists.</summary>
-    public void CreateDirectory() => Directory.CreateDirectory(_directory);
+    /// <summary>
+    /// Creates the directory of the lock files, private to this user as the session directory is, unless it exists: with
+    /// a permissive umask (002) it would otherwise let group members replace lock files.
+    /// </summary>
+    public void CreateDirectory() => FileSystemDriver.CreatePrivateDirectory(_directory);
 
     /// <summary>Takes stripe <paramref name="stripe"/>; dispose the result to release it.</summary>
     /// <exception cref="TimeoutException">Another process held the stripe longer than the configured timeout.</exception>
@@ -83,6 +89,23 @@ internal sealed class FileLockStripes
         }
     }
 
+    private static FileStreamOptions CreateLockFileOptions()
+    {
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.OpenOrCreate,
+            Access = FileAccess.ReadWrite,
+            Share = FileShare.None,
+            BufferSize = 0,
+        };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        return options;
+    }
+
     /// <summary>
     /// Opens and locks the lock file, or returns <see langword="null"/> when another process holds it. On a disk that
     /// cannot be written (read-only, permission denied) the existing lock file is opened for reading, which locks it
@@ -93,7 +116,7 @@ internal sealed class FileLockStripes
     {
         try
         {
-            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
+            return new FileStream(path, LockFileOptions);
         }
         catch (IOException ex) when (IsHeldElsewhere(ex))
         {

@@ -745,7 +745,8 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         }
     }
 
-    private static void CreatePrivateDirectory(string path)
+    /// <summary>Creates <paramref name="path"/> (and its missing parents) readable, writable and searchable by this user alone.</summary>
+    internal static void CreatePrivateDirectory(string path)
     {
         if (OperatingSystem.IsWindows())
         {

@@ -22,7 +22,8 @@ namespace Asm.SessionAdapter;
 /// A middleware that reads Asm's cookie hands its key over, and a cookie it could not read is not read again (each
 /// read of a forged cookie costs a Data Protection failure). A middleware that reads a cookie of another name (a stock
 /// cookie the browser still holds, say) is not heard: Asm's cookie is read here. Which of the two a middleware does is
-/// learned from the first request that carries Asm's cookie and reads it; a store serves one middleware (it is
+/// learned from the first request that tells (for "reads Asm's cookie", one whose only cookie is Asm's, which no
+/// client can send under a second name); a store serves one middleware (it is
 /// transient, and the middleware takes it when it is built).
 /// </para>
 /// <para>
@@ -80,7 +81,16 @@ internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecy
         var key = services.Cookie.Read(context);
         if (!isNewSessionKey)
         {
-            Volatile.Write(ref _middlewareCookie, key == sessionKey ? ReadsAsmCookie : ReadsAnotherCookie);
+            if (key != sessionKey)
+            {
+                Volatile.Write(ref _middlewareCookie, ReadsAnotherCookie);
+            }
+            else if (context.Request.Cookies.Count == 1)
+            {
+                // Only when Asm's is the request's one cookie: a client can send the cookie Asm gave it under the name a
+                // middleware reads as well, and one that taught this "reads Asm's cookie" would lose every later session.
+                Volatile.Write(ref _middlewareCookie, ReadsAsmCookie);
+            }
         }
         else if (SessionKey.TryParse(key, out _))
         {

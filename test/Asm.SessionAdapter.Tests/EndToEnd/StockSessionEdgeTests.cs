@@ -463,6 +463,36 @@ public sealed class StockSessionEdgeTests
     }
 
     [Fact]
+    public async Task UseSessionWithItsOwnCookieName_ARequestSendingAsmsCookieUnderBothNames_DoesNotLoseEveryLaterSession()
+    {
+        // The middleware reads app.sid. The first request to carry Asm's cookie is an attacker's that sends the cookie
+        // Asm gave it under both names: the middleware hands the store the very key Asm's cookie holds, which is what a
+        // middleware reading Asm's cookie would do. Were the store to conclude that, it would trust the middleware from
+        // then on, and every browser holding only Asm's cookie would be handed a new session at every request.
+        await using var app = await SessionUsedAsAppsDoTests.StartStockOrAsmAsync("asm", a =>
+        {
+            a.UseSession(new SessionOptions { Cookie = { Name = "app.sid" } });
+            MapReadAndWrite(a);
+        }, useSession: false);
+        using var attacker = app.GetTestClient();
+        var written = await attacker.PostAsync("/write?v=attacker", null);
+        var cookie = written.Headers.GetValues("Set-Cookie").Single().Split(';')[0].Split('=', 2)[1];
+        using var teach = new HttpRequestMessage(HttpMethod.Get, "/read");
+        teach.Headers.Add("Cookie", $"app.sid={cookie}; {AsmSessionOptions.DefaultCookieName}={cookie}");
+        Assert.Equal("v=attacker", await (await attacker.SendAsync(teach)).Content.ReadAsStringAsync());
+
+        using var browser = BrowserOf(app);
+        Assert.Equal(
+            """
+            200 cookie=set: v=1
+            200 cookie=none: v=1
+            """.ReplaceLineEndings(), string.Join(Environment.NewLine, [
+                await RequestAsync(browser, HttpMethod.Post, "/write?v=1"),
+                await RequestAsync(browser, HttpMethod.Get, "/read"),
+            ]));
+    }
+
+    [Fact]
     public async Task StorageDownAtASynchronousFirstAccess_TheSessionIsUnavailableForTheRequest_AsTheStockSessionIs()
     {
         async Task<string> TranscriptAsync(string store)

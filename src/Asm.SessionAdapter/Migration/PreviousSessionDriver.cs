@@ -1,3 +1,4 @@
+using Asm.Caching.Drivers.InMemory;
 using Asm.Caching.Health;
 using Asm.Caching.Sessions;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,6 +26,17 @@ internal sealed class PreviousSessionDriver : IPreviousStorage, IAsyncDisposable
         Driver = _provider.GetService<ISessionDriver>() ?? throw new InvalidOperationException(
             "MigrateFrom(previous => ...) chose no driver: name the driver sessions are moved from, for example " +
             "previous => previous.UseFileSystemDriver(\"/var/lib/app/sessions\").");
+        if (Driver is InMemoryDriver && services.Last(d => d.ServiceType == typeof(InMemoryDriver)).ImplementationInstance is null)
+        {
+            // Built here, the in-memory store is a new, empty one: the old app's sessions ended with its process. (Tests
+            // register the old app's own instance, the one case where there is something to move.)
+            _provider.Dispose();
+            throw new InvalidOperationException(
+                "MigrateFrom(previous => previous.UseInMemoryDriver()) names an in-memory store, which lived in the previous app's " +
+                "process and ended with it: the previous driver would be a new, empty store, and no session could be moved. " +
+                "Remove MigrateFrom (in-memory sessions do not outlive a restart), or name the storage sessions were kept in.");
+        }
+
         if (Driver is not ISessionTransferDriver)
         {
             throw new InvalidOperationException(

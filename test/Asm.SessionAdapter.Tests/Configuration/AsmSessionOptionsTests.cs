@@ -1,5 +1,6 @@
 using System.Text;
 using Asm.SessionAdapter.Users;
+using Asm.Testing.Cleanup;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -114,13 +115,33 @@ public sealed class AsmSessionRegistrationTests
     public void ProviderWithMigrateFrom_DisposedSynchronously_DisposesThePreviousDriverWithoutThrowing()
     {
         // A tool or a unit test of the app that uses the session manager from a provider it disposes with `using`.
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddAsmSession().UseInMemoryDriver().MigrateFrom(previous => previous.UseInMemoryDriver());
-        var provider = services.BuildServiceProvider();
-        Assert.NotNull(provider.GetRequiredService<IAsmSessionManager>());
+        var root = TestDirectories.Create("asm-migrate-dispose-");
+        try
+        {
+            var services = new ServiceCollection();
+            services.AddLogging();
+            services.AddAsmSession().UseInMemoryDriver().MigrateFrom(previous => previous.UseFileSystemDriver(root));
+            var provider = services.BuildServiceProvider();
+            Assert.NotNull(provider.GetRequiredService<IAsmSessionManager>());
 
-        provider.Dispose();
+            provider.Dispose();
+        }
+        finally
+        {
+            TestDirectories.Delete(root);
+        }
+    }
+
+    [Fact]
+    public async Task MigrateFromTheInMemoryDriver_FailsAtStartSayingThereIsNothingToMove()
+    {
+        // The previous driver is built in a container of its own: an in-memory one there is a new, empty store (the old
+        // app's sessions died with its process), so the migration would silently move nothing.
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() => SessionApp.StartAsync(
+            b => b.UseInMemoryDriver().MigrateFrom(previous => previous.UseInMemoryDriver()),
+            _ => { }));
+
+        Assert.StartsWith("MigrateFrom(previous => previous.UseInMemoryDriver()) names an in-memory store", failure.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Reflection;
+using Asm.Caching.Drivers.InMemory;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Migration;
 using Asm.Testing.Cleanup;
@@ -85,7 +86,7 @@ public sealed class HostShutdownTests : IDisposable
         builder.WebHost.UseTestServer();
         builder.Logging.ClearProviders();
         builder.Services.AddAsmSession().UseFileSystemDriver(Path.Combine(_root, "sessions")).MigrateFrom(
-            previous => previous.UseInMemoryDriver(),
+            previous => previous.UseInMemoryDriver().Services.AddSingleton(new InMemoryDriver(TimeProvider.System)),
             migration => (migration.MoveInBackground, migration.SessionsPerSecond) = (true, 1));
         await using var app = builder.Build();
 

@@ -22,8 +22,8 @@ namespace Asm.SessionAdapter;
 /// A middleware that reads Asm's cookie hands its key over, and a cookie it could not read is not read again (each
 /// read of a forged cookie costs a Data Protection failure). A middleware that reads a cookie of another name (a stock
 /// cookie the browser still holds, say) is not heard: Asm's cookie is read here. Which of the two a middleware does is
-/// learned from the first request that tells (for "reads Asm's cookie", one whose only cookie is Asm's, which no
-/// client can send under a second name); a store serves one middleware (it is
+/// learned from the first request that tells (for "reads Asm's cookie", one with no other cookie that may hold the
+/// same key, which a client could send under the middleware's name); a store serves one middleware (it is
 /// transient, and the middleware takes it when it is built).
 /// </para>
 /// <para>
@@ -85,9 +85,9 @@ internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecy
             {
                 Volatile.Write(ref _middlewareCookie, ReadsAnotherCookie);
             }
-            else if (context.Request.Cookies.Count == 1)
+            else if (!AnotherCookieMayHoldTheKey(context))
             {
-                // Only when Asm's is the request's one cookie: a client can send the cookie Asm gave it under the name a
+                // Not when another cookie may be Asm's too: a client can send the cookie Asm gave it under the name a
                 // middleware reads as well, and one that taught this "reads Asm's cookie" would lose every later session.
                 Volatile.Write(ref _middlewareCookie, ReadsAsmCookie);
             }
@@ -99,5 +99,23 @@ internal sealed class AsmSessionStore(AsmSessionServices services, SessionLifecy
         }
 
         return key;
+    }
+
+    /// <summary>
+    /// Whether a cookie of another name may unprotect to the key Asm's cookie holds: one of as many Base64 digits
+    /// (the payloads of one key are of one length, and neither padding nor white space counts when it is decoded).
+    /// </summary>
+    private bool AnotherCookieMayHoldTheKey(HttpContext context)
+    {
+        var digits = SessionCookie.Base64Digits(context.Request.Cookies[services.Cookie.Name]);
+        foreach (var (name, value) in context.Request.Cookies)
+        {
+            if (name != services.Cookie.Name && SessionCookie.Base64Digits(value) == digits)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }

@@ -30,6 +30,18 @@ internal sealed class SessionCookie(CookieBuilder builder, IDataProtectionProvid
 
     public void Delete(HttpContext context) => context.Response.Cookies.Delete(Name, builder.Build(context));
 
+    /// <summary>The Base64 digits of a cookie value: what sets the length it decodes to (padding and white space do not count).</summary>
+    public static int Base64Digits(string? value)
+    {
+        var digits = 0;
+        foreach (var c in value ?? "")
+        {
+            digits += c is '=' || char.IsWhiteSpace(c) ? 0 : 1;
+        }
+
+        return digits;
+    }
+
     /// <summary>
     /// The key the request's cookie carries, read as the stock middleware reads it; <see langword="null"/> when there is
     /// no cookie or it does not unprotect.

@@ -57,6 +57,28 @@ public sealed class BadCookieFloodTests
         Assert.Equal(20, keys.Unprotects - before);
     }
 
+    [Fact]
+    public async Task AVisitorSendingOtherCookiesToo_TellsTheStoreThatTheMiddlewareReadsAsmsCookie()
+    {
+        // A browser sends the app's other cookies (sign-in, analytics) with the session's: the store still learns that
+        // the middleware reads Asm's cookie, and a read unprotects it once.
+        var keys = new CountingDataProtectionProvider(new EphemeralDataProtectionProvider());
+        await using var app = await SessionApp.StartAsync(b => b.UseInMemoryDriver(), a =>
+        {
+            a.MapGet("/read", (HttpContext c) => c.Session.GetString("v") ?? "");
+            a.MapPost("/write", (HttpContext c) => c.Session.SetString("v", "written"));
+        }, services: s => s.AddSingleton<IDataProtectionProvider>(keys));
+        using var visitor = app.CreateClient(out var jar);
+        jar.Cookies.Add(new Uri("http://localhost/"), new Cookie("_ga", "GA1.1.1234567890.1234567890"));
+        jar.Cookies.Add(new Uri("http://localhost/"), new Cookie("theme", "dark"));
+        Assert.Equal(HttpStatusCode.OK, (await visitor.PostAsync("/write", null)).StatusCode);
+        Assert.Equal("written", await visitor.GetStringAsync("/read"));
+
+        var before = keys.Unprotects;
+        Assert.Equal("written", await visitor.GetStringAsync("/read"));
+        Assert.Equal(1, keys.Unprotects - before);
+    }
+
     /// <summary>Counts the unprotects of every protector it creates.</summary>
     private sealed class CountingDataProtectionProvider(IDataProtectionProvider inner) : IDataProtectionProvider
     {

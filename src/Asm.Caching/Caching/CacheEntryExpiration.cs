@@ -9,7 +9,10 @@ public readonly record struct CacheEntryExpiration(DateTimeOffset Now, DateTimeO
     /// <summary>When the entry expires if it is not read again; <see langword="null"/> for never.</summary>
     public DateTimeOffset? ExpiresAt => NextExpiry(Now, AbsoluteExpiresAt, Sliding);
 
-    /// <summary>The expiry after a read at <paramref name="now"/>.</summary>
+    /// <summary>
+    /// The expiry after a read at <paramref name="now"/>. A sliding period that reaches past the calendar's end (as
+    /// <see cref="TimeSpan.MaxValue"/>, which Microsoft's caches take for "slide forever") slides to its end.
+    /// </summary>
     public static DateTimeOffset? NextExpiry(DateTimeOffset now, DateTimeOffset? absoluteExpiresAt, TimeSpan? sliding)
     {
         if (sliding is not { } slide)
@@ -17,7 +20,7 @@ public readonly record struct CacheEntryExpiration(DateTimeOffset Now, DateTimeO
             return absoluteExpiresAt;
         }
 
-        var slid = now + slide;
+        var slid = slide >= DateTimeOffset.MaxValue - now ? DateTimeOffset.MaxValue : now + slide;
         return absoluteExpiresAt is { } absolute && absolute < slid ? absolute : slid;
     }
 }

@@ -76,6 +76,38 @@ public abstract partial class DriverConformanceTests
     }
 
     [Fact]
+    public async Task DistributedCache_SlidingPeriodPastTheCalendarsEnd_IsBoundedByTheAbsoluteExpiry()
+    {
+        // MemoryDistributedCache and the Redis cache take TimeSpan.MaxValue as a sliding period ("slide forever").
+        var cache = new AsmDistributedCache(Cache, Clock);
+        await cache.SetAsync("bounded", [1], new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.MaxValue, AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1) }, Token);
+        await cache.SetAsync("endless", [2], new DistributedCacheEntryOptions { SlidingExpiration = TimeSpan.MaxValue }, Token);
+
+        Clock.Advance(TimeSpan.FromMinutes(59));
+        Assert.Equal([1], await cache.GetAsync("bounded", Token));
+        await cache.RefreshAsync("endless", Token);
+        Clock.Advance(TimeSpan.FromMinutes(2));
+
+        Assert.Null(await cache.GetAsync("bounded", Token));
+        Clock.Advance(TimeSpan.FromDays(400));
+        Assert.Equal([2], await cache.GetAsync("endless", Token));
+        Assert.Equal([2], await cache.GetAsync("endless", Token));
+    }
+
+    [Fact]
+    public async Task DistributedCache_AbsoluteExpiryAtTheCalendarsEnd_NeverExpires()
+    {
+        var cache = new AsmDistributedCache(Cache, Clock);
+        await cache.SetAsync("key", [1], new DistributedCacheEntryOptions { AbsoluteExpiration = DateTimeOffset.MaxValue, SlidingExpiration = TimeSpan.FromDays(1000) }, Token);
+
+        Clock.Advance(TimeSpan.FromDays(400));
+
+        Assert.Equal([1], await cache.GetAsync("key", Token));
+        await cache.RefreshAsync("key", Token);
+        Assert.Equal([1], await cache.GetAsync("key", Token));
+    }
+
+    [Fact]
     public async Task DistributedCache_KeysThatSpellASessionsStorage_NeverReachTheSessionItsLockItsUserOrItsEndCheck()
     {
         // An app caching under keys built from request input: the names the driver gives a session's record, lock,

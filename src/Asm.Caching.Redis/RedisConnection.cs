@@ -30,12 +30,17 @@ internal sealed partial class RedisConnection : IDisposable
         static script => SHA1.HashData(Encoding.UTF8.GetBytes(script));
 
     /// <summary>
-    /// Every command goes to the master of its key, never to a replica: the client's default (<c>PreferMaster</c>)
-    /// sends a command to a replica while the master's connection is down, where a read may find an older record than
-    /// the master holds (the replica is behind, or its link is cut) and a script is refused (<c>READONLY</c>). Without
-    /// the master an operation fails, as it does with one server, and so does the health check's <c>PING</c>.
+    /// A read (the <c>HGETALL</c> of a load without a lease) and the health check's <c>PING</c> go to the master of
+    /// their key, never to a replica: the client's default (<c>PreferMaster</c>) sends a command to a replica while the
+    /// master's connection is down, where a read may find an older record than the master holds (the replica is behind,
+    /// or its link is cut). Without the master they fail, as with one server. Scripts keep the default: one sent to a
+    /// replica that is still a replica is refused (<c>READONLY</c>), having run nothing, and one sent to a replica just
+    /// promoted runs there, where demanding the master would fail until the client learns of the promotion.
     /// </summary>
     private const CommandFlags OnMaster = CommandFlags.DemandMaster;
+
+    /// <summary>How often a give-back whose connection fails is sent again (see <see cref="GiveBackAgainAsync"/>).</summary>
+    private static readonly TimeSpan GiveBackInterval = TimeSpan.FromSeconds(1);
 
     private readonly RedisDriverOptions _options;
     private readonly RedisChannel _releaseChannel;
@@ -97,30 +102,29 @@ internal sealed partial class RedisConnection : IDisposable
     /// </summary>
     public ValueTask<RedisResult> EvaluateAsync(
         string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, CancellationToken cancellationToken) =>
-        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released: null, giveBack: false, cancellationToken);
+        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released: null, giveBackFor: null, cancellationToken);
 
     /// <summary>
     /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, CancellationToken)"/>, for a
     /// script that releases a lock: tells <paramref name="released"/> once the script is queued on the connection, ahead
     /// of every command sent after it (see <see cref="ILockReleaseObserver"/>). A script sent again
     /// (<c>NOSCRIPT</c>, <c>TRYAGAIN</c>) no longer has that place; storage's own checks then order it (a load that
-    /// overtakes a release is refused and waits for it). With <paramref name="giveBack"/> (a script that only gives a
-    /// lease back, which its token guards: running it late never harms), a first send whose wait ended (timed out,
-    /// cancelled) before Redis refused it with <c>NOSCRIPT</c> or <c>TRYAGAIN</c>, having run nothing, is sent again
-    /// once the refusal comes, within an <see cref="RedisDriverOptions.OperationTimeout"/> of its own, so that the lock
+    /// overtakes a release is refused and waits for it). <paramref name="giveBackFor"/> is set for a script that only
+    /// gives a lease back, which its token guards, so that running it late or twice never harms: the lease's duration,
+    /// for which a give-back that may not have run is sent again (see <see cref="GiveBackAgainAsync"/>), so that the lock
     /// does not stay held until its lease ends.
     /// </summary>
     public ValueTask<RedisResult> EvaluateAsync(
-        string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, ILockReleaseObserver? released, bool giveBack, CancellationToken cancellationToken) =>
-        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released, giveBack, cancellationToken);
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, string operation, ILockReleaseObserver? released, TimeSpan? giveBackFor, CancellationToken cancellationToken) =>
+        EvaluateAsync(script, key, companion, args, Stopwatch.GetTimestamp(), operation, released, giveBackFor, cancellationToken);
 
     /// <summary>
-    /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, ILockReleaseObserver?, bool, CancellationToken)"/>,
+    /// As <see cref="EvaluateAsync(string, RedisKey, RedisKey?, RedisValue[], string, ILockReleaseObserver?, TimeSpan?, CancellationToken)"/>,
     /// for an operation that began at <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp) with another
     /// call: <see cref="RedisDriverOptions.OperationTimeout"/> bounds both together.
     /// </summary>
     public async ValueTask<RedisResult> EvaluateAsync(
-        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, bool giveBack, CancellationToken cancellationToken)
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, TimeSpan? giveBackFor, CancellationToken cancellationToken)
     {
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
         try
@@ -129,7 +133,7 @@ internal sealed partial class RedisConnection : IDisposable
             {
                 try
                 {
-                    return await SendAsync(database, script, [key, second], args, started, operation, released, giveBack, cancellationToken).ConfigureAwait(false);
+                    return await SendAsync(database, script, [key, second], args, started, operation, released, giveBackFor, cancellationToken).ConfigureAwait(false);
                 }
                 catch (RedisServerException ex) when (ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
                 {
@@ -138,7 +142,7 @@ internal sealed partial class RedisConnection : IDisposable
                 }
             }
 
-            return await SendAsync(database, script, [key], args, started, operation, released, giveBack, cancellationToken).ConfigureAwait(false);
+            return await SendAsync(database, script, [key], args, started, operation, released, giveBackFor, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -149,56 +153,84 @@ internal sealed partial class RedisConnection : IDisposable
     /// <summary>
     /// Sends a script by its SHA-1, and with its text if the node does not know it, within the operation's time left;
     /// tells <paramref name="released"/> once the first is queued (the client queues a command before it returns its task).
-    /// A give-back whose caller stops waiting before it is answered is watched on (see <see cref="GiveBackIfRefusedAsync"/>).
+    /// A give-back that fails without an answer saying it ran, or whose caller stops waiting first, is seen through (see
+    /// <see cref="GiveBackAgainAsync"/>).
     /// </summary>
     private async Task<RedisResult> SendAsync(
-        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, bool giveBack, CancellationToken cancellationToken)
+        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, TimeSpan? giveBackFor, CancellationToken cancellationToken)
     {
         var left = TimeLeft(started, operation);
-        var pending = database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args, OnMaster);
+        var pending = database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args);
         try
         {
-            released?.ReleaseSent();
-            return await pending.WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                released?.ReleaseSent();
+                return await pending.WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+            {
+                left = TimeLeft(started, operation);
+                pending = database.ScriptEvaluateAsync(script, keys, args);
+                return await pending.WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            }
         }
-        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        catch (Exception ex) when (giveBackFor is { } period
+            && ex is RedisConnectionException or TimeoutException or OperationCanceledException or RedisDriverException)
         {
-            left = TimeLeft(started, operation);
-            return await database.ScriptEvaluateAsync(script, keys, args, OnMaster).WaitAsync(left, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (giveBack && !pending.IsCompleted && ex is TimeoutException or OperationCanceledException)
-        {
-            _ = GiveBackIfRefusedAsync(pending, script, keys, args, operation);
+            _ = GiveBackAgainAsync(database, pending, script, keys, args, period);
             throw;
         }
     }
 
     /// <summary>
-    /// Waits for the answer to a give-back's first send, whose caller has stopped waiting, and sends the give-back again
-    /// (unwatched) if Redis refused it having run nothing: a node that lost its script cache while the give-back waited
-    /// (a restart, <c>SCRIPT FLUSH</c>, a failover) answers <c>NOSCRIPT</c>; a node whose slot migrated, <c>TRYAGAIN</c>.
+    /// Sees a give-back through once its caller was told it failed: waits for the answer to its last send and sends it
+    /// again, with its text, while that answer does not say it ran, for at most <paramref name="period"/> (the lease's
+    /// duration, after which the lease has ended anyway). Sent again when Redis refused it having run nothing (a node
+    /// that lost its script cache while it waited, after a restart, <c>SCRIPT FLUSH</c> or a failover, answers
+    /// <c>NOSCRIPT</c>; a node whose slot is migrating, <c>TRYAGAIN</c>: then without the line), when the client timed it
+    /// out, and every <see cref="GiveBackInterval"/> while its connection fails (not sent, Redis being down, or its
+    /// connection dropped before the answer). A give-back that ran and is sent again finds its token gone and does nothing.
     /// </summary>
-    private async Task GiveBackIfRefusedAsync(Task<RedisResult> pending, string script, RedisKey[] keys, RedisValue[] args, string operation)
+    private static async Task GiveBackAgainAsync(IDatabase database, Task<RedisResult> pending, string script, RedisKey[] keys, RedisValue[] args, TimeSpan period)
     {
-        try
-        {
-            await pending.ConfigureAwait(false);
-        }
-        catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal) || ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
+        var started = Stopwatch.GetTimestamp();
+        Task<RedisResult>? sent = pending;
+        while (true)
         {
             try
             {
-                var companion = keys.Length > 1 ? keys[1] : (RedisKey?)null;
-                await EvaluateAsync(script, keys[0], companion, args, Stopwatch.GetTimestamp(), operation, released: null, giveBack: false, CancellationToken.None).ConfigureAwait(false);
+                await (sent ?? database.ScriptEvaluateAsync(script, keys, args)).ConfigureAwait(false);
+                return;
             }
-            catch (Exception again) when (again is RedisDriverException or ObjectDisposedException)
+            catch (RedisServerException ex) when (ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
             {
-                // Logged by Failure (or the driver is gone): the lease then ends by itself.
+                keys = [keys[0]];
             }
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            // Sent, and its outcome is unknown: sending it again could not tell more.
+            catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+            {
+                // Refused, having run nothing: sent again with its text.
+            }
+            catch (RedisConnectionException)
+            {
+                await Task.Delay(GiveBackInterval).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Timed out by the client: sent, its outcome unknown; it may still run, or have been refused.
+            }
+            catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
+            {
+                // Answered otherwise, or the driver is gone: the lease then ends by itself.
+                return;
+            }
+
+            if (Stopwatch.GetElapsedTime(started) >= period)
+            {
+                return;
+            }
+
+            sent = null;
         }
     }
 
@@ -256,7 +288,7 @@ internal sealed partial class RedisConnection : IDisposable
         var left = TimeLeft(started, operation);
         try
         {
-            await database.KeyDeleteAsync(key, OnMaster).WaitAsync(left, cancellationToken).ConfigureAwait(false);
+            await database.KeyDeleteAsync(key).WaitAsync(left, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -342,7 +374,7 @@ internal sealed partial class RedisConnection : IDisposable
         long acknowledged;
         try
         {
-            var endPoint = await database.IdentifyEndpointAsync(key, OnMaster).ConfigureAwait(false);
+            var endPoint = await database.IdentifyEndpointAsync(key).ConfigureAwait(false);
             var server = database.Multiplexer.GetServer(endPoint!);
             acknowledged = (long)await server.ExecuteAsync("WAIT", replicas, timeout)
                 .WaitAsync(_options.OperationTimeout * 2, cancellationToken).ConfigureAwait(false);

@@ -137,7 +137,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             started,
             "session load",
             released: null,
-            giveBack: false,
+            giveBackFor: null,
             cancellationToken).ConfigureAwait(false);
 
         var reply = (RedisResult[]?)result ?? [];
@@ -272,7 +272,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         // With replicas to wait for, the commit is not done when it is sent: nothing may build on it until they have it.
         var observer = _waitForReplicas > 0 ? null : request.ReleaseObserver;
         var result = await _connection.EvaluateAsync(
-            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", observer, giveBack: false, cancellationToken).ConfigureAwait(false);
+            RedisScripts.Commit, key, WaiterKeyOf(request.SessionId), [.. args], "session commit", observer, giveBackFor: null, cancellationToken).ConfigureAwait(false);
         var status = ToCommitStatus((long)result);
         if (status == SessionCommitStatus.Committed && _waitForReplicas > 0)
         {
@@ -309,7 +309,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
             [lease.Token, _connection.ReleaseChannel, sessionId, LeaseClock(_timeProvider.GetUtcNow())],
             "lock release",
             observer,
-            giveBack: true,
+            giveBackFor: lease.Duration,
             cancellationToken).ConfigureAwait(false);
     }
 

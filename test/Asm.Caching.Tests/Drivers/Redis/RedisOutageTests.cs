@@ -389,6 +389,30 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after Redis woke.");
     }
 
+    [Fact]
+    public async Task ReleaseLockAsync_WhileRedisIsDown_IsSentOnceRedisIsBackAndTheLockIsFreeLongBeforeItsLeaseEnds()
+    {
+        // Redis keeps its data (append-only file), the lock among it; the release fails at once while Redis is down.
+        var lease = TimeSpan.FromMinutes(10);
+        var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock);
+        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(30));
+        var held = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(lease))).Lease!;
+        _server.Stop();
+        await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(key.Id, held, CancellationToken.None).AsTask());
+        await _server.StartAsync();
+
+        var next = _drivers.Create(_clock);
+        var watch = Stopwatch.StartNew();
+        SessionLoadResult loaded;
+        while ((loaded = await EventuallyAsync(() => SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease)))).Status == SessionLoadStatus.LockBusy
+            && watch.Elapsed < RecoveryTimeout * 2)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after Redis came back.");
+    }
+
     private async Task AssertReleaseWakesWaiterAsync(SessionKey key)
     {
         var holder = _drivers.Create(TimeProvider.System);

@@ -141,12 +141,13 @@ internal sealed partial class RedisDriver
         /// KEYS[1] session hash. ARGV[1] the idle expiry (ms) a sweep read. Sets the idle expiry (<c>ie</c>) to 0, the
         /// Unix epoch, so that the session is expired for every clock, unless the record is not a hash, is a tombstone
         /// or its idle expiry has moved since. Returns 1 when it did, else 0. The field keeps its form (a decimal
-        /// integer): the stored layout is unchanged.
+        /// integer): the stored layout is unchanged. A Redis at its memory limit refuses the write (<c>OOM</c>): the
+        /// record is deleted instead, which needs no memory, as a destroy's is (see <see cref="DestroyAsync"/>).
         /// </summary>
         public const string Expire = """
             local fields = redis.pcall('HMGET', KEYS[1], 'ie', 'x')
             if fields.err or fields[1] ~= ARGV[1] or fields[2] then return 0 end
-            redis.call('HSET', KEYS[1], 'ie', '0')
+            if redis.pcall('HSET', KEYS[1], 'ie', '0').err then redis.call('DEL', KEYS[1]) end
             return 1
             """;
 

@@ -337,16 +337,29 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         request.Profile ?? "",
     ];
 
+    /// <summary>
+    /// Writes the session's tombstone. A Redis at its memory limit (<c>noeviction</c>) refuses that write (<c>OOM</c>):
+    /// the record is then deleted, which needs no memory, so that a log-out still ends the session. Its cookie then
+    /// reads as unknown rather than destroyed, and a commit in flight is refused all the same (it needs the record).
+    /// </summary>
     public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sessionId);
-        await _connection.EvaluateAsync(
-            RedisScripts.Destroy,
-            SessionKeyOf(sessionId),
-            WaiterKeyOf(sessionId),
-            [SessionRecord.Ms(now), SessionRecord.Ms(tombstoneExpiresAt), _connection.ReleaseChannel, sessionId],
-            "session destruction",
-            cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _connection.EvaluateAsync(
+                RedisScripts.Destroy,
+                SessionKeyOf(sessionId),
+                WaiterKeyOf(sessionId),
+                [SessionRecord.Ms(now), SessionRecord.Ms(tombstoneExpiresAt), _connection.ReleaseChannel, sessionId],
+                "session destruction",
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (RedisDriverException ex) when (ex.InnerException is RedisServerException refused && refused.Message.StartsWith("OOM", StringComparison.Ordinal))
+        {
+            await _connection.DeleteAsync(SessionKeyOf(sessionId), "session destruction", cancellationToken).ConfigureAwait(false);
+            SessionEndWrittenAsDeletion(SessionKey.Hash(sessionId), ex);
+        }
     }
 
     public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken)
@@ -416,6 +429,10 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
 
     private static RedisDriverException UnknownCode(string operation, long code) =>
         new($"A session {operation} script answered with status code {code}, which this driver does not know: the scripts in Redis and this driver disagree.");
+
+    [LoggerMessage(EventId = 312, Level = LogLevel.Warning,
+        Message = "Redis at its memory limit refused the end of session {SessionHash}; its record was deleted instead, so its cookie reads as unknown.")]
+    private partial void SessionEndWrittenAsDeletion(string sessionHash, Exception exception);
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "Session {SessionHash} is stored in a form this driver cannot read; it is reported as corrupt.")]
     private partial void CorruptSession(string sessionHash);

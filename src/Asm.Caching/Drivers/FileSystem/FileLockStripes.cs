@@ -28,7 +28,7 @@ internal sealed class FileLockStripes
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromMilliseconds(20);
 
     /// <summary>How a lock file is opened for writing: created when missing, readable and writable by this user alone.</summary>
-    private static readonly FileStreamOptions LockFileOptions = CreateLockFileOptions();
+    private static readonly FileStreamOptions LockFileOptions = FileSystemDriver.OwnerOnlyFile(FileMode.OpenOrCreate, FileAccess.ReadWrite);
 
     private readonly string _directory;
     private readonly TimeSpan _timeout;
@@ -87,23 +87,6 @@ internal sealed class FileLockStripes
             local.Release();
             throw;
         }
-    }
-
-    private static FileStreamOptions CreateLockFileOptions()
-    {
-        var options = new FileStreamOptions
-        {
-            Mode = FileMode.OpenOrCreate,
-            Access = FileAccess.ReadWrite,
-            Share = FileShare.None,
-            BufferSize = 0,
-        };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        return options;
     }
 
     /// <summary>

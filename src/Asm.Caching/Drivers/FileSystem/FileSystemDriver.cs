@@ -666,19 +666,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         var temp = $"{path}.{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}{TempExtension}";
         try
         {
-            var options = new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                Share = FileShare.None,
-                BufferSize = 0,
-            };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            }
-
-            var stream = new FileStream(temp, options);
+            var stream = new FileStream(temp, OwnerOnlyFile(FileMode.CreateNew, FileAccess.Write));
             await using (stream.ConfigureAwait(false))
             {
                 await stream.WriteAsync(data, cancellationToken).ConfigureAwait(false);
@@ -743,6 +731,21 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
                 "plant sessions there: nothing is read from it or written to it. Give it to the app's user (chown), or name a " +
                 "directory that does not exist yet, which the driver creates private.");
         }
+    }
+
+    /// <summary>
+    /// How a file of the store is opened: unshared, unbuffered, and created (when <paramref name="mode"/> creates it)
+    /// readable and writable by this user alone, whatever the umask.
+    /// </summary>
+    internal static FileStreamOptions OwnerOnlyFile(FileMode mode, FileAccess access)
+    {
+        var options = new FileStreamOptions { Mode = mode, Access = access, Share = FileShare.None, BufferSize = 0 };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        return options;
     }
 
     /// <summary>Creates <paramref name="path"/> (and its missing parents) readable, writable and searchable by this user alone.</summary>

@@ -354,7 +354,12 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         // must be free long before.
         var lease = TimeSpan.FromMinutes(10);
         var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock);
-        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(cancelled ? 60 : 5));
+        // The client's own timeout (asyncTimeout, 5 s by default) is put out of the way: the driver's ends the wait.
+        var driver = _drivers.Create(_clock, configure: options =>
+        {
+            options.Configuration += ",asyncTimeout=120000";
+            options.OperationTimeout = TimeSpan.FromSeconds(cancelled ? 60 : 5);
+        });
         var held = (await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(lease)))).Lease!;
         await _server.ExecuteAsync("CLIENT", "PAUSE", PauseMilliseconds, "WRITE");
         try

@@ -147,7 +147,8 @@ internal sealed partial class RedisDriver
         public const string Expire = """
             local fields = redis.pcall('HMGET', KEYS[1], 'ie', 'x')
             if fields.err or fields[1] ~= ARGV[1] or fields[2] then return 0 end
-            if redis.pcall('HSET', KEYS[1], 'ie', '0').err then redis.call('DEL', KEYS[1]) end
+            local set = redis.pcall('HSET', KEYS[1], 'ie', '0')
+            if type(set) == 'table' and set.err then redis.call('DEL', KEYS[1]) end
             return 1
             """;
 

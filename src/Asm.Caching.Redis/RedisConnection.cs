@@ -570,6 +570,10 @@ internal sealed partial class RedisConnection : IDisposable
                 // for the whole timeout: the request gets its clear error, and the driver retries on the next one.
                 configuration.BacklogPolicy = BacklogPolicy.FailFast;
 
+                // The driver bounds every wait by OperationTimeout itself (WAIT for replicas by twice that): the client's
+                // own timeout (asyncTimeout, 5 s unless the configuration says more) must not cut a longer one short.
+                configuration.AsyncTimeout = (int)Math.Max(configuration.AsyncTimeout, Math.Min(int.MaxValue, _options.OperationTimeout.TotalMilliseconds * 2));
+
                 // Socket reads on the .NET thread pool rather than the client's dedicated threads: 2 to 4 times the
                 // throughput on a 2-core machine (docs/drivers.md). An app's own SocketManager is kept.
                 configuration.SocketManager ??= SocketManager.ThreadPool;

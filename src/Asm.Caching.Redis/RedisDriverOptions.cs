@@ -17,7 +17,8 @@ public sealed class RedisDriverOptions
     /// Redis Cluster), or the sentinels followed by <c>serviceName=...</c> (Redis Sentinel), then options such as
     /// <c>password=...</c> or <c>ssl=true</c>, which are passed to the client untouched. On the connection the
     /// driver makes, <c>abortConnect=false</c> (keep reconnecting after a failure) and the client's
-    /// <c>BacklogPolicy.FailFast</c> (fail at once while disconnected) are always applied.
+    /// <c>BacklogPolicy.FailFast</c> (fail at once while disconnected) are always applied, and <c>asyncTimeout</c> is
+    /// raised to twice <see cref="OperationTimeout"/> when it is shorter.
     /// </summary>
     /// <value>The default value is <see langword="null"/>: this, <see cref="ConfigurationOptions"/> or <see cref="ConnectionMultiplexerFactory"/> must be set.</value>
     public string? Configuration { get; set; }

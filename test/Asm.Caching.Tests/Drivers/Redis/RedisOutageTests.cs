@@ -219,6 +219,25 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task LoadAsync_OperationTimeoutLongerThanTheClientsOwn_WaitsForRedisThatLong()
+    {
+        // OperationTimeout 60 s, the client's own asyncTimeout left at its 5 s default: Redis holds the locking load's
+        // script for 8 s (CLIENT PAUSE WRITE, lifted by itself), and the load must get its answer, not the client's timeout.
+        var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock, new() { ["a"] = [1] });
+        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(60));
+        await EventuallyAsync(() => SessionSteps.LoadAsync(driver, _clock, key));
+        await _server.ExecuteAsync("CLIENT", "PAUSE", "8000", "WRITE");
+        var watch = Stopwatch.StartNew();
+
+        var locked = await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration));
+
+        output.WriteLine($"Answered after {watch.Elapsed}.");
+        Assert.Equal(SessionLoadStatus.Found, locked.Status);
+        Assert.NotNull(locked.Lease);
+        Assert.Equal([1], locked.Values["a"]);
+    }
+
+    [Fact]
     public async Task LoadAsync_ReadAnsweredLateThenSlideHeld_FailsWithinOneOperationTimeout()
     {
         // A load without a lease whose idle expiry is due to slide reads, then runs the Load script: one operation. The

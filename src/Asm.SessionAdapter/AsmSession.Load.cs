@@ -356,18 +356,6 @@ internal sealed partial class AsmSession
     /// </summary>
     private async ValueTask<SessionLoadResult> LoadLockedAsync(SessionKey key, CancellationToken cancellationToken)
     {
-        if (_services.LockQueue.IsHeldWithAnotherKey(key))
-        {
-            // A request of this process holds the session's lock with another key. This one may open nothing (replaced,
-            // destroyed): the storage says so at once, as it does to a request on another server, and the request must
-            // not learn it only after waiting for the owner (a wait that tells the owner is busy, and may time out).
-            var check = await LoadUnlockedAsync(key, cancellationToken).ConfigureAwait(false);
-            if (!_profiles.MayWaitForLock(check))
-            {
-                return check;
-            }
-        }
-
         if (await _lock.LoadLockedAsync(key, _mode, cancellationToken).ConfigureAwait(false) is { } result)
         {
             return result;

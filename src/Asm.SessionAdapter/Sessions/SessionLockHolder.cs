@@ -52,6 +52,20 @@ internal sealed class SessionLockHolder(
     public async ValueTask<SessionLoadResult?> LoadLockedAsync(SessionKey key, SessionLockMode mode, CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
+        var mayWait = false;
+        if (_queue.IsHeldWithAnotherKey(key))
+        {
+            // A request of this process holds the session's lock with another key. This one may open nothing (replaced,
+            // destroyed): the storage says so at once, as it does to a request on another server, and the request must
+            // not learn it only after waiting for the owner (a wait that tells the owner is busy, and may time out).
+            if (await RefusedWithoutWaitingAsync(key, cancellationToken).ConfigureAwait(false) is { } refused)
+            {
+                return refused;
+            }
+
+            mayWait = true;
+        }
+
         if (await _queue.EnterAsync(key.Id, options.LockWaitTimeout, cancellationToken).ConfigureAwait(false) is not { } turn)
         {
             return TimedOut(key, mode, time.GetElapsedTime(started));
@@ -63,7 +77,7 @@ internal sealed class SessionLockHolder(
         DateTimeOffset loadedAt;
         try
         {
-            (result, loadedAt) = await LoadInTurnAsync(key, mode, started, turn.Queued, cancellationToken).ConfigureAwait(false);
+            (result, loadedAt) = await LoadInTurnAsync(key, mode, started, turn.Queued, mayWait, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -93,7 +107,7 @@ internal sealed class SessionLockHolder(
 
     /// <summary>The storage side of <see cref="LoadLockedAsync"/>, once this request's turn has come; also when the load that answered was sent.</summary>
     private async ValueTask<(SessionLoadResult? Result, DateTimeOffset LoadedAt)> LoadInTurnAsync(
-        SessionKey key, SessionLockMode mode, long started, bool queued, CancellationToken cancellationToken)
+        SessionKey key, SessionLockMode mode, long started, bool queued, bool mayWait, CancellationToken cancellationToken)
     {
         var lease = SessionLease.Create(options.LockLease);
         for (var attempt = 0; ; attempt++)
@@ -122,16 +136,16 @@ internal sealed class SessionLockHolder(
                 return (result, request.Now);
             }
 
-            if (attempt == 0 && !_closed && profiles is { } check)
+            if (!mayWait && !_closed)
             {
                 // The storage tells a busy lock before it could tell that the key's client may not use it: a zombie key
-                // of another client is refused here, as it is when this process holds the lock (AsmSession.LoadLockedAsync).
-                var unlocked = await storage.LoadAsync(
-                    new SessionLoadRequest { Key = key, Now = time.GetUtcNow(), IdleTimeout = options.IdleTimeout }, cancellationToken).ConfigureAwait(false);
-                if (!check.MayWaitForLock(unlocked))
+                // of another client is refused here, as it is when this process holds the lock (LoadLockedAsync).
+                if (await RefusedWithoutWaitingAsync(key, cancellationToken).ConfigureAwait(false) is { } refused)
                 {
-                    return (unlocked, request.Now);
+                    return (refused, request.Now);
                 }
+
+                mayWait = true;
             }
 
             var waited = time.GetElapsedTime(started);
@@ -145,6 +159,23 @@ internal sealed class SessionLockHolder(
             var bound = TimeSpan.FromMilliseconds(Math.Min(100, 2 << Math.Min(attempt, 6)));
             await storage.WaitForReleaseAsync(key.Id, remaining < bound ? remaining : bound, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Loads <paramref name="key"/> without the lease and returns what it found when the key may not wait for the lock
+    /// (it opens nothing, or is a zombie key of another client: <see cref="SessionProfileCheck.MayWaitForLock"/>);
+    /// <see langword="null"/> when it may, or when no profiles were given to judge by.
+    /// </summary>
+    private async ValueTask<SessionLoadResult?> RefusedWithoutWaitingAsync(SessionKey key, CancellationToken cancellationToken)
+    {
+        if (profiles is not { } check)
+        {
+            return null;
+        }
+
+        var unlocked = await storage.LoadAsync(
+            new SessionLoadRequest { Key = key, Now = time.GetUtcNow(), IdleTimeout = options.IdleTimeout }, cancellationToken).ConfigureAwait(false);
+        return check.MayWaitForLock(unlocked) ? null : unlocked;
     }
 
     /// <summary>The end of a wait that timed out: <see langword="null"/> to go on read-only, or the exception.</summary>

@@ -6,6 +6,7 @@ using Asm.Caching.Drivers.Redis;
 using Asm.Testing.Drivers;
 using Asm.Testing.Http;
 using Asm.Testing.Redis;
+using Asm.Testing.Waiting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -56,7 +57,7 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
             _release.SetResult();
 
             // Redis answers nothing now, so the holder's release cannot have answered: the next load was sent after it.
-            await EventuallyAsync(() => Task.FromResult(storage.LockedLoads > loadsBefore));
+            await Eventually.HoldsAsync(() => Task.FromResult(storage.LockedLoads > loadsBefore), Patient, "the next load to be sent");
             Assert.False(holder.IsCompleted);
         }
         finally
@@ -178,7 +179,10 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
     {
         using var replica = new RedisServer { ExtraArguments = ["--replicaof", "127.0.0.1", _server.Port.ToString(CultureInfo.InvariantCulture)] };
         await replica.StartAsync();
-        await EventuallyAsync(async () => (await _server.ExecuteTextAsync("INFO", "replication"))!.Contains("connected_slaves:1", StringComparison.Ordinal));
+        await Eventually.HoldsAsync(
+            async () => (await _server.ExecuteTextAsync("INFO", "replication"))!.Contains("connected_slaves:1", StringComparison.Ordinal),
+            Patient,
+            "the replica to connect");
         ChaosSessionDriver? storage = null;
         await using var app = await StartAsync(o => o.WaitForReplicas = 1, s => storage = ChaosSessionDriver.Wrap(s));
         var client = app.CreateClient();
@@ -291,16 +295,6 @@ public sealed class RedisLockHandOffTests : IAsyncLifetime
         }
 
         return storage.LockedLoads - before;
-    }
-
-    private static async Task EventuallyAsync(Func<Task<bool>> condition)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(deadline.Elapsed < Patient, "The condition did not hold within the deadline.");
-            await Task.Delay(5);
-        }
     }
 
     private void Map(WebApplication app)

@@ -3,6 +3,7 @@ using System.Globalization;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
 using Asm.Testing.Redis;
+using Asm.Testing.Waiting;
 using Xunit.Abstractions;
 
 namespace Asm.Caching.Tests.Drivers.Redis;
@@ -122,7 +123,7 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         // Its replica took its slots (as every node learns by gossip), and every session takes writes again.
         foreach (var session in orphaned)
         {
-            await EventuallyAsync(async () => await MasterOfAsync(driver, session.Key) == replica, "the cluster to name the replica the slot's master");
+            await Eventually.HoldsAsync(async () => await MasterOfAsync(driver, session.Key) == replica, Deadline, "the cluster to name the replica the slot's master");
             Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, clock, session.Key, new() { ["c"] = BitConverter.GetBytes(1) }));
             await AssertServedAsync(driver, clock, session.Key, session.N, commits: 1);
         }
@@ -157,9 +158,10 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
 
         // Once the replica serves the killed master's slots (and the client follows), every session is listed again,
         // each once, though the client still knows the dead master.
-        await EventuallyAsync(async () => await _cluster.MasterOfSlotAsync(victimSlot) == replica, "the cluster to name the replica the slot's master");
-        await EventuallyAsync(
+        await Eventually.HoldsAsync(async () => await _cluster.MasterOfSlotAsync(victimSlot) == replica, Deadline, "the cluster to name the replica the slot's master");
+        await Eventually.HoldsAsync(
             () => SessionSteps.ServesAndListsExactlyAsync(driver, clock, ids),
+            Deadline,
             "every session to be listed after the failover");
     }
 
@@ -228,7 +230,7 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
             $"({migrating} while migrating with the keys on the source, {asking} with them on the target, {moved} after the move); " +
             $"the source answered ASK {await ErrorCountAsync(source, "ASK")} and MOVED {await ErrorCountAsync(source, "MOVED")} times.");
 
-        await EventuallyAsync(async () => await _cluster.MasterOfSlotAsync(slot) == target, "the cluster to name the target the slot's master");
+        await Eventually.HoldsAsync(async () => await _cluster.MasterOfSlotAsync(slot) == target, Deadline, "the cluster to name the target the slot's master");
         Assert.True(await ErrorCountAsync(source, "ASK") > 0, "The source never answered ASK: the test did not exercise it.");
         Assert.True(await ErrorCountAsync(source, "MOVED") > 0, "The source never answered MOVED: the test did not exercise it.");
         var final = await SessionSteps.LoadAsync(driver, clock, key);
@@ -257,16 +259,6 @@ public sealed class RedisClusterFailoverTests(ITestOutputHelper output) : IAsync
         }
 
         throw new InvalidOperationException("No session is on that master.");
-    }
-
-    private static async Task EventuallyAsync(Func<Task<bool>> condition, string what)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(watch.Elapsed < Deadline, $"Waited {Deadline.TotalSeconds} s for {what}.");
-            await Task.Delay(20);
-        }
     }
 
     /// <summary>Waits until <paramref name="count"/> more requests have completed (or the requests failed); returns how many did.</summary>

@@ -3,6 +3,7 @@ using Asm.Caching.Caching;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
 using Asm.Testing.Redis;
+using Asm.Testing.Waiting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
@@ -75,11 +76,15 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
             var logged = logger.Collector.Count;
             _server.Stop();
             await _server.StartAsync();
-            await EventuallyAsync(async () =>
-            {
-                await app.GetDatabase().PingAsync();
-                return true;
-            });
+            await Eventually.HoldsAsync(
+                async () =>
+                {
+                    await app.GetDatabase().PingAsync();
+                    return true;
+                },
+                RecoveryTimeout,
+                "the app's connection to come back",
+                NotConnectedYet);
             Assert.Equal(logged, logger.Collector.Count);
         }
         finally
@@ -296,34 +301,18 @@ public sealed class RedisConnectionOptionsTests : IAsyncLifetime
 
     private async Task WaitForSubscribersAsync(string channel, long expected)
     {
-        await EventuallyAsync(async () =>
-        {
-            var reply = (object?[])(await _server.ExecuteAsync("PUBSUB", "NUMSUB", channel))!;
-            return (long)reply[1]! == expected;
-        });
-    }
-
-    private static async Task EventuallyAsync(Func<Task<bool>> condition)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            try
+        await Eventually.HoldsAsync(
+            async () =>
             {
-                if (await condition())
-                {
-                    return;
-                }
-            }
-            catch (Exception ex) when (ex is RedisException or RedisTimeoutException && deadline.Elapsed < RecoveryTimeout)
-            {
-                // Not there yet; a command sent while the client reconnects may also time out in its backlog.
-            }
-
-            Assert.True(deadline.Elapsed < RecoveryTimeout, "The condition did not hold in time.");
-            await Task.Delay(50);
-        }
+                var reply = (object?[])(await _server.ExecuteAsync("PUBSUB", "NUMSUB", channel))!;
+                return (long)reply[1]! == expected;
+            },
+            RecoveryTimeout,
+            $"{expected} subscribers of {channel}",
+            NotConnectedYet);
     }
+    /// <summary>A command sent while the client reconnects fails, or times out in its backlog: not there yet.</summary>
+    private static bool NotConnectedYet(Exception ex) => ex is RedisException or RedisTimeoutException;
 
     /// <summary>A singleton made before the driver, so the container disposes it after the driver.</summary>
     private sealed class DisposalProbe : IDisposable

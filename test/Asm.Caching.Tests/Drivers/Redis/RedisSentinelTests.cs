@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
 using Asm.Testing.Redis;
+using Asm.Testing.Waiting;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging.Testing;
 using StackExchange.Redis;
@@ -152,12 +153,10 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
 
         // Once the client follows the promotion, every session is listed again, each once, though the client still
         // knows the killed master.
-        var since = Stopwatch.StartNew();
-        while (!await SessionSteps.ServesAndListsExactlyAsync(driver, clock, ids))
-        {
-            Assert.True(since.Elapsed < TimeSpan.FromSeconds(60), "The sessions were not listed again within 60 s of the promotion.");
-            await Task.Delay(50);
-        }
+        await Eventually.HoldsAsync(
+            () => SessionSteps.ServesAndListsExactlyAsync(driver, clock, ids),
+            TimeSpan.FromSeconds(60),
+            "every session to be listed again after the promotion");
     }
 
     [Fact]

@@ -42,6 +42,9 @@ internal sealed partial class RedisConnection : IDisposable
     /// <summary>How often a give-back whose connection fails is sent again (see <see cref="GiveBackAgainAsync"/>).</summary>
     private static readonly TimeSpan GiveBackInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>The answers of <see cref="RefusedForNow"/>.</summary>
+    private static readonly string[] RefusedForNowAnswers = ["READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS", "BUSY", "MOVED", "ASK"];
+
     private readonly RedisDriverOptions _options;
     private readonly RedisChannel _releaseChannel;
     private readonly Action<string> _onReleased;
@@ -176,7 +179,7 @@ internal sealed partial class RedisConnection : IDisposable
             }
         }
         catch (Exception ex) when (giveBackFor is { } period
-            && ex is RedisConnectionException or TimeoutException or OperationCanceledException or RedisDriverException)
+            && (ex is RedisConnectionException or TimeoutException or OperationCanceledException or RedisDriverException || RefusedForNow(ex)))
         {
             _ = GiveBackAgainAsync(database, pending, script, keys, args, period);
             throw;
@@ -215,6 +218,17 @@ internal sealed partial class RedisConnection : IDisposable
             {
                 await Task.Delay(GiveBackInterval).ConfigureAwait(false);
             }
+            catch (RedisServerException ex) when (RefusedForNow(ex))
+            {
+                // The node is a replica now (a master just demoted), or cannot serve the key yet: the client is asked
+                // to learn the servers' roles again, so that the next send reaches the new master.
+                if (ex.Message.StartsWith("READONLY", StringComparison.Ordinal))
+                {
+                    _ = database.Multiplexer.ConfigureAsync();
+                }
+
+                await Task.Delay(GiveBackInterval).ConfigureAwait(false);
+            }
             catch (TimeoutException)
             {
                 // Timed out by the client: sent, its outcome unknown; it may still run, or have been refused.
@@ -233,6 +247,17 @@ internal sealed partial class RedisConnection : IDisposable
             sent = null;
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="ex"/> is an answer by which a node refused a script having run nothing, for a while, and
+    /// that the client does not follow itself (it follows <c>MOVED</c> and <c>ASK</c> to a node it can reach):
+    /// <c>READONLY</c> (the node is a replica: a master just demoted by a failover, until the client learns which node
+    /// was promoted), <c>LOADING</c> (a node restarted, reading its data), <c>MASTERDOWN</c> (a replica that serves no
+    /// stale data), <c>CLUSTERDOWN</c> (a Cluster failing over), <c>NOREPLICAS</c> (too few replicas for a write), <c>BUSY</c> (a script that runs long), and
+    /// <c>MOVED</c> or <c>ASK</c> the client could not follow.
+    /// </summary>
+    private static bool RefusedForNow(Exception ex) =>
+        ex is RedisServerException { Message: var message } && RefusedForNowAnswers.Any(answer => message.StartsWith(answer, StringComparison.Ordinal));
 
     /// <summary>
     /// What is left of <see cref="RedisDriverOptions.OperationTimeout"/> for an operation started at

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Asm.Caching.Caching;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
@@ -465,6 +466,62 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after Redis came back.");
+    }
+
+    [Fact]
+    public async Task ReleaseLockAsync_MasterJustDemotedByAFailover_IsSentAgainToTheNewMasterAndTheLockIsFreeLongBeforeItsLeaseEnds()
+    {
+        // The driver knows two servers: this class's, the master, and a replica of it. A failover (as an operator or a
+        // managed service makes one: REPLICAOF NO ONE on the replica, then REPLICAOF on the old master) leaves the
+        // driver's connection on the old master, now a replica: it refuses the release (READONLY), having run nothing.
+        using var replica = new RedisServer { ExtraArguments = ["--replicaof", "127.0.0.1", _server.Port.ToString(CultureInfo.InvariantCulture)] };
+        await replica.StartAsync();
+        using var drivers = new RedisTestDrivers($"{_server.EndPoint},{replica.EndPoint}");
+        var lease = TimeSpan.FromMinutes(10);
+        var driver = drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(30));
+        var key = await SessionSteps.CreateAsync(driver, _clock);
+        var held = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(lease))).Lease!;
+        await WaitForReplicaAsync(_server, replica);
+
+        await replica.ExecuteAsync("REPLICAOF", "NO", "ONE");
+        await _server.ExecuteAsync("REPLICAOF", "127.0.0.1", replica.Port.ToString(CultureInfo.InvariantCulture));
+        var failure = await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(key.Id, held, CancellationToken.None).AsTask());
+        output.WriteLine(failure.Message);
+        Assert.Contains("READONLY", failure.Message, StringComparison.Ordinal);
+
+        // A driver that connects now finds the new master, which has the lock (replicated): it must be free long
+        // before its 10 minutes.
+        var next = drivers.Create(_clock);
+        var watch = Stopwatch.StartNew();
+        SessionLoadResult loaded;
+        while ((loaded = await EventuallyAsync(() => SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease)))).Status == SessionLoadStatus.LockBusy
+            && watch.Elapsed < PromptBound)
+        {
+            await Task.Delay(50);
+        }
+
+        output.WriteLine($"The lock was free {watch.Elapsed.TotalMilliseconds:F0} ms after the release was refused.");
+        Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after the release was refused.");
+    }
+
+    /// <summary>Waits until <paramref name="replica"/> has everything <paramref name="master"/> has written.</summary>
+    private static async Task WaitForReplicaAsync(RedisServer master, RedisServer replica)
+    {
+        static long Offset(string? info, string field) => info!.Split('\n').Select(l => l.Trim())
+            .Where(l => l.StartsWith(field + ":", StringComparison.Ordinal)).Select(l => long.Parse(l[(field.Length + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault(-1);
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            var target = Offset(await master.ExecuteTextAsync("INFO", "replication"), "master_repl_offset");
+            var info = await replica.ExecuteTextAsync("INFO", "replication");
+            if (info!.Contains("master_link_status:up", StringComparison.Ordinal) && Offset(info, "master_repl_offset") >= target)
+            {
+                return;
+            }
+
+            Assert.True(deadline.Elapsed < RecoveryTimeout, "The replica did not catch up.");
+            await Task.Delay(20);
+        }
     }
 
     private async Task AssertReleaseWakesWaiterAsync(SessionKey key)

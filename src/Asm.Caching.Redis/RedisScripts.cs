@@ -520,10 +520,16 @@ internal static partial class RedisScripts
     /// KEYS[2] is left out).
     /// KEYS[1] session hash, KEYS[2] the lock's waiting line. ARGV[1] now (ms), ARGV[2] tombstone end (ms), ARGV[3] release
     /// channel, ARGV[4] session id.
-    /// The tombstone keeps the user the session was bound to, so that its end is reported with it. Returns 1.
+    /// The tombstone keeps the user the session was bound to, so that its end is reported with it; a tombstone that
+    /// would end at once (ARGV[2] at or before ARGV[1]) is no record, and the key is deleted. Returns 1.
     /// </summary>
     public const string Destroy = Prelude + Writes + Wake + """
         local key, now, purge_at = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+        if purge_at <= now then
+          redis.call('DEL', key)
+          wake(ARGV[3], ARGV[4])
+          return 1
+        end
         -- Whatever the key holds (even another type), the fence carries over and the user is kept.
         local kept = redis.pcall('HMGET', key, 'f', 'u')
         local fence, user = 0, nil

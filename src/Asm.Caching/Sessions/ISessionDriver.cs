@@ -58,7 +58,9 @@ public interface ISessionDriver
     /// <summary>
     /// Removes everything a session stored (values, lock, zombies, profiles) and leaves a tombstone until
     /// <paramref name="tombstoneExpiresAt"/>, so that in-flight commits are refused and a returning cookie is told apart
-    /// from an unknown one.
+    /// from an unknown one. A tombstone that would end at or before <paramref name="now"/> is not left: the record is
+    /// removed, as if it had never been stored (a move that cannot end a session's previous copy takes back its new one
+    /// this way).
     /// </summary>
     ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken);
 

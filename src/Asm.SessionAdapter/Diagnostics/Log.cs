@@ -93,6 +93,18 @@ internal static partial class Log
         Message = "MigrateFrom names the new driver's own storage: the previous driver granted a lock that the new driver holds. Nothing is moved or ended; remove MigrateFrom, or name the storage sessions are moved from.")]
     public static partial void PreviousIsCurrent(ILogger logger);
 
+    [LoggerMessage(EventId = 49, Level = LogLevel.Warning,
+        Message = "Session {Session} could not be ended in the previous driver, so its move was undone: it stays there alone, and its next use moves it again.")]
+    public static partial void MoveUndone(ILogger logger, string session, Exception exception);
+
+    [LoggerMessage(EventId = 51, Level = LogLevel.Error,
+        Message = "Session {Session} could not be ended in the previous driver, nor taken back from the new one: old servers may use its previous copy until a new server ends the session (a log-out there ends both copies).")]
+    public static partial void MoveNotUndone(ILogger logger, string session, Exception exception);
+
+    [LoggerMessage(EventId = 52, Level = LogLevel.Warning,
+        Message = "The lock a move took on session {Session} in the previous driver could not be released; it ends with its lease.")]
+    public static partial void MoveLockNotReleased(ILogger logger, string session, Exception exception);
+
     [LoggerMessage(EventId = 50, Level = LogLevel.Warning, Message = "The storage is full: new session {Session} was refused and not stored.")]
     public static partial void CreateRefused(ILogger logger, string session);
 

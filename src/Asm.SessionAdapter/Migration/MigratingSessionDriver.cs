@@ -117,7 +117,17 @@ internal sealed class MigratingSessionDriver(
             }
 
             var purgeAt = snapshot.PurgeAt > now ? snapshot.PurgeAt : now;
-            await previous.DestroyAsync(sessionId, now, purgeAt, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await previous.DestroyAsync(sessionId, now, purgeAt, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (stored)
+            {
+                // The previous copy is still live: the one stored here is taken back, or the session would live in both.
+                await UndoImportAsync(sessionId, now, ex).ConfigureAwait(false);
+                throw;
+            }
+
             if (_previousTracking is { } previousTracking)
             {
                 await previousTracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false);
@@ -145,9 +155,38 @@ internal sealed class MigratingSessionDriver(
         }
         catch
         {
-            // Give the previous copy back at once rather than leave it locked for a whole lease.
-            await previous.ReleaseLockAsync(sessionId, lease, CancellationToken.None).ConfigureAwait(false);
+            // Give the previous copy back at once rather than leave it locked for a whole lease. A storage that failed
+            // may refuse the release too: the lease then ends by itself, and the first failure is the one reported.
+            try
+            {
+                await previous.ReleaseLockAsync(sessionId, lease, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Log.MoveLockNotReleased(logger, SessionKey.Hash(sessionId), ex);
+            }
+
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Takes back the copy of session <paramref name="sessionId"/> this move has just stored in the new driver, once
+    /// ending the previous copy failed (<paramref name="failure"/>): a destroy whose tombstone ends at once leaves no
+    /// record, so the session is again where it was, the previous driver alone, and its next use moves it again. A
+    /// request that read the new copy in between finds it gone and its commit is refused.
+    /// </summary>
+    private async ValueTask UndoImportAsync(string sessionId, DateTimeOffset now, Exception failure)
+    {
+        var hash = SessionKey.Hash(sessionId);
+        try
+        {
+            await current.DestroyAsync(sessionId, now, now, CancellationToken.None).ConfigureAwait(false);
+            Log.MoveUndone(logger, hash, failure);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.MoveNotUndone(logger, hash, new AggregateException(failure, ex));
         }
     }
 

@@ -47,6 +47,20 @@ public abstract partial class DriverConformanceTests
         Assert.Equal(SessionLoadStatus.ZombieExpired, (await LoadAsync(SessionKey.Create(moved.Id, old.Secret))).Status);
     }
 
+    /// <summary>How a move takes back the copy it stored when it cannot end the previous one: no tombstone is left.</summary>
+    [Fact]
+    public async Task Destroy_TombstoneEndingNow_LeavesNoRecord_SoTheSessionCanBeImportedAgain()
+    {
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+        var snapshot = (await Transfer.ExportAsync(key.Id, SessionLease.Create(TimeSpan.FromSeconds(30)), Clock.GetUtcNow(), Token)).Snapshot!;
+
+        await Sessions.DestroyAsync(key.Id, Clock.GetUtcNow(), Clock.GetUtcNow(), Token);
+
+        Assert.Equal(SessionLoadStatus.Unknown, (await LoadAsync(key)).Status);
+        Assert.True(await Transfer.ImportAsync(snapshot, Clock.GetUtcNow(), Token));
+        Assert.Equal([1], (await LoadAsync(key)).Values["a"]);
+    }
+
     [Fact]
     public async Task ExportThenImport_KeepsTheProfileOfTheRequestThatReplacedEachZombie_AndWhichIsTheLatest()
     {

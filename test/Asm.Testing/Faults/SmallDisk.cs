@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Asm.Testing.Cleanup;
 
 namespace Asm.Testing.Faults;
@@ -24,7 +23,7 @@ public sealed class SmallDisk : IDisposable
         var path = TestDirectories.Create("asm-disk-");
         try
         {
-            Run("mount", "-t", "tmpfs", "-o", $"size={kilobytes}k,mode=0700", "tmpfs", path);
+            FaultCommand.Run("mount", "-t", "tmpfs", "-o", $"size={kilobytes}k,mode=0700", "tmpfs", path);
         }
         catch (InvalidOperationException ex)
         {
@@ -59,24 +58,7 @@ public sealed class SmallDisk : IDisposable
     public void Free() => File.Delete(System.IO.Path.Combine(Path, FillerName));
 
     /// <summary>Remounts the disk read-only (<paramref name="readOnly"/>) or read-write.</summary>
-    public void SetReadOnly(bool readOnly) => Run("mount", "-o", readOnly ? "remount,ro" : "remount,rw", Path);
+    public void SetReadOnly(bool readOnly) => FaultCommand.Run("mount", "-o", readOnly ? "remount,ro" : "remount,rw", Path);
 
     public void Dispose() => TestDirectories.Delete(Path);
-
-    private static void Run(string program, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(program) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{program} did not start.");
-        var error = process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"`{program} {string.Join(' ', arguments)}` failed with code {process.ExitCode}: {error.Trim()}");
-        }
-    }
 }

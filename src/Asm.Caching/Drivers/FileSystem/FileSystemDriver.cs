@@ -254,6 +254,14 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         var purgeAt = SessionRecord.Ms(tombstoneExpiresAt);
         using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
+            if (purgeAt <= SessionRecord.Ms(now))
+            {
+                // A tombstone that ends at once is no record (as the sweeper would find it): the file goes.
+                File.Delete(file.Path);
+                _signals.Signal(sessionId);
+                return;
+            }
+
             var (record, _) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
             record ??= SessionRecord.Tombstone(purgeAt);
             record.Destroy(purgeAt);

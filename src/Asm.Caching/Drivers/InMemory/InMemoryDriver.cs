@@ -146,6 +146,12 @@ internal sealed class InMemoryDriver(TimeProvider timeProvider, IOptions<InMemor
             record.Destroy(purgeAt);
         }
 
+        if (purgeAt <= SessionRecord.Ms(now) && _sessions.TryRemove(new KeyValuePair<string, SessionRecord>(sessionId, record)))
+        {
+            // A tombstone that ends at once is no record, as the sweeper would find it.
+            Interlocked.Decrement(ref _count);
+        }
+
         _signals.Signal(sessionId);
         return ValueTask.CompletedTask;
     }

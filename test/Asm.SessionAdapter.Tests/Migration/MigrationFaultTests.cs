@@ -1,0 +1,131 @@
+using System.Diagnostics.Metrics;
+using Asm.Caching.Drivers.FileSystem;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Diagnostics;
+using Asm.SessionAdapter.Migration;
+using Asm.Testing.Cleanup;
+using Asm.Testing.Faults;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Asm.SessionAdapter.Tests.Migration;
+
+/// <summary>
+/// Moves between two filesystem drivers whose previous storage fails on a real fault the test makes at the step it
+/// means (a session file made immutable, a disk remounted read-only).
+/// </summary>
+public sealed class MigrationFaultTests : IDisposable
+{
+    private static readonly TimeSpan Idle = TimeSpan.FromMinutes(20);
+    private static readonly TimeSpan MoveLease = TimeSpan.FromSeconds(30);
+    private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
+    private readonly ServiceProvider _metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();
+    private readonly FakeLogCollector _logs = new();
+    private readonly List<IDisposable> _faults = [];
+    private readonly string _root = TestDirectories.Create("asm-move-");
+
+    /// <summary>
+    /// The previous copy's file turns immutable once the new copy is stored: ending the previous copy fails. The new
+    /// copy is taken back, so the session lives in one place (the previous one, served as before), and it moves once
+    /// the previous storage takes writes again.
+    /// </summary>
+    [Fact]
+    public async Task MoveAsync_PreviousCopyCannotBeEnded_TakesTheNewCopyBack_AndMovesOnceThePreviousStorageWorks()
+    {
+        var previous = FileSystem(Path.Combine(_root, "previous"));
+        var key = await CreateAsync(previous);
+        var current = new AfterImport(FileSystem(Path.Combine(_root, "current")), () => _faults.Add(ImmutableFile.Set(previous.GetSessionFilePath(key.Id))));
+        var migrating = Migrating(current, previous);
+
+        await Assert.ThrowsAnyAsync<Exception>(() => migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None).AsTask());
+
+        Assert.Equal(SessionLoadStatus.Unknown, (await current.LoadAsync(Request(key), CancellationToken.None)).Status);
+        Assert.Equal(SessionLoadStatus.Found, (await previous.LoadAsync(Request(key), CancellationToken.None)).Status);
+        Assert.Single(_logs.GetSnapshot(), r => r.Id.Id == 49);
+
+        // The previous storage works again; the lock the failed move took there ends with its lease.
+        _faults.ForEach(f => f.Dispose());
+        _time.Advance(MoveLease);
+
+        Assert.Equal(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None));
+        Assert.Equal(SessionLoadStatus.Found, (await current.LoadAsync(Request(key), CancellationToken.None)).Status);
+        Assert.Equal(SessionLoadStatus.Destroyed, (await previous.LoadAsync(Request(key), CancellationToken.None)).Status);
+    }
+
+    public void Dispose()
+    {
+        _faults.ForEach(f => f.Dispose());
+        _metrics.Dispose();
+        TestDirectories.Delete(_root);
+    }
+
+    private MigratingSessionDriver Migrating(ISessionDriver current, ISessionDriver previous) => new(
+        current,
+        previous,
+        _time,
+        new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()),
+        new FakeLogger(_logs),
+        MoveLease);
+
+    private FileSystemDriver FileSystem(string directory) =>
+        new(Options.Create(new FileSystemDriverOptions { Directory = directory }), _time, NullLogger<FileSystemDriver>.Instance);
+
+    private async Task<SessionKey> CreateAsync(FileSystemDriver driver)
+    {
+        var key = SessionKey.New();
+        Assert.Equal(
+            SessionCommitStatus.Committed,
+            await driver.CommitAsync(
+                new SessionCommitRequest
+                {
+                    SessionId = key.Id,
+                    Now = _time.GetUtcNow(),
+                    IdleTimeout = Idle,
+                    CreateWithSecret = key.Secret,
+                    Changes = new Dictionary<string, byte[]?> { ["a"] = [1] },
+                },
+                CancellationToken.None));
+        return key;
+    }
+
+    private SessionLoadRequest Request(SessionKey key) => new() { Key = key, Now = _time.GetUtcNow(), IdleTimeout = Idle };
+
+    /// <summary>The new driver, which runs <paramref name="fault"/> once its first import is stored.</summary>
+    private sealed class AfterImport(FileSystemDriver inner, Action fault) : ISessionDriver, ISessionTransferDriver
+    {
+        private int _imports;
+
+        public ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken) => inner.LoadAsync(request, cancellationToken);
+
+        public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken) => inner.CommitAsync(request, cancellationToken);
+
+        public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
+
+        public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) => inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
+
+        public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) => inner.RegenerateAsync(request, cancellationToken);
+
+        public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
+            inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
+
+        public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) => inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
+
+        public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.ExportAsync(sessionId, lease, now, cancellationToken);
+
+        public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
+        {
+            var stored = await inner.ImportAsync(snapshot, now, cancellationToken);
+            if (Interlocked.Increment(ref _imports) == 1)
+            {
+                fault();
+            }
+
+            return stored;
+        }
+    }
+}

@@ -144,8 +144,15 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         var status = reply.Length == 0 ? SessionLoadStatus.Corrupt : ToLoadStatus((long)reply[0]);
         if (reply.Length > 1 && !RedisRecordReader.IsTime((long)reply[1]))
         {
-            // A creation time past what a DateTimeOffset holds: unreadable, as the reader judges it.
+            // A creation time (or a closed zombie window) past what a DateTimeOffset holds: unreadable, as the reader judges it.
             status = SessionLoadStatus.Corrupt;
+        }
+
+        if (status == SessionLoadStatus.ZombieExpired)
+        {
+            return reply.Length > 1
+                ? new SessionLoadResult { Status = status, ZombieExpiredAt = SessionRecord.Time((long)reply[1]) }
+                : SessionLoadResult.Of(status);
         }
 
         if (reply.Length <= 1 || status == SessionLoadStatus.Corrupt)

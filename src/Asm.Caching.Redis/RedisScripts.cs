@@ -129,7 +129,7 @@ internal static partial class RedisScripts
     /// <summary>Checks a presented secret against a record (<c>authenticate</c>).</summary>
     private const string Authentication = """
         -- Returns the status and, for a live zombie, the profile stored with it and whether it is the newest zombie
-        -- (the secret the current one replaced).
+        -- (the secret the current one replaced); for a zombie whose window has closed, also when it closed (4th).
         local function authenticate(r, secret, now)
           if r.x then return DESTROYED end
           local status, zombie
@@ -143,7 +143,7 @@ internal static partial class RedisScripts
             if not zombie then return UNKNOWN end
             if zombie[3] > now then status = ZOMBIE else status = ZOMBIE_EXPIRED end
           end
-          if status == ZOMBIE_EXPIRED then return status end
+          if status == ZOMBIE_EXPIRED then return status, nil, false, zombie[3] end
           if not live(r, now) then return EXPIRED end
           if status == ZOMBIE then
             local latest = true
@@ -290,7 +290,8 @@ internal static partial class RedisScripts
     /// ARGV[6] lease clock override (unix ms; '' for Redis's TIME, always outside tests),
     /// ARGV[7] slide threshold (ms: the idle expiry is written only when it moves by more), ARGV[8] the caller's party
     /// (its driver: a lock kept for it by a release is free to it; a refused load puts it in the lock's waiting line).
-    /// Returns {status} when the session is not usable, else {status, created at, granted fence (0 for none),
+    /// Returns {status} when the session is not usable ({status, end of its window (ms)} for a zombie whose window has
+    /// closed), else {status, created at, granted fence (0 for none),
     /// current secret ('' unless status is Zombie), zombie profile ('' for none), user id ('' when unbound),
     /// 1 when the zombie is the newest (the secret the current one replaced) else 0, profile count,
     /// profiles oldest first..., name, value, ...}.
@@ -300,7 +301,8 @@ internal static partial class RedisScripts
         local r = read(key)
         if r == nil then return { UNKNOWN } end
         if r == false then return { CORRUPT } end
-        local status, zombie_profile, zombie_latest = authenticate(r, secret, now)
+        local status, zombie_profile, zombie_latest, zombie_closed = authenticate(r, secret, now)
+        if status == ZOMBIE_EXPIRED then return { status, zombie_closed } end
         if status ~= FOUND and status ~= ZOMBIE then return { status } end
         local fence, w = 0, nil
         if token ~= '' then

@@ -81,8 +81,9 @@ internal sealed partial class AsmSession
 
         if (!_stored)
         {
-            // A new session is stored once it holds something; its client profile alone is not worth a record.
-            if (!hasValueWrites)
+            // A new session is stored once it holds something; its client profile alone is not worth a record. Nor is
+            // one that could never be sent (the presented key was replaced while the request ran).
+            if (!hasValueWrites || _keyReplacedWhileRunning)
             {
                 return;
             }

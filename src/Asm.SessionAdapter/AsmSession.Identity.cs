@@ -111,6 +111,10 @@ internal sealed partial class AsmSession
 
         _lock.Forget();
         StartNewSession();
-        _cookie.Delete();
+        if (!_keyReplacedWhileRunning)
+        {
+            // Not the cookie of a browser that logged in while this request ran: this request destroyed nothing of that session.
+            _cookie.Delete();
+        }
     }
 }

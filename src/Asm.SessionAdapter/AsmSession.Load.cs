@@ -193,8 +193,8 @@ internal sealed partial class AsmSession
         }
         else
         {
-            // The session went away (destroyed, expired) between the read and the write.
-            await RejectPresentedKeyAsync(ToReason(result.Status)).ConfigureAwait(false);
+            // The session went away (destroyed, expired, its key replaced) between the read and the write.
+            await RejectPresentedKeyAsync(ToReason(result.Status), ReplacedWhileRunning(result)).ConfigureAwait(false);
         }
     }
 
@@ -202,7 +202,7 @@ internal sealed partial class AsmSession
     {
         if (result.Status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
         {
-            await RejectPresentedKeyAsync(ToReason(result.Status)).ConfigureAwait(false);
+            await RejectPresentedKeyAsync(ToReason(result.Status), ReplacedWhileRunning(result)).ConfigureAwait(false);
             return;
         }
 
@@ -322,13 +322,33 @@ internal sealed partial class AsmSession
         }
     }
 
-    private async Task RejectPresentedKeyAsync(InvalidSessionReason reason)
+    /// <summary>
+    /// Whether the presented key was refused as a zombie whose window closed only after this request arrived: the key
+    /// was still honoured when the browser sent it (a request in flight across a login), so the browser may hold the
+    /// key that replaced it by now.
+    /// </summary>
+    private bool ReplacedWhileRunning(SessionLoadResult result) =>
+        result.Status == SessionLoadStatus.ZombieExpired && result.ZombieExpiredAt is { } closed && _arrivedAt < closed;
+
+    /// <param name="reason">Why the key is refused.</param>
+    /// <param name="replacedWhileRunning">
+    /// Whether the key was replaced while this request ran (see <see cref="ReplacedWhileRunning"/>): the response then
+    /// leaves the browser's cookie alone, neither deleting it nor setting a fresh session's key, since that cookie may
+    /// be the one that replaced it (the browser logged in meanwhile). The request goes on in a fresh session that is
+    /// never stored (see <see cref="_keyReplacedWhileRunning"/>).
+    /// </param>
+    private async Task RejectPresentedKeyAsync(InvalidSessionReason reason, bool replacedWhileRunning = false)
     {
         StartNewSession();
         MarkLoaded();
+        _keyReplacedWhileRunning = replacedWhileRunning;
 
         // The cookie is deleted whatever the handler does (a refusal by throwing too), so it is reported once.
-        _cookie.Delete();
+        if (!replacedWhileRunning)
+        {
+            _cookie.Delete();
+        }
+
         _telemetry.Invalid(reason);
         await _options.Events.InvalidSessionAccessed(new InvalidSessionContext(_context, Hash, reason)).ConfigureAwait(false);
     }

@@ -47,6 +47,16 @@ internal sealed partial class AsmSession : IAsmSession
     private string? _userId;
     private bool _servedByZombie;
 
+    /// <summary>When the request arrived (the session middleware made its session).</summary>
+    private readonly DateTimeOffset _arrivedAt;
+
+    /// <summary>
+    /// The presented key was refused because it was replaced while this request ran (a login in another request, whose
+    /// zombie window closed before this request first needed the session). The browser likely holds the new key: this
+    /// request's fresh session is never stored and never sent, and cannot be regenerated or bound.
+    /// </summary>
+    private bool _keyReplacedWhileRunning;
+
     public AsmSession(AsmSessionServices services, HttpContext context, string? presentedKey, SessionLifecycle lifecycle)
     {
         _lifecycle = lifecycle;
@@ -54,6 +64,7 @@ internal sealed partial class AsmSession : IAsmSession
         _options = services.Options;
         _context = context;
         _presentedKey = presentedKey;
+        _arrivedAt = services.Time.GetUtcNow();
         _storage = services.Storage;
         _telemetry = new SessionTelemetry(services.Metrics, services.Logger);
         _profiles = new SessionProfileCheck(_options, context, _telemetry);
@@ -196,6 +207,12 @@ internal sealed partial class AsmSession : IAsmSession
                 return false;
             }
 
+            if (_keyReplacedWhileRunning)
+            {
+                // Its key would replace the browser's current cookie: the write stays in this request's fresh session.
+                return true;
+            }
+
             _cookie.Establish();
         }
 
@@ -227,6 +244,13 @@ internal sealed partial class AsmSession : IAsmSession
             throw new InvalidOperationException(
                 $"Session {Hash} was served to this request through a replaced (zombie) key, so it cannot be {what} here: " +
                 "a zombie request is never handed the current key.");
+        }
+
+        if (_keyReplacedWhileRunning)
+        {
+            throw new InvalidOperationException(
+                $"The session key this request presented was replaced (a login) while it ran, and its zombie window has closed, so its fresh session {Hash} cannot be {what} here: " +
+                "its cookie would replace the one the browser holds now.");
         }
     }
 

@@ -97,10 +97,12 @@ internal sealed class SessionRecord
     {
         changed = false;
         var now = Ms(request.Now);
-        var status = Authenticate(request.Key.Secret, now, out var zombieProfile, out var zombieIsLatest);
+        var status = Authenticate(request.Key.Secret, now, out var zombieProfile, out var zombieIsLatest, out var zombieExpiredAt);
         if (status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
         {
-            return SessionLoadResult.Of(status);
+            return status == SessionLoadStatus.ZombieExpired
+                ? new SessionLoadResult { Status = status, ZombieExpiredAt = Time(zombieExpiredAt) }
+                : SessionLoadResult.Of(status);
         }
 
         SessionLease? lease = null;
@@ -277,7 +279,7 @@ internal sealed class SessionRecord
     public SessionCommitStatus Regenerate(SessionRegenerateRequest request)
     {
         var now = Ms(request.Now);
-        if (Authenticate(request.Key.Secret, now, out _, out _) is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
+        if (Authenticate(request.Key.Secret, now, out _, out _, out _) is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
         {
             return SessionCommitStatus.NotFound;
         }
@@ -335,10 +337,11 @@ internal sealed class SessionRecord
         AbsoluteExpiresAt == Never ? null : DateTimeOffset.FromUnixTimeMilliseconds(AbsoluteExpiresAt),
         [.. Profiles]);
 
-    private SessionLoadStatus Authenticate(string secret, long now, out string? zombieProfile, out bool zombieIsLatest)
+    private SessionLoadStatus Authenticate(string secret, long now, out string? zombieProfile, out bool zombieIsLatest, out long zombieExpiredAt)
     {
         zombieProfile = null;
         zombieIsLatest = false;
+        zombieExpiredAt = 0;
         if (Destroyed)
         {
             return SessionLoadStatus.Destroyed;
@@ -360,6 +363,7 @@ internal sealed class SessionRecord
             status = Zombies[zombie].ExpiresAt > now ? SessionLoadStatus.Zombie : SessionLoadStatus.ZombieExpired;
             zombieProfile = status == SessionLoadStatus.Zombie ? Zombies[zombie].Profile : null;
             zombieIsLatest = status == SessionLoadStatus.Zombie && zombie == Zombies.Count - 1;
+            zombieExpiredAt = status == SessionLoadStatus.ZombieExpired ? Zombies[zombie].ExpiresAt : 0;
         }
 
         return IsLive(now) || status == SessionLoadStatus.ZombieExpired ? status : SessionLoadStatus.Expired;

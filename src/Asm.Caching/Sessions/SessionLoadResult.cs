@@ -26,6 +26,13 @@ public sealed record SessionLoadResult
     /// </summary>
     public bool ZombieIsLatest { get; init; }
 
+    /// <summary>
+    /// When the presented secret is a zombie whose window has closed (<see cref="SessionLoadStatus.ZombieExpired"/>):
+    /// when that window closed (the <see cref="SessionRegenerateRequest.ZombieExpiresAt"/> it was replaced with), or
+    /// <see langword="null"/> when the driver does not say.
+    /// </summary>
+    public DateTimeOffset? ZombieExpiredAt { get; init; }
+
     /// <summary>When the session was created.</summary>
     public DateTimeOffset CreatedAt { get; init; }
 

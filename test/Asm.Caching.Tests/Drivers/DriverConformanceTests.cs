@@ -530,6 +530,23 @@ public abstract partial class DriverConformanceTests : IDisposable
     }
 
     [Fact]
+    public async Task RegenerateAsync_OldSecretAfterItsWindow_TellsWhenTheWindowClosed_WithAndWithoutALease()
+    {
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+        var closes = DateTimeOffset.FromUnixTimeMilliseconds((Clock.GetUtcNow() + TimeSpan.FromMinutes(1)).ToUnixTimeMilliseconds());
+        Assert.Equal(SessionCommitStatus.Committed, await RegenerateAsync(key, key.WithNewSecret(), TimeSpan.FromMinutes(1)));
+        Assert.Null((await LoadAsync(key)).ZombieExpiredAt);
+
+        Clock.Advance(TimeSpan.FromMinutes(2));
+        var plain = await LoadAsync(key);
+        var locked = await LoadAsync(key, SessionLease.Create(LeaseDuration));
+
+        Assert.Equal((SessionLoadStatus.ZombieExpired, closes), (plain.Status, plain.ZombieExpiredAt));
+        Assert.Equal((SessionLoadStatus.ZombieExpired, closes, null), (locked.Status, locked.ZombieExpiredAt, locked.Lease));
+        Assert.Null((await LoadAsync(SessionKey.New())).ZombieExpiredAt);
+    }
+
+    [Fact]
     public async Task RegenerateAsync_WithProfile_ZombieLoadsCarryTheRegeneratingProfile()
     {
         var key = await CreateSessionAsync(new() { ["a"] = [1] });

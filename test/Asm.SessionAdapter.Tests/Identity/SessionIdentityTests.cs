@@ -333,6 +333,51 @@ public abstract partial class SessionIdentityTests<TDriver>(TDriver driver) : IC
         Assert.Equal("cart,user", await login.GetStringAsync("/keys"));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task RequestSentBeforeALogin_RefusedAfterTheZombieWindow_LeavesTheBrowsersNewCookieAlone(bool loadsBeforeTheLogin)
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var arrived = Gate();
+        var proceed = Gate();
+        await using var app = await StartAsync(
+            a => a.MapPost("/report", async (HttpContext c) =>
+            {
+                // A long request: sent with the pre-login cookie, it needs (or writes) its session only after the
+                // login's zombie window has closed.
+                if (loadsBeforeTheLogin)
+                {
+                    await c.Session.LoadAsync();
+                }
+
+                arrived.SetResult();
+                await proceed.Task;
+                await c.Session.LoadAsync();
+                c.Session.SetString("report", "done");
+                return c.Session.GetString("cart") ?? "(none)";
+            }).WithSessionLock(SessionLockMode.LockOnWrite),
+            configure: o => o.ZombieLifetime = TimeSpan.FromSeconds(30),
+            time: time);
+        var browser = app.CreateClient(out _);
+        await browser.PostAsync("/seed/cart/3-items", null);
+
+        var report = browser.PostAsync("/report", null);
+        await Within(arrived.Task);
+        var loggedIn = await browser.PostAsync("/login", null);
+        Assert.Single(SessionCookiesOf(loggedIn));
+        time.Advance(TimeSpan.FromSeconds(31));
+        proceed.SetResult();
+        var refused = await Within(report);
+
+        Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        Assert.Equal("(none)", await refused.Content.ReadAsStringAsync());
+        Assert.Empty(SessionCookiesOf(refused));
+        Assert.Equal(("/report", InvalidSessionReason.ZombieExpired), Assert.Single(Events.Invalid));
+        Assert.Equal("alice", await browser.GetStringAsync("/read/user"));
+        Assert.Equal("cart,user", await browser.GetStringAsync("/keys"));
+    }
+
     // ---- Zombie keys serve only the browser that regenerated ----
 
     [Fact]

@@ -119,7 +119,13 @@ internal sealed partial class AsmSession
             if (_state == SessionState.EndedNotLoaded)
             {
                 // The request ended while this load waited (a task the request did not await): what it found is read
-                // as after the request, with no check, event or cookie (the request's context is gone).
+                // as after the request, with no check, event or cookie (the request's context is gone). A lease granted
+                // just before the end closed the hold goes straight back.
+                if (result.Lease is { } granted)
+                {
+                    await _lock.AbandonAsync(key.Id, granted).ConfigureAwait(false);
+                }
+
                 AdoptAfterRequest(key, result);
                 _state = SessionState.Ended;
                 return;
@@ -184,8 +190,13 @@ internal sealed partial class AsmSession
 
         if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && result.Lease is { } lease)
         {
+            if (!await _lock.HoldOrGiveBackAsync(_key.Id, lease).ConfigureAwait(false))
+            {
+                // The request ended (its final commit closed the hold) after the check above: the lease went back.
+                EnsureWritable();
+            }
+
             _values.Reload(result.Values);
-            _lock.Hold(_key.Id, lease);
         }
         else if (_state == SessionState.ReadOnlyAfterLockWait)
         {
@@ -213,7 +224,7 @@ internal sealed partial class AsmSession
         _values.Reset(result.Values);
         if (result.Lease is { } lease)
         {
-            _lock.Hold(key.Id, lease);
+            await _lock.HoldOrGiveBackAsync(key.Id, lease).ConfigureAwait(false);
         }
 
         // From here on event handlers may use the session: it must not load (and wait for its own lock) again.

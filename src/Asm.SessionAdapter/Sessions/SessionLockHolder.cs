@@ -30,6 +30,13 @@ internal sealed class SessionLockHolder(
     private LocalLockQueue.Turn _turn;
     private volatile bool _closed;
 
+    /// <summary>
+    /// Orders <see cref="Hold"/> and <see cref="Close"/>, which run on different threads when a task the request did not
+    /// await takes the lock as the request ends: a lease is either held before the hold closes (and the final commit
+    /// releases it) or refused after (and given back by whoever took it), never taken in between and kept.
+    /// </summary>
+    private readonly Lock _gate = new();
+
     /// <summary>The lease held, or <see langword="null"/> when the request holds no lock.</summary>
     public SessionLease? Lease { get; private set; }
 
@@ -194,19 +201,43 @@ internal sealed class SessionLockHolder(
     }
 
     /// <summary>Holds <paramref name="lease"/> on session <paramref name="sessionId"/>, renewing it every third of its duration.</summary>
-    public void Hold(string sessionId, SessionLease lease)
+    /// <returns>
+    /// <see langword="false"/> when the hold has closed (<see cref="Close"/>, the request's final commit, ran since the
+    /// lease was granted): the lease is not held, and the caller must give it back (<see cref="HoldOrGiveBackAsync"/>).
+    /// </returns>
+    public bool Hold(string sessionId, SessionLease lease)
     {
-        if (_closed)
+        lock (_gate)
         {
-            // Ended between the load and here: the lease ends by itself, and nothing renews it.
-            return;
+            if (_closed)
+            {
+                return false;
+            }
+
+            StopRenewal();
+            _sessionId = sessionId;
+            Lease = lease;
+            _renewalContext = ExecutionContext.Capture();
+            _renewal = _renewalTimers.Start(this, lease.Duration / 3);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Holds <paramref name="lease"/> (see <see cref="Hold"/>), or, when the request's final commit closed the hold after
+    /// the lease was granted (a task the request did not await took the lock as it ended), gives it back at once: the
+    /// final commit has released what it held already, and nothing else would release this one before its lease ends.
+    /// </summary>
+    /// <returns>Whether the lease is held.</returns>
+    public async ValueTask<bool> HoldOrGiveBackAsync(string sessionId, SessionLease lease)
+    {
+        if (Hold(sessionId, lease))
+        {
+            return true;
         }
 
-        StopRenewal();
-        _sessionId = sessionId;
-        Lease = lease;
-        _renewalContext = ExecutionContext.Capture();
-        _renewal = _renewalTimers.Start(this, lease.Duration / 3);
+        await AbandonAsync(sessionId, lease).ConfigureAwait(false);
+        return false;
     }
 
     /// <summary>Stops renewing the lease; it is still held (and released by the final commit) until <see cref="Forget"/>.</summary>
@@ -260,7 +291,11 @@ internal sealed class SessionLockHolder(
     /// </summary>
     public void Close()
     {
-        _closed = true;
+        lock (_gate)
+        {
+            _closed = true;
+        }
+
         EndTurn();
     }
 

@@ -96,6 +96,24 @@ public sealed class SessionLockHolderTests : IDisposable
         await holder.ReleaseAsync();
     }
 
+    [Fact]
+    public async Task LeaseGrantedJustBeforeTheRequestEnded_IsGivenBackWhenItWouldBeHeld_NotKeptUntilItEnds()
+    {
+        // A write's escalation (LockOnWrite) from a task the request did not await: its locked load is granted the lease
+        // and passes the holder's check; the request's final commit then closes the hold and releases what it holds
+        // (nothing yet); only then does the escalation come to hold the lease it was granted.
+        var (time, driver, key, holder) = await StartAsync();
+        var granted = (await holder.LoadLockedAsync(key, SessionLockMode.LockOnWrite, CancellationToken.None))!.Lease!;
+        holder.Close();
+        await holder.ReleaseAsync();
+
+        Assert.False(await holder.HoldOrGiveBackAsync(key.Id, granted));
+
+        Assert.Null(holder.Lease);
+        Assert.False(holder.IsRenewing);
+        Assert.Equal(SessionLoadStatus.Found, (await driver.LoadAsync(LockedLoad(key, time), CancellationToken.None)).Status);
+    }
+
     [Theory]
     [InlineData(LockWaitFailure.ContinueReadOnly)]
     [InlineData(LockWaitFailure.Throw)]

@@ -265,6 +265,48 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
         Assert.Single(_ended);
     }
 
+    [Theory]
+    [InlineData(SessionLockMode.Lockless)]
+    [InlineData(SessionLockMode.Exclusive)]
+    public async Task CommitAsync_OfASessionLoggedOutElsewhereWhileTheRequestRan_ThrowsAndTheFinalCommitDoesNot(SessionLockMode mode)
+    {
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var proceed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var app = await StartAsync(map: a => a.MapPost("/slow-commit", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            entered.SetResult();
+            await proceed.Task;
+            c.Session.SetString("name", "late");
+            try
+            {
+                await c.Session.CommitAsync();
+                return "committed";
+            }
+            catch (InvalidOperationException)
+            {
+                // The app learns that its write was not stored, while it can still answer; it goes on writing.
+                c.Session.SetString("name", "later");
+                return "refused";
+            }
+        }).WithSessionLock(mode));
+        var client = app.CreateClient();
+        var id = await BindAsync(client, "ada");
+        await client.PostAsync("/set/name/ada", null);
+
+        var slow = client.PostAsync("/slow-commit", null);
+        await entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(await Manager(app).DestroySessionAsync(id));
+        proceed.SetResult();
+        var response = await slow;
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("refused", await response.Content.ReadAsStringAsync());
+        Assert.Equal("", await client.GetStringAsync("/get/name"));
+        Assert.Null(await Manager(app).GetSessionAsync(id));
+        Assert.Single(_ended);
+    }
+
     [Fact]
     public async Task ReadingTheUserIndex_PrunesEntriesOfEndedSessions()
     {

@@ -46,7 +46,18 @@ internal sealed partial class AsmSession
         if (!_stored)
         {
             // The user's index lists stored sessions: store this one now, with what the request has written so far.
-            await CreateAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await CreateAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch when (_stored)
+            {
+                // Stored, then refused by an OnSessionCreated handler (it threw): the login fails with the handler's
+                // exception, and the session stored for it is ended at once, not left stored with no cookie naming it.
+                await EndRefusedCreationAsync().ConfigureAwait(false);
+                throw;
+            }
+
             if (!_stored)
             {
                 throw new InvalidOperationException($"Session {Hash} could not be stored, so it cannot be bound to a user.");
@@ -100,6 +111,17 @@ internal sealed partial class AsmSession
             EnsureWritable();
         }
 
+        await EndStoredAsync(cancellationToken).ConfigureAwait(false);
+        if (!_keyReplacedWhileRunning)
+        {
+            // Not the cookie of a browser that logged in while this request ran: this request destroyed nothing of that session.
+            _cookie.Delete();
+        }
+    }
+
+    /// <summary>Ends the stored session for every key (its end reported as a destroy); the request goes on in a fresh one.</summary>
+    private async Task EndStoredAsync(CancellationToken cancellationToken)
+    {
         _lock.StopRenewal();
         if (_stored)
         {
@@ -111,10 +133,25 @@ internal sealed partial class AsmSession
 
         _lock.Forget();
         StartNewSession();
-        if (!_keyReplacedWhileRunning)
+    }
+
+    /// <summary>
+    /// Ends the session <see cref="BindUserAsync"/> stored when an <c>OnSessionCreated</c> handler refused it, within
+    /// the I/O timeout whatever the request's token says; when that fails, it is logged, and the session ends by its
+    /// idle timeout. Either way the response does not name it.
+    /// </summary>
+    private async Task EndRefusedCreationAsync()
+    {
+        var id = _key.Id;
+        try
         {
-            // Not the cookie of a browser that logged in while this request ran: this request destroyed nothing of that session.
-            _cookie.Delete();
+            await EndStoredAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is SessionStorageException or OperationCanceledException)
+        {
+            _telemetry.RefusedCreationNotEnded(id, ex);
+            _lock.Forget();
+            StartNewSession();
         }
     }
 }

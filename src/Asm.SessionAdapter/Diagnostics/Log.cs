@@ -41,6 +41,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "A cancelled or failed load may have left a lock on session {Session}, and giving it back failed; it ends with its lease.")]
     public static partial void AbandonFailed(ILogger logger, string session, Exception exception);
 
+    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "An OnSessionCreated handler refused session {Session}, stored for a user bind, and ending it failed; it ends by its idle timeout.")]
+    public static partial void RefusedCreationNotEnded(ILogger logger, string session, Exception exception);
+
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Session {Session} was bound to a user and got a new key.")]
     public static partial void UserBound(ILogger logger, string session);
 

@@ -54,6 +54,14 @@ internal sealed class SessionTelemetry(AsmSessionMetrics metrics, ILogger logger
         }
     }
 
+    public void RefusedCreationNotEnded(string sessionId, Exception exception)
+    {
+        if (logger.IsEnabled(LogLevel.Warning))
+        {
+            Log.RefusedCreationNotEnded(logger, Hash(sessionId), exception);
+        }
+    }
+
     public void CreateCollision(string sessionId)
     {
         if (logger.IsEnabled(LogLevel.Error))

@@ -491,6 +491,54 @@ public abstract class SessionUserTests<TDriver>(TDriver driver) : IClassFixture<
         Assert.Equal([SessionKey.Hash(id)], created);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task BindUser_OnANewSessionWhoseCreatedHandlerThrows_FailsWithIt_AndEndsTheSessionItStored(bool writesBeforeTheBind)
+    {
+        var created = new ConcurrentQueue<string>();
+        await using var app = await StartAsync(
+            o => o.Events.OnSessionCreated = c =>
+            {
+                created.Enqueue(c.SessionHash);
+                throw new InvalidOperationException("The app refuses new sessions.");
+            },
+            a => a.MapPost("/login", async (HttpContext c) =>
+            {
+                await c.Session.LoadAsync();
+                if (writesBeforeTheBind)
+                {
+                    // The new session's cookie is asked for here: the refused login must not send it after all.
+                    c.Session.SetString("cart", "3-items");
+                }
+
+                try
+                {
+                    await c.Session.BindUserAsync("ada");
+                    return "bound";
+                }
+                catch (InvalidOperationException ex) when (ex.Message == "The app refuses new sessions.")
+                {
+                    return "refused";
+                }
+            }));
+        var client = app.CreateClient();
+
+        var response = await client.PostAsync("/login", null);
+
+        Assert.Equal("refused", await response.Content.ReadAsStringAsync());
+        Assert.False(response.Headers.Contains("Set-Cookie"));
+        Assert.Empty(await Manager(app).GetUserSessionsAsync("ada"));
+        var ended = Assert.Single(_ended);
+        Assert.Equal((Assert.Single(created), SessionEndReason.Destroyed, null), (SessionKey.Hash(ended.SessionId), ended.Reason, ended.UserId));
+        Assert.Null(await Manager(app).GetSessionAsync(ended.SessionId));
+
+        // Nothing is left for a sweep to find later: the stored session was ended, not left to time out.
+        _time.Advance(Idle + TimeSpan.FromSeconds(1));
+        Assert.Equal(0, await SweepAsync(app));
+        Assert.Single(_ended);
+    }
+
     /// <summary>Two app instances on one storage: each end is reported by exactly one of them (shared drivers only).</summary>
     protected async Task TwoInstancesOnOneStorage_ReportEachEndExactlyOnce()
     {

@@ -11,7 +11,11 @@ public sealed class SessionExportResult
     /// <summary>The whole record, when it was exported.</summary>
     public SessionSnapshot? Snapshot { get; init; }
 
-    /// <summary>The granted lease (with its fencing value), when the record was exported.</summary>
+    /// <summary>
+    /// The granted lease (with its fencing value), when the record was exported. <see langword="null"/> with
+    /// <see cref="SessionLoadStatus.Found"/> when the storage takes no writes (the filesystem driver on a read-only file
+    /// system): the record was read as it stands, and nobody can lock, change or end it there.
+    /// </summary>
     public SessionLease? Lease { get; init; }
 
     /// <summary>Creates a result that carries only a status.</summary>

@@ -108,6 +108,10 @@ internal static partial class Log
         Message = "The lock a move took on session {Session} in the previous driver could not be released; it ends with its lease.")]
     public static partial void MoveLockNotReleased(ILogger logger, string session, Exception exception);
 
+    [LoggerMessage(EventId = 53, Level = LogLevel.Warning,
+        Message = "Session {Session} was copied from a previous storage that is read-only; its previous copy is left there as it is, and only the new one is served from now on.")]
+    public static partial void PreviousCopyLeftReadOnly(ILogger logger, string session);
+
     [LoggerMessage(EventId = 50, Level = LogLevel.Warning, Message = "The storage is full: new session {Session} was refused and not stored.")]
     public static partial void CreateRefused(ILogger logger, string session);
 

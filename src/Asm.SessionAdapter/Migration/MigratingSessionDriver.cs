@@ -1,3 +1,4 @@
+using Asm.Caching.Drivers.FileSystem;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Microsoft.Extensions.Logging;
@@ -94,6 +95,11 @@ internal sealed class MigratingSessionDriver(
 
         var now = time.GetUtcNow();
         var export = await _previousTransfer.ExportAsync(sessionId, SessionLease.Create(moveLease), now, waitIfBusy, cancellationToken).ConfigureAwait(false);
+        if (export is { Status: SessionLoadStatus.Found, Snapshot: { } frozen, Lease: null })
+        {
+            return await CopyFromReadOnlyAsync(frozen, now, cancellationToken).ConfigureAwait(false);
+        }
+
         if (export is not { Status: SessionLoadStatus.Found, Snapshot: { } snapshot, Lease: { } lease })
         {
             return export.Status;
@@ -135,20 +141,7 @@ internal sealed class MigratingSessionDriver(
 
             if (stored)
             {
-                if (_currentTracking is { } tracking)
-                {
-                    if (snapshot.UserId is { } userId)
-                    {
-                        await tracking.AddToUserIndexAsync(userId, sessionId, cancellationToken).ConfigureAwait(false);
-                    }
-
-                    var endsAt = StoredSessionInfo.EndOf(snapshot.IdleExpiresAt, snapshot.AbsoluteExpiresAt);
-                    await tracking.ScheduleEndCheckAsync(sessionId, endsAt, cancellationToken).ConfigureAwait(false);
-                }
-
-                metrics.Migrated();
-                var hash = SessionKey.Hash(sessionId);
-                Log.SessionMigrated(logger, hash);
+                await TrackMovedAsync(snapshot, cancellationToken).ConfigureAwait(false);
             }
 
             return SessionLoadStatus.Found;
@@ -168,6 +161,44 @@ internal sealed class MigratingSessionDriver(
 
             throw;
         }
+    }
+
+    /// <summary>
+    /// Moves a session that the previous storage handed over without a lock because it takes no writes (a read-only
+    /// file system, see <see cref="SessionExportResult.Lease"/>): nobody can lock, change or end its previous copy there,
+    /// so it is copied and left as it is; the new driver's copy is the one served from then on, since the previous
+    /// driver is asked only for sessions the new one does not hold.
+    /// </summary>
+    private async ValueTask<SessionLoadStatus> CopyFromReadOnlyAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (await _currentTransfer.ImportAsync(snapshot, now, cancellationToken).ConfigureAwait(false))
+        {
+            await TrackMovedAsync(snapshot, cancellationToken).ConfigureAwait(false);
+            var hash = SessionKey.Hash(snapshot.SessionId);
+            Log.PreviousCopyLeftReadOnly(logger, hash);
+        }
+
+        return SessionLoadStatus.Found;
+    }
+
+    /// <summary>Tracks a session just stored in the new driver as its own (user index, end check), and reports the move.</summary>
+    private async ValueTask TrackMovedAsync(SessionSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        var sessionId = snapshot.SessionId;
+        if (_currentTracking is { } tracking)
+        {
+            if (snapshot.UserId is { } userId)
+            {
+                await tracking.AddToUserIndexAsync(userId, sessionId, cancellationToken).ConfigureAwait(false);
+            }
+
+            var endsAt = StoredSessionInfo.EndOf(snapshot.IdleExpiresAt, snapshot.AbsoluteExpiresAt);
+            await tracking.ScheduleEndCheckAsync(sessionId, endsAt, cancellationToken).ConfigureAwait(false);
+        }
+
+        metrics.Migrated();
+        var hash = SessionKey.Hash(sessionId);
+        Log.SessionMigrated(logger, hash);
     }
 
     /// <summary>
@@ -231,7 +262,7 @@ internal sealed class MigratingSessionDriver(
 
         if (done.Count > 0 && !_previousIsCurrent)
         {
-            await tracking.RemoveFromUserIndexAsync(userId, done, cancellationToken).ConfigureAwait(false);
+            await UnlessReadOnlyAsync(() => tracking.RemoveFromUserIndexAsync(userId, done, cancellationToken)).ConfigureAwait(false);
         }
 
         return locked;
@@ -254,7 +285,8 @@ internal sealed class MigratingSessionDriver(
             && !info.IsLiveAt(time.GetUtcNow()))
         {
             // Refused when a request used it since it was read (its idle expiry moved): its next listing or lookup judges it again.
-            await tracking.ExpireSessionAsync(sessionId, info.IdleExpiresAt, cancellationToken).ConfigureAwait(false);
+            await UnlessReadOnlyAsync(async () => await tracking.ExpireSessionAsync(sessionId, info.IdleExpiresAt, cancellationToken).ConfigureAwait(false))
+                .ConfigureAwait(false);
         }
 
         return status;
@@ -289,7 +321,24 @@ internal sealed class MigratingSessionDriver(
     public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
     {
         await current.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken).ConfigureAwait(false);
-        await previous.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken).ConfigureAwait(false);
+        await UnlessReadOnlyAsync(() => previous.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="write"/> to the previous storage, unless that storage is read-only: nobody can then use,
+    /// change or end what it holds, so a write there that cannot be made is not needed (a log-out, a listing of a
+    /// user's devices on the new driver go on without it). Any other failure is thrown.
+    /// </summary>
+    private static async ValueTask UnlessReadOnlyAsync(Func<ValueTask> write)
+    {
+        try
+        {
+            await write().ConfigureAwait(false);
+        }
+        catch (IOException ex) when (ReadOnlyFileSystem.IsCauseOf(ex))
+        {
+            // Left as it is, as the moves from that storage leave every copy.
+        }
     }
 
     /// <summary>Wakes on a release in either driver: a session waited for may still be locked in the previous one.</summary>

@@ -3,9 +3,14 @@ using Asm.Caching.Drivers.FileSystem;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Migration;
+using Asm.SessionAdapter.Tests.Import;
 using Asm.Testing.Cleanup;
 using Asm.Testing.Faults;
+using Asm.Testing.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Options;
@@ -14,8 +19,8 @@ using Microsoft.Extensions.Time.Testing;
 namespace Asm.SessionAdapter.Tests.Migration;
 
 /// <summary>
-/// Moves between two filesystem drivers whose previous storage fails on a real fault the test makes at the step it
-/// means (a session file made immutable, a disk remounted read-only).
+/// Moves between two filesystem drivers whose previous storage fails on a real fault the test makes (a session file
+/// made immutable at the step it means, a disk mounted read-only).
 /// </summary>
 public sealed class MigrationFaultTests : IDisposable
 {
@@ -55,11 +60,61 @@ public sealed class MigrationFaultTests : IDisposable
         Assert.Equal(SessionLoadStatus.Destroyed, (await previous.LoadAsync(Request(key), CancellationToken.None)).Status);
     }
 
+    /// <summary>
+    /// The previous driver's disk is mounted read-only on the new servers (to keep it as it was, or by a fault): nobody
+    /// can lock, change or end what it holds, so its sessions are copied as they stand and served from the new driver,
+    /// their files are left byte for byte, and a log-out of every device on the new server ends them.
+    /// </summary>
+    [Fact]
+    public async Task PreviousDiskReadOnly_SessionsAreCopiedAndServed_TheirFilesLeftAsTheyAre_AndLogOutEndsThem()
+    {
+        using var disk = SmallDisk.Mount(kilobytes: 1024);
+        var old = Path.Combine(disk.Path, "sessions");
+        await using var before = await SessionApp.StartAsync(b => b.UseFileSystemDriver(old), Map);
+        var user = before.CreateClient(out var jar);
+        (await user.PostAsync("/set?name=user&value=alice", null)).EnsureSuccessStatusCode();
+        (await user.PostAsync("/bind?user=ada", null)).EnsureSuccessStatusCode();
+        var files = FilesOf(old);
+        disk.SetReadOnly(true);
+        await using var after = await SessionApp.StartAsync(
+            b => b.UseFileSystemDriver(Path.Combine(_root, "current")).MigrateFrom(previous => previous.UseFileSystemDriver(old)),
+            Map,
+            services: s =>
+            {
+                SessionApp.ShareDataProtection(s, before.Services);
+                s.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(_logs));
+            });
+        var client = after.CreateClient(out var afterJar);
+        afterJar.Cookies.Add(jar.Cookies.GetAllCookies());
+
+        Assert.Equal("alice", await client.GetStringAsync("/get-readonly?name=user"));
+        Assert.Equal("alice", await client.GetStringAsync("/get?name=user"));
+        (await client.PostAsync("/set?name=user&value=bob", null)).EnsureSuccessStatusCode();
+        Assert.Equal("bob", await client.GetStringAsync("/get?name=user"));
+        Assert.Equal(files, FilesOf(old));
+        Assert.Single(_logs.GetSnapshot(), r => r.Id.Id == 53);
+
+        Assert.Equal(1, await after.Services.GetRequiredService<IAsmSessionManager>().DestroyUserSessionsAsync("ada"));
+        Assert.Equal("-", await client.GetStringAsync("/get?name=user"));
+        Assert.Equal(files, FilesOf(old));
+    }
+
     public void Dispose()
     {
         _faults.ForEach(f => f.Dispose());
         _metrics.Dispose();
         TestDirectories.Delete(_root);
+    }
+
+    /// <summary>The files of a session directory and their bytes (lock files aside).</summary>
+    private static SortedDictionary<string, string> FilesOf(string directory) =>
+        new(Directory.EnumerateFiles(directory, "*", SearchOption.TopDirectoryOnly)
+            .ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexString(File.ReadAllBytes(f))), StringComparer.Ordinal);
+
+    private static void Map(WebApplication app)
+    {
+        StockApp.MapRoutes(app);
+        app.MapPost("/bind", (HttpContext c, string user) => c.Session.BindUserAsync(user));
     }
 
     private MigratingSessionDriver Migrating(ISessionDriver current, ISessionDriver previous) => new(

@@ -276,8 +276,29 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         ArgumentNullException.ThrowIfNull(sessionId);
         ArgumentNullException.ThrowIfNull(lease);
         var file = SessionFile(sessionId);
-        using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+        try
         {
+            using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
+            {
+                var (record, missing) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
+                if (record is null)
+                {
+                    return SessionExportResult.Of(missing);
+                }
+
+                var result = record.Export(sessionId, lease, SessionRecord.Ms(now));
+                if (result.Status == SessionLoadStatus.Found)
+                {
+                    await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+                }
+
+                return result;
+            }
+        }
+        catch (IOException ex) when (ReadOnlyFileSystem.IsCauseOf(ex))
+        {
+            // Nobody can lock, change or end a record on a read-only file system: it is handed over as it stands,
+            // without a lease (see SessionExportResult.Lease), and the caller leaves it there.
             var (record, missing) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
             if (record is null)
             {
@@ -285,12 +306,9 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             }
 
             var result = record.Export(sessionId, lease, SessionRecord.Ms(now));
-            if (result.Status == SessionLoadStatus.Found)
-            {
-                await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
-            }
-
-            return result;
+            return result.Status == SessionLoadStatus.Found
+                ? new SessionExportResult { Status = SessionLoadStatus.Found, Snapshot = result.Snapshot }
+                : result;
         }
     }
 

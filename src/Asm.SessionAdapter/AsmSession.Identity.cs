@@ -17,7 +17,7 @@ internal sealed partial class AsmSession
         var newKey = _key.WithNewSecret();
         if (_stored)
         {
-            var status = await _storage.RegenerateAsync(RegenerateRequest(newKey), cancellationToken).ConfigureAwait(false);
+            var status = await RegenerateStoredAsync(newKey, cancellationToken).ConfigureAwait(false);
             if (status != SessionCommitStatus.Committed)
             {
                 throw new InvalidOperationException(
@@ -33,6 +33,43 @@ internal sealed partial class AsmSession
 
         _key = newKey;
         _telemetry.Regenerated(_key.Id);
+    }
+
+    /// <summary>
+    /// Regenerates the stored session to <paramref name="newKey"/>. When the storage's answer is lost (a timeout, a
+    /// dropped connection), the storage may have applied it all the same: the browser would then keep the old key, a
+    /// zombie, from which a login tried again is refused for the whole window. One read with the new key tells: found,
+    /// the regeneration took place and the new key is sent; otherwise the failure stands.
+    /// </summary>
+    private async Task<SessionCommitStatus> RegenerateStoredAsync(SessionKey newKey, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _storage.RegenerateAsync(RegenerateRequest(newKey), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException && !cancellationToken.IsCancellationRequested)
+        {
+            if (!await IsCurrentKeyAsync(newKey).ConfigureAwait(false))
+            {
+                throw;
+            }
+
+            _telemetry.RegenerateAnswerLost(_key.Id, ex);
+            return SessionCommitStatus.Committed;
+        }
+    }
+
+    /// <summary>Whether the storage now opens the session with <paramref name="key"/>; <see langword="false"/> when it cannot be asked.</summary>
+    private async Task<bool> IsCurrentKeyAsync(SessionKey key)
+    {
+        try
+        {
+            return (await LoadUnlockedAsync(key, CancellationToken.None).ConfigureAwait(false)).Status == SessionLoadStatus.Found;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
+        {
+            return false;
+        }
     }
 
     public async Task BindUserAsync(string userId, CancellationToken cancellationToken = default)

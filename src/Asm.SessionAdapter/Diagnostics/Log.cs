@@ -44,6 +44,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "An OnSessionCreated handler refused session {Session}, stored for a user bind, and ending it failed; it ends by its idle timeout.")]
     public static partial void RefusedCreationNotEnded(ILogger logger, string session, Exception exception);
 
+    [LoggerMessage(EventId = 15, Level = LogLevel.Warning, Message = "The storage's answer to the regeneration of session {Session} was lost, but the new key opens it: the regeneration took place, and the new key is sent.")]
+    public static partial void RegenerateAnswerLost(ILogger logger, string session, Exception exception);
+
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Session {Session} was bound to a user and got a new key.")]
     public static partial void UserBound(ILogger logger, string session);
 

@@ -62,6 +62,14 @@ internal sealed class SessionTelemetry(AsmSessionMetrics metrics, ILogger logger
         }
     }
 
+    public void RegenerateAnswerLost(string sessionId, Exception exception)
+    {
+        if (logger.IsEnabled(LogLevel.Warning))
+        {
+            Log.RegenerateAnswerLost(logger, Hash(sessionId), exception);
+        }
+    }
+
     public void CreateCollision(string sessionId)
     {
         if (logger.IsEnabled(LogLevel.Error))

@@ -124,6 +124,59 @@ public abstract partial class SessionIdentityTests<TDriver>(TDriver driver) : IC
     }
 
     [Fact]
+    public async Task RegenerateIdAsync_WhoseAnswerIsLostAfterStorageAppliedIt_SendsTheNewKey_SoTheBrowserIsNotLeftOnAZombie()
+    {
+        await using var app = await StartAsync();
+        var browser = app.CreateClient(out _);
+        await browser.PostAsync("/seed/cart/3-items", null);
+
+        Storage.LoseRegenerateAnswers = true;
+        var loggedIn = await browser.PostAsync("/login", null);
+        Storage.LoseRegenerateAnswers = false;
+
+        Assert.Equal(HttpStatusCode.OK, loggedIn.StatusCode);
+        Assert.Single(SessionCookiesOf(loggedIn));
+        Assert.Equal("alice", await browser.GetStringAsync("/read/user"));
+        Assert.Empty(Events.Zombies);
+
+        // The browser holds the current key: a login tried again (another privilege change) is not refused as a zombie's.
+        Assert.Equal(HttpStatusCode.OK, (await browser.PostAsync("/login", null)).StatusCode);
+        Assert.Equal("cart,user", await browser.GetStringAsync("/keys"));
+    }
+
+    [Fact]
+    public async Task RegenerateIdAsync_WhoseStorageFailsBeforeApplyingIt_Throws_AndTheBrowserKeepsItsKey()
+    {
+        await using var app = await StartAsync(a => a.MapPost("/login-or-fail", async (HttpContext c) =>
+        {
+            await c.Session.LoadAsync();
+            Storage.Fail = true;
+            try
+            {
+                await c.Session.RegenerateIdAsync();
+                return "regenerated";
+            }
+            catch (SessionStorageException)
+            {
+                return "failed";
+            }
+            finally
+            {
+                Storage.Fail = false;
+            }
+        }));
+        var browser = app.CreateClient(out _);
+        await browser.PostAsync("/seed/cart/3-items", null);
+
+        var response = await browser.PostAsync("/login-or-fail", null);
+
+        Assert.Equal("failed", await response.Content.ReadAsStringAsync());
+        Assert.Empty(SessionCookiesOf(response));
+        Assert.Equal("3-items", await browser.GetStringAsync("/read/cart"));
+        Assert.Empty(Events.Zombies);
+    }
+
+    [Fact]
     public async Task RegenerateIdAsync_OldCookieTabsUnderExclusive_WaitForTheLoginsLockThenSucceedWithTheNewCookie()
     {
         var regenerated = Gate();

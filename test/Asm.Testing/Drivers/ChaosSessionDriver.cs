@@ -55,6 +55,9 @@ public sealed class ChaosSessionDriver : ISessionDriver
     /// <summary>Loads reach storage, but their answer is lost on the way back (a dropped connection, a timeout).</summary>
     public bool LoseLoadAnswers { get; set; }
 
+    /// <summary>Regenerations are applied, but their answer is lost on the way back (a dropped connection, a timeout).</summary>
+    public bool LoseRegenerateAnswers { get; set; }
+
     /// <summary>The id of a session whose stored values come back with their last byte flipped.</summary>
     public string? TamperedSessionId { get; set; }
 
@@ -183,7 +186,13 @@ public sealed class ChaosSessionDriver : ISessionDriver
     public async ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken)
     {
         await BreakAsync(cancellationToken);
-        return await Inner.RegenerateAsync(request, cancellationToken);
+        var status = await Inner.RegenerateAsync(request, cancellationToken);
+        if (LoseRegenerateAnswers)
+        {
+            throw new IOException("Injected loss of the storage's answer.");
+        }
+
+        return status;
     }
 
     public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)

@@ -39,9 +39,6 @@ internal sealed partial class RedisConnection : IDisposable
     /// </summary>
     private const CommandFlags OnMaster = CommandFlags.DemandMaster;
 
-    /// <summary>How often a give-back whose connection fails is sent again (see <see cref="GiveBackAgainAsync"/>).</summary>
-    private static readonly TimeSpan GiveBackInterval = TimeSpan.FromSeconds(1);
-
     /// <summary>The answers of <see cref="RefusedForNow"/>.</summary>
     private static readonly string[] RefusedForNowAnswers = ["READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "NOREPLICAS", "BUSY", "MOVED", "ASK"];
 
@@ -51,6 +48,9 @@ internal sealed partial class RedisConnection : IDisposable
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
     private readonly Action<RedisChannel, RedisValue> _releaseHandler;
+    private readonly TimeProvider _timeProvider;
+    private readonly RedisGiveBacks _giveBacks;
+    private long _relearnedAt;
     private Task<IConnectionMultiplexer>? _connecting;
     private IConnectionMultiplexer? _connection;
     private bool _owned;
@@ -58,9 +58,12 @@ internal sealed partial class RedisConnection : IDisposable
     private string _endPoints;
     private string _publishedReleaseChannel;
 
-    public RedisConnection(RedisDriverOptions options, string releaseChannel, Action<string> onReleased, ILogger logger)
+    public RedisConnection(RedisDriverOptions options, string releaseChannel, Action<string> onReleased, TimeProvider timeProvider, ILogger logger)
     {
         _options = options;
+        _timeProvider = timeProvider;
+        _giveBacks = new RedisGiveBacks(timeProvider, RefusedForNow, Relearn);
+        _relearnedAt = timeProvider.GetTimestamp() - (long)(RedisGiveBacks.Interval.TotalSeconds * timeProvider.TimestampFrequency);
         _releaseChannel = new RedisChannel(releaseChannel, RedisChannel.PatternMode.Literal);
         _onReleased = onReleased;
         _releaseHandler = (_, message) => _onReleased((string?)message ?? "");
@@ -80,6 +83,9 @@ internal sealed partial class RedisConnection : IDisposable
 
     /// <summary>The endpoints, for messages: the configured ones, or those of the factory's multiplexer.</summary>
     public string EndPoints => Volatile.Read(ref _endPoints);
+
+    /// <summary>The lock releases this connection still sends again (see <see cref="RedisGiveBacks"/>).</summary>
+    internal RedisGiveBacks GiveBacks => _giveBacks;
 
     /// <summary>
     /// Runs <paramref name="script"/> on the node that owns <paramref name="key"/>: <c>EVALSHA</c> with the script's
@@ -114,7 +120,7 @@ internal sealed partial class RedisConnection : IDisposable
     /// (<c>NOSCRIPT</c>, <c>TRYAGAIN</c>) no longer has that place; storage's own checks then order it (a load that
     /// overtakes a release is refused and waits for it). <paramref name="giveBackFor"/> is set for a script that only
     /// gives a lease back, which its token guards, so that running it late or twice never harms: the lease's duration,
-    /// for which a give-back that may not have run is sent again (see <see cref="GiveBackAgainAsync"/>), so that the lock
+    /// for which a give-back that may not have run is sent again (see <see cref="RedisGiveBacks"/>), so that the lock
     /// does not stay held until its lease ends.
     /// </summary>
     public ValueTask<RedisResult> EvaluateAsync(
@@ -149,6 +155,11 @@ internal sealed partial class RedisConnection : IDisposable
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
+            if (ex is RedisServerException { Message: var message } && message.StartsWith("READONLY", StringComparison.Ordinal))
+            {
+                Relearn(database.Multiplexer);
+            }
+
             throw Failure(ex, operation);
         }
     }
@@ -157,7 +168,7 @@ internal sealed partial class RedisConnection : IDisposable
     /// Sends a script by its SHA-1, and with its text if the node does not know it, within the operation's time left;
     /// tells <paramref name="released"/> once the first is queued (the client queues a command before it returns its task).
     /// A give-back that fails without an answer saying it ran, or whose caller stops waiting first, is seen through (see
-    /// <see cref="GiveBackAgainAsync"/>).
+    /// <see cref="RedisGiveBacks"/>).
     /// </summary>
     private async Task<RedisResult> SendAsync(
         IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, TimeSpan? giveBackFor, CancellationToken cancellationToken)
@@ -181,70 +192,8 @@ internal sealed partial class RedisConnection : IDisposable
         catch (Exception ex) when (giveBackFor is { } period
             && (ex is RedisConnectionException or TimeoutException or OperationCanceledException or RedisDriverException || RefusedForNow(ex)))
         {
-            _ = GiveBackAgainAsync(database, pending, script, keys, args, period);
+            _giveBacks.Add(database, pending, script, keys, args, period);
             throw;
-        }
-    }
-
-    /// <summary>
-    /// Sees a give-back through once its caller was told it failed: waits for the answer to its last send and sends it
-    /// again, with its text, while that answer does not say it ran, for at most <paramref name="period"/> (the lease's
-    /// duration, after which the lease has ended anyway). Sent again when Redis refused it having run nothing (a node
-    /// that lost its script cache while it waited, after a restart, <c>SCRIPT FLUSH</c> or a failover, answers
-    /// <c>NOSCRIPT</c>; a node whose slot is migrating, <c>TRYAGAIN</c>: then without the line), when the client timed it
-    /// out, and every <see cref="GiveBackInterval"/> while its connection fails (not sent, Redis being down, or its
-    /// connection dropped before the answer). A give-back that ran and is sent again finds its token gone and does nothing.
-    /// </summary>
-    private static async Task GiveBackAgainAsync(IDatabase database, Task<RedisResult> pending, string script, RedisKey[] keys, RedisValue[] args, TimeSpan period)
-    {
-        var started = Stopwatch.GetTimestamp();
-        Task<RedisResult>? sent = pending;
-        while (true)
-        {
-            try
-            {
-                await (sent ?? database.ScriptEvaluateAsync(script, keys, args)).ConfigureAwait(false);
-                return;
-            }
-            catch (RedisServerException ex) when (ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
-            {
-                keys = [keys[0]];
-            }
-            catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-            {
-                // Refused, having run nothing: sent again with its text.
-            }
-            catch (RedisConnectionException)
-            {
-                await Task.Delay(GiveBackInterval).ConfigureAwait(false);
-            }
-            catch (RedisServerException ex) when (RefusedForNow(ex))
-            {
-                // The node is a replica now (a master just demoted), or cannot serve the key yet: the client is asked
-                // to learn the servers' roles again, so that the next send reaches the new master.
-                if (ex.Message.StartsWith("READONLY", StringComparison.Ordinal))
-                {
-                    _ = database.Multiplexer.ConfigureAsync();
-                }
-
-                await Task.Delay(GiveBackInterval).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                // Timed out by the client: sent, its outcome unknown; it may still run, or have been refused.
-            }
-            catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
-            {
-                // Answered otherwise, or the driver is gone: the lease then ends by itself.
-                return;
-            }
-
-            if (Stopwatch.GetElapsedTime(started) >= period)
-            {
-                return;
-            }
-
-            sent = null;
         }
     }
 
@@ -258,6 +207,29 @@ internal sealed partial class RedisConnection : IDisposable
     /// </summary>
     private static bool RefusedForNow(Exception ex) =>
         ex is RedisServerException { Message: var message } && RefusedForNowAnswers.Any(answer => message.StartsWith(answer, StringComparison.Ordinal));
+
+    /// <summary>
+    /// Asks the client to learn the servers' roles again, once a node it sends writes to answered <c>READONLY</c>: a
+    /// master just demoted by a failover. The client learns of a promotion by itself from Sentinel's
+    /// <c>+switch-master</c>, but otherwise only every <c>configCheckSeconds</c> (60 s by default), and until then sends
+    /// every write to the replica. At most once per <see cref="RedisGiveBacks.Interval"/>.
+    /// </summary>
+    private void Relearn(IConnectionMultiplexer connection)
+    {
+        var last = Volatile.Read(ref _relearnedAt);
+        if (_timeProvider.GetElapsedTime(last) < RedisGiveBacks.Interval
+            || Interlocked.CompareExchange(ref _relearnedAt, _timeProvider.GetTimestamp(), last) != last)
+        {
+            return;
+        }
+
+        RelearningRoles(EndPoints);
+        _ = connection.ConfigureAsync().ContinueWith(
+            static task => _ = task.Exception,
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
 
     /// <summary>
     /// What is left of <see cref="RedisDriverOptions.OperationTimeout"/> for an operation started at
@@ -504,6 +476,7 @@ internal sealed partial class RedisConnection : IDisposable
             _connection = null;
         }
 
+        _giveBacks.Dispose();
         if (connection is null)
         {
             return;
@@ -779,4 +752,7 @@ internal sealed partial class RedisConnection : IDisposable
 
     [LoggerMessage(EventId = 305, Level = LogLevel.Warning, Message = "Subscribing to lock releases on Redis at {EndPoints} failed; it is retried on reconnect, and lock waiters fall back to their bounded wait.")]
     private partial void SubscribeFailed(string endPoints, Exception exception);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Warning, Message = "Redis at {EndPoints} answered READONLY: a master was demoted by a failover; the client learns the servers' roles again.")]
+    private partial void RelearningRoles(string endPoints);
 }

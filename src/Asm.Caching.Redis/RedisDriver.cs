@@ -47,7 +47,7 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
         _waiterPrefix = prefix + "w:{";
         _cachePrefix = Encoding.UTF8.GetBytes(prefix + "c:");
         _escapedCachePrefix = Encoding.UTF8.GetBytes(prefix + "c#");
-        _connection = new RedisConnection(value, prefix + "asm:released", _signals.Signal, logger);
+        _connection = new RedisConnection(value, prefix + "asm:released", _signals.Signal, timeProvider, logger);
         _waitForReplicas = value.WaitForReplicas;
     }
 
@@ -62,6 +62,9 @@ internal sealed partial class RedisDriver : ISessionDriver, ISessionTrackingDriv
     /// that the reader a load without a lease uses (<see cref="RedisRecordReader"/>) can be compared with the script.
     /// </summary>
     internal bool ReadsWithoutScript { get; set; } = true;
+
+    /// <summary>For tests: the lock releases this driver still sends again after their caller was told they failed.</summary>
+    internal RedisGiveBacks GiveBacks => _connection.GiveBacks;
 
     /// <summary>The channel lock releases are published on (with the connection's channel prefix, if it has one).</summary>
     internal string ReleaseChannel => _connection.ReleaseChannel;

@@ -448,9 +448,11 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task ReleaseLockAsync_WhileRedisIsDown_IsSentOnceRedisIsBackAndTheLockIsFreeLongBeforeItsLeaseEnds()
     {
         // Redis keeps its data (append-only file), the lock among it; the release fails at once while Redis is down.
+        // The driver's clock times the release's resends, apart from the sessions' clock, which stays put.
         var lease = TimeSpan.FromMinutes(10);
         var key = await SessionSteps.CreateAsync(_drivers.Create(_clock), _clock);
-        var driver = _drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(30));
+        var resends = new FakeTimeProvider(_clock.GetUtcNow());
+        var driver = _drivers.Create(resends, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(30));
         var held = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(lease))).Lease!;
         _server.Stop();
         await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(key.Id, held, CancellationToken.None).AsTask());
@@ -462,10 +464,95 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         while ((loaded = await EventuallyAsync(() => SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease)))).Status == SessionLoadStatus.LockBusy
             && watch.Elapsed < RecoveryTimeout * 2)
         {
+            resends.Advance(RedisGiveBacks.Interval);
             await Task.Delay(50);
         }
 
         Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after Redis came back.");
+    }
+
+    [Fact]
+    public async Task ReleaseLockAsync_ManyFailWhileRedisIsDown_AreSentAgainByOneLoopOnOneTimerAndEveryLockIsFreeOnceRedisIsBack()
+    {
+        // Every release fails at once while Redis is down, and is sent again until Redis answers: 300 of them must cost
+        // one loop on one timer of the driver's clock (which times the resends, apart from the sessions' clock), not a
+        // loop and a timer each.
+        const int Locks = 300;
+        var lease = TimeSpan.FromMinutes(10);
+        var resends = new TimerCountingTimeProvider(new FakeTimeProvider(_clock.GetUtcNow()));
+        var driver = _drivers.Create(resends, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(30));
+        var keys = new List<SessionKey>();
+        var leases = new List<SessionLease>();
+        for (var i = 0; i < Locks; i++)
+        {
+            keys.Add(await SessionSteps.CreateAsync(driver, _clock));
+            leases.Add((await SessionSteps.LoadAsync(driver, _clock, keys[i], SessionLease.Create(lease))).Lease!);
+        }
+
+        _server.Stop();
+        var timersBefore = Timer.ActiveCount;
+        for (var i = 0; i < Locks; i++)
+        {
+            await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(keys[i].Id, leases[i], CancellationToken.None).AsTask());
+        }
+
+        var timersAdded = Timer.ActiveCount - timersBefore;
+        output.WriteLine($"{Locks} failed releases: {timersAdded} more timers in the process, at most {resends.MostActive} at once on the driver's clock.");
+        Assert.Equal(Locks, driver.GiveBacks.Count);
+        Assert.True(driver.GiveBacks.Draining);
+        Assert.True(timersAdded < Locks / 3, $"{Locks} failed releases added {timersAdded} timers.");
+        Assert.InRange(resends.MostActive, 1, 1);
+
+        // Once Redis is back, a round sends them all: every lock is free, and the loop ends.
+        await _server.StartAsync();
+        var next = _drivers.Create(_clock);
+        var watch = Stopwatch.StartNew();
+        while (driver.GiveBacks.Count > 0 && watch.Elapsed < RecoveryTimeout * 2)
+        {
+            resends.Clock.Advance(RedisGiveBacks.Interval);
+            await Task.Delay(50);
+        }
+
+        output.WriteLine($"Every release was answered {watch.Elapsed.TotalMilliseconds:F0} ms after Redis restarted.");
+        Assert.Equal(0, driver.GiveBacks.Count);
+        Assert.InRange(resends.MostActive, 1, 1);
+        foreach (var key in keys)
+        {
+            Assert.Equal(SessionLoadStatus.Found, (await SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease))).Status);
+        }
+
+        var stopped = Stopwatch.StartNew();
+        while (driver.GiveBacks.Draining && stopped.Elapsed < PromptBound)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.False(driver.GiveBacks.Draining);
+    }
+
+    [Fact]
+    public async Task ReleaseLockAsync_FailsWhileRedisStaysDown_IsNoLongerSentOnceItsLeaseHasRunOut()
+    {
+        var lease = TimeSpan.FromSeconds(30);
+        var resends = new FakeTimeProvider(_clock.GetUtcNow());
+        var driver = _drivers.Create(resends, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(30));
+        var key = await SessionSteps.CreateAsync(driver, _clock);
+        var held = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(lease))).Lease!;
+        _server.Stop();
+        await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(key.Id, held, CancellationToken.None).AsTask());
+        Assert.Equal(1, driver.GiveBacks.Count);
+
+        resends.Advance(lease - RedisGiveBacks.Interval);
+        Assert.Equal(1, driver.GiveBacks.Count);
+        var watch = Stopwatch.StartNew();
+        while (driver.GiveBacks.Draining && watch.Elapsed < PromptBound)
+        {
+            resends.Advance(RedisGiveBacks.Interval);
+            await Task.Delay(20);
+        }
+
+        Assert.Equal(0, driver.GiveBacks.Count);
+        Assert.False(driver.GiveBacks.Draining);
     }
 
     [Fact]
@@ -474,17 +561,14 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         // The driver knows two servers: this class's, the master, and a replica of it. A failover (as an operator or a
         // managed service makes one: REPLICAOF NO ONE on the replica, then REPLICAOF on the old master) leaves the
         // driver's connection on the old master, now a replica: it refuses the release (READONLY), having run nothing.
-        using var replica = new RedisServer { ExtraArguments = ["--replicaof", "127.0.0.1", _server.Port.ToString(CultureInfo.InvariantCulture)] };
-        await replica.StartAsync();
+        using var replica = await StartReplicaAsync();
         using var drivers = new RedisTestDrivers($"{_server.EndPoint},{replica.EndPoint}");
         var lease = TimeSpan.FromMinutes(10);
-        var driver = drivers.Create(_clock, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(30));
+        var driver = drivers.Create(TimeProvider.System, configure: options => options.OperationTimeout = TimeSpan.FromSeconds(30));
         var key = await SessionSteps.CreateAsync(driver, _clock);
         var held = (await SessionSteps.LoadAsync(driver, _clock, key, SessionLease.Create(lease))).Lease!;
-        await WaitForReplicaAsync(_server, replica);
+        await FailOverAsync(replica);
 
-        await replica.ExecuteAsync("REPLICAOF", "NO", "ONE");
-        await _server.ExecuteAsync("REPLICAOF", "127.0.0.1", replica.Port.ToString(CultureInfo.InvariantCulture));
         var failure = await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(key.Id, held, CancellationToken.None).AsTask());
         output.WriteLine(failure.Message);
         Assert.Contains("READONLY", failure.Message, StringComparison.Ordinal);
@@ -502,6 +586,48 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
 
         output.WriteLine($"The lock was free {watch.Elapsed.TotalMilliseconds:F0} ms after the release was refused.");
         Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after the release was refused.");
+    }
+
+    [Fact]
+    public async Task CommitAsync_MasterJustDemotedByAFailover_FailsThenReachesTheNewMasterWithinSeconds()
+    {
+        // The client learns of a promotion by itself only every configCheckSeconds (60 s by default) without Sentinel:
+        // until then it would send every write to the old master, now a replica, which refuses it (READONLY).
+        using var replica = await StartReplicaAsync();
+        using var drivers = new RedisTestDrivers($"{_server.EndPoint},{replica.EndPoint}");
+        var logger = new FakeLogger<RedisDriver>();
+        var driver = drivers.Create(TimeProvider.System, logger);
+        var key = await SessionSteps.CreateAsync(driver, _clock);
+        await FailOverAsync(replica);
+
+        var failure = await Assert.ThrowsAsync<RedisDriverException>(() => SessionSteps.CommitAsync(driver, _clock, key, new() { ["a"] = [2] }));
+        Assert.Contains("READONLY", failure.Message, StringComparison.Ordinal);
+        var watch = Stopwatch.StartNew();
+        Assert.Equal(SessionCommitStatus.Committed, await EventuallyAsync(() => SessionSteps.CommitAsync(driver, _clock, key, new() { ["a"] = [3] })));
+
+        output.WriteLine($"Committed on the new master {watch.Elapsed.TotalMilliseconds:F0} ms after the refusal.");
+        Assert.Contains(logger.Collector.GetSnapshot(), e => e.Id.Id == 306);
+        Assert.Equal([3], (await SessionSteps.LoadAsync(drivers.Create(_clock), _clock, key)).Values["a"]);
+    }
+
+    /// <summary>A replica of this class's server, started, that has everything the server has.</summary>
+    private async Task<RedisServer> StartReplicaAsync()
+    {
+        var replica = new RedisServer { ExtraArguments = ["--replicaof", "127.0.0.1", _server.Port.ToString(CultureInfo.InvariantCulture)] };
+        await replica.StartAsync();
+        await WaitForReplicaAsync(_server, replica);
+        return replica;
+    }
+
+    /// <summary>
+    /// Fails over to <paramref name="replica"/> as an operator or a managed service does, once it has everything:
+    /// <c>REPLICAOF NO ONE</c> on it, then <c>REPLICAOF</c> on this class's server, whose connections stay open.
+    /// </summary>
+    private async Task FailOverAsync(RedisServer replica)
+    {
+        await WaitForReplicaAsync(_server, replica);
+        await replica.ExecuteAsync("REPLICAOF", "NO", "ONE");
+        await _server.ExecuteAsync("REPLICAOF", "127.0.0.1", replica.Port.ToString(CultureInfo.InvariantCulture));
     }
 
     /// <summary>Waits until <paramref name="replica"/> has everything <paramref name="master"/> has written.</summary>
@@ -539,6 +665,57 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         await wait.WaitAsync(TimeSpan.FromSeconds(120));
 
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"The wait took {watch.Elapsed} of its 60 s.");
+    }
+
+    /// <summary>A fake clock that counts the timers made on it that are still active, and the most ever active at once.</summary>
+    private sealed class TimerCountingTimeProvider(FakeTimeProvider clock) : TimeProvider
+    {
+        private int _active;
+        private int _mostActive;
+
+        public FakeTimeProvider Clock => clock;
+
+        public int MostActive => Volatile.Read(ref _mostActive);
+
+        public override long TimestampFrequency => clock.TimestampFrequency;
+
+        public override DateTimeOffset GetUtcNow() => clock.GetUtcNow();
+
+        public override long GetTimestamp() => clock.GetTimestamp();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var active = Interlocked.Increment(ref _active);
+            int most;
+            while (active > (most = Volatile.Read(ref _mostActive)) && Interlocked.CompareExchange(ref _mostActive, active, most) != most)
+            {
+            }
+
+            return new CountedTimer(this, clock.CreateTimer(callback, state, dueTime, period));
+        }
+
+        private sealed class CountedTimer(TimerCountingTimeProvider owner, ITimer timer) : ITimer
+        {
+            private int _disposed;
+
+            public bool Change(TimeSpan dueTime, TimeSpan period) => timer.Change(dueTime, period);
+
+            public void Dispose()
+            {
+                if (Interlocked.Exchange(ref _disposed, 1) == 0)
+                {
+                    Interlocked.Decrement(ref owner._active);
+                }
+
+                timer.Dispose();
+            }
+
+            public ValueTask DisposeAsync()
+            {
+                Dispose();
+                return ValueTask.CompletedTask;
+            }
+        }
     }
 
     /// <summary>Retries while the driver reports Redis unavailable: the client reconnects on its own heartbeat.</summary>

@@ -339,7 +339,7 @@ internal sealed partial class AsmSession
     /// key that replaced it by now.
     /// </summary>
     private bool ReplacedWhileRunning(SessionLoadResult result) =>
-        result.Status == SessionLoadStatus.ZombieExpired && result.ZombieExpiredAt is { } closed && _arrivedAt < closed;
+        result.Status == SessionLoadStatus.ZombieExpired && result.ZombieExpiredAt is { } closed && _arrivedAt < closed.ToUnixTimeMilliseconds();
 
     /// <param name="reason">Why the key is refused.</param>
     /// <param name="replacedWhileRunning">

@@ -47,8 +47,8 @@ internal sealed partial class AsmSession : IAsmSession
     private string? _userId;
     private bool _servedByZombie;
 
-    /// <summary>When the request arrived (the session middleware made its session).</summary>
-    private readonly DateTimeOffset _arrivedAt;
+    /// <summary>When the request arrived (the session middleware made its session), in Unix milliseconds.</summary>
+    private readonly long _arrivedAt;
 
     /// <summary>
     /// The presented key was refused because it was replaced while this request ran (a login in another request, whose
@@ -64,7 +64,7 @@ internal sealed partial class AsmSession : IAsmSession
         _options = services.Options;
         _context = context;
         _presentedKey = presentedKey;
-        _arrivedAt = services.Time.GetUtcNow();
+        _arrivedAt = services.Time.GetUtcNow().ToUnixTimeMilliseconds();
         _storage = services.Storage;
         _telemetry = new SessionTelemetry(services.Metrics, services.Logger);
         _profiles = new SessionProfileCheck(_options, context, _telemetry);

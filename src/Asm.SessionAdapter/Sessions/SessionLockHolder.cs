@@ -30,13 +30,6 @@ internal sealed class SessionLockHolder(
     private LocalLockQueue.Turn _turn;
     private volatile bool _closed;
 
-    /// <summary>
-    /// Orders <see cref="Hold"/> and <see cref="Close"/>, which run on different threads when a task the request did not
-    /// await takes the lock as the request ends: a lease is either held before the hold closes (and the final commit
-    /// releases it) or refused after (and given back by whoever took it), never taken in between and kept.
-    /// </summary>
-    private readonly Lock _gate = new();
-
     /// <summary>The lease held, or <see langword="null"/> when the request holds no lock.</summary>
     public SessionLease? Lease { get; private set; }
 
@@ -207,7 +200,11 @@ internal sealed class SessionLockHolder(
     /// </returns>
     public bool Hold(string sessionId, SessionLease lease)
     {
-        lock (_gate)
+        // Orders Hold and Close, which run on different threads when a task the request did not await takes the lock as
+        // the request ends: a lease is either held before the hold closes (and the final commit releases it) or refused
+        // after (and given back by whoever took it), never taken in between and kept. The holder is private to its
+        // request, so its own monitor serves, and costs the request no allocation.
+        lock (this)
         {
             if (_closed)
             {
@@ -291,7 +288,7 @@ internal sealed class SessionLockHolder(
     /// </summary>
     public void Close()
     {
-        lock (_gate)
+        lock (this) // See Hold.
         {
             _closed = true;
         }

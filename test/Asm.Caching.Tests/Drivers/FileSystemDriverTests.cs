@@ -104,6 +104,37 @@ public sealed partial class FileSystemDriverTests(ITestOutputHelper output) : St
         Assert.Equal(SessionLoadStatus.Found, (await LoadAsync(renewed)).Status);
     }
 
+    /// <summary>
+    /// A FIFO (whose ordinary open blocks until a writer comes) or a directory at a session's path reads as a damaged
+    /// record, with or without a lock, never a hang or an error; the sweeper passes over it and leaves it for inspection.
+    /// </summary>
+    [Theory]
+    [InlineData("fifo")]
+    [InlineData("directory")]
+    public async Task LoadAsync_AFifoOrADirectoryAtTheSessionsPath_ReturnsCorruptWithoutHanging_AndTheSweepLeavesIt(string planted)
+    {
+        var key = await CreateSessionAsync(new() { ["a"] = [1] });
+        var path = Driver.GetSessionFilePath(key.Id);
+        File.Delete(path);
+        if (planted == "fifo")
+        {
+            FaultCommand.Run("mkfifo", path);
+        }
+        else
+        {
+            Directory.CreateDirectory(path);
+        }
+
+        // On another thread: an open that blocks would block its caller before any await.
+        var patience = TimeSpan.FromSeconds(30);
+        Assert.Equal(SessionLoadStatus.Corrupt, (await Task.Run(() => LoadAsync(key)).WaitAsync(patience)).Status);
+        Assert.Equal(SessionLoadStatus.Corrupt, (await Task.Run(() => LoadAsync(key, SessionLease.Create(TimeSpan.FromMinutes(1)))).WaitAsync(patience)).Status);
+        Clock.Advance(TimeSpan.FromDays(1));
+        await Task.Run(() => Driver.SweepAsync(Clock.GetUtcNow(), Token).AsTask()).WaitAsync(patience);
+
+        Assert.True(Path.Exists(path));
+    }
+
     [Fact]
     public async Task LoadAsync_UnknownFormatVersionOrGarbage_ReturnsCorrupt()
     {

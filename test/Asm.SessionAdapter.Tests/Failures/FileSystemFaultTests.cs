@@ -3,9 +3,15 @@ using Asm.Testing.Faults;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
 using Asm.Caching;
+using Asm.Caching.Drivers.FileSystem;
+using Asm.Caching.Sessions;
+using Asm.SessionAdapter.Tests.Identity;
+using Asm.SessionAdapter.Tests.Import;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.Failures;
@@ -187,7 +193,54 @@ public sealed class FileSystemFaultTests : IDisposable
         await SetAsync(app.CreateClient(), "exclusive", "after");
     }
 
+    /// <summary>
+    /// Something other than a file planted at a session's path (by the app's own user, or a misconfiguration): a FIFO,
+    /// whose ordinary open blocks until a writer comes, or a directory, whose open fails. Either reads as a damaged
+    /// record, as a corrupt file does: the request gets a fresh session, never a hang or a 500, and the path is logged.
+    /// </summary>
+    [Theory]
+    [InlineData("fifo")]
+    [InlineData("directory")]
+    public async Task SessionPathHoldsAFifoOrADirectory_RequestsGetAFreshSession_AndItIsLoggedAsDamaged(string planted)
+    {
+        var logs = new FakeLogCollector();
+        var events = new RecordingSessionEvents();
+        await using var app = await StartAsync(
+            services: s => s.AddSingleton<ILoggerProvider>(new FakeLoggerProvider(logs)),
+            configure: o => o.Events = events);
+        var client = app.CreateClient(out var jar);
+        await SetAsync(client, "exclusive", "kept");
+        var path = SessionFileOf(app, jar);
+        File.Delete(path);
+        if (planted == "fifo")
+        {
+            FaultCommand.Run("mkfifo", path);
+        }
+        else
+        {
+            Directory.CreateDirectory(path);
+        }
+
+        var read = await client.GetStringAsync("/read").WaitAsync(TimeSpan.FromSeconds(30));
+        var written = await client.PostAsync("/exclusive/set?value=new", null).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal("", read);
+        Assert.Equal(HttpStatusCode.OK, written.StatusCode);
+        Assert.Equal("new", await client.GetStringAsync("/read"));
+        Assert.Null(_thrown);
+        Assert.Equal([("/read", InvalidSessionReason.Corrupt)], events.Invalid);
+        Assert.Contains(logs.GetSnapshot(), r => r.Id.Id == 210 && r.Message.Contains(planted == "fifo" ? "FIFO" : "directory", StringComparison.Ordinal));
+        Assert.True(planted == "fifo" ? File.Exists(path) : Directory.Exists(path));
+    }
+
     public void Dispose() => _disk.Dispose();
+
+    /// <summary>The path of the session file of the browser whose cookies <paramref name="jar"/> holds.</summary>
+    private static string SessionFileOf(SessionApp app, CookieJarHandler jar)
+    {
+        Assert.True(SessionKey.TryParse(StockApp.KeyOf(app.Services, jar), out var key));
+        return app.Services.GetRequiredService<FileSystemDriver>().GetSessionFilePath(key.Id);
+    }
 
     /// <summary>The session files and their bytes (lock files and the filler aside).</summary>
     private SortedDictionary<string, string> SessionFiles() =>
@@ -197,9 +250,14 @@ public sealed class FileSystemFaultTests : IDisposable
     private static async Task SetAsync(HttpClient client, string mode, string value) =>
         (await client.PostAsync($"/{mode}/set?value={value}", null)).EnsureSuccessStatusCode();
 
-    private Task<SessionApp> StartAsync(bool health = false, Action<IServiceCollection>? services = null, TimeProvider? time = null) => SessionApp.StartAsync(
+    private Task<SessionApp> StartAsync(
+        bool health = false,
+        Action<IServiceCollection>? services = null,
+        TimeProvider? time = null,
+        Action<AsmSessionOptions>? configure = null) => SessionApp.StartAsync(
         b => b.UseFileSystemDriver(Sessions),
         Map,
+        configure,
         time: time,
         services: s =>
         {

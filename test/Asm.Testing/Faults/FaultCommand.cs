@@ -2,8 +2,8 @@ using System.Diagnostics;
 
 namespace Asm.Testing.Faults;
 
-/// <summary>Runs a command that makes or clears a file system fault (mount, chattr), failing with its error output.</summary>
-internal static class FaultCommand
+/// <summary>Runs a command that makes or clears a file system fault (mount, chattr, mkfifo), failing with its error output.</summary>
+public static class FaultCommand
 {
     /// <summary>Runs <paramref name="program"/> with <paramref name="arguments"/> and waits for it.</summary>
     /// <exception cref="InvalidOperationException">The command failed (or did not start).</exception>

@@ -319,7 +319,7 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
         {
             // As for a creation: any file with this id, even a tombstone or an unreadable one, refuses the import.
-            if (File.Exists(file.Path))
+            if (Path.Exists(file.Path))
             {
                 return false;
             }
@@ -486,8 +486,8 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     {
         if (request.CreateWithSecret is not null)
         {
-            // Any file with this id, even a tombstone or an unreadable one, refuses the creation.
-            if (File.Exists(file.Path))
+            // Any file with this id, even a tombstone or an unreadable one (or a directory in its place), refuses the creation.
+            if (Path.Exists(file.Path))
             {
                 return SessionCommitStatus.NotFound;
             }
@@ -628,7 +628,12 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         int read;
         try
         {
-            var stream = OpenRead(path);
+            if (RegularFile.OpenRead(path, out _) is not { } stream)
+            {
+                // Not a file (a FIFO, a directory): left for inspection, as an unreadable file is.
+                return false;
+            }
+
             await using (stream.ConfigureAwait(false))
             {
                 read = await stream.ReadAtLeastAsync(header, header.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
@@ -657,7 +662,13 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
 
         try
         {
-            var stream = OpenRead(path);
+            if (RegularFile.OpenRead(path, out var kind) is not { } stream)
+            {
+                // Read as a record no format accepts: a damaged one, reported as such, never a hang or a failure.
+                NotAFile(Path.GetFileName(path), kind);
+                return [];
+            }
+
             await using (stream.ConfigureAwait(false))
             {
                 // Files are replaced by renames, never written in place, so the length does not change under us.
@@ -677,10 +688,6 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
             return null;
         }
     }
-
-    /// <summary>Opens a file for reading without getting in the way of the rename that replaces it.</summary>
-    private static FileStream OpenRead(string path) =>
-        new(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
 
     /// <summary>
     /// Writes a temporary file next to <paramref name="path"/> and renames it over <paramref name="path"/>. When
@@ -815,6 +822,10 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
     [LoggerMessage(EventId = 209, Level = LogLevel.Warning,
         Message = "The end of session {SessionHash} could not be written; its file was deleted instead, so its cookie reads as unknown.")]
     private partial void SessionEndWrittenAsDeletion(string sessionHash, Exception exception);
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Warning,
+        Message = "{FileName} in the session directory is a {Kind}, not a file: it reads as a damaged record and is left as it is.")]
+    private partial void NotAFile(string fileName, string? kind);
 
     [LoggerMessage(EventId = 208, Level = LogLevel.Warning,
         Message = "Cache entry {KeyHash} was read, but its new sliding expiry could not be written; it keeps the older one.")]

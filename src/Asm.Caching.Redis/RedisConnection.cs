@@ -30,10 +30,11 @@ internal sealed partial class RedisConnection : IDisposable
         static script => SHA1.HashData(Encoding.UTF8.GetBytes(script));
 
     /// <summary>
-    /// A read (the <c>HGETALL</c> of a load without a lease) and the health check's <c>PING</c> go to the master of
-    /// their key, never to a replica: the client's default (<c>PreferMaster</c>) sends a command to a replica while the
-    /// master's connection is down, where a read may find an older record than the master holds (the replica is behind,
-    /// or its link is cut). Without the master they fail, as with one server. Scripts keep the default: one sent to a
+    /// A read (the <c>HGETALL</c> of a load without a lease, a script that only reads: a session's info, a user's index)
+    /// and the health check's <c>PING</c> go to the master of their key, never to a replica: the client's default
+    /// (<c>PreferMaster</c>) sends a command to a replica while the master's connection is down, where a read may find an
+    /// older record than the master holds (the replica is behind, or its link is cut). Without the master they fail, as
+    /// with one server, and also right after a failover until the client learns of the promotion. Scripts keep the default: one sent to a
     /// replica that is still a replica is refused (<c>READONLY</c>), having run nothing, and one sent to a replica just
     /// promoted runs there, where demanding the master would fail until the client learns of the promotion.
     /// </summary>
@@ -103,6 +104,14 @@ internal sealed partial class RedisConnection : IDisposable
         EvaluateAsync(script, key, companion: null, args, operation, cancellationToken);
 
     /// <summary>
+    /// As <see cref="EvaluateAsync(string, RedisKey, RedisValue[], string, CancellationToken)"/>, for a script that only
+    /// reads: sent to the master of its key, never to a replica, as a read without a script is (see <see cref="OnMaster"/>).
+    /// </summary>
+    public ValueTask<RedisResult> EvaluateReadOnlyAsync(
+        string script, RedisKey key, RedisValue[] args, string operation, CancellationToken cancellationToken) =>
+        EvaluateAsync(script, key, companion: null, args, Stopwatch.GetTimestamp(), operation, released: null, giveBackFor: null, OnMaster, cancellationToken);
+
+    /// <summary>
     /// As <see cref="EvaluateAsync(string, RedisKey, RedisValue[], string, CancellationToken)"/>, with a second key in
     /// the slot of the first (same hash tag) that the script can do without. While a Cluster slot migrates, a node
     /// refuses a script whose keys are not all on it (<c>TRYAGAIN</c>), having run nothing: the script is then sent
@@ -132,8 +141,13 @@ internal sealed partial class RedisConnection : IDisposable
     /// for an operation that began at <paramref name="started"/> (a <see cref="Stopwatch"/> timestamp) with another
     /// call: <see cref="RedisDriverOptions.OperationTimeout"/> bounds both together.
     /// </summary>
-    public async ValueTask<RedisResult> EvaluateAsync(
-        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, TimeSpan? giveBackFor, CancellationToken cancellationToken)
+    public ValueTask<RedisResult> EvaluateAsync(
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, TimeSpan? giveBackFor, CancellationToken cancellationToken) =>
+        EvaluateAsync(script, key, companion, args, started, operation, released, giveBackFor, CommandFlags.None, cancellationToken);
+
+    /// <summary>The script sent with <paramref name="flags"/>: <see cref="OnMaster"/> for one that only reads.</summary>
+    private async ValueTask<RedisResult> EvaluateAsync(
+        string script, RedisKey key, RedisKey? companion, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, TimeSpan? giveBackFor, CommandFlags flags, CancellationToken cancellationToken)
     {
         var database = await GetDatabaseAsync(operation, cancellationToken).ConfigureAwait(false);
         try
@@ -142,7 +156,7 @@ internal sealed partial class RedisConnection : IDisposable
             {
                 try
                 {
-                    return await SendAsync(database, script, [key, second], args, started, operation, released, giveBackFor, cancellationToken).ConfigureAwait(false);
+                    return await SendAsync(database, script, [key, second], args, started, operation, released, giveBackFor, flags, cancellationToken).ConfigureAwait(false);
                 }
                 catch (RedisServerException ex) when (ex.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
                 {
@@ -151,7 +165,7 @@ internal sealed partial class RedisConnection : IDisposable
                 }
             }
 
-            return await SendAsync(database, script, [key], args, started, operation, released, giveBackFor, cancellationToken).ConfigureAwait(false);
+            return await SendAsync(database, script, [key], args, started, operation, released, giveBackFor, flags, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -171,10 +185,10 @@ internal sealed partial class RedisConnection : IDisposable
     /// <see cref="RedisGiveBacks"/>).
     /// </summary>
     private async Task<RedisResult> SendAsync(
-        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, TimeSpan? giveBackFor, CancellationToken cancellationToken)
+        IDatabase database, string script, RedisKey[] keys, RedisValue[] args, long started, string operation, ILockReleaseObserver? released, TimeSpan? giveBackFor, CommandFlags flags, CancellationToken cancellationToken)
     {
         var left = TimeLeft(started, operation);
-        var pending = database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args);
+        var pending = database.ScriptEvaluateAsync(ScriptHashes.GetValue(script, ScriptHash), keys, args, flags);
         try
         {
             try
@@ -185,7 +199,7 @@ internal sealed partial class RedisConnection : IDisposable
             catch (RedisServerException ex) when (ex.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
             {
                 left = TimeLeft(started, operation);
-                pending = database.ScriptEvaluateAsync(script, keys, args);
+                pending = database.ScriptEvaluateAsync(script, keys, args, flags);
                 return await pending.WaitAsync(left, cancellationToken).ConfigureAwait(false);
             }
         }

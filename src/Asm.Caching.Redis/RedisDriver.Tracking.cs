@@ -57,7 +57,7 @@ internal sealed partial class RedisDriver
     public async ValueTask<StoredSessionInfo?> GetInfoAsync(string sessionId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sessionId);
-        var result = await _connection.EvaluateAsync(RedisScripts.Info, SessionKeyOf(sessionId), [], "session info", cancellationToken).ConfigureAwait(false);
+        var result = await _connection.EvaluateReadOnlyAsync(RedisScripts.Info, SessionKeyOf(sessionId), [], "session info", cancellationToken).ConfigureAwait(false);
         if (result.IsNull || (RedisResult[]?)result is not { Length: >= 5 } reply)
         {
             return null;
@@ -86,7 +86,7 @@ internal sealed partial class RedisDriver
 
     public async ValueTask<IReadOnlyList<string>> GetUserIndexAsync(string userId, CancellationToken cancellationToken)
     {
-        var result = await _connection.EvaluateAsync(TrackingScripts.Members, UserIndexKeyOf(userId), [], "user index read", cancellationToken).ConfigureAwait(false);
+        var result = await _connection.EvaluateReadOnlyAsync(TrackingScripts.Members, UserIndexKeyOf(userId), [], "user index read", cancellationToken).ConfigureAwait(false);
         return [.. ((RedisResult[]?)result ?? []).Select(r => (string?)r ?? "")];
     }
 

@@ -160,15 +160,19 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
     }
 
     [Fact]
-    public async Task MasterUnreachableFromTheAppAndReplicaBehind_ReadAndHealthCheck_FailAsUnreachableInsteadOfAskingTheReplica()
+    public async Task MasterUnreachableFromTheAppAndReplicaBehind_ReadsAndHealthCheck_FailAsUnreachableInsteadOfAskingTheReplica()
     {
         // The master is alive and keeps its sentinels (no failover), but takes no new connection (maxclients): the
         // app's connections to it are cut and cannot come back, as in a partition between the app and the master.
-        // The replica's link was cut first, so it is behind: it has "a" = 1, the master "a" = 2.
+        // The replica's link was cut first, so it is behind: it has "a" = 1, the master "a" = 2; it has the user's
+        // index without the session added since, and the session destroyed since alive.
         var clock = TimeProvider.System;
         var logger = new FakeLogger<RedisDriver>();
         var driver = _drivers.Create(clock, logger);
         var key = await SessionSteps.CreateAsync(driver, clock, new() { ["a"] = [1] });
+        var destroyed = await SessionSteps.CreateAsync(driver, clock);
+        const string User = "alice";
+        await driver.AddToUserIndexAsync(User, key.Id, CancellationToken.None);
         await WaitForReplicaToCatchUpAsync();
 
         // The test's own commands go over one connection made before the master stops taking new ones.
@@ -179,6 +183,8 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
             await master.ExecuteAsync("CONFIG", "SET", "maxclients", "1");
             await master.ExecuteAsync("CLIENT", "KILL", "TYPE", "replica");
             Assert.Equal(SessionCommitStatus.Committed, await SessionSteps.CommitAsync(driver, clock, key, new() { ["a"] = [2] }));
+            await driver.AddToUserIndexAsync(User, destroyed.Id, CancellationToken.None);
+            await driver.DestroyAsync(destroyed.Id, clock.GetUtcNow(), clock.GetUtcNow().AddHours(1), CancellationToken.None);
             var clients = (string?)await master.ExecuteAsync("CLIENT", "LIST");
             foreach (var id in clients!.Split('\n').Where(l => l.Contains(" name=asm-test-", StringComparison.Ordinal)).Select(l => l.Split(' ')[0]["id=".Length..]))
             {
@@ -193,9 +199,13 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
                 await Task.Delay(20);
             }
 
-            // A read (HGETALL) is not answered by the replica, which would give the stale "a" = 1, nor is the health
-            // check's PING; a script that writes, sent there, is refused (READONLY) having run nothing.
+            // A read (HGETALL) is not answered by the replica, which would give the stale "a" = 1, nor are the scripts
+            // that only read (a user's index, which would miss a session, and a session's info, which would find the
+            // destroyed one alive), nor is the health check's PING; a script that writes, sent there, is refused
+            // (READONLY) having run nothing.
             var read = await Record.ExceptionAsync(async () => output.WriteLine($"read a = {(await SessionSteps.LoadAsync(driver, clock, key)).Values["a"][0]}"));
+            var index = await Record.ExceptionAsync(async () => output.WriteLine($"index: {string.Join(", ", await driver.GetUserIndexAsync(User, CancellationToken.None))}"));
+            var info = await Record.ExceptionAsync(async () => output.WriteLine($"destroyed: {(await driver.GetInfoAsync(destroyed.Id, CancellationToken.None))?.Destroyed}"));
             var health = await driver.CheckHealthAsync(new HealthCheckContext { Registration = new("redis", driver, HealthStatus.Unhealthy, null) });
             var locked = await Record.ExceptionAsync(() => SessionSteps.LoadAsync(driver, clock, key, SessionLease.Create(TimeSpan.FromSeconds(30))));
             var commit = await Record.ExceptionAsync(() => SessionSteps.CommitAsync(driver, clock, key, new() { ["a"] = [3] }));
@@ -204,8 +214,14 @@ public sealed class RedisSentinelTests(ITestOutputHelper output) : IAsyncLifetim
             output.WriteLine($"locked load: {locked?.Message ?? "(no failure)"}");
             output.WriteLine($"commit: {commit?.Message ?? "(no failure)"}");
 
-            Assert.IsType<RedisDriverException>(read);
-            Assert.Contains("cannot be reached", read.Message, StringComparison.Ordinal);
+            output.WriteLine($"index: {index?.Message ?? "(no failure)"}");
+            output.WriteLine($"info: {info?.Message ?? "(no failure)"}");
+            foreach (var failure in new[] { read, index, info })
+            {
+                Assert.IsType<RedisDriverException>(failure);
+                Assert.Contains("cannot be reached", failure.Message, StringComparison.Ordinal);
+            }
+
             Assert.Equal(HealthStatus.Unhealthy, health.Status);
             Assert.IsType<RedisDriverException>(locked);
             Assert.IsType<RedisDriverException>(commit);

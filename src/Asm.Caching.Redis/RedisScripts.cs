@@ -224,7 +224,12 @@ internal static partial class RedisScripts
 
         """;
 
-    /// <summary>The release's hand-over (<c>hand_over</c>), for the scripts that release a lock.</summary>
+    /// <summary>
+    /// The release's hand-over (<c>hand_over</c>), for the scripts that release a lock. Its <c>ZPOPMIN</c> comes before
+    /// the lock's fields are written: Redis at its memory limit (<c>noeviction</c>) refuses a write that needs memory
+    /// only as a script's first write, so a release still keeps the lock for the party in line there
+    /// (<c>RedisOutageTests.ReleaseLockAsync_RedisAtItsMemoryLimitWithAnotherAppWaiting_*</c>).
+    /// </summary>
     private const string HandOver = """
         -- Releases the lock into the HSET list w and the HDEL list d. The party first in the lock's waiting line (KEYS[2])
         -- is taken off it, and the lock is kept for it for 200 ms (Redis's clock): no token holds the lease '~' .. party,

@@ -72,6 +72,38 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A release that keeps the lock for the app first in its waiting line writes the lock's fields (<c>HSET</c>), a
+    /// write Redis at its memory limit refuses (<c>OOM</c>) as a script's first write. It runs after the line's
+    /// <c>ZPOPMIN</c>, which needs no memory, and a script that has written once is not stopped half-way: the hand-over
+    /// is made at the limit.
+    /// </summary>
+    [Fact]
+    public async Task ReleaseLockAsync_RedisAtItsMemoryLimitWithAnotherAppWaiting_HandsTheLockOverToIt()
+    {
+        var holder = _drivers.Create(_clock);
+        var waiter = _drivers.Create(_clock);
+        var key = await SessionSteps.CreateAsync(holder, _clock);
+        var lease = (await SessionSteps.LoadAsync(holder, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Lease!;
+        Assert.Equal(SessionLoadStatus.LockBusy, (await SessionSteps.LoadAsync(waiter, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Status);
+        await _server.ExecuteAsync("CONFIG", "SET", "maxmemory", "1");
+        object? kept;
+        try
+        {
+            await Assert.ThrowsAsync<RedisDriverException>(() => SessionSteps.CreateAsync(holder, _clock));
+
+            await holder.ReleaseLockAsync(key.Id, lease, CancellationToken.None);
+            kept = await _server.ExecuteTextAsync("HGET", holder.SessionKeyOf(key.Id), "lt");
+        }
+        finally
+        {
+            await _server.ExecuteAsync("CONFIG", "SET", "maxmemory", "0");
+        }
+
+        Assert.Equal("~" + waiter.Party, kept);
+        Assert.Equal(SessionLoadStatus.Found, (await SessionSteps.LoadAsync(waiter, _clock, key, SessionLease.Create(SessionSteps.LeaseDuration))).Status);
+    }
+
     [Fact]
     public async Task Operations_WhileRedisIsDown_ThrowRedisDriverExceptionNamingEndpointThenSucceedOnSameDriverOnceBack()
     {

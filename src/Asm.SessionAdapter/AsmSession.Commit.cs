@@ -19,9 +19,6 @@ internal sealed partial class AsmSession
     /// later changes are written under it; the middleware's final call (it removes the session feature first) also
     /// releases the lease and ends the request's session: from then on it never locks, and writes throw.
     /// </summary>
-    /// <exception cref="InvalidOperationException">
-    /// An explicit call found the session destroyed or expired meanwhile: nothing was written (the final call logs this instead).
-    /// </exception>
     public async Task CommitAsync(CancellationToken cancellationToken = default)
     {
         if (_state is SessionState.Ended or SessionState.EndedNotLoaded || _lock.IsClosed)
@@ -108,24 +105,15 @@ internal sealed partial class AsmSession
         }
 
         using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.CommitActivity);
-        string outcome;
         try
         {
-            outcome = await CommitStoredAsync(lease, hasWrites, final, cancellationToken).ConfigureAwait(false);
+            var outcome = await CommitStoredAsync(lease, hasWrites, final, cancellationToken).ConfigureAwait(false);
             AsmSessionMetrics.SetOutcome(activity, outcome, error: outcome is "lock_lost" or "not_found");
         }
         catch (Exception ex)
         {
             AsmSessionMetrics.SetError(activity, ex);
             throw;
-        }
-
-        if (outcome == "not_found" && !final)
-        {
-            // The app asked for its changes to be stored, as with the stock session, whose explicit commit throws when it
-            // did not write them; the middleware's own commit only logs it.
-            throw new InvalidOperationException(
-                $"Session {Hash} was destroyed or expired while this request ran (a log-out, perhaps on another device), so this commit wrote nothing.");
         }
     }
 

@@ -91,6 +91,8 @@ internal sealed partial class AsmSession
             {
                 // Stored, then refused by an OnSessionCreated handler (it threw): the login fails with the handler's
                 // exception, and the session stored for it is ended at once, not left stored with no cookie naming it.
+                // Only that handler throws once the session is stored (whatever it throws, a cancellation too): the
+                // storage's failures and the request's token come before, and tracking the new session logs its own.
                 await EndRefusedCreationAsync().ConfigureAwait(false);
                 throw;
             }

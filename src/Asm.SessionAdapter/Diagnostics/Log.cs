@@ -41,7 +41,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "A cancelled or failed load may have left a lock on session {Session}, and giving it back failed; it ends with its lease.")]
     public static partial void AbandonFailed(ILogger logger, string session, Exception exception);
 
-    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "An OnSessionCreated handler refused session {Session}, stored for a user bind, and ending it failed; it ends by its idle timeout.")]
+    [LoggerMessage(EventId = 14, Level = LogLevel.Warning, Message = "Session {Session} was stored for a user bind whose OnSessionCreated handler then threw, and ending it failed; it ends by its idle timeout.")]
     public static partial void RefusedCreationNotEnded(ILogger logger, string session, Exception exception);
 
     [LoggerMessage(EventId = 15, Level = LogLevel.Warning, Message = "The storage's answer to the regeneration of session {Session} was lost, but the new key opens it: the regeneration took place, and the new key is sent.")]

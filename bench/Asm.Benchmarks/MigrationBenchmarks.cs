@@ -74,7 +74,7 @@ public class MigrationBenchmarks
         else
         {
             _previous = Create(parts[1], "old");
-            _mover = new MigratingSessionDriver(_target, _previous, TimeProvider.System, metrics, NullLogger.Instance, TimeSpan.FromSeconds(30));
+            _mover = new MigratingSessionDriver(_target, _previous, TimeProvider.System, metrics, NullLogger.Instance, TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(1));
         }
     }
 

@@ -91,7 +91,7 @@ internal sealed class AsmSessionServices(
         ILogger logger,
         PreviousSessionDriver? previous)
     {
-        var migration = previous is null ? null : new MigratingSessionDriver(driver, previous.Driver, time, metrics, logger, options.LockLease);
+        var migration = previous is null ? null : new MigratingSessionDriver(driver, previous.Driver, time, metrics, logger, options.LockLease, options.IOTimeout);
         var composed = migration ?? driver;
         return (options.EncryptAtRest ? new EncryptingSessionDriver(composed, dataProtection) : composed, migration);
     }

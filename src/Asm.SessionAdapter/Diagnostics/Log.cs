@@ -115,6 +115,14 @@ internal static partial class Log
         Message = "Session {Session} was copied from a previous storage that is read-only; its previous copy is left there as it is, and only the new one is served from now on.")]
     public static partial void PreviousCopyLeftReadOnly(ILogger logger, string session);
 
+    [LoggerMessage(EventId = 54, Level = LogLevel.Warning,
+        Message = "Ending session {Session} in the previous driver failed, yet it was ended there (the failure came after the end was applied), so its move stands.")]
+    public static partial void MoveEndConfirmed(ILogger logger, string session, Exception exception);
+
+    [LoggerMessage(EventId = 55, Level = LogLevel.Error,
+        Message = "Session {Session} could not be ended in the previous driver, and whether it was could not be read there: its move stands, so that the session is not lost, and old servers may use its previous copy until a new server ends the session (a log-out there ends both copies).")]
+    public static partial void MoveEndUnconfirmed(ILogger logger, string session, Exception exception);
+
     [LoggerMessage(EventId = 50, Level = LogLevel.Warning, Message = "The storage is full: new session {Session} was refused and not stored.")]
     public static partial void CreateRefused(ILogger logger, string session);
 

@@ -41,7 +41,7 @@ internal sealed class BackgroundSessionMover(
             return;
         }
 
-        var mover = new MigratingSessionDriver(current, previous.Driver, time, metrics, logger, sessionOptions.Value.LockLease);
+        var mover = new MigratingSessionDriver(current, previous.Driver, time, metrics, logger, sessionOptions.Value.LockLease, sessionOptions.Value.IOTimeout);
         var interval = TimeSpan.FromSeconds(1.0 / options.Value.SessionsPerSecond);
         try
         {

@@ -32,7 +32,8 @@ internal sealed class MigratingSessionDriver(
     TimeProvider time,
     AsmSessionMetrics metrics,
     ILogger logger,
-    TimeSpan moveLease) : ISessionDriver, ISessionTransferDriver
+    TimeSpan moveLease,
+    TimeSpan ioTimeout) : ISessionDriver, ISessionTransferDriver
 {
     private readonly ISessionTransferDriver _currentTransfer = current as ISessionTransferDriver ?? throw new InvalidOperationException(
         $"MigrateFrom needs a driver that implements {nameof(ISessionTransferDriver)}; {current.GetType().Name} does not.");
@@ -123,18 +124,34 @@ internal sealed class MigratingSessionDriver(
             }
 
             var purgeAt = snapshot.PurgeAt > now ? snapshot.PurgeAt : now;
+            using var ownTimeout = new CancellationTokenSource(ioTimeout, time);
+            var claimPrevious = _previousTracking;
             try
             {
                 await previous.DestroyAsync(sessionId, now, purgeAt, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (stored)
             {
-                // The previous copy is still live: the one stored here is taken back, or the session would live in both.
-                await UndoImportAsync(sessionId, now, ex).ConfigureAwait(false);
-                throw;
+                // A failed destroy may have been applied all the same (its answer lost, or the request's token cancelled
+                // after it was sent): the previous copy says which, read under a timeout of its own.
+                switch (await PreviousCopyIsLiveAsync(snapshot, now, ex, ownTimeout.Token).ConfigureAwait(false))
+                {
+                    case true:
+                        // Still live: the copy stored here is taken back, or the session would live in both.
+                        await UndoImportAsync(sessionId, now, ex).ConfigureAwait(false);
+                        throw;
+                    case null:
+                        // Taking the new copy back could lose the session, had the previous one been ended; the
+                        // previous storage has just failed twice, so its end check is left where it is.
+                        claimPrevious = null;
+                        break;
+                }
+
+                // The move stands: what is left of it no longer depends on the request's token.
+                cancellationToken = ownTimeout.Token;
             }
 
-            if (_previousTracking is { } previousTracking)
+            if (claimPrevious is { } previousTracking)
             {
                 await previousTracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false);
             }
@@ -199,6 +216,40 @@ internal sealed class MigratingSessionDriver(
         metrics.Migrated();
         var hash = SessionKey.Hash(sessionId);
         Log.SessionMigrated(logger, hash);
+    }
+
+    /// <summary>
+    /// Whether the previous copy of the session in <paramref name="snapshot"/> is still live after ending it failed
+    /// (<paramref name="failure"/>), read once without a lock (a load that slides nothing): <see langword="false"/> when
+    /// it is ended (a tombstone, or no record), so that the failed destroy was applied; <see langword="null"/> when that
+    /// cannot be told (the read fails too, or finds the record unreadable).
+    /// </summary>
+    private async ValueTask<bool?> PreviousCopyIsLiveAsync(SessionSnapshot snapshot, DateTimeOffset now, Exception failure, CancellationToken cancellationToken)
+    {
+        var hash = SessionKey.Hash(snapshot.SessionId);
+        SessionLoadStatus status;
+        try
+        {
+            var request = new SessionLoadRequest { Key = SessionKey.Create(snapshot.SessionId, snapshot.Secret), Now = now, IdleTimeout = TimeSpan.Zero };
+            status = (await previous.LoadAsync(request, cancellationToken).ConfigureAwait(false)).Status;
+        }
+        catch (Exception ex)
+        {
+            Log.MoveEndUnconfirmed(logger, hash, new AggregateException(failure, ex));
+            return null;
+        }
+
+        switch (status)
+        {
+            case SessionLoadStatus.Found or SessionLoadStatus.Zombie:
+                return true;
+            case SessionLoadStatus.Corrupt:
+                Log.MoveEndUnconfirmed(logger, hash, failure);
+                return null;
+            default:
+                Log.MoveEndConfirmed(logger, hash, failure);
+                return false;
+        }
     }
 
     /// <summary>

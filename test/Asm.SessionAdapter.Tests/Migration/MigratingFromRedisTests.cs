@@ -43,7 +43,7 @@ public sealed class MigratingFromRedisTests : IAsyncLifetime
         var previous = Redis();
         var migrating = new MigratingSessionDriver(
             new InMemoryDriver(TimeProvider.System), previous, TimeProvider.System,
-            new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, Lease);
+            new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, Lease, TimeSpan.FromSeconds(5));
         var key = SessionKey.New();
         Assert.Equal(
             SessionCommitStatus.Committed,

@@ -27,7 +27,7 @@ public sealed class MigratingSessionDriverTests : IDisposable
         await previous.CommitAsync(
             new SessionCommitRequest { SessionId = key.Id, Now = _time.GetUtcNow(), IdleTimeout = Idle, CreateWithSecret = key.Secret, Changes = new Dictionary<string, byte[]?> { ["a"] = [1] } },
             CancellationToken.None);
-        var migrating = new MigratingSessionDriver(current, previous, _time, new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, TimeSpan.FromSeconds(30));
+        var migrating = new MigratingSessionDriver(current, previous, _time, new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
 
         // The slow request has been told "unknown" by the new driver, and is held before it looks at the previous one.
         var slow = migrating.LoadAsync(Request(key, locking), CancellationToken.None).AsTask();
@@ -54,7 +54,7 @@ public sealed class MigratingSessionDriverTests : IDisposable
         await previous.CommitAsync(
             new SessionCommitRequest { SessionId = key.Id, Now = _time.GetUtcNow(), IdleTimeout = Idle, AbsoluteExpiresAt = absolute, CreateWithSecret = key.Secret },
             CancellationToken.None);
-        var migrating = new MigratingSessionDriver(current, previous, _time, new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, TimeSpan.FromSeconds(30));
+        var migrating = new MigratingSessionDriver(current, previous, _time, new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
 
         Assert.Equal(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None));
 
@@ -64,7 +64,76 @@ public sealed class MigratingSessionDriverTests : IDisposable
         Assert.Equal([key.Id], await current.ClaimDueEndChecksAsync(end, 10, CancellationToken.None));
     }
 
+    /// <summary>
+    /// The previous driver ends its copy but the answer is lost (a Redis reply timed out, the request's token cancelled
+    /// after the script was sent). Taking the new copy back would leave the session nowhere: the move stands.
+    /// </summary>
+    [Fact]
+    public async Task MoveAsync_EndOfThePreviousCopyAppliedButItsAnswerLost_KeepsTheNewCopy()
+    {
+        var previous = new FailingDestroyDriver(new InMemoryDriver(_time), appliesDestroy: true);
+        var current = new InMemoryDriver(_time);
+        var key = await CreateAsync(previous.Inner);
+        var migrating = Migrating(current, previous);
+
+        Assert.Equal(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None));
+
+        Assert.Equal(SessionLoadStatus.Destroyed, (await previous.Inner.LoadAsync(Request(key, lease: false), CancellationToken.None)).Status);
+        var served = await migrating.LoadAsync(Request(key, lease: true), CancellationToken.None);
+        Assert.Equal(SessionLoadStatus.Found, served.Status);
+        Assert.Equal([1], served.Values["a"]);
+        Assert.NotNull(await current.GetInfoAsync(key.Id, CancellationToken.None));
+    }
+
+    /// <summary>The previous driver refuses to end its copy, which stays live there: the new copy is taken back.</summary>
+    [Fact]
+    public async Task MoveAsync_EndOfThePreviousCopyNotApplied_TakesTheNewCopyBack()
+    {
+        var previous = new FailingDestroyDriver(new InMemoryDriver(_time), appliesDestroy: false);
+        var current = new InMemoryDriver(_time);
+        var key = await CreateAsync(previous.Inner);
+        var migrating = Migrating(current, previous);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None).AsTask());
+
+        Assert.Equal(SessionLoadStatus.Unknown, (await current.LoadAsync(Request(key, lease: false), CancellationToken.None)).Status);
+        Assert.Equal(SessionLoadStatus.Found, (await previous.Inner.LoadAsync(Request(key, lease: false), CancellationToken.None)).Status);
+    }
+
+    /// <summary>
+    /// Ending the previous copy fails and so does reading it afterwards: whether it was ended cannot be told, so the new
+    /// copy is kept, and the session is served from it.
+    /// </summary>
+    [Fact]
+    public async Task MoveAsync_EndOfThePreviousCopyFailsAndItCannotBeReadThen_KeepsTheNewCopy()
+    {
+        var previous = new FailingDestroyDriver(new InMemoryDriver(_time), appliesDestroy: true, loadFailsAfterDestroy: true);
+        var current = new InMemoryDriver(_time);
+        var key = await CreateAsync(previous.Inner);
+        var migrating = Migrating(current, previous);
+
+        Assert.Equal(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None));
+
+        var served = await current.LoadAsync(Request(key, lease: false), CancellationToken.None);
+        Assert.Equal(SessionLoadStatus.Found, served.Status);
+        Assert.Equal([1], served.Values["a"]);
+    }
+
     public void Dispose() => _metrics.Dispose();
+
+    private MigratingSessionDriver Migrating(ISessionDriver current, ISessionDriver previous) =>
+        new(current, previous, _time, new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
+
+    private async Task<SessionKey> CreateAsync(InMemoryDriver driver)
+    {
+        var key = SessionKey.New();
+        Assert.Equal(
+            SessionCommitStatus.Committed,
+            await driver.CommitAsync(
+                new SessionCommitRequest { SessionId = key.Id, Now = _time.GetUtcNow(), IdleTimeout = Idle, CreateWithSecret = key.Secret, Changes = new Dictionary<string, byte[]?> { ["a"] = [1] } },
+                CancellationToken.None));
+        return key;
+    }
 
     private SessionLoadRequest Request(SessionKey key, bool lease) => new()
     {
@@ -108,6 +177,46 @@ public sealed class MigratingSessionDriverTests : IDisposable
 
         public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
             inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
+
+        public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) => inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
+
+        public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.ExportAsync(sessionId, lease, now, cancellationToken);
+
+        public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken) => inner.ImportAsync(snapshot, now, cancellationToken);
+    }
+    /// <summary>
+    /// A previous driver whose destroy fails as a timed-out reply does, after ending the record or without ending it;
+    /// and, if asked, whose loads fail from then on (the storage went down).
+    /// </summary>
+    private sealed class FailingDestroyDriver(InMemoryDriver inner, bool appliesDestroy, bool loadFailsAfterDestroy = false) : ISessionDriver, ISessionTransferDriver
+    {
+        private volatile bool _destroyed;
+
+        public InMemoryDriver Inner => inner;
+
+        public ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken) =>
+            _destroyed && loadFailsAfterDestroy ? throw new IOException("Injected: the storage is down.") : inner.LoadAsync(request, cancellationToken);
+
+        public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken) => inner.CommitAsync(request, cancellationToken);
+
+        public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
+
+        public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) => inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
+
+        public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) => inner.RegenerateAsync(request, cancellationToken);
+
+        public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
+        {
+            if (appliesDestroy)
+            {
+                await inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
+            }
+
+            _destroyed = true;
+            throw new OperationCanceledException("Injected: the destroy's reply timed out.");
+        }
 
         public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) => inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
 

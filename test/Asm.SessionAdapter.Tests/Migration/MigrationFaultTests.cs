@@ -123,7 +123,8 @@ public sealed class MigrationFaultTests : IDisposable
         _time,
         new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()),
         new FakeLogger(_logs),
-        MoveLease);
+        MoveLease,
+        TimeSpan.FromSeconds(5));
 
     private FileSystemDriver FileSystem(string directory) =>
         new(Options.Create(new FileSystemDriverOptions { Directory = directory }), _time, NullLogger<FileSystemDriver>.Instance);

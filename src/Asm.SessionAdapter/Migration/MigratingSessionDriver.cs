@@ -343,9 +343,21 @@ internal sealed class MigratingSessionDriver(
         return status;
     }
 
-    /// <summary>Takes the end check of a session out of the previous driver's schedule (see <see cref="ISessionTrackingDriver.ClaimEndCheckAsync"/>).</summary>
-    public async ValueTask<bool> ClaimPreviousEndCheckAsync(string sessionId, CancellationToken cancellationToken) =>
-        _previousTracking is { } tracking && await tracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false);
+    /// <summary>
+    /// Takes the end check of a session out of the previous driver's schedule (see <see cref="ISessionTrackingDriver.ClaimEndCheckAsync"/>).
+    /// A read-only previous storage has none to take: nobody can take its end checks, and its sessions' ends are
+    /// reported by the new driver, which tracks them from their move on.
+    /// </summary>
+    public async ValueTask<bool> ClaimPreviousEndCheckAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        var claimed = false;
+        if (_previousTracking is { } tracking)
+        {
+            await UnlessReadOnlyAsync(async () => claimed = await tracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
+        }
+
+        return claimed;
+    }
 
     public async ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken)
     {

@@ -99,6 +99,24 @@ public sealed class MigrationFaultTests : IDisposable
         Assert.Equal(files, FilesOf(old));
     }
 
+    /// <summary>
+    /// A log-out looks for the session's end check in the previous driver when the new one has none (a second log-out,
+    /// a session locked there): on a read-only previous disk there is none to take, instead of a failed log-out.
+    /// </summary>
+    [Fact]
+    public async Task ClaimPreviousEndCheckAsync_PreviousDiskReadOnly_ClaimsNothing()
+    {
+        using var disk = SmallDisk.Mount(kilobytes: 1024);
+        var previous = FileSystem(Path.Combine(disk.Path, "sessions"));
+        var key = await CreateAsync(previous);
+        await previous.ScheduleEndCheckAsync(key.Id, _time.GetUtcNow() + Idle, CancellationToken.None);
+        disk.SetReadOnly(true);
+        var migrating = Migrating(FileSystem(Path.Combine(_root, "current")), previous);
+
+        Assert.False(await migrating.ClaimPreviousEndCheckAsync(key.Id, CancellationToken.None));
+        Assert.False(await migrating.ClaimPreviousEndCheckAsync(SessionKey.New().Id, CancellationToken.None));
+    }
+
     public void Dispose()
     {
         _faults.ForEach(f => f.Dispose());

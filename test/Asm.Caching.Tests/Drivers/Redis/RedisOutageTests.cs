@@ -4,6 +4,7 @@ using Asm.Caching.Caching;
 using Asm.Caching.Drivers.Redis;
 using Asm.Caching.Sessions;
 using Asm.Testing.Redis;
+using Asm.Testing.Waiting;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
 using StackExchange.Redis;
@@ -464,16 +465,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
             await _server.ExecuteAsync("CLIENT", "UNPAUSE");
         }
 
-        var next = _drivers.Create(_clock);
-        var watch = Stopwatch.StartNew();
-        SessionLoadResult loaded;
-        while ((loaded = await SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease))).Status == SessionLoadStatus.LockBusy
-            && watch.Elapsed < PromptBound)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after Redis woke.");
+        await WaitUntilTheLockIsFreeAsync(_drivers.Create(_clock), key, lease, PromptBound, "after Redis woke");
     }
 
     [Fact]
@@ -490,17 +482,8 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
         await Assert.ThrowsAsync<RedisDriverException>(() => driver.ReleaseLockAsync(key.Id, held, CancellationToken.None).AsTask());
         await _server.StartAsync();
 
-        var next = _drivers.Create(_clock);
-        var watch = Stopwatch.StartNew();
-        SessionLoadResult loaded;
-        while ((loaded = await EventuallyAsync(() => SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease)))).Status == SessionLoadStatus.LockBusy
-            && watch.Elapsed < RecoveryTimeout * 2)
-        {
-            resends.Advance(RedisGiveBacks.Interval);
-            await Task.Delay(50);
-        }
-
-        Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after Redis came back.");
+        await WaitUntilTheLockIsFreeAsync(
+            _drivers.Create(_clock), key, lease, RecoveryTimeout * 2, "after Redis came back", eachTry: () => resends.Advance(RedisGiveBacks.Interval));
     }
 
     [Fact]
@@ -553,13 +536,7 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.Equal(SessionLoadStatus.Found, (await SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease))).Status);
         }
 
-        var stopped = Stopwatch.StartNew();
-        while (driver.GiveBacks.Draining && stopped.Elapsed < PromptBound)
-        {
-            await Task.Delay(20);
-        }
-
-        Assert.False(driver.GiveBacks.Draining);
+        await Eventually.HoldsAsync(() => Task.FromResult(!driver.GiveBacks.Draining), PromptBound, "the resend loop to end");
     }
 
     [Fact]
@@ -576,15 +553,15 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
 
         resends.Advance(lease - RedisGiveBacks.Interval);
         Assert.Equal(1, driver.GiveBacks.Count);
-        var watch = Stopwatch.StartNew();
-        while (driver.GiveBacks.Draining && watch.Elapsed < PromptBound)
-        {
-            resends.Advance(RedisGiveBacks.Interval);
-            await Task.Delay(20);
-        }
-
+        await Eventually.HoldsAsync(
+            () =>
+            {
+                resends.Advance(RedisGiveBacks.Interval);
+                return Task.FromResult(!driver.GiveBacks.Draining);
+            },
+            PromptBound,
+            "the resend loop to end");
         Assert.Equal(0, driver.GiveBacks.Count);
-        Assert.False(driver.GiveBacks.Draining);
     }
 
     [Fact]
@@ -607,17 +584,8 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
 
         // A driver that connects now finds the new master, which has the lock (replicated): it must be free long
         // before its 10 minutes.
-        var next = drivers.Create(_clock);
-        var watch = Stopwatch.StartNew();
-        SessionLoadResult loaded;
-        while ((loaded = await EventuallyAsync(() => SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease)))).Status == SessionLoadStatus.LockBusy
-            && watch.Elapsed < PromptBound)
-        {
-            await Task.Delay(50);
-        }
-
-        output.WriteLine($"The lock was free {watch.Elapsed.TotalMilliseconds:F0} ms after the release was refused.");
-        Assert.True(loaded.Status == SessionLoadStatus.Found, $"The lock was still held {watch.Elapsed} after the release was refused.");
+        var waited = await WaitUntilTheLockIsFreeAsync(drivers.Create(_clock), key, lease, PromptBound, "after the release was refused");
+        output.WriteLine($"The lock was free {waited.TotalMilliseconds:F0} ms after the release was refused.");
     }
 
     [Fact]
@@ -667,19 +635,15 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
     {
         static long Offset(string? info, string field) => info!.Split('\n').Select(l => l.Trim())
             .Where(l => l.StartsWith(field + ":", StringComparison.Ordinal)).Select(l => long.Parse(l[(field.Length + 1)..], CultureInfo.InvariantCulture)).FirstOrDefault(-1);
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            var target = Offset(await master.ExecuteTextAsync("INFO", "replication"), "master_repl_offset");
-            var info = await replica.ExecuteTextAsync("INFO", "replication");
-            if (info!.Contains("master_link_status:up", StringComparison.Ordinal) && Offset(info, "master_repl_offset") >= target)
+        await Eventually.HoldsAsync(
+            async () =>
             {
-                return;
-            }
-
-            Assert.True(deadline.Elapsed < RecoveryTimeout, "The replica did not catch up.");
-            await Task.Delay(20);
-        }
+                var target = Offset(await master.ExecuteTextAsync("INFO", "replication"), "master_repl_offset");
+                var info = await replica.ExecuteTextAsync("INFO", "replication");
+                return info!.Contains("master_link_status:up", StringComparison.Ordinal) && Offset(info, "master_repl_offset") >= target;
+            },
+            RecoveryTimeout,
+            "the replica to catch up");
     }
 
     private async Task AssertReleaseWakesWaiterAsync(SessionKey key)
@@ -748,6 +712,28 @@ public sealed class RedisOutageTests(ITestOutputHelper output) : IAsyncLifetime
                 return ValueTask.CompletedTask;
             }
         }
+    }
+
+    /// <summary>
+    /// Loads <paramref name="key"/> with a lease until its lock is free (a load that finds Redis still unavailable is
+    /// tried again), for at most <paramref name="within"/>; returns how long that took.
+    /// </summary>
+    private async Task<TimeSpan> WaitUntilTheLockIsFreeAsync(RedisDriver next, SessionKey key, TimeSpan lease, TimeSpan within, string after, Action? eachTry = null)
+    {
+        var watch = Stopwatch.StartNew();
+        SessionLoadResult? loaded = null;
+        await Eventually.HoldsAsync(
+            async () =>
+            {
+                eachTry?.Invoke();
+                loaded = await SessionSteps.LoadAsync(next, _clock, key, SessionLease.Create(lease));
+                return loaded.Status != SessionLoadStatus.LockBusy;
+            },
+            within,
+            "the lock to be free " + after,
+            ex => ex is RedisDriverException);
+        Assert.Equal(SessionLoadStatus.Found, loaded!.Status);
+        return watch.Elapsed;
     }
 
     /// <summary>Retries while the driver reports Redis unavailable: the client reconnects on its own heartbeat.</summary>

@@ -45,8 +45,9 @@ internal sealed partial class AsmSession
             if (final)
             {
                 // The request is over and its lease given back: the next request of this process may have the lock. A
-                // lease still held here was taken by an OnSessionCreated handler's write whose commit did not finish
-                // (the handler threw): it is given back too, not renewed for ever.
+                // lease still held here was not this commit's to write with (an OnSessionCreated handler's write whose
+                // commit did not finish, the handler threw; a load that held it as the hold closed, after this commit
+                // found the session not stored): it is given back too, not renewed for ever.
                 _lock.Close();
                 await _lock.ReleaseAsync().ConfigureAwait(false);
             }
@@ -56,7 +57,6 @@ internal sealed partial class AsmSession
     private async Task CommitOnceAsync(bool final, CancellationToken cancellationToken)
     {
         var writable = _state == SessionState.Loaded;
-        var lease = final ? _lock.Forget(keepTurn: true) : _lock.Lease;
         if (final)
         {
             _state = _state switch
@@ -65,15 +65,20 @@ internal sealed partial class AsmSession
                 SessionState.Unavailable => SessionState.Unavailable,
                 _ => SessionState.Ended,
             };
+
+            // In this order, before the lease is read: a load or escalation from a task the request did not await either
+            // held its lease before the hold closed (this commit releases it) or finds the hold closed, and the request
+            // ended, and gives the lease back (SessionLockHolder.HoldOrGiveBackAsync).
+            _lock.Close();
         }
 
         var hasValueWrites = writable && _values.HasValueChanges;
         var hasWrites = writable && _values.HasChanges;
         if (hasValueWrites && _values.StoredBytes() > _options.MaxSessionSize)
         {
-            if (final && lease is not null)
+            if (final && _lock.Forget(keepTurn: true) is { } held)
             {
-                await _storage.ReleaseLockAsync(_key.Id, lease, _lock, cancellationToken).ConfigureAwait(false);
+                await _storage.ReleaseLockAsync(_key.Id, held, _lock, cancellationToken).ConfigureAwait(false);
             }
 
             throw TooLarge();
@@ -97,12 +102,13 @@ internal sealed partial class AsmSession
             // What OnSessionCreated wrote (its handler runs once the session is stored) is written by this commit too,
             // under the lock if a write there escalated to it (LockOnWrite), which a final commit then releases.
             hasWrites = _values.HasChanges;
-            lease = final ? _lock.Forget(keepTurn: true) : _lock.Lease;
-            if (!hasWrites && (lease is null || !final))
+            if (!hasWrites && (_lock.Lease is null || !final))
             {
                 return;
             }
         }
+
+        var lease = final ? _lock.Forget(keepTurn: true) : _lock.Lease;
 
         using var activity = AsmSessionMetrics.ActivitySource.StartActivity(AsmSessionMetricNames.CommitActivity);
         try
@@ -275,7 +281,14 @@ internal sealed partial class AsmSession
         }
 
         var state = _state;
-        _state = writable && state == SessionState.Ended ? SessionState.Loaded : state;
+        var reopened = writable && state == SessionState.Ended;
+        if (reopened)
+        {
+            // The handler's write may take the lock (LockOnWrite): the hold is open for it, and this commit releases it.
+            _state = SessionState.Loaded;
+            _lock.Reopen();
+        }
+
         _context.Features.Set<ISessionFeature>(new SessionFeature { Session = this });
         try
         {
@@ -285,6 +298,10 @@ internal sealed partial class AsmSession
         {
             _context.Features.Set<ISessionFeature>(null);
             _state = state;
+            if (reopened)
+            {
+                _lock.Close();
+            }
         }
     }
 }

@@ -116,22 +116,15 @@ internal sealed partial class AsmSession
             }
 
             AsmSessionMetrics.SetOutcome(activity, AsmSessionMetrics.OutcomeOf(result.Status), error: result.Status == SessionLoadStatus.Corrupt);
-            if (_state == SessionState.EndedNotLoaded)
+            if (!await AdoptAsync(key, result, cancellationToken).ConfigureAwait(false))
             {
                 // The request ended while this load waited (a task the request did not await): what it found is read
-                // as after the request, with no check, event or cookie (the request's context is gone). A lease granted
-                // just before the end closed the hold goes straight back.
-                if (result.Lease is { } granted)
-                {
-                    await _lock.AbandonAsync(key.Id, granted).ConfigureAwait(false);
-                }
-
+                // as after the request, with no check, event or cookie (the request's context is gone).
                 AdoptAfterRequest(key, result);
                 _state = SessionState.Ended;
                 return;
             }
 
-            await AdoptAsync(key, result, cancellationToken).ConfigureAwait(false);
             if (stockKey is not null && result.Status == SessionLoadStatus.Zombie && _stored && result.CurrentSecret is { } current
                 && result.ZombieIsLatest && !_context.Response.HasStarted)
             {
@@ -176,26 +169,15 @@ internal sealed partial class AsmSession
     private async Task TakeWriteLockAsync(CancellationToken cancellationToken)
     {
         var result = await LoadLockedAsync(_key, cancellationToken).ConfigureAwait(false);
-        if (_state == SessionState.Ended)
+        if (!await HoldAsync(_key, result).ConfigureAwait(false))
         {
-            // The request ended while this waited (a task it did not await): a lease granted since goes straight back,
-            // and nothing is adopted or reported through the finished request, whose context may be gone.
-            if (result.Lease is { } granted)
-            {
-                await _lock.AbandonAsync(_key.Id, granted).ConfigureAwait(false);
-            }
-
-            EnsureWritable();
+            // The request ended while this waited (a task it did not await): nothing is adopted or reported through
+            // the finished request, whose context may be gone.
+            throw RequestEnded();
         }
 
-        if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && result.Lease is { } lease)
+        if (result.Status is SessionLoadStatus.Found or SessionLoadStatus.Zombie && result.Lease is not null)
         {
-            if (!await _lock.HoldOrGiveBackAsync(_key.Id, lease).ConfigureAwait(false))
-            {
-                // The request ended (its final commit closed the hold) after the check above: the lease went back.
-                EnsureWritable();
-            }
-
             _values.Reload(result.Values);
         }
         else if (_state == SessionState.ReadOnlyAfterLockWait)
@@ -209,12 +191,34 @@ internal sealed partial class AsmSession
         }
     }
 
-    private async Task AdoptAsync(SessionKey key, SessionLoadResult result, CancellationToken cancellationToken)
+    /// <summary>
+    /// Holds the lease a load was granted, if any; <see langword="false"/> when the request has ended meanwhile (a load
+    /// from a task the request did not await): a lease granted after the final commit closed the hold has gone back,
+    /// and one held before it is that commit's to release.
+    /// </summary>
+    private async ValueTask<bool> HoldAsync(SessionKey key, SessionLoadResult result)
     {
+        if (result.Lease is { } lease && !await _lock.HoldOrGiveBackAsync(key.Id, lease).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        // The final commit changes the state before it closes the hold: a hold taken just before it closed sees it too.
+        return _state is not (SessionState.Ended or SessionState.EndedNotLoaded);
+    }
+
+    /// <returns>Whether the session was adopted; <see langword="false"/> when the request ended while it loaded (see <see cref="HoldAsync"/>).</returns>
+    private async Task<bool> AdoptAsync(SessionKey key, SessionLoadResult result, CancellationToken cancellationToken)
+    {
+        if (!await HoldAsync(key, result).ConfigureAwait(false))
+        {
+            return false;
+        }
+
         if (result.Status is not (SessionLoadStatus.Found or SessionLoadStatus.Zombie))
         {
             await RejectPresentedKeyAsync(ToReason(result.Status), ReplacedWhileRunning(result)).ConfigureAwait(false);
-            return;
+            return true;
         }
 
         // A zombie request keeps the key it presented: it is never handed the current key.
@@ -222,10 +226,6 @@ internal sealed partial class AsmSession
         _stored = true;
         _userId = result.UserId;
         _values.Reset(result.Values);
-        if (result.Lease is { } lease)
-        {
-            await _lock.HoldOrGiveBackAsync(key.Id, lease).ConfigureAwait(false);
-        }
 
         // From here on event handlers may use the session: it must not load (and wait for its own lock) again.
         MarkLoaded();
@@ -236,7 +236,7 @@ internal sealed partial class AsmSession
             {
                 await _lock.ReleaseAsync().ConfigureAwait(false);
                 await RejectPresentedKeyAsync(InvalidSessionReason.ZombieProfileMismatch).ConfigureAwait(false);
-                return;
+                return true;
             }
 
             _servedByZombie = true;
@@ -255,7 +255,7 @@ internal sealed partial class AsmSession
             if (zombie.IsRejected)
             {
                 await StartAfreshAsync(deleteCookie: true).ConfigureAwait(false);
-                return;
+                return true;
             }
         }
 
@@ -278,6 +278,8 @@ internal sealed partial class AsmSession
         {
             _values.AddProfile(profile);
         }
+
+        return true;
     }
 
     /// <summary>

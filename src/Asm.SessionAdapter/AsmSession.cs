@@ -219,6 +219,10 @@ internal sealed partial class AsmSession : IAsmSession
         return true;
     }
 
+    private InvalidOperationException RequestEnded() => new(
+        $"The request of session {Hash} has ended (the session middleware made its final commit), so nothing " +
+        "written now would be stored. Write the session while the request runs; reading it is still allowed.");
+
     private void EnsureWritable()
     {
         switch (_state)
@@ -231,9 +235,7 @@ internal sealed partial class AsmSession : IAsmSession
                 throw new InvalidOperationException(
                     $"The lock lease of session {Hash} was lost (a commit was refused, or failed and gave it back): nothing more can be written in this request.");
             case SessionState.Ended or SessionState.EndedNotLoaded:
-                throw new InvalidOperationException(
-                    $"The request of session {Hash} has ended (the session middleware made its final commit), so nothing " +
-                    "written now would be stored. Write the session while the request runs; reading it is still allowed.");
+                throw RequestEnded();
         }
     }
 

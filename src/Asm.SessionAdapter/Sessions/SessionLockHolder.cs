@@ -41,8 +41,8 @@ internal sealed class SessionLockHolder(
 
     /// <summary>
     /// Loads session <paramref name="key"/> with a lease, waiting for the current holder to release it, up to
-    /// <see cref="AsmSessionOptions.LockWaitTimeout"/>. Does not hold the lease: <see cref="Hold"/> does, once the
-    /// session is adopted.
+    /// <see cref="AsmSessionOptions.LockWaitTimeout"/>. Does not hold the lease: the caller holds it, or gives it back
+    /// when the hold has closed meanwhile, with <see cref="HoldOrGiveBackAsync"/>.
     /// </summary>
     /// <returns>
     /// The load's result, or <see langword="null"/> when the wait timed out and
@@ -90,14 +90,6 @@ internal sealed class SessionLockHolder(
         {
             EndTurn();
             return result;
-        }
-
-        if (_closed)
-        {
-            // The request ended while this load waited (a load from a task the request did not await): a session of an
-            // ended request never holds a lock, so the lease goes straight back.
-            await AbandonAsync(key.Id, lease).ConfigureAwait(false);
-            return result with { Lease = null };
         }
 
         // As far as this process knows, the lease runs from the load that was granted it.
@@ -195,8 +187,8 @@ internal sealed class SessionLockHolder(
 
     /// <summary>Holds <paramref name="lease"/> on session <paramref name="sessionId"/>, renewing it every third of its duration.</summary>
     /// <returns>
-    /// <see langword="false"/> when the hold has closed (<see cref="Close"/>, the request's final commit, ran since the
-    /// lease was granted): the lease is not held, and the caller must give it back (<see cref="HoldOrGiveBackAsync"/>).
+    /// <see langword="false"/> when the hold has closed (<see cref="Close"/>, the start of the request's final commit,
+    /// ran since the lease was granted): the lease is not held, and the caller must give it back (<see cref="HoldOrGiveBackAsync"/>).
     /// </returns>
     public bool Hold(string sessionId, SessionLease lease)
     {
@@ -223,9 +215,13 @@ internal sealed class SessionLockHolder(
     /// <summary>
     /// Holds <paramref name="lease"/> (see <see cref="Hold"/>), or, when the request's final commit closed the hold after
     /// the lease was granted (a task the request did not await took the lock as it ended), gives it back at once: the
-    /// final commit has released what it held already, and nothing else would release this one before its lease ends.
+    /// final commit releases only what was held when it closed the hold, and nothing else would release this one
+    /// before its lease ends. The one place a granted lease is either held or given back.
     /// </summary>
-    /// <returns>Whether the lease is held.</returns>
+    /// <returns>
+    /// Whether the lease is held. <see langword="false"/> tells the caller that the request has ended: the final commit
+    /// changed the session's state before it closed the hold, under the same monitor, so the caller sees it ended.
+    /// </returns>
     public async ValueTask<bool> HoldOrGiveBackAsync(string sessionId, SessionLease lease)
     {
         if (Hold(sessionId, lease))
@@ -283,17 +279,25 @@ internal sealed class SessionLockHolder(
     void ILockReleaseObserver.ReleaseSent() => EndTurn();
 
     /// <summary>
-    /// Ends the request's hold for good (the middleware's final commit has given the lease back): the turn passes on,
-    /// and a load still waiting from a task the request did not await gives back whatever lease it gets.
+    /// Closes the hold for good, as the middleware's final commit starts, before it reads the lease it releases: a
+    /// lease granted from then on (to a load from a task the request did not await) is given back by whoever was
+    /// granted it (<see cref="HoldOrGiveBackAsync"/>). The turn is kept until the lease is given back
+    /// (<see cref="ReleaseAsync"/>).
     /// </summary>
-    public void Close()
+    public void Close() => SetClosed(true);
+
+    /// <summary>
+    /// Opens the closed hold again while an event handler of the final commit may write the session
+    /// (<c>OnSessionCreated</c>): a lease its write takes is held, and that commit releases it.
+    /// </summary>
+    public void Reopen() => SetClosed(false);
+
+    private void SetClosed(bool closed)
     {
         lock (this) // See Hold.
         {
-            _closed = true;
+            _closed = closed;
         }
-
-        EndTurn();
     }
 
     /// <summary>

@@ -112,7 +112,11 @@ internal static partial class Log
     public static partial void MoveLockNotReleased(ILogger logger, string session, Exception exception);
 
     [LoggerMessage(EventId = 53, Level = LogLevel.Warning,
-        Message = "Session {Session} was copied from a previous storage that is read-only; its previous copy is left there as it is, and only the new one is served from now on.")]
+        Message = "The previous storage is read-only: its sessions are copied as they stand and their previous copies are left there as they are; only the new copies are served from now on.")]
+    public static partial void PreviousStorageReadOnly(ILogger logger);
+
+    [LoggerMessage(EventId = 56, Level = LogLevel.Debug,
+        Message = "Session {Session} was copied from a previous storage that is read-only; its previous copy is left there as it is.")]
     public static partial void PreviousCopyLeftReadOnly(ILogger logger, string session);
 
     [LoggerMessage(EventId = 54, Level = LogLevel.Warning,

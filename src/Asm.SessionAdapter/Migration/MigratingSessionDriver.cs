@@ -45,6 +45,9 @@ internal sealed class MigratingSessionDriver(
     /// <summary>Set once a move found the previous driver to be the new driver's own storage (see <see cref="MoveAsync"/>).</summary>
     private volatile bool _previousIsCurrent;
 
+    /// <summary>1 once a move found the previous storage read-only and said so, which it does once (see <see cref="CopyFromReadOnlyAsync"/>).</summary>
+    private int _readOnlyReported;
+
     public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
     {
         var result = await current.LoadAsync(request, cancellationToken).ConfigureAwait(false);
@@ -191,6 +194,11 @@ internal sealed class MigratingSessionDriver(
         if (await _currentTransfer.ImportAsync(snapshot, now, cancellationToken).ConfigureAwait(false))
         {
             await TrackMovedAsync(snapshot, cancellationToken).ConfigureAwait(false);
+            if (Interlocked.Exchange(ref _readOnlyReported, 1) == 0)
+            {
+                Log.PreviousStorageReadOnly(logger);
+            }
+
             var hash = SessionKey.Hash(snapshot.SessionId);
             Log.PreviousCopyLeftReadOnly(logger, hash);
         }

@@ -100,6 +100,28 @@ public sealed class MigrationFaultTests : IDisposable
     }
 
     /// <summary>
+    /// Every session of a read-only previous disk is copied so: that the disk is read-only is said once, as a warning,
+    /// not once a session (a flood on a large store); each copy is a debug line.
+    /// </summary>
+    [Fact]
+    public async Task PreviousDiskReadOnly_ManySessionsMoved_TheWarningIsLoggedOnce()
+    {
+        using var disk = SmallDisk.Mount(kilobytes: 1024);
+        var previous = FileSystem(Path.Combine(disk.Path, "sessions"));
+        var keys = new[] { await CreateAsync(previous), await CreateAsync(previous), await CreateAsync(previous) };
+        disk.SetReadOnly(true);
+        var migrating = Migrating(FileSystem(Path.Combine(_root, "current")), previous);
+
+        foreach (var key in keys)
+        {
+            Assert.Equal(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None));
+        }
+
+        Assert.Single(_logs.GetSnapshot(), r => r.Id.Id == 53 && r.Level == LogLevel.Warning);
+        Assert.Equal(3, _logs.GetSnapshot().Count(r => r.Id.Id == 56 && r.Level == LogLevel.Debug));
+    }
+
+    /// <summary>
     /// A log-out looks for the session's end check in the previous driver when the new one has none (a second log-out,
     /// a session locked there): on a read-only previous disk there is none to take, instead of a failed log-out.
     /// </summary>

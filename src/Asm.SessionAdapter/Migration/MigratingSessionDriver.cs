@@ -392,7 +392,21 @@ internal sealed class MigratingSessionDriver(
     public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
     {
         await current.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken).ConfigureAwait(false);
-        await UnlessReadOnlyAsync(() => previous.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken)).ConfigureAwait(false);
+        try
+        {
+            await previous.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException ex) when (ReadOnlyFileSystem.IsCauseOf(ex))
+        {
+            // A previous copy on read-only storage cannot be ended: once the tombstone here is purged, the next use of
+            // the old cookie would move it again. The tombstone lasts until that copy has ended by itself.
+            if (_previousTracking is { } tracking
+                && await tracking.GetInfoAsync(sessionId, cancellationToken).ConfigureAwait(false) is { Destroyed: false } info
+                && info.EndsAt > tombstoneExpiresAt)
+            {
+                await current.DestroyAsync(sessionId, now, info.EndsAt, cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>

@@ -122,6 +122,37 @@ public sealed class MigrationFaultTests : IDisposable
     }
 
     /// <summary>
+    /// A session copied from a read-only previous disk is logged out on the new server, whose tombstone is shorter than
+    /// the previous copy's life (a migration that also shortened IdleTimeout): its old cookie must not move that copy
+    /// again once the tombstone would have been purged, while the copy is live there.
+    /// </summary>
+    [Fact]
+    public async Task PreviousDiskReadOnly_LoggedOutSession_IsNotMovedAgainWhileItsPreviousCopyLives()
+    {
+        using var disk = SmallDisk.Mount(kilobytes: 1024);
+        var previous = FileSystem(Path.Combine(disk.Path, "sessions"));
+        var key = await CreateAsync(previous);
+        disk.SetReadOnly(true);
+        var current = FileSystem(Path.Combine(_root, "current"));
+        var migrating = Migrating(current, previous);
+        Assert.Equal(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None));
+
+        // The new options' tombstone: max(IdleTimeout, ZombieLifetime), five minutes where the previous copy has twenty.
+        await migrating.DestroyAsync(key.Id, _time.GetUtcNow(), _time.GetUtcNow() + TimeSpan.FromMinutes(5), CancellationToken.None);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        await current.SweepAsync(_time.GetUtcNow(), CancellationToken.None);
+
+        Assert.Equal(SessionLoadStatus.Destroyed, (await migrating.LoadAsync(Request(key), CancellationToken.None)).Status);
+
+        // Once the previous copy has ended by itself, the tombstone may go: that copy is expired, never moved again.
+        _time.Advance(Idle);
+        await current.SweepAsync(_time.GetUtcNow(), CancellationToken.None);
+
+        Assert.NotEqual(SessionLoadStatus.Found, await migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None));
+        Assert.NotEqual(SessionLoadStatus.Found, (await migrating.LoadAsync(Request(key), CancellationToken.None)).Status);
+    }
+
+    /// <summary>
     /// A log-out looks for the session's end check in the previous driver when the new one has none (a second log-out,
     /// a session locked there): on a read-only previous disk there is none to take, instead of a failed log-out.
     /// </summary>

@@ -53,12 +53,12 @@ internal sealed class BackgroundSessionMover(
                     await foreach (var id in listing.ListSessionIdsAsync(stoppingToken).ConfigureAwait(false))
                     {
                         listed++;
-                        switch (await mover.MoveAsync(id, waitIfBusy: false, stoppingToken).ConfigureAwait(false))
+                        switch (await mover.TryMoveAsync(id, waitIfBusy: false, stoppingToken).ConfigureAwait(false))
                         {
-                            case SessionLoadStatus.Found:
+                            case { Moved: true }:
                                 moved++;
                                 break;
-                            case SessionLoadStatus.LockBusy:
+                            case { Status: SessionLoadStatus.LockBusy }:
                                 locked++;
                                 break;
                         }

@@ -89,24 +89,32 @@ internal sealed class MigratingSessionDriver(
     /// for a session found locked says so (<paramref name="waitIfBusy"/>), so that the previous driver queues it for
     /// the lock (see <see cref="ISessionTransferDriver.ExportAsync(string, SessionLease, DateTimeOffset, bool, CancellationToken)"/>).
     /// </summary>
-    public async ValueTask<SessionLoadStatus> MoveAsync(string sessionId, bool waitIfBusy, CancellationToken cancellationToken)
+    public async ValueTask<SessionLoadStatus> MoveAsync(string sessionId, bool waitIfBusy, CancellationToken cancellationToken) =>
+        (await TryMoveAsync(sessionId, waitIfBusy, cancellationToken).ConfigureAwait(false)).Status;
+
+    /// <summary>
+    /// As <see cref="MoveAsync"/>, and also whether this call stored the session in the new driver (<c>Moved</c>): a
+    /// session the new driver already held (moved by a request or another server) is <see cref="SessionLoadStatus.Found"/>
+    /// but not moved by this call.
+    /// </summary>
+    public async ValueTask<(SessionLoadStatus Status, bool Moved)> TryMoveAsync(string sessionId, bool waitIfBusy, CancellationToken cancellationToken)
     {
         if (_previousIsCurrent)
         {
             // One storage: a session the new driver does not hold, the previous one does not hold either.
-            return SessionLoadStatus.Unknown;
+            return (SessionLoadStatus.Unknown, false);
         }
 
         var now = time.GetUtcNow();
         var export = await _previousTransfer.ExportAsync(sessionId, SessionLease.Create(moveLease), now, waitIfBusy, cancellationToken).ConfigureAwait(false);
         if (export is { Status: SessionLoadStatus.Found, Snapshot: { } frozen, Lease: null })
         {
-            return await CopyFromReadOnlyAsync(frozen, now, cancellationToken).ConfigureAwait(false);
+            return (SessionLoadStatus.Found, await CopyFromReadOnlyAsync(frozen, now, cancellationToken).ConfigureAwait(false));
         }
 
         if (export is not { Status: SessionLoadStatus.Found, Snapshot: { } snapshot, Lease: { } lease })
         {
-            return export.Status;
+            return (export.Status, false);
         }
 
         try
@@ -123,7 +131,7 @@ internal sealed class MigratingSessionDriver(
                 }
 
                 await current.ReleaseLockAsync(sessionId, lease, cancellationToken).ConfigureAwait(false);
-                return SessionLoadStatus.Found;
+                return (SessionLoadStatus.Found, false);
             }
 
             var purgeAt = snapshot.PurgeAt > now ? snapshot.PurgeAt : now;
@@ -164,7 +172,7 @@ internal sealed class MigratingSessionDriver(
                 await TrackMovedAsync(snapshot, cancellationToken).ConfigureAwait(false);
             }
 
-            return SessionLoadStatus.Found;
+            return (SessionLoadStatus.Found, stored);
         }
         catch
         {
@@ -189,9 +197,11 @@ internal sealed class MigratingSessionDriver(
     /// so it is copied and left as it is; the new driver's copy is the one served from then on, since the previous
     /// driver is asked only for sessions the new one does not hold.
     /// </summary>
-    private async ValueTask<SessionLoadStatus> CopyFromReadOnlyAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <returns>Whether the copy was stored (the new driver did not hold the session yet).</returns>
+    private async ValueTask<bool> CopyFromReadOnlyAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        if (await _currentTransfer.ImportAsync(snapshot, now, cancellationToken).ConfigureAwait(false))
+        var stored = await _currentTransfer.ImportAsync(snapshot, now, cancellationToken).ConfigureAwait(false);
+        if (stored)
         {
             await TrackMovedAsync(snapshot, cancellationToken).ConfigureAwait(false);
             if (Interlocked.Exchange(ref _readOnlyReported, 1) == 0)
@@ -203,7 +213,7 @@ internal sealed class MigratingSessionDriver(
             Log.PreviousCopyLeftReadOnly(logger, hash);
         }
 
-        return SessionLoadStatus.Found;
+        return stored;
     }
 
     /// <summary>Tracks a session just stored in the new driver as its own (user index, end check), and reports the move.</summary>

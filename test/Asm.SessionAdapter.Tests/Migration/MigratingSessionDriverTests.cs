@@ -5,6 +5,8 @@ using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Migration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Asm.SessionAdapter.Tests.Migration;
@@ -119,18 +121,57 @@ public sealed class MigratingSessionDriverTests : IDisposable
         Assert.Equal([1], served.Values["a"]);
     }
 
+    /// <summary>
+    /// The background mover meets a session the new driver already holds (its previous copy left live by a move that
+    /// could not end it): that session's previous copy is ended, but it is not counted as moved, only the other one is.
+    /// </summary>
+    [Fact]
+    public async Task BackgroundMover_SessionTheNewDriverAlreadyHolds_IsNotCountedAsMoved()
+    {
+        var previous = new InMemoryDriver(TimeProvider.System);
+        var current = new InMemoryDriver(TimeProvider.System);
+        var held = await CreateAsync(previous, TimeProvider.System);
+        await CreateAsync(previous, TimeProvider.System);
+        var lease = SessionLease.Create(TimeSpan.FromSeconds(30));
+        var export = await previous.ExportAsync(held.Id, lease, TimeProvider.System.GetUtcNow(), CancellationToken.None);
+        Assert.True(await current.ImportAsync(export.Snapshot!, TimeProvider.System.GetUtcNow(), CancellationToken.None));
+        await previous.ReleaseLockAsync(held.Id, export.Lease!, CancellationToken.None);
+        using var application = new ServiceCollection().AddSingleton(TimeProvider.System).AddLogging().BuildServiceProvider();
+        await using var previousStorage = new PreviousSessionDriver(application, b =>
+        {
+            b.UseInMemoryDriver();
+            b.Services.AddSingleton(previous);
+        });
+        var logs = new FakeLogCollector();
+        var mover = new BackgroundSessionMover(
+            current,
+            previousStorage,
+            Options.Create(new AsmMigrationOptions { MoveInBackground = true, SessionsPerSecond = 1_000_000 }),
+            Options.Create(new AsmSessionOptions()),
+            TimeProvider.System,
+            new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()),
+            new FakeLogger<BackgroundSessionMover>(logs));
+
+        await mover.StartAsync(CancellationToken.None);
+        await mover.ExecuteTask!.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var pass = Assert.Single(logs.GetSnapshot(), r => r.Id.Id == 45);
+        Assert.Contains("2 records listed, 1 sessions moved, 0 locked", pass.Message, StringComparison.Ordinal);
+        Assert.Equal(SessionLoadStatus.Destroyed, (await previous.LoadAsync(new SessionLoadRequest { Key = held, Now = TimeProvider.System.GetUtcNow(), IdleTimeout = Idle }, CancellationToken.None)).Status);
+    }
+
     public void Dispose() => _metrics.Dispose();
 
     private MigratingSessionDriver Migrating(ISessionDriver current, ISessionDriver previous) =>
         new(current, previous, _time, new AsmSessionMetrics(_metrics.GetRequiredService<IMeterFactory>()), NullLogger.Instance, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
 
-    private async Task<SessionKey> CreateAsync(InMemoryDriver driver)
+    private async Task<SessionKey> CreateAsync(InMemoryDriver driver, TimeProvider? time = null)
     {
         var key = SessionKey.New();
         Assert.Equal(
             SessionCommitStatus.Committed,
             await driver.CommitAsync(
-                new SessionCommitRequest { SessionId = key.Id, Now = _time.GetUtcNow(), IdleTimeout = Idle, CreateWithSecret = key.Secret, Changes = new Dictionary<string, byte[]?> { ["a"] = [1] } },
+                new SessionCommitRequest { SessionId = key.Id, Now = (time ?? _time).GetUtcNow(), IdleTimeout = Idle, CreateWithSecret = key.Secret, Changes = new Dictionary<string, byte[]?> { ["a"] = [1] } },
                 CancellationToken.None));
         return key;
     }

@@ -2,8 +2,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text.RegularExpressions;
+using Asm.Caching.Drivers.FileSystem;
+using Asm.Caching.Sessions;
 using Asm.Testing.Cleanup;
 using Asm.Testing.Http;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace Asm.SessionAdapter.Tests.Failures;
 
@@ -53,6 +57,45 @@ public sealed partial class DurableFileSystemTests : IDisposable
         Assert.True(unflushed.Count == 0, "Not followed by an fsync of the directory holding it:\n" + string.Join('\n', unflushed));
     }
 
+    /// <summary>
+    /// A destroy whose tombstone ends at once (how a move takes back the copy it stored when it cannot end the previous
+    /// one) deletes the session file: the deletion is flushed in the directory, or after a power cut the copy taken back
+    /// could be there again, and the session usable through both drivers. Traced in this process.
+    /// </summary>
+    [Fact]
+    public async Task Durable_DestroyThatLeavesNoRecord_FlushesTheDeletionInTheDirectory()
+    {
+        var driver = new FileSystemDriver(
+            Options.Create(new FileSystemDriverOptions { Directory = Store, Durable = true }), TimeProvider.System, NullLogger<FileSystemDriver>.Instance);
+        var key = SessionKey.New();
+        var now = TimeProvider.System.GetUtcNow();
+        Assert.Equal(
+            SessionCommitStatus.Committed,
+            await driver.CommitAsync(
+                new SessionCommitRequest { SessionId = key.Id, Now = now, IdleTimeout = TimeSpan.FromMinutes(20), CreateWithSecret = key.Secret },
+                CancellationToken.None));
+        var file = driver.GetSessionFilePath(key.Id);
+        var trace = Path.Combine(_root, "strace.txt");
+        using (var strace = await AttachAsync(Environment.ProcessId, trace, "unlink,unlinkat"))
+        {
+            await driver.DestroyAsync(key.Id, now, now, CancellationToken.None);
+
+            // strace detaches on SIGINT, its record complete.
+            using (var stop = Process.Start("kill", ["-INT", strace.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await stop.WaitForExitAsync();
+            }
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await strace.WaitForExitAsync(timeout.Token);
+        }
+
+        Assert.False(File.Exists(file));
+        var calls = ReadCalls(trace);
+        var deleted = Assert.Single(calls, c => c.Name is "unlink" or "unlinkat" && c.Path == file && c.Result == 0);
+        Assert.True(FlushedAfter(calls, deleted), "The deletion of the session file was not followed by an fsync of its directory.");
+    }
+
     public void Dispose()
     {
         TestDirectories.Delete(_root);
@@ -70,14 +113,14 @@ public sealed partial class DurableFileSystemTests : IDisposable
     }
 
     /// <summary>Starts strace on every thread of <paramref name="pid"/>, and returns once all of them are traced.</summary>
-    private static async Task<Process> AttachAsync(int pid, string output)
+    private static async Task<Process> AttachAsync(int pid, string output, string? moreCalls = null)
     {
         var start = new ProcessStartInfo(Executables.Find("strace", "apt-get install -y strace"))
         {
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in (string[])["-f", "-qq", "-s", "4096", "-e", "trace=open,openat,fsync,rename,renameat,renameat2,mkdir,mkdirat",
+        foreach (var argument in (string[])["-f", "-qq", "-s", "4096", "-e", "trace=open,openat,fsync,rename,renameat,renameat2,mkdir,mkdirat" + (moreCalls is null ? "" : "," + moreCalls),
             "-o", output, "-p", pid.ToString(CultureInfo.InvariantCulture)])
         {
             start.ArgumentList.Add(argument);

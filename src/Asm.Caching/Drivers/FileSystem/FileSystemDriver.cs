@@ -256,8 +256,14 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         {
             if (purgeAt <= SessionRecord.Ms(now))
             {
-                // A tombstone that ends at once is no record (as the sweeper would find it): the file goes.
+                // A tombstone that ends at once is no record (as the sweeper would find it): the file goes, and when
+                // durable, its name with it (a move taken back must not come back after a power cut).
                 File.Delete(file.Path);
+                if (_durable)
+                {
+                    DirectorySync.Flush(Path.GetDirectoryName(file.Path)!);
+                }
+
                 _signals.Signal(sessionId);
                 return;
             }

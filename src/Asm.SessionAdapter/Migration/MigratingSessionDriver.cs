@@ -135,8 +135,6 @@ internal sealed class MigratingSessionDriver(
             }
 
             var purgeAt = snapshot.PurgeAt > now ? snapshot.PurgeAt : now;
-            using var ownTimeout = new CancellationTokenSource(ioTimeout, time);
-            var claimPrevious = _previousTracking;
             try
             {
                 await previous.DestroyAsync(sessionId, now, purgeAt, cancellationToken).ConfigureAwait(false);
@@ -145,33 +143,23 @@ internal sealed class MigratingSessionDriver(
             {
                 // A failed destroy may have been applied all the same (its answer lost, or the request's token cancelled
                 // after it was sent): the previous copy says which, read under a timeout of its own.
-                switch (await PreviousCopyIsLiveAsync(snapshot, now, ex, ownTimeout.Token).ConfigureAwait(false))
+                using var ownTimeout = new CancellationTokenSource(ioTimeout, time);
+                var live = await PreviousCopyIsLiveAsync(snapshot, now, ex, ownTimeout.Token).ConfigureAwait(false);
+                if (live is true)
                 {
-                    case true:
-                        // Still live: the copy stored here is taken back, or the session would live in both.
-                        await UndoImportAsync(sessionId, now, ex).ConfigureAwait(false);
-                        throw;
-                    case null:
-                        // Taking the new copy back could lose the session, had the previous one been ended; the
-                        // previous storage has just failed twice, so its end check is left where it is.
-                        claimPrevious = null;
-                        break;
+                    // Still live: the copy stored here is taken back, or the session would live in both.
+                    await UndoImportAsync(sessionId, now, ex).ConfigureAwait(false);
+                    throw;
                 }
 
-                // The move stands: what is left of it no longer depends on the request's token.
-                cancellationToken = ownTimeout.Token;
+                // The move stands (taking the new copy back could lose the session, had the previous one been ended),
+                // and what is left of it no longer depends on the request's token. A previous storage that has just
+                // failed twice (live is null) keeps its end check.
+                await FinishMoveAsync(snapshot, stored, claimPreviousEndCheck: live is false, ownTimeout.Token).ConfigureAwait(false);
+                return (SessionLoadStatus.Found, stored);
             }
 
-            if (claimPrevious is { } previousTracking)
-            {
-                await previousTracking.ClaimEndCheckAsync(sessionId, cancellationToken).ConfigureAwait(false);
-            }
-
-            if (stored)
-            {
-                await TrackMovedAsync(snapshot, cancellationToken).ConfigureAwait(false);
-            }
-
+            await FinishMoveAsync(snapshot, stored, claimPreviousEndCheck: true, cancellationToken).ConfigureAwait(false);
             return (SessionLoadStatus.Found, stored);
         }
         catch
@@ -188,6 +176,24 @@ internal sealed class MigratingSessionDriver(
             }
 
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Tracks a moved session where it now lives: its end check taken out of the previous driver's schedule (unless
+    /// <paramref name="claimPreviousEndCheck"/> is false), and, when this move <paramref name="stored"/> it, tracked in
+    /// the new driver (see <see cref="TrackMovedAsync"/>).
+    /// </summary>
+    private async ValueTask FinishMoveAsync(SessionSnapshot snapshot, bool stored, bool claimPreviousEndCheck, CancellationToken cancellationToken)
+    {
+        if (claimPreviousEndCheck && _previousTracking is { } previousTracking)
+        {
+            await previousTracking.ClaimEndCheckAsync(snapshot.SessionId, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (stored)
+        {
+            await TrackMovedAsync(snapshot, cancellationToken).ConfigureAwait(false);
         }
     }
 

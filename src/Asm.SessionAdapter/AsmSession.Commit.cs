@@ -11,7 +11,7 @@ namespace Asm.SessionAdapter;
 internal sealed partial class AsmSession
 {
     private InvalidOperationException TooLarge() => new(
-        $"Session {Hash} would hold more than AsmSessionOptions.MaxSessionSize ({_options.MaxSessionSize} bytes of values and their names); " +
+        $"Session {Hash} would hold more than AsmSessionOptions.MaxSessionSize ({Options.MaxSessionSize} bytes of values and their names); " +
         "nothing was written. Store less in the session, or raise MaxSessionSize.");
 
     /// <summary>
@@ -74,11 +74,11 @@ internal sealed partial class AsmSession
 
         var hasValueWrites = writable && _values.HasValueChanges;
         var hasWrites = writable && _values.HasChanges;
-        if (hasValueWrites && _values.StoredBytes() > _options.MaxSessionSize)
+        if (hasValueWrites && _values.StoredBytes() > Options.MaxSessionSize)
         {
             if (final && _lock.Forget(keepTurn: true) is { } held)
             {
-                await _storage.ReleaseLockAsync(_key.Id, held, _lock, cancellationToken).ConfigureAwait(false);
+                await Storage.ReleaseLockAsync(_key.Id, held, _lock, cancellationToken).ConfigureAwait(false);
             }
 
             throw TooLarge();
@@ -131,7 +131,7 @@ internal sealed partial class AsmSession
             // Also reached when loading failed half-way (an event handler threw): the lock must not outlive the request.
             if (lease is not null && final)
             {
-                await _storage.ReleaseLockAsync(_key.Id, lease, _lock, cancellationToken).ConfigureAwait(false);
+                await Storage.ReleaseLockAsync(_key.Id, lease, _lock, cancellationToken).ConfigureAwait(false);
                 return "released";
             }
 
@@ -142,7 +142,7 @@ internal sealed partial class AsmSession
         SessionCommitStatus status;
         try
         {
-            status = await _storage.CommitAsync(request, cancellationToken).ConfigureAwait(false);
+            status = await Storage.CommitAsync(request, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
         {
@@ -200,7 +200,7 @@ internal sealed partial class AsmSession
     {
         SessionId = _key.Id,
         Now = now,
-        IdleTimeout = _options.IdleTimeout,
+        IdleTimeout = Options.IdleTimeout,
         CreateWithSecret = createWithSecret,
         AbsoluteExpiresAt = absoluteExpiresAt,
         Lease = lease,
@@ -211,7 +211,7 @@ internal sealed partial class AsmSession
         Clear = clear,
         Changes = _values.Changes,
         AddProfiles = _values.NewProfiles,
-        MaxProfiles = _options.MaxProfiles,
+        MaxProfiles = Options.MaxProfiles,
     };
 
     private async Task CreateAsync(CancellationToken cancellationToken)
@@ -232,11 +232,11 @@ internal sealed partial class AsmSession
     private async ValueTask<string> CreateStoredAsync(CancellationToken cancellationToken)
     {
         var now = _services.Time.GetUtcNow();
-        var request = ChangeSetRequest(now, createWithSecret: _key.Secret, absoluteExpiresAt: now + _options.AbsoluteTimeout);
+        var request = ChangeSetRequest(now, createWithSecret: _key.Secret, absoluteExpiresAt: now + Options.AbsoluteTimeout);
         SessionCommitStatus status;
         try
         {
-            status = await _storage.CommitAsync(request, cancellationToken).ConfigureAwait(false);
+            status = await Storage.CommitAsync(request, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException)
         {
@@ -276,7 +276,7 @@ internal sealed partial class AsmSession
     {
         if (_context.Features.Get<ISessionFeature>() is not null)
         {
-            await raise(_options.Events, context).ConfigureAwait(false);
+            await raise(Options.Events, context).ConfigureAwait(false);
             return;
         }
 
@@ -292,7 +292,7 @@ internal sealed partial class AsmSession
         _context.Features.Set<ISessionFeature>(new SessionFeature { Session = this });
         try
         {
-            await raise(_options.Events, context).ConfigureAwait(false);
+            await raise(Options.Events, context).ConfigureAwait(false);
         }
         finally
         {

@@ -45,7 +45,7 @@ internal sealed partial class AsmSession
     {
         try
         {
-            return await _storage.RegenerateAsync(RegenerateRequest(newKey), cancellationToken).ConfigureAwait(false);
+            return await Storage.RegenerateAsync(RegenerateRequest(newKey), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or SessionStorageException && !cancellationToken.IsCancellationRequested)
         {
@@ -110,7 +110,7 @@ internal sealed partial class AsmSession
 
         // The session takes its new key as soon as the bind's own step is stored: a failure of the index steps after it
         // then leaves it usable by this browser (whose old key is a zombie), and a retry of the bind lists it.
-        var status = await _storage.RunAsync(
+        var status = await Storage.RunAsync(
             "binding", _key.Id, async ct => await _lifecycle.BindAsync(request, userId, () => Bound(newKey, userId), ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
         if (status != SessionCommitStatus.Committed)
         {
@@ -136,7 +136,7 @@ internal sealed partial class AsmSession
             Key = _key,
             NewSecret = newKey.Secret,
             Now = now,
-            ZombieExpiresAt = now + _options.ZombieLifetime,
+            ZombieExpiresAt = now + Options.ZombieLifetime,
             Profile = _profiles.Current,
         };
     }
@@ -166,7 +166,7 @@ internal sealed partial class AsmSession
         {
             var id = _key.Id;
             var userId = _userId;
-            await _storage.RunAsync(
+            await Storage.RunAsync(
                 "destroying", id, ct => new ValueTask(_lifecycle.EndAsync(id, userId, SessionEndReason.Destroyed, ct)), cancellationToken).ConfigureAwait(false);
         }
 

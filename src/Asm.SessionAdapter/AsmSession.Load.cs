@@ -78,7 +78,7 @@ internal sealed partial class AsmSession
             return;
         }
 
-        _mode = _context.GetEndpoint()?.Metadata.GetMetadata<ISessionLockMetadata>()?.Mode ?? _options.DefaultLockMode;
+        _mode = _context.GetEndpoint()?.Metadata.GetMetadata<ISessionLockMetadata>()?.Mode ?? Options.DefaultLockMode;
         if (!Enum.IsDefined(_mode))
         {
             // An ISessionLockMetadata of the app's own: an unknown mode would load and write without the lock.
@@ -244,7 +244,7 @@ internal sealed partial class AsmSession
             var zombie = new ZombieKeyContext(_context, Hash);
             try
             {
-                await LoadEventFlow.RaiseAsync(this, _options.Events.ZombieKeyAccessed, zombie).ConfigureAwait(false);
+                await LoadEventFlow.RaiseAsync(this, Options.Events.ZombieKeyAccessed, zombie).ConfigureAwait(false);
             }
             catch
             {
@@ -363,7 +363,7 @@ internal sealed partial class AsmSession
         }
 
         _telemetry.Invalid(reason);
-        await _options.Events.InvalidSessionAccessed(new InvalidSessionContext(_context, Hash, reason)).ConfigureAwait(false);
+        await Options.Events.InvalidSessionAccessed(new InvalidSessionContext(_context, Hash, reason)).ConfigureAwait(false);
     }
 
     private void StartNewSession()
@@ -409,8 +409,8 @@ internal sealed partial class AsmSession
     private async ValueTask<SessionLoadResult> ImportStockSessionAsync(string stockKey, SessionKey key, CancellationToken cancellationToken)
     {
         var profile = _profiles.Current;
-        var reason = await _storage.RunAsync(
-            "importing", key.Id, ct => _services.Importer!.ImportAsync(_services.Driver, _options, stockKey, key, profile, ct), cancellationToken).ConfigureAwait(false);
+        var reason = await Storage.RunAsync(
+            "importing", key.Id, ct => _services.Importer!.ImportAsync(_services.Driver, Options, stockKey, key, profile, ct), cancellationToken).ConfigureAwait(false);
 
         // No payload may mean that a parallel request imported it a moment ago: look once more.
         return reason == InvalidSessionReason.Corrupt
@@ -419,7 +419,7 @@ internal sealed partial class AsmSession
     }
 
     private ValueTask<SessionLoadResult> LoadUnlockedAsync(SessionKey key, CancellationToken cancellationToken) =>
-        _storage.LoadAsync(new SessionLoadRequest { Key = key, Now = _services.Time.GetUtcNow(), IdleTimeout = _options.IdleTimeout }, cancellationToken);
+        Storage.LoadAsync(new SessionLoadRequest { Key = key, Now = _services.Time.GetUtcNow(), IdleTimeout = Options.IdleTimeout }, cancellationToken);
 
     private static InvalidSessionReason ToReason(SessionLoadStatus status) => status switch
     {

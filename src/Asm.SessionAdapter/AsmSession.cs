@@ -28,11 +28,9 @@ namespace Asm.SessionAdapter;
 internal sealed partial class AsmSession : IAsmSession
 {
     private readonly AsmSessionServices _services;
-    private readonly AsmSessionOptions _options;
     private readonly HttpContext _context;
     private readonly string? _presentedKey;
     private readonly SessionLifecycle _lifecycle;
-    private readonly GuardedSessionDriver _storage;
     private readonly SessionTelemetry _telemetry;
     private readonly SessionChangeSet _values = new();
     private readonly SessionLockHolder _lock;
@@ -61,17 +59,21 @@ internal sealed partial class AsmSession : IAsmSession
     {
         _lifecycle = lifecycle;
         _services = services;
-        _options = services.Options;
         _context = context;
         _presentedKey = presentedKey;
         _arrivedAt = services.Time.GetUtcNow().ToUnixTimeMilliseconds();
-        _storage = services.Storage;
         _telemetry = new SessionTelemetry(services.Metrics, services.Logger);
-        _profiles = new SessionProfileCheck(_options, context, _telemetry);
-        _lock = new SessionLockHolder(_storage, _options, services.Time, _telemetry, services.LockQueue, services.RenewalTimers, _profiles);
+        _profiles = new SessionProfileCheck(Options, context, _telemetry);
+        _lock = new SessionLockHolder(Storage, Options, services.Time, _telemetry, services.LockQueue, services.RenewalTimers, _profiles);
         _cookie = new SessionCookieWriter(context, services.Cookie, static session => ((AsmSession)session)._key.Value, this);
         _cookie.RegisterEarly();
     }
+
+    /// <summary>The options, read through the shared services rather than kept per request.</summary>
+    private AsmSessionOptions Options => _services.Options;
+
+    /// <summary>Storage under the I/O timeout, read through the shared services rather than kept per request.</summary>
+    private GuardedSessionDriver Storage => _services.Storage;
 
     public bool IsAvailable
     {
@@ -135,7 +137,7 @@ internal sealed partial class AsmSession : IAsmSession
         ArgumentNullException.ThrowIfNull(value);
         SessionValueName.Validate(key, nameof(key));
 
-        if (PrepareWrite() && !_values.TrySet(key, value, _options.MaxSessionSize))
+        if (PrepareWrite() && !_values.TrySet(key, value, Options.MaxSessionSize))
         {
             throw TooLarge();
         }

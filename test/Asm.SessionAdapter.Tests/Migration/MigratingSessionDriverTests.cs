@@ -3,6 +3,7 @@ using Asm.Caching.Drivers.InMemory;
 using Asm.Caching.Sessions;
 using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Migration;
+using Asm.Testing.Drivers;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Testing;
@@ -185,7 +186,7 @@ public sealed class MigratingSessionDriverTests : IDisposable
     };
 
     /// <summary>A driver whose first load answers, then holds its answer until the test resumes it.</summary>
-    private sealed class PausingDriver(InMemoryDriver inner) : ISessionDriver, ISessionTransferDriver
+    private sealed class PausingDriver(InMemoryDriver inner) : ForwardingSessionDriver<InMemoryDriver>(inner)
     {
         private readonly TaskCompletionSource _paused = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly TaskCompletionSource _resume = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -195,9 +196,9 @@ public sealed class MigratingSessionDriverTests : IDisposable
 
         public void Resume() => _resume.SetResult();
 
-        public async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+        public override async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
         {
-            var result = await inner.LoadAsync(request, cancellationToken);
+            var result = await Inner.LoadAsync(request, cancellationToken);
             if (Interlocked.Increment(ref _loads) == 1)
             {
                 _paused.SetResult();
@@ -206,64 +207,29 @@ public sealed class MigratingSessionDriverTests : IDisposable
 
             return result;
         }
-
-        public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken) => inner.CommitAsync(request, cancellationToken);
-
-        public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
-            inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
-
-        public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) => inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
-
-        public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) => inner.RegenerateAsync(request, cancellationToken);
-
-        public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
-            inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
-
-        public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) => inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
-
-        public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
-            inner.ExportAsync(sessionId, lease, now, cancellationToken);
-
-        public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken) => inner.ImportAsync(snapshot, now, cancellationToken);
     }
+
     /// <summary>
     /// A previous driver whose destroy fails as a timed-out reply does, after ending the record or without ending it;
     /// and, if asked, whose loads fail from then on (the storage went down).
     /// </summary>
-    private sealed class FailingDestroyDriver(InMemoryDriver inner, bool appliesDestroy, bool loadFailsAfterDestroy = false) : ISessionDriver, ISessionTransferDriver
+    private sealed class FailingDestroyDriver(InMemoryDriver inner, bool appliesDestroy, bool loadFailsAfterDestroy = false)
+        : ForwardingSessionDriver<InMemoryDriver>(inner)
     {
         private volatile bool _destroyed;
 
-        public InMemoryDriver Inner => inner;
+        public override ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken) =>
+            _destroyed && loadFailsAfterDestroy ? throw new IOException("Injected: the storage is down.") : base.LoadAsync(request, cancellationToken);
 
-        public ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken) =>
-            _destroyed && loadFailsAfterDestroy ? throw new IOException("Injected: the storage is down.") : inner.LoadAsync(request, cancellationToken);
-
-        public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken) => inner.CommitAsync(request, cancellationToken);
-
-        public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
-            inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
-
-        public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) => inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
-
-        public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) => inner.RegenerateAsync(request, cancellationToken);
-
-        public async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
+        public override async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
         {
             if (appliesDestroy)
             {
-                await inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
+                await Inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
             }
 
             _destroyed = true;
             throw new OperationCanceledException("Injected: the destroy's reply timed out.");
         }
-
-        public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) => inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
-
-        public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
-            inner.ExportAsync(sessionId, lease, now, cancellationToken);
-
-        public ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken) => inner.ImportAsync(snapshot, now, cancellationToken);
     }
 }

@@ -5,6 +5,7 @@ using Asm.SessionAdapter.Diagnostics;
 using Asm.SessionAdapter.Migration;
 using Asm.SessionAdapter.Tests.Import;
 using Asm.Testing.Cleanup;
+using Asm.Testing.Drivers;
 using Asm.Testing.Faults;
 using Asm.Testing.Http;
 using Microsoft.AspNetCore.Builder;
@@ -221,32 +222,13 @@ public sealed class MigrationFaultTests : IDisposable
     private SessionLoadRequest Request(SessionKey key) => new() { Key = key, Now = _time.GetUtcNow(), IdleTimeout = Idle };
 
     /// <summary>The new driver, which runs <paramref name="fault"/> once its first import is stored.</summary>
-    private sealed class AfterImport(FileSystemDriver inner, Action fault) : ISessionDriver, ISessionTransferDriver
+    private sealed class AfterImport(FileSystemDriver inner, Action fault) : ForwardingSessionDriver<FileSystemDriver>(inner)
     {
         private int _imports;
 
-        public ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken) => inner.LoadAsync(request, cancellationToken);
-
-        public ValueTask<SessionCommitStatus> CommitAsync(SessionCommitRequest request, CancellationToken cancellationToken) => inner.CommitAsync(request, cancellationToken);
-
-        public ValueTask<bool> RenewLockAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
-            inner.RenewLockAsync(sessionId, lease, now, cancellationToken);
-
-        public ValueTask ReleaseLockAsync(string sessionId, SessionLease lease, CancellationToken cancellationToken) => inner.ReleaseLockAsync(sessionId, lease, cancellationToken);
-
-        public ValueTask<SessionCommitStatus> RegenerateAsync(SessionRegenerateRequest request, CancellationToken cancellationToken) => inner.RegenerateAsync(request, cancellationToken);
-
-        public ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken) =>
-            inner.DestroyAsync(sessionId, now, tombstoneExpiresAt, cancellationToken);
-
-        public Task WaitForReleaseAsync(string sessionId, TimeSpan maxWait, CancellationToken cancellationToken) => inner.WaitForReleaseAsync(sessionId, maxWait, cancellationToken);
-
-        public ValueTask<SessionExportResult> ExportAsync(string sessionId, SessionLease lease, DateTimeOffset now, CancellationToken cancellationToken) =>
-            inner.ExportAsync(sessionId, lease, now, cancellationToken);
-
-        public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
+        public override async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
         {
-            var stored = await inner.ImportAsync(snapshot, now, cancellationToken);
+            var stored = await Inner.ImportAsync(snapshot, now, cancellationToken);
             if (Interlocked.Increment(ref _imports) == 1)
             {
                 fault();

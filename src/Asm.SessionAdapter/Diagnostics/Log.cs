@@ -127,6 +127,10 @@ internal static partial class Log
         Message = "Session {Session} could not be ended in the previous driver, and whether it was could not be read there: its move stands, so that the session is not lost, and old servers may use its previous copy until a new server ends the session (a log-out there ends both copies).")]
     public static partial void MoveEndUnconfirmed(ILogger logger, string session, Exception exception);
 
+    [LoggerMessage(EventId = 57, Level = LogLevel.Warning,
+        Message = "Session {Session} was moved, but its end check could not be taken out of the previous driver's schedule; that driver may report its end too.")]
+    public static partial void PreviousEndCheckNotClaimed(ILogger logger, string session, Exception exception);
+
     [LoggerMessage(EventId = 50, Level = LogLevel.Warning, Message = "The storage is full: new session {Session} was refused and not stored.")]
     public static partial void CreateRefused(ILogger logger, string session);
 

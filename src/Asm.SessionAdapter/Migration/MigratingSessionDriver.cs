@@ -153,9 +153,11 @@ internal sealed class MigratingSessionDriver(
                 }
 
                 // The move stands (taking the new copy back could lose the session, had the previous one been ended),
-                // and what is left of it no longer depends on the request's token. A previous storage that has just
-                // failed twice (live is null) keeps its end check.
-                await FinishMoveAsync(snapshot, stored, claimPreviousEndCheck: live is false, ownTimeout.Token).ConfigureAwait(false);
+                // and what is left of it no longer depends on the request's token, nor on the read's timeout, which a
+                // previous storage that does not answer has used up. A previous storage that has just failed twice
+                // (live is null) keeps its end check; one that answered is asked for it, and may still fail.
+                using var finishing = new CancellationTokenSource(ioTimeout, time);
+                await FinishMoveAsync(snapshot, stored, claimPreviousEndCheck: live is false, finishing.Token, previousJustFailed: true).ConfigureAwait(false);
                 return (SessionLoadStatus.Found, stored);
             }
 
@@ -180,20 +182,30 @@ internal sealed class MigratingSessionDriver(
     }
 
     /// <summary>
-    /// Tracks a moved session where it now lives: its end check taken out of the previous driver's schedule (unless
-    /// <paramref name="claimPreviousEndCheck"/> is false), and, when this move <paramref name="stored"/> it, tracked in
-    /// the new driver (see <see cref="TrackMovedAsync"/>).
+    /// Tracks a moved session where it now lives: when this move <paramref name="stored"/> it, tracked in the new driver
+    /// (see <see cref="TrackMovedAsync"/>), first, since it is served from there; then its end check taken out of the
+    /// previous driver's schedule (unless <paramref name="claimPreviousEndCheck"/> is false). After the previous
+    /// storage <paramref name="previousJustFailed"/> to end the copy, that claim may fail too: it is logged (event 57)
+    /// rather than fail a move that stands.
     /// </summary>
-    private async ValueTask FinishMoveAsync(SessionSnapshot snapshot, bool stored, bool claimPreviousEndCheck, CancellationToken cancellationToken)
+    private async ValueTask FinishMoveAsync(
+        SessionSnapshot snapshot, bool stored, bool claimPreviousEndCheck, CancellationToken cancellationToken, bool previousJustFailed = false)
     {
-        if (claimPreviousEndCheck && _previousTracking is { } previousTracking)
-        {
-            await previousTracking.ClaimEndCheckAsync(snapshot.SessionId, cancellationToken).ConfigureAwait(false);
-        }
-
         if (stored)
         {
             await TrackMovedAsync(snapshot, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (claimPreviousEndCheck && _previousTracking is { } previousTracking)
+        {
+            try
+            {
+                await previousTracking.ClaimEndCheckAsync(snapshot.SessionId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (previousJustFailed)
+            {
+                Log.PreviousEndCheckNotClaimed(logger, SessionKey.Hash(snapshot.SessionId), ex);
+            }
         }
     }
 

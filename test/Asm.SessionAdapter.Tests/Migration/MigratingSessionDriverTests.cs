@@ -110,7 +110,7 @@ public sealed class MigratingSessionDriverTests : IDisposable
     [Fact]
     public async Task MoveAsync_EndOfThePreviousCopyFailsAndItCannotBeReadThen_KeepsTheNewCopy()
     {
-        var previous = new FailingDestroyDriver(new InMemoryDriver(_time), appliesDestroy: true, loadFailsAfterDestroy: true);
+        var previous = new FailingDestroyDriver(new InMemoryDriver(_time), appliesDestroy: true, LoadsAfterDestroy.Fail);
         var current = new InMemoryDriver(_time);
         var key = await CreateAsync(previous.Inner);
         var migrating = Migrating(current, previous);
@@ -120,6 +120,27 @@ public sealed class MigratingSessionDriverTests : IDisposable
         var served = await current.LoadAsync(Request(key, lease: false), CancellationToken.None);
         Assert.Equal(SessionLoadStatus.Found, served.Status);
         Assert.Equal([1], served.Values["a"]);
+    }
+
+    /// <summary>
+    /// Ending the previous copy fails and reading it back gets no answer until the read's own timeout: the move stands,
+    /// and what is left of it (tracking the new copy) gets a timeout of its own rather than the one the read used up.
+    /// </summary>
+    [Fact]
+    public async Task MoveAsync_EndOfThePreviousCopyFailsAndReadingItBackTimesOut_KeepsTheNewCopyTracked()
+    {
+        var previous = new FailingDestroyDriver(new InMemoryDriver(_time), appliesDestroy: true, LoadsAfterDestroy.Hang);
+        var current = new InMemoryDriver(_time);
+        var key = await CreateAsync(previous.Inner);
+        var migrating = Migrating(current, previous);
+
+        var move = migrating.MoveAsync(key.Id, waitIfBusy: false, CancellationToken.None).AsTask();
+        await previous.LoadHangs.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        _time.Advance(TimeSpan.FromSeconds(6));
+
+        Assert.Equal(SessionLoadStatus.Found, await move.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(SessionLoadStatus.Found, (await current.LoadAsync(Request(key, lease: false), CancellationToken.None)).Status);
+        Assert.Equal([key.Id], await current.ClaimDueEndChecksAsync(_time.GetUtcNow() + TimeSpan.FromDays(1), 10, CancellationToken.None));
     }
 
     /// <summary>
@@ -209,17 +230,44 @@ public sealed class MigratingSessionDriverTests : IDisposable
         }
     }
 
+    /// <summary>What the loads of a <see cref="FailingDestroyDriver"/> do once its destroy has failed.</summary>
+    private enum LoadsAfterDestroy
+    {
+        Answer,
+
+        /// <summary>They fail at once (the storage went down).</summary>
+        Fail,
+
+        /// <summary>They get no answer until their token is cancelled (the storage stopped answering).</summary>
+        Hang,
+    }
+
     /// <summary>
     /// A previous driver whose destroy fails as a timed-out reply does, after ending the record or without ending it;
-    /// and, if asked, whose loads fail from then on (the storage went down).
+    /// and, if asked, whose loads fail or hang from then on.
     /// </summary>
-    private sealed class FailingDestroyDriver(InMemoryDriver inner, bool appliesDestroy, bool loadFailsAfterDestroy = false)
+    private sealed class FailingDestroyDriver(InMemoryDriver inner, bool appliesDestroy, LoadsAfterDestroy loads = LoadsAfterDestroy.Answer)
         : ForwardingSessionDriver<InMemoryDriver>(inner)
     {
         private volatile bool _destroyed;
 
-        public override ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken) =>
-            _destroyed && loadFailsAfterDestroy ? throw new IOException("Injected: the storage is down.") : base.LoadAsync(request, cancellationToken);
+        /// <summary>Completes when a load hangs.</summary>
+        public TaskCompletionSource LoadHangs { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override async ValueTask<SessionLoadResult> LoadAsync(SessionLoadRequest request, CancellationToken cancellationToken)
+        {
+            switch (_destroyed ? loads : LoadsAfterDestroy.Answer)
+            {
+                case LoadsAfterDestroy.Fail:
+                    throw new IOException("Injected: the storage is down.");
+                case LoadsAfterDestroy.Hang:
+                    LoadHangs.TrySetResult();
+                    await Task.Delay(Timeout.Infinite, cancellationToken);
+                    break;
+            }
+
+            return await base.LoadAsync(request, cancellationToken);
+        }
 
         public override async ValueTask DestroyAsync(string sessionId, DateTimeOffset now, DateTimeOffset tombstoneExpiresAt, CancellationToken cancellationToken)
         {

@@ -286,36 +286,43 @@ internal sealed partial class FileSystemDriver : ISessionDriver, ISessionTransfe
         {
             using (await LockStripeAsync(file.Stripe, cancellationToken).ConfigureAwait(false))
             {
-                var (record, missing) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
-                if (record is null)
-                {
-                    return SessionExportResult.Of(missing);
-                }
-
-                var result = record.Export(sessionId, lease, SessionRecord.Ms(now));
-                if (result.Status == SessionLoadStatus.Found)
-                {
-                    await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
-                }
-
-                return result;
+                return await ExportFromAsync(file, sessionId, lease, now, locking: true, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (IOException ex) when (ReadOnlyFileSystem.IsCauseOf(ex))
         {
             // Nobody can lock, change or end a record on a read-only file system: it is handed over as it stands,
             // without a lease (see SessionExportResult.Lease), and the caller leaves it there.
-            var (record, missing) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
-            if (record is null)
-            {
-                return SessionExportResult.Of(missing);
-            }
-
-            var result = record.Export(sessionId, lease, SessionRecord.Ms(now));
-            return result.Status == SessionLoadStatus.Found
-                ? new SessionExportResult { Status = SessionLoadStatus.Found, Snapshot = result.Snapshot }
-                : result;
+            return await ExportFromAsync(file, sessionId, lease, now, locking: false, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Reads the session and exports it under <paramref name="lease"/>, which is written into its file when
+    /// <paramref name="locking"/>; otherwise the record is handed over without a lease.
+    /// </summary>
+    private async ValueTask<SessionExportResult> ExportFromAsync(
+        StoredFile file, string sessionId, SessionLease lease, DateTimeOffset now, bool locking, CancellationToken cancellationToken)
+    {
+        var (record, missing) = await ReadSessionAsync(file, sessionId, cancellationToken).ConfigureAwait(false);
+        if (record is null)
+        {
+            return SessionExportResult.Of(missing);
+        }
+
+        var result = record.Export(sessionId, lease, SessionRecord.Ms(now));
+        if (result.Status != SessionLoadStatus.Found)
+        {
+            return result;
+        }
+
+        if (!locking)
+        {
+            return new SessionExportResult { Status = result.Status, Snapshot = result.Snapshot };
+        }
+
+        await WriteSessionAsync(file, record, cancellationToken).ConfigureAwait(false);
+        return result;
     }
 
     public async ValueTask<bool> ImportAsync(SessionSnapshot snapshot, DateTimeOffset now, CancellationToken cancellationToken)
